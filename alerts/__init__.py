@@ -1,0 +1,1 @@
+"""Alert rules, pure evaluation over window aggregates, the alert state machine and delivery."""

@@ -1,0 +1,150 @@
+"""Saving and loading a trained classifier directory.
+
+A model directory holds:
+- ``moodwire-model.json`` — base encoder reference, fine-tuning method (and LoRA
+  settings), maximum length, both label maps, metrics and provenance;
+- ``weights.safetensors`` — the trained parameters: for LoRA the adapter,
+  LayerNorms and heads only (the base weights come from the base encoder at
+  load time); for full fine-tuning every parameter;
+- ``README.md`` — the model card (written by the training command).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from models.errors import ArtefactError
+from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from models.network import MultiTaskClassifier, resolve_base
+
+CONFIG_FILE = "moodwire-model.json"
+WEIGHTS_FILE = "weights.safetensors"
+FORMAT_VERSION = 1
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default"
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild the network around saved weights."""
+
+    base: str
+    finetune: str = "lora"  # "lora" | "full"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    max_length: int = 64
+    topic_labels: list[str] = field(default_factory=lambda: list(TOPIC_LABELS))
+    sentiment_labels: list[str] = field(default_factory=lambda: list(SENTIMENT_LABELS))
+    name: str = "moodwire-minilm"
+    version: str = "dev"
+    metrics: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict, where: str) -> "ModelSpec":
+        if data.get("format") != FORMAT_VERSION:
+            raise ArtefactError(f"{where}: unsupported model format {data.get('format')!r} (expected {FORMAT_VERSION})")
+        data = {k: v for k, v in data.items() if k != "format"}
+        try:
+            lora = LoraSettings(**data.pop("lora", {}))
+            return cls(lora=lora, **data)
+        except TypeError as exc:
+            raise ArtefactError(f"{where}: malformed model description ({exc})") from None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def build_network(spec: ModelSpec) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase]:
+    """Build the (untrained-head) network and tokenizer described by ``spec``."""
+    base_path = resolve_base(spec.base)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base_path)
+        encoder = AutoModel.from_pretrained(base_path, add_pooling_layer=False)
+    except OSError as exc:
+        raise ArtefactError(f"cannot load base encoder {spec.base!r} from {base_path}: {exc}") from None
+    hidden = AutoConfig.from_pretrained(base_path).hidden_size
+    if spec.finetune == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        encoder = get_peft_model(encoder, LoraConfig(
+            r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
+            target_modules=list(spec.lora.target_modules), bias="none"))
+        for name, param in encoder.named_parameters():
+            if "LayerNorm" in name:
+                param.requires_grad = True
+    elif spec.finetune != "full":
+        raise ArtefactError(f"unknown fine-tuning method {spec.finetune!r}; expected 'lora' or 'full'")
+    model = MultiTaskClassifier(encoder, hidden, len(spec.topic_labels), len(spec.sentiment_labels))
+    return model, tokenizer
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_model(model: MultiTaskClassifier, spec: ModelSpec, directory: str | Path,
+               card: str | None = None) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = trainable_state(model) if spec.finetune == "lora" else {
+        n: p.detach().contiguous() for n, p in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_FILE))
+    (directory / CONFIG_FILE).write_text(json.dumps(spec.to_json(), indent=2) + "\n", encoding="utf-8")
+    if card is not None:
+        (directory / "README.md").write_text(card, encoding="utf-8")
+    return directory
+
+
+def read_spec(directory: str | Path) -> ModelSpec:
+    directory = Path(directory)
+    config = directory / CONFIG_FILE
+    if not directory.is_dir():
+        raise ArtefactError(f"model directory {directory} does not exist (set MOODWIRE_MODEL or --model to a trained model)")
+    if not config.is_file():
+        raise ArtefactError(f"{directory} is not a Moodwire model: {CONFIG_FILE} is missing")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtefactError(f"{config} is not valid JSON ({exc})") from None
+    return ModelSpec.from_json(data, str(config))
+
+
+def load_model(directory: str | Path) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase, ModelSpec]:
+    """Load a saved model in eval mode; LoRA adapters are merged into the encoder."""
+    directory = Path(directory)
+    spec = read_spec(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ArtefactError(f"{directory}: {WEIGHTS_FILE} is missing")
+    model, tokenizer = build_network(spec)
+    state = load_file(str(weights))
+    result = model.load_state_dict(state, strict=spec.finetune == "full")
+    if result.unexpected_keys:
+        raise ArtefactError(f"{weights}: parameters that do not fit the network: {result.unexpected_keys[:5]}")
+    expected = set(trainable_state(model)) if spec.finetune == "lora" else set(model.state_dict())
+    missing = sorted(expected - set(state))
+    if missing:
+        raise ArtefactError(f"{weights}: parameters missing from the file: {missing[:5]}")
+    if spec.finetune == "lora":
+        model.encoder = model.encoder.merge_and_unload()
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad = False
+    return model, tokenizer, spec

@@ -1,0 +1,100 @@
+"""Loading labelled text files (CSV or JSONL with ``text`` and ``label`` columns)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from models.errors import DataError
+from models.labels import LabelMap
+
+_URL = re.compile(r"https?://\S+|www\.\S+")
+_SPACE = re.compile(r"\s+")
+_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'"}
+
+
+def clean_text(text: str) -> str:
+    """Normalise a headline for the model: drop links (shortened links carry no
+    meaning), unescape the common HTML entities, fold white space."""
+    text = _URL.sub(" ", text)
+    for entity, char in _ENTITIES.items():
+        text = text.replace(entity, char)
+    return _SPACE.sub(" ", text).strip()
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """Texts with label indices of one task, plus optional continuous scores."""
+
+    task: str
+    texts: list[str]
+    labels: list[int]
+    scores: list[float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, n: int) -> "LabelledSet":
+        return LabelledSet(self.task, self.texts[:n], self.labels[:n],
+                           None if self.scores is None else self.scores[:n])
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise DataError(f"data file {path} is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".jsonl", ".ndjson"):
+            rows = []
+            with path.open(encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if line.strip():
+                        try:
+                            rows.append(json.loads(line))
+                        except json.JSONDecodeError as exc:
+                            raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            return pd.DataFrame(rows)
+        if suffix in (".csv", ".tsv", ".txt"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",",
+                               dtype={"text": str}, keep_default_na=False)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path} is not valid CSV: {exc}") from None
+    raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv or .jsonl")
+
+
+def load_labelled(path: str | Path, label_map: LabelMap) -> LabelledSet:
+    """Read a labelled file and map its labels onto ``label_map``.
+
+    Raises DataError naming the file, the row and the problem for a missing
+    column, an unknown label, an empty text column or an empty file.
+    """
+    path = Path(path)
+    frame = _read_frame(path)
+    if frame.empty:
+        raise DataError(f"data file {path} has no rows")
+    for column in ("text", "label"):
+        if column not in frame.columns:
+            raise DataError(
+                f"data file {path} has no {column!r} column (columns: {', '.join(map(str, frame.columns))})")
+    texts: list[str] = []
+    labels: list[int] = []
+    for row, (text, label) in enumerate(zip(frame["text"], frame["label"]), start=2):
+        if label is None or (isinstance(label, float) and label != label) or str(label).strip() == "":
+            raise DataError(f"{path}: row {row} has an empty label")
+        labels.append(label_map.index(label, where=f"{path}: row {row}: "))
+        texts.append("" if text is None else str(text))
+    scores = None
+    if "score" in frame.columns:
+        try:
+            scores = [float(s) for s in frame["score"]]
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: the 'score' column must hold numbers") from None
+    return LabelledSet(label_map.task, texts, labels, scores)

@@ -1,0 +1,142 @@
+"""The batched inference engine the Kafka stages call: ``classify(texts) -> predictions``.
+
+- Texts are cleaned and tokenised once, sorted by length and cut into buckets,
+  each padded only to its own longest member; results come back in input order.
+- CPU: dynamic int8 quantisation of the Linear layers (the encoder's LoRA is
+  merged first), ``torch.inference_mode``.
+- GPU: fp16 weights, pinned host memory, non-blocking copies, and tokenisation of
+  the next chunk overlapping inference of the current one (a worker thread; the
+  Rust tokenizer releases the GIL).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.artefact import DEFAULT_MODEL_DIR, ModelSpec, load_model
+from models.batching import encode, length_sorted_batches, pad
+from models.errors import ModelError
+
+
+@dataclass(frozen=True)
+class Prediction:
+    topic: str
+    topic_confidence: float
+    sentiment: str
+    probs: dict[str, float]  # negative / neutral / positive
+    score: float  # p_positive - p_negative
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of every Linear layer (CPU only)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelError("MOODWIRE_DEVICE=cuda but no CUDA device is visible; use auto or cpu")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+class InferenceEngine:
+    """A loaded model ready to classify batches of texts. Thread-safe for one caller at a time."""
+
+    def __init__(self, model_dir: str | Path | None = None, device: str = "auto", int8: bool | None = None,
+                 batch_size: int | None = None, chunk_size: int | None = None) -> None:
+        self.model_dir = Path(model_dir or DEFAULT_MODEL_DIR)
+        model, self.tokenizer, self.spec = load_model(self.model_dir)
+        self.device = pick_device(device)
+        if self.device.type == "cuda":
+            model = model.half().to(self.device)
+            self.int8 = False
+        else:
+            self.int8 = True if int8 is None else int8
+            if self.int8:
+                model = quantize_int8(model)
+        self.model = model.eval()
+        self.batch_size = batch_size or (256 if self.device.type == "cuda" else 32)
+        self.chunk_size = chunk_size or self.batch_size * 8
+        self._neg = self.spec.sentiment_labels.index("negative")
+        self._pos = self.spec.sentiment_labels.index("positive")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
+        self._lock = threading.Lock()
+
+    @property
+    def spec_label(self) -> str:
+        return self.spec.label
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        return self.spec
+
+    def _tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        ids = encode(self.tokenizer, texts, self.spec.max_length)
+        batches = []
+        for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
+            input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
+            if self.device.type == "cuda":
+                input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
+            batches.append((batch, input_ids, mask))
+        return batches
+
+    @torch.inference_mode()
+    def _infer(self, prepared, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        topic = torch.empty((n, len(self.spec.topic_labels)))
+        sentiment = torch.empty((n, len(self.spec.sentiment_labels)))
+        for batch, input_ids, mask in prepared:
+            t_logits, s_logits = self.model(input_ids.to(self.device, non_blocking=True),
+                                            mask.to(self.device, non_blocking=True))
+            index = torch.tensor(batch)
+            topic[index] = t_logits.float().softmax(-1).cpu()
+            sentiment[index] = s_logits.float().softmax(-1).cpu()
+        return topic, sentiment
+
+    def _chunks(self, texts: Sequence[str]) -> Iterator[Sequence[str]]:
+        for start in range(0, len(texts), self.chunk_size):
+            yield texts[start : start + self.chunk_size]
+
+    def probabilities(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(topic probs, sentiment probs) for every text, in input order."""
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        if not texts:
+            return torch.empty((0, len(self.spec.topic_labels))), torch.empty((0, len(self.spec.sentiment_labels)))
+        with self._lock:
+            chunks = list(self._chunks(texts))
+            topics, sentiments = [], []
+            pending = self._pool.submit(self._tokenize, chunks[0])
+            for i, chunk in enumerate(chunks):
+                prepared = pending.result()
+                if i + 1 < len(chunks):  # tokenise the next chunk while this one runs
+                    pending = self._pool.submit(self._tokenize, chunks[i + 1])
+                t, s = self._infer(prepared, len(chunk))
+                topics.append(t)
+                sentiments.append(s)
+        return torch.cat(topics), torch.cat(sentiments)
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        topic, sentiment = self.probabilities(texts)
+        conf, best = topic.max(-1)
+        s_best = sentiment.argmax(-1)
+        names_t, names_s = self.spec.topic_labels, self.spec.sentiment_labels
+        out = []
+        for row in range(len(texts)):
+            probs = {name: float(sentiment[row, j]) for j, name in enumerate(names_s)}
+            out.append(Prediction(
+                topic=names_t[int(best[row])], topic_confidence=float(conf[row]),
+                sentiment=names_s[int(s_best[row])], probs=probs,
+                score=max(-1.0, min(1.0, float(sentiment[row, self._pos] - sentiment[row, self._neg])))))
+        return out
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)

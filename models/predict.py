@@ -1,0 +1,30 @@
+"""Plain batched prediction used by training-time validation and evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from models.batching import encode, length_sorted_batches, pad
+
+
+@torch.inference_mode()
+def predict_probs(model, tokenizer, texts: Sequence[str], max_length: int,
+                  batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities (topic, sentiment) for every text, in input order."""
+    ids = encode(tokenizer, texts, max_length)
+    topic = torch.zeros((len(texts), model.topic_head.out_features))
+    sentiment = torch.zeros((len(texts), model.sentiment_head.out_features))
+    for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+        input_ids, mask = pad([ids[i] for i in batch], tokenizer.pad_token_id)
+        t_logits, s_logits = model(input_ids, mask)
+        index = torch.tensor(batch)
+        topic[index] = t_logits.float().softmax(-1)
+        sentiment[index] = s_logits.float().softmax(-1)
+    return topic, sentiment
+
+
+def predict_labels(model, tokenizer, texts: Sequence[str], task: str, max_length: int) -> list[int]:
+    topic, sentiment = predict_probs(model, tokenizer, texts, max_length)
+    return (topic if task == "topic" else sentiment).argmax(-1).tolist()

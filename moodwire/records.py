@@ -1,0 +1,187 @@
+"""Wire records (JSON, UTF-8, times ISO-8601 in UTC) with strict decode/encode.
+
+``decode(RecordType, payload)`` raises :class:`RecordError` — and only that —
+for garbage, invalid UTF-8, oversize payloads, missing fields or wrong types.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError,
+                      field_validator, model_validator)
+
+from moodwire.errors import RecordError
+
+MAX_PAYLOAD_BYTES = 1_000_000
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp needs a time zone (use ISO-8601 with Z or an offset)")
+    # The wire keeps milliseconds; hold the same precision so encode/decode round-trips.
+    return value.astimezone(timezone.utc).replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def format_time(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+UtcTime = Annotated[datetime, AfterValidator(_to_utc), PlainSerializer(format_time, return_type=str)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Sentiment = Literal["negative", "neutral", "positive"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, str_max_length=200_000)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+def item_id(url: str | None, source: str, title: str) -> str:
+    """Hex SHA-256 of the canonical URL, or of source + title when there is no URL."""
+    basis = url if url else f"{source}\n{title}"
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()
+
+
+class NewsItem(Record):
+    """``news.raw``: one normalised news item."""
+
+    id: str = Field(pattern=r"^[0-9a-f]{64}$")
+    url: str | None = Field(default=None, max_length=4096)
+    source: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=2000)
+    body: str | None = None
+    published_at: UtcTime
+    fetched_at: UtcTime
+    lang: str | None = Field(default=None, max_length=16)
+    published_estimated: bool = False  # publish time missing at the source; fetch time used
+
+
+class ScoredNews(NewsItem):
+    """``news.scored``: a news item with its topic and sentiment."""
+
+    topic: str = Field(min_length=1)
+    topic_confidence: Probability
+    sentiment: Sentiment
+    probs: dict[Sentiment, Probability]
+    score: float = Field(ge=-1.0, le=1.0, allow_inf_nan=False)
+    model: str = Field(min_length=1)
+    classified_at: UtcTime
+
+    @field_validator("probs")
+    @classmethod
+    def _complete(cls, probs: dict[str, float]) -> dict[str, float]:
+        if set(probs) != {"negative", "neutral", "positive"}:
+            raise ValueError("probs needs exactly negative, neutral and positive")
+        if not math.isclose(sum(probs.values()), 1.0, abs_tol=1e-3):
+            raise ValueError(f"probs sum to {sum(probs.values()):.4f}, not 1")
+        return probs
+
+
+class TopicWindow(Record):
+    """``sentiment.windows``: the aggregate of one topic over one window."""
+
+    topic: str = Field(min_length=1)
+    window: str = Field(pattern=r"^\d+[smhd]$")
+    start: UtcTime
+    end: UtcTime
+    count: int = Field(ge=0)
+    mean_score: float = Field(ge=-1.0, le=1.0, allow_inf_nan=False)
+    sum_sq: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    negative_share: Probability
+    neutral_share: Probability = 0.0
+    positive_share: Probability
+    late_count: int = Field(default=0, ge=0)
+    most_negative: list[str] = Field(default_factory=list)
+    most_positive: list[str] = Field(default_factory=list)
+    final: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TopicWindow":
+        if self.end <= self.start:
+            raise ValueError("window end must be after its start")
+        return self
+
+
+class Evidence(Record):
+    id: str
+    title: str
+    url: str | None = None
+    score: float = Field(ge=-1.0, le=1.0, allow_inf_nan=False)
+    published_at: UtcTime
+
+
+class AlertEvent(Record):
+    """``alerts``: one transition of one alert (rule on topic) to firing or resolved."""
+
+    fingerprint: str = Field(min_length=1)
+    rule: str = Field(min_length=1)
+    topic: str = Field(min_length=1)
+    status: Literal["firing", "resolved"]
+    value: float = Field(allow_inf_nan=False)
+    threshold: float = Field(allow_inf_nan=False)
+    window: str
+    starts_at: UtcTime
+    ends_at: UtcTime | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    seq: int = Field(ge=1)
+    severity: str = "warning"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class DeadLetter(Record):
+    """``news.deadletter``: a message a stage could not decode or process."""
+
+    stage: str
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    error: str
+    payload_b64: str
+    at: UtcTime
+
+    @classmethod
+    def of(cls, stage: str, topic: str, partition: int | None, offset: int | None, error: str,
+           payload: bytes | None) -> "DeadLetter":
+        return cls(stage=stage, topic=topic, partition=partition, offset=offset, error=error[:2000],
+                   payload_b64=base64.b64encode(payload or b"").decode("ascii"),
+                   at=datetime.now(timezone.utc))
+
+
+R = TypeVar("R", bound=Record)
+
+
+def decode(record_type: type[R], payload: bytes | bytearray | memoryview | str | None) -> R:
+    """Decode and validate one JSON payload; any problem raises RecordError."""
+    name = record_type.__name__
+    if payload is None:
+        raise RecordError(f"{name}: empty message (no value)")
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8", errors="surrogatepass")
+    size = len(payload)
+    if size > MAX_PAYLOAD_BYTES:
+        raise RecordError(f"{name}: payload of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    try:
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{name}: payload is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise RecordError(f"{name}: payload is not JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{name}: payload must be a JSON object, got {type(data).__name__}")
+    try:
+        return record_type.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<record>'}: {e['msg']}" for e in exc.errors()[:5])
+        raise RecordError(f"{name}: {problems}") from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise RecordError(f"{name}: {exc}") from None

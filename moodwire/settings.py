@@ -1,0 +1,121 @@
+"""The one settings object, read once per entry point and passed down.
+
+Sources, later ones winning: defaults → YAML file (``MOODWIRE_CONFIG`` or
+``--config``) → environment variables with prefix ``MOODWIRE_``. Every field
+below is settable as ``MOODWIRE_<FIELD>`` (upper case) or as ``field:`` in YAML.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from moodwire.errors import SettingsError
+
+ENV_PREFIX = "MOODWIRE_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # Kafka
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="bootstrap servers, host:port[,host:port]")
+    kafka_partitions: int = Field(4, ge=1, le=1024, description="partitions of every Moodwire topic")
+    kafka_replication: int = Field(1, ge=1, le=16, description="replication factor of every Moodwire topic")
+    kafka_session_timeout_ms: int = Field(10_000, ge=1_000)
+    kafka_heartbeat_interval_ms: int = Field(1_000, ge=100)
+    kafka_fetch_max_wait_ms: int = Field(50, ge=0, le=10_000)
+    # Storage and files
+    home: Path = Field(Path("var"), description="folder for local state (SQLite store, caches)")
+    store_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/moodwire.db")
+    data_dir: Path = Field(Path("../shared/data"), description="folder holding tfns/ and tfnt/")
+    # Classifier
+    model: str | None = Field(None, description="trained model directory; default: the committed model")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_batch: int = Field(64, ge=1, le=4096)
+    max_wait_ms: int = Field(50, ge=0, le=60_000)
+    # Alerts
+    alert_rules: Path | None = Field(None, description="YAML file of alert rules")
+    # Observability
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port (0 = off)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def store(self) -> str:
+        return self.store_url or f"sqlite:///{self.home / 'moodwire.db'}"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {path} does not exist (from MOODWIRE_CONFIG or --config)") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"settings file {path} must hold a mapping of setting: value")
+    return data
+
+
+def load_settings(config_file: str | Path | None = None, environ: dict[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Read the settings once: YAML file, then environment, then explicit overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    config_file = config_file or environ.pop(f"{ENV_PREFIX}CONFIG", None)
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    if config_file:
+        for key, value in _read_yaml(Path(config_file)).items():
+            values[str(key)] = value
+            origin[str(key)] = f"{key!r} in {config_file}"
+    known = set(Settings.model_fields)
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and name != f"{ENV_PREFIX}CONFIG":
+            key = name[len(ENV_PREFIX):].lower()
+            if key not in known:
+                raise SettingsError(f"unknown setting {name}; known settings: "
+                                    + ", ".join(ENV_PREFIX + k.upper() for k in sorted(known)))
+            values[key] = value
+            origin[key] = name
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key in overrides:
+        origin.setdefault(key, f"option --{key.replace('_', '-')}")
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else "?"
+            where = origin.get(key, f"{ENV_PREFIX}{key.upper()}")
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown setting {where}")
+            else:
+                problems.append(f"{where}={err.get('input')!r}: {err['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

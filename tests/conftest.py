@@ -1,0 +1,98 @@
+"""Shared fixtures: real Kafka brokers chosen by ``--broker=embedded|kafka|both``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--broker", choices=["embedded", "kafka", "both"], default="embedded",
+                     help="which real broker(s) the integration tests run against")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "kafka" in metafunc.fixturenames:
+        choice = metafunc.config.getoption("--broker")
+        brokers = ["embedded", "kafka"] if choice == "both" else [choice]
+        metafunc.parametrize("kafka", brokers, indirect=True, scope="session")
+
+
+class _ApacheKafka:
+    """scripts/kafka-local run, in a temporary data directory, on a free port."""
+
+    def __init__(self, data: Path) -> None:
+        from moodwire.broker import free_port
+
+        self.port = free_port()
+        self.data = data
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [str(ROOT / "scripts" / "kafka-local"), "run", "--port", str(self.port), "--data", str(data)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+            if line.startswith("READY"):
+                self.ready.set()
+
+    def wait(self, timeout_s: float = 180) -> str:
+        deadline = time.monotonic() + timeout_s
+        while not self.ready.wait(0.2):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("Apache Kafka did not start:\n" + "\n".join(self.lines[-30:]))
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The bootstrap address of a running real broker with the Moodwire topics created."""
+    from moodwire.broker import embedded_broker
+    from moodwire.topics import create_topics
+
+    if request.param == "embedded":
+        with embedded_broker(partitions=4) as broker:
+            yield broker.bootstrap
+        return
+    if shutil.which("java") is None or shutil.which("mvn") is None:
+        pytest.fail("--broker=kafka needs Java 17+ and Maven (see .ci/run)")
+    broker = _ApacheKafka(tmp_path_factory.mktemp("apache-kafka"))
+    try:
+        bootstrap = broker.wait()
+        create_topics(bootstrap, 4, 1)
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic and group names, so tests sharing a broker never collide."""
+    return uuid.uuid4().hex[:10]

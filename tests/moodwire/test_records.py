@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from moodwire.errors import RecordError
+from moodwire.records import (AlertEvent, DeadLetter, NewsItem, ScoredNews, TopicWindow, decode,
+                              item_id)
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+
+
+def news(**over) -> NewsItem:
+    base = dict(id=item_id("https://ex.com/a", "ex", "t"), url="https://ex.com/a", source="ex",
+                title="Bank shares slide", body=None, published_at=NOW, fetched_at=NOW, lang="en")
+    base.update(over)
+    return NewsItem(**base)
+
+
+def scored(**over) -> ScoredNews:
+    base = news().model_dump()
+    base.update(topic="Financials", topic_confidence=0.9, sentiment="negative",
+                probs={"negative": 0.7, "neutral": 0.2, "positive": 0.1}, score=-0.6,
+                model="moodwire-minilm@1", classified_at=NOW)
+    base.update(over)
+    return ScoredNews(**base)
+
+
+def test_item_id_is_sha256_of_url_or_source_and_title():
+    assert item_id("https://a/b", "s", "t") == item_id("https://a/b", "other", "other")
+    assert item_id(None, "s", "t") != item_id(None, "s", "u")
+    assert len(item_id(None, "s", "t")) == 64
+
+
+@pytest.mark.parametrize("record", [
+    news(), scored(),
+    TopicWindow(topic="Macro", window="5m", start=NOW, end=NOW.replace(minute=5), count=3, mean_score=-0.2,
+                sum_sq=0.5, negative_share=0.5, neutral_share=0.25, positive_share=0.25),
+    AlertEvent(fingerprint="f", rule="r", topic="Macro", status="firing", value=-0.5, threshold=-0.3,
+               window="1h", starts_at=NOW, seq=1),
+    DeadLetter.of("classify", "news.raw", 0, 12, "bad", b"\xff\x00"),
+])
+def test_encode_decode_roundtrip(record):
+    assert decode(type(record), record.encode()) == record
+
+
+def test_times_are_utc_iso_with_z():
+    item = news(published_at=datetime.fromisoformat("2026-11-28T13:00:00+01:00"))
+    data = json.loads(item.encode())
+    assert data["published_at"] == "2026-11-28T12:00:00.000Z"
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    (b"not json", "not JSON"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b"\xff\xfe\x00garbage", "not UTF-8"),
+    (None, "empty message"),
+    (b"{}", "id: Field required"),
+    (json.dumps({**json.loads(news().encode()), "published_at": "yesterday"}).encode(), "published_at"),
+    (json.dumps({**json.loads(news().encode()), "published_at": "2026-11-28T12:00:00"}).encode(), "time zone"),
+    (json.dumps({**json.loads(news().encode()), "title": 42}).encode(), "title"),
+    (json.dumps({**json.loads(news().encode()), "extra": 1}).encode(), "extra: Extra inputs are not permitted"),
+    (json.dumps({**json.loads(news().encode()), "id": "XYZ"}).encode(), "id: String should match pattern"),
+    (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
+])
+def test_bad_payloads_raise_record_error(payload, fragment):
+    with pytest.raises(RecordError) as err:
+        decode(NewsItem, payload)
+    assert fragment in str(err.value)
+
+
+def test_ten_megabyte_payload_is_refused_without_parsing():
+    payload = b'{"title": "' + b"x" * 10_000_000 + b'"}'
+    with pytest.raises(RecordError, match="exceeds the 1000000-byte limit"):
+        decode(NewsItem, payload)
+
+
+def test_scored_news_checks_probabilities():
+    good = json.loads(scored().encode())
+    for bad, fragment in [({"negative": 0.9, "neutral": 0.9, "positive": 0.1}, "sum to"),
+                          ({"negative": 1.0}, "exactly negative, neutral and positive")]:
+        with pytest.raises(RecordError, match=fragment):
+            decode(ScoredNews, json.dumps({**good, "probs": bad}))
+    with pytest.raises(RecordError, match="score"):
+        decode(ScoredNews, json.dumps({**good, "score": 1.5}))
+    with pytest.raises(RecordError, match="sentiment"):
+        decode(ScoredNews, json.dumps({**good, "sentiment": "bullish"}))
+
+
+def test_window_end_after_start():
+    with pytest.raises(RecordError, match="end must be after its start"):
+        decode(TopicWindow, json.dumps({"topic": "M", "window": "5m", "start": "2026-01-01T00:05:00Z",
+                                        "end": "2026-01-01T00:00:00Z", "count": 0, "mean_score": 0,
+                                        "negative_share": 0, "positive_share": 0}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_never_escape_as_other_errors(payload):
+    try:
+        decode(ScoredNews, payload)
+    except RecordError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+                    max_leaves=30))
+def test_arbitrary_json_values_never_escape_as_other_errors(value):
+    try:
+        decode(AlertEvent, json.dumps(value))
+    except RecordError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(title=st.text(min_size=1, max_size=300).filter(lambda t: t.strip() != "" or True),
+       source=st.text(min_size=1, max_size=50))
+def test_any_unicode_title_roundtrips(title, source):
+    item = news(title=title, source=source, id=item_id(None, source, title), url=None)
+    assert decode(NewsItem, item.encode()) == item
