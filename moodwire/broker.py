@@ -126,6 +126,11 @@ class EmbeddedBroker:
             self.process.kill()
             self.process.wait(timeout=5)
 
+    def interrupt(self) -> None:
+        """Ask the broker to stop without waiting (safe inside a signal handler)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+
     def wait(self) -> int:
         if self.process is None:
             raise BrokerError("the broker was never started")

@@ -63,9 +63,10 @@ def broker(ctx: click.Context, host: str, port: int) -> None:
     stopping = False
 
     def _stop(signum, frame) -> None:
+        # Only forward the signal here; the main thread's wait() returns once Tansu exits.
         nonlocal stopping
         stopping = True
-        running.stop()
+        running.interrupt()
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
@@ -78,6 +79,7 @@ def broker(ctx: click.Context, host: str, port: int) -> None:
                f"topics: {', '.join(report.created + report.existing)} ({settings.kafka_partitions} partitions)")
     click.echo(f"bootstrap: {running.bootstrap}   (export MOODWIRE_KAFKA_BOOTSTRAP={running.bootstrap})", )
     status = running.wait()
+    running.stop()
     if not stopping and status != 0:
         raise BrokerError(f"the embedded broker exited with status {status}")
     click.echo("broker stopped")

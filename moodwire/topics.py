@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from moodwire.errors import BrokerError
@@ -45,8 +46,23 @@ def create_topics(bootstrap: str, partitions: int, replication: int,
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass
+        _wait_until_visible(admin, names, partitions, bootstrap, timeout_s)
         return TopicsReport(tuple(created), tuple(n for n in names if n in existing))
     except KafkaError as exc:
         raise BrokerError(f"creating topics on {bootstrap} failed: {exc}") from None
     finally:
         admin.close()
+
+
+def _wait_until_visible(admin, names: tuple[str, ...], partitions: int, bootstrap: str, timeout_s: float) -> None:
+    """Apache Kafka propagates new topics to its metadata cache asynchronously; a client
+    that subscribes before then is assigned nothing. Return once every topic is listed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = set(names) - set(admin.list_topics())
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topics {sorted(missing)} were created on {bootstrap} but are still "
+                              f"not visible after {timeout_s:.0f} s")
+        time.sleep(0.1)

@@ -1,0 +1,90 @@
+"""`moodwire broker` as a user runs it: a real process, a real kafka-python client."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from moodwire.broker import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _start(port: int) -> tuple[subprocess.Popen, list[str]]:
+    proc = subprocess.Popen([sys.executable, "-m", "moodwire.cli", "broker", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if line.startswith("bootstrap:"):
+            return proc, lines
+    proc.kill()
+    raise AssertionError("broker did not report its bootstrap address:\n" + "\n".join(lines))
+
+
+def test_broker_command_roundtrips_and_stops_on_sigint():
+    port = free_port()
+    proc, lines = _start(port)
+    try:
+        assert f"bootstrap: 127.0.0.1:{port}" in lines[-1]
+        assert "news.raw" in lines[0] and "4 partitions" in lines[0]
+        producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", acks="all")
+        producer.send("news.raw", key=b"k", value=b"hello").get(timeout=30)
+        producer.close()
+        consumer = KafkaConsumer("news.raw", bootstrap_servers=f"127.0.0.1:{port}", group_id="cli-test",
+                                 auto_offset_reset="earliest", session_timeout_ms=10000,
+                                 heartbeat_interval_ms=1000, fetch_max_wait_ms=50)
+        values = []
+        deadline = time.monotonic() + 30
+        while not values and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                values.extend(r.value for r in records)
+        consumer.close()
+        assert values == [b"hello"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "broker stopped" in out
+    with socket.socket() as sock:  # the port is free again
+        sock.bind(("127.0.0.1", port))
+
+
+def test_broker_command_refuses_a_taken_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "moodwire.cli", "broker", "--port", str(port)],
+                                capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert f"error: port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_command_has_help():
+    for args in (["--help"], ["broker", "--help"], ["topics", "create", "--help"], ["train", "--help"],
+                 ["evaluate", "--help"]):
+        result = subprocess.run([sys.executable, "-m", "moodwire.cli", *args], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "Usage: moodwire" in result.stdout
+
+
+def test_bad_setting_is_one_clear_line():
+    result = subprocess.run([sys.executable, "-m", "moodwire.cli", "topics", "create"], capture_output=True,
+                            text=True, timeout=60, env={"MOODWIRE_KAFKA_PARTITIONS": "lots", "PATH": "/usr/bin"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: invalid settings: MOODWIRE_KAFKA_PARTITIONS='lots': "
+                                     "Input should be a valid integer, unable to parse string as an integer")
