@@ -1,0 +1,152 @@
+"""Real fine-tuning on a small slice of the shared data, artefacts and the inference engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.artefact import CONFIG_FILE, WEIGHTS_FILE, load_model, read_spec
+from models.engine import InferenceEngine
+from models.errors import ArtefactError
+from models.predict import predict_probs
+from tests.models.conftest import shared
+
+pytestmark = pytest.mark.slow
+
+TEXTS = ["Fed signals two more rate hikes as inflation stays hot",
+         "Apple beats earnings estimates, shares jump 5%",
+         "",
+         "Bank X shares plunge after regulator opens fraud probe " * 3,
+         "Ölpreis fällt deutlich nach OPEC-Entscheidung 📉🛢️",
+         "x" * 100_000]
+
+
+def test_training_lowers_the_loss_and_writes_a_self_describing_model(tiny_model: Path):
+    spec = read_spec(tiny_model)
+    history = spec.metrics["history"]
+    assert len(history) == 2
+    for task in ("topic", "sentiment"):
+        assert history[1]["train_loss"][task] < history[0]["train_loss"][task]
+    assert len(spec.topic_labels) == 20 and spec.sentiment_labels == ["negative", "neutral", "positive"]
+    assert spec.finetune == "lora"
+    # Only the adapter, LayerNorms and heads are stored: far smaller than the 90 MB encoder.
+    assert (tiny_model / WEIGHTS_FILE).stat().st_size < 5_000_000
+
+
+def test_save_load_roundtrip_gives_identical_predictions(tiny_model: Path):
+    a, tok_a, spec = load_model(tiny_model)
+    b, tok_b, _ = load_model(tiny_model)
+    pa = predict_probs(a, tok_a, TEXTS, spec.max_length)
+    pb = predict_probs(b, tok_b, TEXTS, spec.max_length)
+    assert torch.equal(pa[0], pb[0]) and torch.equal(pa[1], pb[1])
+
+
+def test_training_is_seeded_and_reproducible(tiny_model: Path, tmp_path: Path):
+    from models.train import TrainConfig, train
+
+    again = tmp_path / "again"
+    train(TrainConfig(
+        topic_train=shared("tfnt/topic_train.csv"), topic_valid=shared("tfnt/topic_valid.csv"),
+        sentiment_train=shared("tfns/sent_train.csv"), sentiment_valid=shared("tfns/sent_valid.csv"),
+        output=str(again), limit=96, epochs=2, batch_size=16, progress=False, checkpoint_every=0))
+    assert read_spec(again).metrics["history"][-1]["train_loss"] == read_spec(tiny_model).metrics["history"][-1]["train_loss"]
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path: Path):
+    from models.train import TrainConfig, train
+
+    def cfg(epochs: int) -> TrainConfig:
+        return TrainConfig(
+            topic_train=shared("tfnt/topic_train.csv"), topic_valid=shared("tfnt/topic_valid.csv"),
+            sentiment_train=shared("tfns/sent_train.csv"), sentiment_valid=shared("tfns/sent_valid.csv"),
+            output=str(tmp_path / "m"), checkpoint_dir=str(tmp_path / "ckpt"), limit=48, epochs=epochs,
+            batch_size=16, progress=False, patience=5)
+
+    train(cfg(2))
+    one_run = read_spec(tmp_path / "m").metrics["history"]
+    # A longer run with the same settings but more epochs is a different run: refused.
+    from models.errors import ModelError
+    with pytest.raises(ModelError, match="made with other settings"):
+        train(cfg(3))
+    # The same run resumed after it finished trains nothing more and gives the same history.
+    train(cfg(2))
+    assert read_spec(tmp_path / "m").metrics["history"] == one_run
+
+
+def test_engine_keeps_input_order_and_handles_odd_texts(tiny_model: Path):
+    engine = InferenceEngine(tiny_model, device="cpu", int8=False, batch_size=2)
+    preds = engine.classify(TEXTS)
+    assert len(preds) == len(TEXTS)
+    reversed_preds = engine.classify(TEXTS[::-1])
+    assert [p.topic for p in reversed_preds] == [p.topic for p in preds][::-1]
+    for p, q in zip(reversed_preds[::-1], preds):
+        assert p.probs == pytest.approx(q.probs, abs=1e-5)
+    for p in preds:
+        assert set(p.probs) == {"negative", "neutral", "positive"}
+        assert sum(p.probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert p.score == pytest.approx(p.probs["positive"] - p.probs["negative"], abs=1e-6)
+        assert 0.0 <= p.topic_confidence <= 1.0
+    assert engine.classify([]) == []
+
+
+def test_engine_results_do_not_depend_on_batching(tiny_model: Path):
+    small = InferenceEngine(tiny_model, device="cpu", int8=False, batch_size=1, chunk_size=2)
+    large = InferenceEngine(tiny_model, device="cpu", int8=False, batch_size=64)
+    for p, q in zip(small.classify(TEXTS), large.classify(TEXTS)):
+        assert p.topic == q.topic
+        assert p.probs == pytest.approx(q.probs, abs=1e-4)
+
+
+def test_int8_path_agrees_with_fp32(tiny_model: Path):
+    fp32 = InferenceEngine(tiny_model, device="cpu", int8=False).classify(TEXTS)
+    int8 = InferenceEngine(tiny_model, device="cpu", int8=True).classify(TEXTS)
+    assert all(abs(a.score - b.score) < 0.2 for a, b in zip(fp32, int8))
+
+
+def test_loading_a_broken_artefact_is_a_clear_error(tiny_model: Path, tmp_path: Path):
+    with pytest.raises(ArtefactError, match="does not exist"):
+        load_model(tmp_path / "missing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    with pytest.raises(ArtefactError, match=f"{CONFIG_FILE} is missing"):
+        load_model(broken)
+    (broken / CONFIG_FILE).write_text((tiny_model / CONFIG_FILE).read_text())
+    with pytest.raises(ArtefactError, match=f"{WEIGHTS_FILE} is missing"):
+        load_model(broken)
+    (broken / CONFIG_FILE).write_text("{not json")
+    with pytest.raises(ArtefactError, match="not valid JSON"):
+        load_model(broken)
+
+
+def test_evaluate_command_on_a_hand_made_file(tiny_model: Path, tmp_path: Path):
+    data = tmp_path / "hand.csv"
+    data.write_text("text,label\nShares crash on fraud probe,bearish\nStocks soar to record,BULLISH\n"
+                    "Company holds annual meeting,Neutral\n")
+    png = tmp_path / "cm.png"
+    result = subprocess.run([sys.executable, "-m", "moodwire.cli", "evaluate", "--task", "sentiment", "--data",
+                             str(data), "--model", str(tiny_model), "--json", "--png", str(png)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    engine = InferenceEngine(tiny_model, device="cpu", int8=False)
+    predicted = [p.sentiment for p in engine.classify(["Shares crash on fraud probe", "Stocks soar to record",
+                                                       "Company holds annual meeting"])]
+    expected_correct = sum(p == t for p, t in zip(predicted, ["negative", "positive", "neutral"]))
+    assert report["accuracy"] == pytest.approx(expected_correct / 3)
+    assert sum(map(sum, report["confusion_matrix"])) == 3
+    assert png.stat().st_size > 1000
+
+
+def test_evaluate_command_reports_bad_label_cleanly(tiny_model: Path, tmp_path: Path):
+    data = tmp_path / "bad.csv"
+    data.write_text("text,label\nx,sideways\n")
+    result = subprocess.run([sys.executable, "-m", "moodwire.cli", "evaluate", "--task", "sentiment", "--data",
+                             str(data), "--model", str(tiny_model)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "row 2: unknown sentiment label 'sideways'" in result.stderr
+    assert "Traceback" not in result.stderr
