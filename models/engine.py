@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.artefact import DEFAULT_MODEL_DIR, ModelSpec, load_model
+from models.artefact import DEFAULT_MODEL_DIR, load_model
 from models.batching import encode, length_sorted_batches, pad
 from models.errors import ModelError
 
@@ -49,6 +49,14 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A tokenised batch: (original indices, input ids, attention mask) per length bucket."""
+
+    n: int
+    batches: list
+
+
 class InferenceEngine:
     """A loaded model ready to classify batches of texts. Thread-safe for one caller at a time."""
 
@@ -73,12 +81,9 @@ class InferenceEngine:
         self._lock = threading.Lock()
 
     @property
-    def spec_label(self) -> str:
+    def label(self) -> str:
+        """Name and version of the model, as recorded in every scored item."""
         return self.spec.label
-
-    @property
-    def model_spec(self) -> ModelSpec:
-        return self.spec
 
     def _tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
         ids = encode(self.tokenizer, texts, self.spec.max_length)
@@ -106,6 +111,19 @@ class InferenceEngine:
         for start in range(0, len(texts), self.chunk_size):
             yield texts[start : start + self.chunk_size]
 
+    def prepare(self, texts: Sequence[str]) -> "Prepared":
+        """Tokenise and bucket a batch (CPU work; may run while another batch is inferred)."""
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        return Prepared(len(texts), self._tokenize(texts) if texts else [])
+
+    def run(self, prepared: "Prepared") -> list[Prediction]:
+        """Inference of a prepared batch; predictions in the order of its texts."""
+        if prepared.n == 0:
+            return []
+        with self._lock:
+            topic, sentiment = self._infer(prepared.batches, prepared.n)
+        return self._predictions(topic, sentiment)
+
     def probabilities(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(topic probs, sentiment probs) for every text, in input order."""
         texts = [t if isinstance(t, str) else "" for t in texts]
@@ -125,12 +143,14 @@ class InferenceEngine:
         return torch.cat(topics), torch.cat(sentiments)
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
-        topic, sentiment = self.probabilities(texts)
+        return self._predictions(*self.probabilities(texts))
+
+    def _predictions(self, topic: torch.Tensor, sentiment: torch.Tensor) -> list[Prediction]:
         conf, best = topic.max(-1)
         s_best = sentiment.argmax(-1)
         names_t, names_s = self.spec.topic_labels, self.spec.sentiment_labels
         out = []
-        for row in range(len(texts)):
+        for row in range(topic.shape[0]):
             probs = {name: float(sentiment[row, j]) for j, name in enumerate(names_s)}
             out.append(Prediction(
                 topic=names_t[int(best[row])], topic_confidence=float(conf[row]),

@@ -107,6 +107,125 @@ def topics_create(ctx: click.Context, partitions: int | None, replication: int |
         click.echo(f"exists  {name}")
 
 
+# --------------------------------------------------------------------------- streams
+def _stop_event():
+    """An Event set by the first SIGINT/SIGTERM, so a stage finishes its batch and exits."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def _handler(signum, frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    return stop
+
+
+@cli.command()
+@click.option("--feeds", "feeds_file", type=click.Path(dir_okay=False), required=True, help="YAML list of feeds.")
+@click.option("--once", is_flag=True, help="Poll every feed once, then exit.")
+@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Feeds polled at once.")
+@click.option("--per-host", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Requests in flight to one host at most.")
+@click.pass_context
+def ingest(ctx: click.Context, feeds_file: str, once: bool, workers: int, per_host: int) -> None:
+    """Poll RSS/Atom feeds and publish new, de-duplicated items to news.raw."""
+    from moodwire.logs import setup_logging
+    from moodwire.store import open_store
+    from streams.fetch import PoliteClient
+    from streams.ingest import Ingestor
+    from streams.metrics import StageMetrics
+    from streams.publish import Publisher
+    from streams.seen import SeenStore
+    from streams.sources import load_feeds
+
+    settings = settings_of(ctx)
+    setup_logging(settings.log_level, settings.log_json)
+    feeds = load_feeds(feeds_file)
+    metrics = StageMetrics("ingest")
+    metrics.serve(settings.metrics_port)
+    client = PoliteClient(per_host=per_host)
+    publisher = Publisher(settings, "moodwire-ingest")
+    ingestor = Ingestor(feeds, client, SeenStore(open_store(settings.store)), publisher, metrics)
+    try:
+        if once:
+            for rt in ingestor.runtimes:
+                r = ingestor.poll(rt)
+                click.echo(f"{r.feed}: " + (f"skipped ({r.error})" if r.error else "not modified" if r.not_modified
+                                            else f"{r.fetched} items, {r.published} new, {r.duplicates} already seen"))
+        else:
+            click.echo(f"ingesting {len(feeds)} feeds into news.raw on {settings.kafka_bootstrap} (Ctrl-C stops)")
+            ingestor.run(_stop_event(), workers=workers)
+    finally:
+        publisher.close()
+        client.close()
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--rate", type=float, default=None, help="Items per second.")
+@click.option("--speedup", type=float, default=None, help="Keep recorded gaps, divided by this factor.")
+@click.option("--shift-to-now", is_flag=True, help="Move publish times so the newest item is now.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.pass_context
+def replay(ctx: click.Context, file: str, rate: float | None, speedup: float | None, shift_to_now: bool,
+           progress: bool) -> None:
+    """Publish recorded news (JSONL or CSV: title, published_at[, url, source, body, lang]) to news.raw."""
+    from datetime import datetime, timezone
+
+    from tqdm import tqdm
+
+    from streams.publish import Publisher
+    from streams.replay import publish_replay, read_recorded, replay as run_replay, schedule
+
+    settings = settings_of(ctx)
+    plan = read_recorded(file, datetime.now(timezone.utc) if shift_to_now else None)
+    for problem in plan.skipped:
+        click.echo(f"skipped {problem}", err=True)
+    offsets = schedule(plan.items, rate, speedup)
+    publisher = Publisher(settings, "moodwire-replay")
+    stop = _stop_event()
+    sent = 0
+    try:
+        with tqdm(total=len(plan.items), unit="item", disable=not progress, desc="replay") as bar:
+            def send(items):
+                if stop.is_set():
+                    raise click.Abort()
+                publish_replay(publisher, items)
+
+            sent = run_replay(plan.items, send, offsets, progress=bar.update)
+    finally:
+        publisher.close()
+    click.echo(f"replayed {sent} items from {file} to news.raw ({len(plan.skipped)} rows skipped)")
+
+
+@cli.command()
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="Model directory [default: MOODWIRE_MODEL or the committed model].")
+@click.option("--max-batch", type=click.IntRange(1, 4096), default=None, help="[default: MOODWIRE_MAX_BATCH]")
+@click.option("--max-wait-ms", type=click.IntRange(0, 60000), default=None, help="[default: MOODWIRE_MAX_WAIT_MS]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[default: MOODWIRE_DEVICE]")
+@click.pass_context
+def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> None:
+    """Consume news.raw, classify topic and sentiment in batches, produce news.scored."""
+    from models.engine import InferenceEngine
+    from moodwire.logs import setup_logging
+    from streams.classify import ClassifyWorker
+    from streams.metrics import StageMetrics
+
+    settings = settings_of(ctx, max_batch=max_batch, max_wait_ms=max_wait_ms, device=device, model=model_dir)
+    setup_logging(settings.log_level, settings.log_json)
+    engine = InferenceEngine(settings.model, device=settings.device)
+    metrics = StageMetrics("classify")
+    metrics.serve(settings.metrics_port)
+    worker = ClassifyWorker(settings, engine, metrics)
+    click.echo(f"classifying news.raw -> news.scored with {engine.label} on {engine.device} "
+               f"(batch <= {settings.max_batch}, wait <= {settings.max_wait_ms} ms)")
+    worker.run(_stop_event())
+
+
 # --------------------------------------------------------------------------- models
 @cli.command()
 @click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write the model to.")

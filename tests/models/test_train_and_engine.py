@@ -14,7 +14,7 @@ from models.artefact import CONFIG_FILE, WEIGHTS_FILE, load_model, read_spec
 from models.engine import InferenceEngine
 from models.errors import ArtefactError
 from models.predict import predict_probs
-from tests.models.conftest import shared
+from tests.conftest import shared
 
 pytestmark = pytest.mark.slow
 

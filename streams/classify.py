@@ -1,0 +1,137 @@
+"""``moodwire classify``: a consumer group on news.raw feeding the batched inference engine.
+
+A batch closes at ``max_batch`` records or ``max_wait_ms`` after its first record. While
+the model runs on batch N (a worker thread), the main thread polls, decodes and tokenises
+batch N+1. Batch N's scored items and dead letters are published and acknowledged before
+its offsets are committed: a crash at any moment re-delivers at most the uncommitted
+batches (at-least-once; sinks upsert by item id), never loses an item.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+
+from moodwire.errors import RecordError
+from moodwire.kafka import consumer_config
+from moodwire.records import DeadLetter, NewsItem, ScoredNews, decode
+from moodwire.settings import Settings
+from moodwire.topics import DEADLETTER, NEWS_RAW, NEWS_SCORED
+from streams.errors import StreamError
+from streams.metrics import StageMetrics
+from streams.publish import Publisher
+
+log = logging.getLogger("moodwire.classify")
+GROUP_ID = "moodwire-classify"
+
+
+@dataclass
+class Batch:
+    items: list[NewsItem] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    opened: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.dead)
+
+
+def score_items(items: list[NewsItem], predictions, model_label: str) -> list[ScoredNews]:
+    now = datetime.now(timezone.utc)
+    return [ScoredNews(**item.model_dump(), topic=p.topic, topic_confidence=p.topic_confidence,
+                       sentiment=p.sentiment, probs=p.probs, score=p.score, model=model_label,
+                       classified_at=now)
+            for item, p in zip(items, predictions)]
+
+
+class ClassifyWorker:
+    def __init__(self, settings: Settings, engine, metrics: StageMetrics | None = None,
+                 group_id: str = GROUP_ID, source_topic: str = NEWS_RAW) -> None:
+        self.settings, self.engine = settings, engine
+        self.metrics = metrics or StageMetrics("classify")
+        self.max_batch, self.max_wait = settings.max_batch, settings.max_wait_ms / 1000
+        try:
+            self.consumer = KafkaConsumer(source_topic, **consumer_config(settings, group_id, "moodwire-classify"),
+                                          max_poll_records=settings.max_batch)
+        except KafkaError as exc:
+            raise StreamError(f"cannot join consumer group {group_id} on {settings.kafka_bootstrap}: {exc}") from None
+        self.publisher = Publisher(settings, "moodwire-classify")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
+
+    def _collect(self, stop: threading.Event) -> Batch:
+        batch = Batch()
+        while not stop.is_set() and len(batch) < self.max_batch:
+            remaining = self.max_wait - (time.monotonic() - batch.opened) if len(batch) else 0.5
+            if remaining <= 0:
+                break
+            polled = self.consumer.poll(timeout_ms=int(remaining * 1000), max_records=self.max_batch - len(batch))
+            for tp, records in polled.items():
+                for rec in records:
+                    if not len(batch):
+                        batch.opened = time.monotonic()
+                    try:
+                        batch.items.append(decode(NewsItem, rec.value))
+                    except RecordError as exc:
+                        batch.dead.append(DeadLetter.of("classify", tp.topic, tp.partition, rec.offset, str(exc),
+                                                        rec.value))
+                        log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, rec.offset, exc,
+                                    extra={"partition": tp.partition, "offset": rec.offset})
+                    batch.offsets[tp] = rec.offset + 1
+        return batch
+
+    def _finish(self, batch: Batch, future: Future | None) -> None:
+        started = time.monotonic()
+        predictions = future.result() if future is not None else []
+        scored = score_items(batch.items, predictions, self.engine.label)
+        if scored:
+            self.publisher.publish(NEWS_SCORED, [(s.topic.encode(), s) for s in scored])
+        if batch.dead:
+            self.publisher.publish(DEADLETTER, [(None, d) for d in batch.dead])
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in batch.offsets.items()})
+        except CommitFailedError as exc:  # partitions moved; the new owner re-reads (duplicates, no loss)
+            log.warning("commit failed after a rebalance, batch will be re-delivered: %s", exc)
+            self.metrics.errors.labels("commit").inc()
+        m = self.metrics
+        m.items.inc(len(batch.items))
+        m.deadlettered.inc(len(batch.dead))
+        m.batch_size.observe(len(batch))
+        elapsed = time.monotonic() - batch.opened
+        if elapsed > 0:
+            m.items_per_s.set(len(batch) / elapsed)
+        log.debug("batch of %d scored in %.3f s", len(batch), time.monotonic() - started)
+
+    def _infer(self, prepared):
+        started = time.monotonic()
+        result = self.engine.run(prepared)
+        self.metrics.inference.observe(time.monotonic() - started)
+        return result
+
+    def run(self, stop: threading.Event) -> None:
+        pending: tuple[Batch, Future | None] | None = None
+        try:
+            while not stop.is_set():
+                batch = self._collect(stop)
+                if not len(batch):
+                    if pending is not None:
+                        self._finish(*pending)
+                        pending = None
+                    continue
+                self.metrics.queue_wait.observe(time.monotonic() - batch.opened)
+                prepared = self.engine.prepare([i.title for i in batch.items])  # overlaps batch N's inference
+                if pending is not None:
+                    self._finish(*pending)
+                pending = (batch, self._pool.submit(self._infer, prepared) if batch.items else None)
+            if pending is not None:
+                self._finish(*pending)
+        finally:
+            self._pool.shutdown(wait=True)
+            self.consumer.close(autocommit=False)
+            self.publisher.close()
