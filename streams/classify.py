@@ -68,10 +68,14 @@ class ClassifyWorker:
     def _collect(self, stop: threading.Event) -> Batch:
         batch = Batch()
         while not stop.is_set() and len(batch) < self.max_batch:
+            # An empty batch waits at most 0.5 s (then the caller finishes what is pending);
+            # an open batch waits until max_wait after its first record.
             remaining = self.max_wait - (time.monotonic() - batch.opened) if len(batch) else 0.5
             if remaining <= 0:
                 break
             polled = self.consumer.poll(timeout_ms=int(remaining * 1000), max_records=self.max_batch - len(batch))
+            if not polled and not len(batch):
+                break
             for tp, records in polled.items():
                 for rec in records:
                     if not len(batch):

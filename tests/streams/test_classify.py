@@ -1,0 +1,139 @@
+"""news.raw → moodwire classify (a real process, a real model) → news.scored, on a real broker."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from moodwire.records import DeadLetter, NewsItem, ScoredNews, decode, item_id
+from moodwire.topics import DEADLETTER, NEWS_RAW, NEWS_SCORED
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+T0 = datetime(2026, 11, 18, 13, 0, tzinfo=timezone.utc)
+
+
+def items(tag: str, n: int) -> list[NewsItem]:
+    titles = ["Harborline Bank shares plunge after bond losses", "Fed holds rates steady",
+              "Novacrest Systems beats profit estimates", "Oil slides on inventory build"]
+    out = []
+    for i in range(n):
+        title = f"{titles[i % len(titles)]} ({tag} #{i})"
+        out.append(NewsItem(id=item_id(None, "test", title), source="test", title=title,
+                            published_at=T0 + timedelta(minutes=i), fetched_at=T0 + timedelta(minutes=i)))
+    return out
+
+
+def produce(bootstrap: str, news: list[NewsItem], garbage: list[bytes] = ()) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for item in news:
+        producer.send(NEWS_RAW, key=item.id.encode(), value=item.encode())
+    for payload in garbage:
+        producer.send(NEWS_RAW, key=b"bad", value=payload)
+    producer.flush()
+    producer.close()
+
+
+def read_all(bootstrap: str, topic: str, keep, idle_s: float = 1.5, limit_s: float = 30) -> list:
+    """Everything ``keep`` accepts on ``topic``, read from the start by a fresh consumer until idle."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None, fetch_max_wait_ms=50)
+    got, last, start = [], time.monotonic(), time.monotonic()
+    while time.monotonic() - last < idle_s and time.monotonic() - start < limit_s:
+        for records in consumer.poll(timeout_ms=200).values():
+            last = time.monotonic()
+            got.extend(x for x in (keep(r) for r in records) if x is not None)
+    consumer.close()
+    return got
+
+
+def collect(bootstrap: str, topic: str, keep, want: int, timeout_s: float = 120) -> list:
+    """Re-read the topic from the start until ``want`` matching records are there."""
+    deadline = time.monotonic() + timeout_s
+    got = read_all(bootstrap, topic, keep)
+    while len(got) < want and time.monotonic() < deadline:
+        time.sleep(1.0)
+        got = read_all(bootstrap, topic, keep)
+    return got
+
+
+def start_classify(bootstrap: str, model: Path, log: Path, max_batch: int = 16) -> subprocess.Popen:
+    env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": bootstrap, "MOODWIRE_MODEL": str(model),
+           "MOODWIRE_MAX_BATCH": str(max_batch), "MOODWIRE_MAX_WAIT_MS": "50", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "moodwire.cli", "classify", "--device", "cpu"], env=env,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def scored_of(ids: set[str]):
+    def keep(record):
+        item = decode(ScoredNews, record.value)
+        return (item, record.key) if item.id in ids else None
+    return keep
+
+
+def dead_of(tag: str):
+    def keep(record):
+        letter = decode(DeadLetter, record.value)
+        return letter if tag.encode() in base64.b64decode(letter.payload_b64) else None
+    return keep
+
+
+def test_classify_scores_everything_and_dead_letters_garbage(kafka, tiny_model, tmp_path, unique):
+    news = items(unique, 40)
+    bad = [b"not json " + unique.encode(), b'{"id": "' + unique.encode() + b'"}', b"\xff\xfe" + unique.encode()]
+    produce(kafka, news, bad)
+    proc = start_classify(kafka, tiny_model, tmp_path / "classify.log")
+    try:
+        scored = collect(kafka, NEWS_SCORED, scored_of({i.id for i in news}), len(news))
+        dead = collect(kafka, DEADLETTER, dead_of(unique), 3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, (tmp_path / "classify.log").read_text()[-2000:]
+    assert sorted(s.id for s, _ in scored) == sorted(i.id for i in news)
+    for s, key in scored:
+        assert key == s.topic.encode()  # keyed by topic
+        assert s.model.startswith("moodwire-minilm@")
+        assert s.score == pytest.approx(s.probs["positive"] - s.probs["negative"], abs=1e-6)
+        original = next(i for i in news if i.id == s.id)
+        assert s.title == original.title and s.published_at == original.published_at
+    assert len(dead) == 3
+    assert {d.stage for d in dead} == {"classify"} and all(d.topic == NEWS_RAW for d in dead)
+    assert any("not JSON" in d.error for d in dead) and any("not UTF-8" in d.error for d in dead)
+    assert any("Field required" in d.error for d in dead)
+
+
+def test_sigkill_mid_stream_then_restart_loses_nothing(kafka, tiny_model, tmp_path, unique):
+    news = items(unique, 2000)
+    produce(kafka, news)
+    log = tmp_path / "classify.log"
+    first = start_classify(kafka, tiny_model, log, max_batch=2)
+    ids = {i.id for i in news}
+    # Kill it hard once part of the stream has been scored.
+    deadline = time.monotonic() + 180
+    seen = []
+    while time.monotonic() < deadline and len(seen) < 40:
+        seen = read_all(kafka, NEWS_SCORED, scored_of(ids), idle_s=0.3, limit_s=1)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    assert 0 < len({s.id for s, _ in seen}) < len(ids), "kill the worker mid-stream"
+
+    second = start_classify(kafka, tiny_model, log, max_batch=64)
+    try:
+        scored = read_all(kafka, NEWS_SCORED, scored_of(ids))
+        while {s.id for s, _ in scored} < ids and time.monotonic() < deadline + 120:
+            time.sleep(1.0)
+            scored = read_all(kafka, NEWS_SCORED, scored_of(ids))
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(timeout=60)
+    assert {s.id for s, _ in scored} == ids  # every input id appears; duplicates are allowed (at-least-once)
