@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -122,3 +125,29 @@ def test_kafka_down_leaves_items_unseen_for_the_next_poll(server, tmp_path):
     from moodwire.errors import MoodwireError
     with pytest.raises(MoodwireError, match="127.0.0.1:1"):
         Publisher(settings, "down")
+
+
+def test_ingest_command_once(kafka, server, tmp_path):
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"""
+feeds:
+  - {{name: wire, url: "{server.url}/rss2", interval: 60}}
+  - {{name: broken, url: "{server.url}/html"}}
+""")
+    env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": kafka, "MOODWIRE_STORE_URL": f"sqlite:///{tmp_path}/s.db"}
+    cmd = [sys.executable, "-m", "moodwire.cli", "ingest", "--feeds", str(feeds), "--once"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "wire: 3 items, 3 new, 0 already seen" in first.stdout
+    assert "broken: skipped (returned an HTML page, not an RSS/Atom feed)" in first.stdout
+    assert "wire: not modified" in second.stdout
+
+
+def test_ingest_command_bad_feeds_file(tmp_path):
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - {name: x, url: 'https://x.example', interval: 0}\n")
+    result = subprocess.run([sys.executable, "-m", "moodwire.cli", "ingest", "--feeds", str(feeds), "--once"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "feed 'x': interval: Input should be greater than or equal to 5" in result.stderr
