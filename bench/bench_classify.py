@@ -1,0 +1,155 @@
+"""Streaming classify stage vs. the inference engine alone, same items, same run.
+
+1. engine alone: ``engine.classify`` over the items in batches of ``max_batch``;
+2. stream: the items are pre-loaded into news.raw on the embedded broker, then one
+   classify worker runs until every item is on news.scored (items/s = N / wall time);
+3. latency: items produced at half the measured stream rate; p50/p99 of the time from
+   produce to arrival on news.scored.
+
+    python bench/bench_classify.py [--model DIR] [--n 2000] [--max-batch 64] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+
+from models.artefact import DEFAULT_MODEL_DIR  # noqa: E402
+from models.engine import InferenceEngine  # noqa: E402
+from moodwire.broker import embedded_broker  # noqa: E402
+from moodwire.records import NewsItem, item_id  # noqa: E402
+from moodwire.settings import load_settings  # noqa: E402
+from moodwire.topics import NEWS_RAW, NEWS_SCORED  # noqa: E402
+from streams.classify import ClassifyWorker  # noqa: E402
+from streams.replay import read_recorded  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parent.parent / "streams" / "samples" / "news_sample.jsonl"
+
+
+def make_items(n: int, tag: str) -> list[NewsItem]:
+    base = read_recorded(SAMPLE).items
+    now = datetime.now(timezone.utc)
+    out = []
+    for i in range(n):
+        title = f"{base[i % len(base)].title} ({tag}{i})"
+        out.append(NewsItem(id=item_id(None, "bench", title), source="bench", title=title, published_at=now,
+                            fetched_at=now))
+    return out
+
+
+class Tail(threading.Thread):
+    """Records the arrival time of every item id on news.scored."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(NEWS_SCORED, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                      group_id=None, fetch_max_wait_ms=10)
+        self.arrived: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for records in self.consumer.poll(timeout_ms=100).values():
+                now = time.perf_counter()
+                for r in records:
+                    self.arrived.setdefault(json.loads(r.value)["id"], now)
+        self.consumer.close()
+
+    def wait_for(self, ids: set[str], timeout_s: float) -> float:
+        deadline = time.monotonic() + timeout_s
+        while not ids <= self.arrived.keys():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {len(ids & self.arrived.keys())}/{len(ids)} items arrived")
+            time.sleep(0.01)
+        return max(self.arrived[i] for i in ids)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--max-batch", type=int, default=64)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--latency-seconds", type=float, default=20.0)
+    args = ap.parse_args()
+
+    engine = InferenceEngine(args.model, device=args.device, batch_size=min(args.max_batch, 64))
+    items = make_items(args.n, "a")
+    engine.classify([i.title for i in items[:64]])  # warm-up
+    start = time.perf_counter()
+    for s in range(0, len(items), args.max_batch):
+        engine.classify([i.title for i in items[s:s + args.max_batch]])
+    engine_rate = len(items) / (time.perf_counter() - start)
+
+    with embedded_broker(partitions=4) as broker:
+        settings = load_settings(environ={"MOODWIRE_KAFKA_BOOTSTRAP": broker.bootstrap,
+                                          "MOODWIRE_MAX_BATCH": str(args.max_batch), "MOODWIRE_MAX_WAIT_MS": "20"})
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
+        for item in items:
+            producer.send(NEWS_RAW, key=item.id.encode(), value=item.encode())
+        producer.flush()
+        tail = Tail(broker.bootstrap)
+        tail.start()
+        worker = ClassifyWorker(settings, engine)
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        start = time.perf_counter()
+        thread.start()
+        ids = {i.id for i in items}
+        first_seen = None
+        while first_seen is None:  # the group join is not part of the throughput
+            first_seen = min((tail.arrived[i] for i in ids if i in tail.arrived), default=None)
+            time.sleep(0.01)
+        done = tail.wait_for(ids, 600)
+        joined_at = first_seen
+        stream_rate = len(items) / (done - start)
+        steady_rate = (len(items) - 1) / max(done - joined_at, 1e-9)
+
+        # Latency at half the steady rate.
+        rate = steady_rate / 2
+        lat_items = make_items(max(50, int(rate * args.latency_seconds)), "b")
+        sent: dict[str, float] = {}
+        t0 = time.perf_counter()
+        for k, item in enumerate(lat_items):
+            delay = t0 + k / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent[item.id] = time.perf_counter()
+            producer.send(NEWS_RAW, key=item.id.encode(), value=item.encode())
+            producer.flush()
+        tail.wait_for(set(sent), 300)
+        latencies = np.array([tail.arrived[i] - sent[i] for i in sent]) * 1000
+        stop.set()
+        thread.join(timeout=30)
+        tail.stop.set()
+        producer.close()
+
+    results = {
+        "device": str(engine.device), "int8": engine.int8, "n": len(items), "max_batch": args.max_batch,
+        "engine_items_per_s": round(engine_rate, 1),
+        "stream_items_per_s_incl_group_join": round(stream_rate, 1),
+        "stream_items_per_s_after_first_output": round(steady_rate, 1),
+        "stream_vs_engine": round(steady_rate / engine_rate, 3),
+        "latency_rate_items_per_s": round(rate, 1), "latency_items": len(lat_items),
+        "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
+        "latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
+    }
+    for k, v in results.items():
+        print(f"{k:40s} {v}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
