@@ -71,15 +71,18 @@ class ModelSpec:
         return f"{self.name}@{self.version}"
 
 
-def build_network(spec: ModelSpec) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase]:
-    """Build the (untrained-head) network and tokenizer described by ``spec``."""
-    base_path = resolve_base(spec.base)
+def build_network(spec: ModelSpec, relative_to: Path | None = None) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase]:
+    """Build the (untrained-head) network and tokenizer described by ``spec``.
+
+    A base of the form ``./dir`` is resolved against ``relative_to`` (the model directory).
+    """
+    base_path = resolve_base(spec.base, relative_to)
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_path)
         encoder = AutoModel.from_pretrained(base_path, add_pooling_layer=False)
-    except OSError as exc:
-        raise ArtefactError(f"cannot load base encoder {spec.base!r} from {base_path}: {exc}") from None
-    hidden = AutoConfig.from_pretrained(base_path).hidden_size
+        hidden = AutoConfig.from_pretrained(base_path).hidden_size
+    except (OSError, ValueError) as exc:
+        raise ArtefactError(f"cannot load base encoder {spec.base!r} from {base_path}: {str(exc)[:300]}") from None
     if spec.finetune == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -89,8 +92,8 @@ def build_network(spec: ModelSpec) -> tuple[MultiTaskClassifier, PreTrainedToken
         for name, param in encoder.named_parameters():
             if "LayerNorm" in name:
                 param.requires_grad = True
-    elif spec.finetune != "full":
-        raise ArtefactError(f"unknown fine-tuning method {spec.finetune!r}; expected 'lora' or 'full'")
+    elif spec.finetune not in ("full", "merged"):
+        raise ArtefactError(f"unknown fine-tuning method {spec.finetune!r}; expected 'lora', 'full' or 'merged'")
     model = MultiTaskClassifier(encoder, hidden, len(spec.topic_labels), len(spec.sentiment_labels))
     return model, tokenizer
 
@@ -103,8 +106,12 @@ def save_model(model: MultiTaskClassifier, spec: ModelSpec, directory: str | Pat
                card: str | None = None) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = trainable_state(model) if spec.finetune == "lora" else {
-        n: p.detach().contiguous() for n, p in model.state_dict().items()}
+    if spec.finetune == "lora":
+        state = trainable_state(model)
+    elif spec.finetune == "merged":  # the encoder lives in its own folder; only the heads here
+        state = {n: p.detach().contiguous() for n, p in model.state_dict().items() if not n.startswith("encoder.")}
+    else:
+        state = {n: p.detach().contiguous() for n, p in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS_FILE))
     (directory / CONFIG_FILE).write_text(json.dumps(spec.to_json(), indent=2) + "\n", encoding="utf-8")
     if card is not None:
@@ -133,12 +140,17 @@ def load_model(directory: str | Path) -> tuple[MultiTaskClassifier, PreTrainedTo
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise ArtefactError(f"{directory}: {WEIGHTS_FILE} is missing")
-    model, tokenizer = build_network(spec)
+    model, tokenizer = build_network(spec, directory)
     state = load_file(str(weights))
     result = model.load_state_dict(state, strict=spec.finetune == "full")
     if result.unexpected_keys:
         raise ArtefactError(f"{weights}: parameters that do not fit the network: {result.unexpected_keys[:5]}")
-    expected = set(trainable_state(model)) if spec.finetune == "lora" else set(model.state_dict())
+    if spec.finetune == "lora":
+        expected = set(trainable_state(model))
+    elif spec.finetune == "merged":
+        expected = {n for n in model.state_dict() if not n.startswith("encoder.")}
+    else:
+        expected = set(model.state_dict())
     missing = sorted(expected - set(state))
     if missing:
         raise ArtefactError(f"{weights}: parameters missing from the file: {missing[:5]}")
@@ -148,3 +160,19 @@ def load_model(directory: str | Path) -> tuple[MultiTaskClassifier, PreTrainedTo
     for param in model.parameters():
         param.requires_grad = False
     return model, tokenizer, spec
+
+
+def export_model(source: str | Path, output: str | Path, half: bool = False) -> Path:
+    """A self-contained copy of a model: the LoRA adapter merged into the encoder, saved with
+    its tokenizer under ``output/encoder``, the heads beside it. Loads without peft and
+    without the packaged base encoder (``load_model(output)``)."""
+    model, tokenizer, spec = load_model(source)
+    output = Path(output)
+    if half:
+        model = model.half()
+    model.encoder.save_pretrained(output / "encoder")
+    tokenizer.save_pretrained(output / "encoder")
+    exported = ModelSpec(**{**spec.__dict__, "base": "./encoder", "finetune": "merged",
+                            "provenance": {**spec.provenance, "exported_from": str(source), "half": half}})
+    card = Path(source) / "README.md"
+    return save_model(model, exported, output, card.read_text(encoding="utf-8") if card.is_file() else None)

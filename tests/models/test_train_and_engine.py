@@ -150,3 +150,17 @@ def test_evaluate_command_reports_bad_label_cleanly(tiny_model: Path, tmp_path: 
     assert result.returncode == 2
     assert "error:" in result.stderr and "row 2: unknown sentiment label 'sideways'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_is_self_contained_and_predicts_the_same(tiny_model: Path, tmp_path: Path):
+    from models.artefact import export_model
+
+    out = export_model(tiny_model, tmp_path / "exported")
+    assert read_spec(out).finetune == "merged" and read_spec(out).base == "./encoder"
+    original = InferenceEngine(tiny_model, device="cpu", int8=False).classify(TEXTS)
+    exported = InferenceEngine(out, device="cpu", int8=False).classify(TEXTS)
+    for a, b in zip(original, exported):
+        assert a.topic == b.topic and a.probs == pytest.approx(b.probs, abs=1e-5)
+    (out / "encoder" / "config.json").unlink()
+    with pytest.raises(ArtefactError):
+        load_model(out)
