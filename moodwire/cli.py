@@ -145,7 +145,7 @@ def ingest(ctx: click.Context, feeds_file: str, once: bool, workers: int, per_ho
     setup_logging(settings.log_level, settings.log_json)
     feeds = load_feeds(feeds_file)
     metrics = StageMetrics("ingest")
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     client = PoliteClient(per_host=per_host)
     publisher = Publisher(settings, "moodwire-ingest")
     ingestor = Ingestor(feeds, client, SeenStore(open_store(settings.store)), publisher, metrics)
@@ -219,7 +219,7 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
     setup_logging(settings.log_level, settings.log_json)
     engine = InferenceEngine(settings.model, device=settings.device)
     metrics = StageMetrics("classify")
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     worker = ClassifyWorker(settings, engine, metrics)
     click.echo(f"classifying news.raw -> news.scored with {engine.label} on {engine.device} "
                f"(batch <= {settings.max_batch}, wait <= {settings.max_wait_ms} ms)")

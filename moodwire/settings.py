@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     alert_rules: Path | None = Field(None, description="YAML file of alert rules")
     # Observability
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port (0 = off)")
+    metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint listens on")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
 

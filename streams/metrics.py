@@ -23,9 +23,9 @@ class StageMetrics:
         self.items_per_s = Gauge(f"{p}_items_per_second", "throughput over the last batch", registry=r)
         self.polls = Counter(f"{p}_polls", "feed polls", ["feed", "outcome"], registry=r)
 
-    def serve(self, port: int) -> None:
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
         if port:
-            start_http_server(port, addr="127.0.0.1", registry=self.registry)
+            start_http_server(port, addr=host, registry=self.registry)
 
     def record_poll(self, result) -> None:
         outcome = "error" if result.error else "not_modified" if result.not_modified else "ok"

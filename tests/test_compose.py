@@ -1,0 +1,62 @@
+"""docker-compose.yml cannot be started here (no Docker engine): check it against the CLI and settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import yaml
+
+from moodwire.cli import cli
+from moodwire.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def moodwire_services() -> dict:
+    return {n: s for n, s in COMPOSE["services"].items() if s.get("image", "").startswith("moodwire")}
+
+
+def test_every_moodwire_command_exists_with_its_options():
+    services = moodwire_services()
+    assert {"topics", "ingest", "classify"} <= set(services)
+    for name, service in services.items():
+        args = list(service["command"])
+        group: click.Command = cli
+        while isinstance(group, click.Group) and args and not args[0].startswith("-"):
+            group = group.commands.get(args.pop(0))
+            assert group is not None, f"service {name}: unknown command in {service['command']}"
+        known = {opt for p in group.params for opt in getattr(p, "opts", [])}
+        for arg in args:
+            if arg.startswith("--"):
+                assert arg in known, f"service {name}: {arg} is not an option of {group.name}"
+
+
+def test_every_environment_variable_is_a_setting():
+    fields = {f"MOODWIRE_{k.upper()}" for k in Settings.model_fields}
+    for name, service in moodwire_services().items():
+        for key in service.get("environment", {}):
+            if key.startswith("MOODWIRE_"):
+                assert key in fields, f"service {name}: {key} is not a Moodwire setting"
+
+
+def test_dependencies_exist_and_mounted_files_are_in_the_repository():
+    services = COMPOSE["services"]
+    for name, service in services.items():
+        for dep in service.get("depends_on", {}):
+            assert dep in services, f"service {name} depends on unknown {dep}"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"service {name} mounts missing {source}"
+    for volume in COMPOSE.get("volumes", {}):
+        assert any(volume in v for s in services.values() for v in s.get("volumes", []))
+
+
+def test_kafka_is_kraft_and_bootstrap_matches():
+    env = COMPOSE["services"]["kafka"]["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    advertised = re.search(r"PLAINTEXT://([^,]+)", env["KAFKA_ADVERTISED_LISTENERS"]).group(1)
+    assert COMPOSE["x-moodwire-env"]["MOODWIRE_KAFKA_BOOTSTRAP"] == advertised
