@@ -32,6 +32,20 @@ RSS1 = """<?xml version="1.0"?>
 <link>https://rdf.example.com/gold</link><dc:date>2026-11-18T09:00:00Z</dc:date></item>
 </rdf:RDF>"""
 
+ARTICLE_RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>Pages</title>
+<item><title>Quarry Peak Mining cuts copper output guidance</title><link>{base}/article/quarry</link>
+<description>Short summary.</description><pubDate>Wed, 18 Nov 2026 10:00:00 GMT</pubDate></item>
+<item><title>Broken link story</title><link>{base}/article/missing</link><description>Only the summary.</description></item>
+</channel></rss>"""
+
+ARTICLE = """<!DOCTYPE html><html><head><title>Quarry Peak</title><script>var tracking = 1;</script></head>
+<body><nav>Home | Markets | Opinion</nav><article><h1>Quarry Peak Mining cuts copper output guidance</h1>
+<p>Quarry Peak Mining lowered its full-year copper production forecast on Wednesday, citing flooding at its
+largest open-pit mine and a shortage of replacement equipment that could last into the spring.</p>
+<p>The company now expects output of 310,000 to 325,000 tonnes, down from an earlier range of 350,000 to
+370,000 tonnes. Shares fell 6 percent in early trading as analysts trimmed their earnings estimates.</p>
+</article><footer>Copyright Meridian Markets</footer></body></html>"""
+
 HTML = "<!DOCTYPE html><html><head><title>Welcome</title></head><body><p>Not a feed</p></body></html>"
 GARBAGE = "<?xml version='1.0'?><rss><channel><item><title>unclosed"
 
@@ -63,6 +77,10 @@ class FeedServer:
                                {"Last-Modified": "Wed, 18 Nov 2026 12:00:00 GMT"})
                 elif self.path == "/rss1":
                     self._send(RSS1, "application/rdf+xml")
+                elif self.path == "/articles.rss":
+                    self._send(ARTICLE_RSS.replace("{base}", server.url), "application/rss+xml")
+                elif self.path == "/article/quarry":
+                    self._send(ARTICLE, "text/html; charset=utf-8")
                 elif self.path == "/html":
                     self._send(HTML, "text/html; charset=utf-8")
                 elif self.path == "/garbage":

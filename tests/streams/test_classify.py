@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from moodwire.broker import free_port
 from moodwire.records import DeadLetter, NewsItem, ScoredNews, decode, item_id
 from moodwire.topics import DEADLETTER, NEWS_RAW, NEWS_SCORED
 
@@ -66,9 +68,10 @@ def collect(bootstrap: str, topic: str, keep, want: int, timeout_s: float = 120)
     return got
 
 
-def start_classify(bootstrap: str, model: Path, log: Path, max_batch: int = 16) -> subprocess.Popen:
+def start_classify(bootstrap: str, model: Path, log: Path, max_batch: int = 16, metrics_port: int = 0) -> subprocess.Popen:
     env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": bootstrap, "MOODWIRE_MODEL": str(model),
-           "MOODWIRE_MAX_BATCH": str(max_batch), "MOODWIRE_MAX_WAIT_MS": "50", "OMP_NUM_THREADS": "1"}
+           "MOODWIRE_MAX_BATCH": str(max_batch), "MOODWIRE_MAX_WAIT_MS": "50", "OMP_NUM_THREADS": "1",
+           "MOODWIRE_METRICS_PORT": str(metrics_port)}
     return subprocess.Popen([sys.executable, "-m", "moodwire.cli", "classify", "--device", "cpu"], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -87,24 +90,41 @@ def dead_of(tag: str):
     return keep
 
 
-def test_classify_scores_everything_and_dead_letters_garbage(kafka, tiny_model, tmp_path, unique):
+def test_feeds_to_scored_end_to_end_with_garbage_dead_lettered(kafka, tiny_model, tmp_path, unique):
+    from tests.streams.feed_server import FeedServer
+    from tests.streams.test_ingest import feed, make_ingestor
+
+    server = FeedServer(unique)
+    ingestor, publisher = make_ingestor(kafka, f"sqlite:///{tmp_path}/s.db",
+                                        [feed(server, "rss2", "/rss2"), feed(server, "atom", "/atom")])
+    fed = [i for rt in ingestor.runtimes for i in ingestor.poll(rt).items]
+    publisher.close()
+    server.close()
     news = items(unique, 40)
     bad = [b"not json " + unique.encode(), b'{"id": "' + unique.encode() + b'"}', b"\xff\xfe" + unique.encode()]
     produce(kafka, news, bad)
-    proc = start_classify(kafka, tiny_model, tmp_path / "classify.log")
+    port = free_port()
+    proc = start_classify(kafka, tiny_model, tmp_path / "classify.log", metrics_port=port)
     try:
-        scored = collect(kafka, NEWS_SCORED, scored_of({i.id for i in news}), len(news))
+        scored = collect(kafka, NEWS_SCORED, scored_of({i.id for i in news + fed}), len(news) + len(fed))
         dead = collect(kafka, DEADLETTER, dead_of(unique), 3)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     assert proc.returncode == 0, (tmp_path / "classify.log").read_text()[-2000:]
-    assert sorted(s.id for s, _ in scored) == sorted(i.id for i in news)
+    assert len(fed) == 5
+    assert sorted(s.id for s, _ in scored) == sorted(i.id for i in news + fed)
+    for name in ("moodwire_classify_items_total", "moodwire_classify_batch_size_bucket",
+                 "moodwire_classify_queue_wait_seconds_bucket", "moodwire_classify_inference_seconds_bucket",
+                 "moodwire_classify_deadlettered_total 3.0", "moodwire_classify_items_per_second",
+                 "moodwire_classify_errors_total"):
+        assert name in metrics
     for s, key in scored:
         assert key == s.topic.encode()  # keyed by topic
         assert s.model.startswith("moodwire-minilm@")
         assert s.score == pytest.approx(s.probs["positive"] - s.probs["negative"], abs=1e-6)
-        original = next(i for i in news if i.id == s.id)
+        original = next(i for i in news + fed if i.id == s.id)
         assert s.title == original.title and s.published_at == original.published_at
     assert len(dead) == 3
     assert {d.stage for d in dead} == {"classify"} and all(d.topic == NEWS_RAW for d in dead)

@@ -151,3 +151,15 @@ def test_ingest_command_bad_feeds_file(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "feed 'x': interval: Input should be greater than or equal to 5" in result.stderr
+
+
+def test_article_pages_give_the_body_when_enabled(kafka, server, tmp_path):
+    ingestor, publisher = make_ingestor(kafka, f"sqlite:///{tmp_path}/s.db",
+                                        [feed(server, "pages", "/articles.rss", articles=True)])
+    result = ingestor.poll(ingestor.runtimes[0])
+    publisher.close()
+    assert result.error is None and result.published == 2
+    by_title = {i.title: i for i in result.items}
+    body = by_title["Quarry Peak Mining cuts copper output guidance"].body
+    assert "flooding at its largest open-pit mine" in body and "tracking" not in body and "Copyright" not in body
+    assert by_title["Broken link story"].body == "Only the summary."  # page 404: the item keeps its summary
