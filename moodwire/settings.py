@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from moodwire.errors import SettingsError
+from moodwire.yamlfile import read_mapping
 
 ENV_PREFIX = "MOODWIRE_"
 
@@ -71,20 +71,6 @@ class Settings(BaseSettings):
         return (init_settings, env_settings)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"settings file {path} does not exist (from MOODWIRE_CONFIG or --config)") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SettingsError(f"settings file {path} must hold a mapping of setting: value")
-    return data
-
-
 def load_settings(config_file: str | Path | None = None, environ: dict[str, str] | None = None,
                   **overrides: Any) -> Settings:
     """Read the settings once: YAML file, then environment, then explicit overrides."""
@@ -93,7 +79,9 @@ def load_settings(config_file: str | Path | None = None, environ: dict[str, str]
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if config_file:
-        for key, value in _read_yaml(Path(config_file)).items():
+        settings_file = read_mapping(config_file, "settings file", SettingsError,
+                                     " (from MOODWIRE_CONFIG or --config)")
+        for key, value in settings_file.items():
             values[str(key)] = value
             origin[str(key)] = f"{key!r} in {config_file}"
     known = set(Settings.model_fields)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 
+from moodwire.yamlfile import read_mapping
 from streams.errors import SourceConfigError
 
 
@@ -57,14 +57,7 @@ class FeedsFile(BaseModel):
 def load_feeds(path: str | Path) -> list[Feed]:
     """Read and validate a feeds file; errors name the file, the feed and the key."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SourceConfigError(f"feeds file {path} does not exist") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SourceConfigError(f"feeds file {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SourceConfigError(f"feeds file {path}: expected a mapping with a 'feeds:' list")
+    raw = read_mapping(path, "feeds file", SourceConfigError)
     try:
         doc = FeedsFile.model_validate(raw)
     except ValidationError as exc:

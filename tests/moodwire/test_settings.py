@@ -65,7 +65,7 @@ def test_yaml_value_error_names_file_and_key(tmp_path: Path):
 
 @pytest.mark.parametrize("content, fragment", [
     ("kafka: [unclosed", "not valid YAML"),
-    ("- a\n- b\n", "must hold a mapping"),
+    ("- a\n- b\n", "must hold a mapping of key: value, not a list"),
 ])
 def test_malformed_yaml_file(tmp_path: Path, content, fragment):
     cfg = tmp_path / "m.yaml"

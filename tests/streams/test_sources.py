@@ -34,7 +34,7 @@ feeds:
     ("feeds:\n  - {name: a, url: 'https://a.example'}\n  - {name: a, url: 'https://b.example'}", "feed name 'a' is used twice"),
     ("feeds:\n  - {name: a, url: 'https://a.example', headers: {If-None-Match: x}}", "set by Moodwire for conditional GET"),
     ("feeds: [unclosed", "not valid YAML"),
-    ("- just a list", "expected a mapping"),
+    ("- just a list", "must hold a mapping of key: value, not a list"),
 ])
 def test_bad_feeds_files_name_file_feed_and_key(tmp_path, text, fragment):
     with pytest.raises(SourceConfigError) as err:
