@@ -157,3 +157,27 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(kafka, tiny_model, tmp_pa
         second.send_signal(signal.SIGINT)
         second.wait(timeout=60)
     assert {s.id for s, _ in scored} == ids  # every input id appears; duplicates are allowed (at-least-once)
+
+
+def test_two_classify_processes_share_the_partitions(kafka, tiny_model, tmp_path, unique):
+    ports = [free_port(), free_port()]
+    workers = [start_classify(kafka, tiny_model, tmp_path / f"c{i}.log", max_batch=4, metrics_port=p)
+               for i, p in enumerate(ports)]
+    try:
+        time.sleep(15)  # both join the group (the embedded broker answers a join after half the session timeout)
+        news = items(unique, 400)
+        produce(kafka, news)
+        ids = {i.id for i in news}
+        scored = collect(kafka, NEWS_SCORED, scored_of(ids), len(ids))
+        counts = []
+        for port in ports:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            line = next(x for x in text.splitlines() if x.startswith("moodwire_classify_items_total "))
+            counts.append(float(line.split()[1]))
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGINT)
+        for w in workers:
+            w.wait(timeout=60)
+    assert {s.id for s, _ in scored} == ids
+    assert all(c > 0 for c in counts), f"each process should have scored part of the stream: {counts}"
