@@ -1,0 +1,145 @@
+"""Pure event-time aggregation: per-topic fixed buckets, windows derived by summing them.
+
+Nothing here touches Kafka or Faust; the aggregation agent (issue 5) calls these functions
+once per micro-batch and stores ``Bucket.to_dict()`` values in a changelog-backed table
+keyed by ``(topic, bucket start)``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from moodwire.records import ScoredNews, TopicWindow
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EVIDENCE_K = 5
+
+
+def parse_span(text: str) -> timedelta:
+    """'90s', '5m', '1h', '24h', '7d' → timedelta; ValueError naming the text otherwise."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h or 7d")
+    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+
+
+def bucket_start(at: datetime, width: timedelta) -> datetime:
+    """Start of the fixed bucket of ``width`` holding ``at`` (aligned to the Unix epoch)."""
+    seconds = (at - EPOCH).total_seconds()
+    step = width.total_seconds()
+    return EPOCH + timedelta(seconds=math.floor(seconds / step) * step)
+
+
+@dataclass
+class Bucket:
+    """Sums of one topic over one span: enough for mean, shares and a confidence interval."""
+
+    count: int = 0
+    total: float = 0.0
+    sum_sq: float = 0.0
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    late: int = 0
+    most_negative: list[tuple[float, str]] = field(default_factory=list)  # (score, id), lowest first
+    most_positive: list[tuple[float, str]] = field(default_factory=list)  # (score, id), highest first
+
+    def add(self, item: ScoredNews) -> None:
+        self.count += 1
+        self.total += item.score
+        self.sum_sq += item.score * item.score
+        setattr(self, item.sentiment, getattr(self, item.sentiment) + 1)
+        self._keep_extremes([(item.score, item.id)], [(item.score, item.id)])
+
+    def merge(self, other: "Bucket") -> "Bucket":
+        out = Bucket(self.count + other.count, self.total + other.total, self.sum_sq + other.sum_sq,
+                     self.negative + other.negative, self.neutral + other.neutral, self.positive + other.positive,
+                     self.late + other.late, list(self.most_negative), list(self.most_positive))
+        out._keep_extremes(other.most_negative, other.most_positive)
+        return out
+
+    def _keep_extremes(self, negatives: Iterable[tuple[float, str]], positives: Iterable[tuple[float, str]]) -> None:
+        # Ties are broken by id so the result does not depend on arrival order.
+        self.most_negative = heapq.nsmallest(EVIDENCE_K, {*self.most_negative, *map(tuple, negatives)})
+        self.most_positive = sorted(heapq.nlargest(EVIDENCE_K, {*self.most_positive, *map(tuple, positives)},
+                                                   key=lambda p: (p[0], p[1])), key=lambda p: (-p[0], p[1]))
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def std_error(self) -> float:
+        """Standard error of the mean score (0 for fewer than two items)."""
+        if self.count < 2:
+            return 0.0
+        variance = max(0.0, (self.sum_sq - self.count * self.mean ** 2) / (self.count - 1))
+        return math.sqrt(variance / self.count)
+
+    def to_dict(self) -> dict:
+        return {"count": self.count, "total": self.total, "sum_sq": self.sum_sq, "negative": self.negative,
+                "neutral": self.neutral, "positive": self.positive, "late": self.late,
+                "most_negative": [list(p) for p in self.most_negative],
+                "most_positive": [list(p) for p in self.most_positive]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Bucket":
+        return cls(data["count"], data["total"], data["sum_sq"], data["negative"], data["neutral"],
+                   data["positive"], data.get("late", 0), [tuple(p) for p in data["most_negative"]],
+                   [tuple(p) for p in data["most_positive"]])
+
+
+def fold_batch(items: Iterable[ScoredNews], width: timedelta) -> dict[tuple[str, datetime], Bucket]:
+    """One Bucket per (topic, bucket start) for a micro-batch: a table is then updated once per
+    key, not once per item."""
+    out: dict[tuple[str, datetime], Bucket] = {}
+    for item in items:
+        key = (item.topic, bucket_start(item.published_at, width))
+        out.setdefault(key, Bucket()).add(item)
+    return out
+
+
+def window_sum(buckets: Mapping[datetime, Bucket], start: datetime, end: datetime) -> Bucket:
+    """Sum of the buckets whose start lies in [start, end)."""
+    total = Bucket()
+    for at, bucket in buckets.items():
+        if start <= at < end:
+            total = total.merge(bucket)
+    return total
+
+
+def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Bucket, final: bool) -> TopicWindow:
+    n = bucket.count
+    return TopicWindow(
+        topic=topic, window=name, start=start, end=end, count=n, mean_score=max(-1.0, min(1.0, bucket.mean)),
+        sum_sq=bucket.sum_sq, negative_share=bucket.negative / n if n else 0.0,
+        neutral_share=bucket.neutral / n if n else 0.0, positive_share=bucket.positive / n if n else 0.0,
+        late_count=bucket.late, most_negative=[i for _, i in bucket.most_negative],
+        most_positive=[i for _, i in bucket.most_positive], final=final)
+
+
+class Watermark:
+    """Max event time seen minus the allowed lateness. Idle partitions advance it with a
+    heartbeat (``advance_to``) so quiet topics still get their windows closed."""
+
+    def __init__(self, lateness: timedelta) -> None:
+        self.lateness = lateness
+        self.max_event: datetime | None = None
+
+    def observe(self, at: datetime) -> None:
+        if self.max_event is None or at > self.max_event:
+            self.max_event = at
+
+    def advance_to(self, at: datetime) -> None:
+        self.observe(at)
+
+    @property
+    def value(self) -> datetime | None:
+        return None if self.max_event is None else self.max_event - self.lateness
+
+    def is_late(self, at: datetime) -> bool:
+        """An item is late when the window holding it may already be final."""
+        return self.value is not None and at < self.value

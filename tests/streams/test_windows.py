@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from moodwire.records import ScoredNews, item_id
+from streams.windows import (Bucket, Watermark, bucket_start, fold_batch, parse_span, to_window, window_sum)
+
+T0 = datetime(2026, 11, 18, 13, 0, tzinfo=timezone.utc)
+MIN = timedelta(minutes=1)
+
+
+def scored(i: int, topic: str, minute: float, score: float) -> ScoredNews:
+    neg, pos = max(0.0, -score), max(0.0, score)
+    sentiment = "negative" if score < -0.2 else "positive" if score > 0.2 else "neutral"
+    title = f"item {i}"
+    at = T0 + timedelta(minutes=minute)
+    return ScoredNews(id=item_id(None, "t", title), source="t", title=title, published_at=at, fetched_at=at,
+                      topic=topic, topic_confidence=0.9, sentiment=sentiment,
+                      probs={"negative": neg, "neutral": 1 - neg - pos, "positive": pos}, score=score,
+                      model="m@1", classified_at=at)
+
+
+def test_parse_span():
+    assert parse_span("5m") == timedelta(minutes=5) and parse_span("24h") == timedelta(days=1)
+    for bad in ("5", "m", "0m", "-5m", "5w", "1.5h"):
+        with pytest.raises(ValueError, match="is not a duration"):
+            parse_span(bad)
+
+
+def test_bucket_start_aligns_to_the_width():
+    assert bucket_start(T0 + timedelta(seconds=59.9), MIN) == T0
+    assert bucket_start(T0 + timedelta(minutes=7, seconds=1), timedelta(minutes=5)) == T0 + timedelta(minutes=5)
+
+
+def test_windows_match_an_independent_pandas_computation():
+    rng = random.Random(7)
+    items = [scored(i, rng.choice(["Financials", "Macro", "Energy | Oil"]), rng.uniform(0, 120),
+                    round(rng.uniform(-1, 1), 3)) for i in range(500)]
+    rng.shuffle(items)  # arrival order differs from event order
+    batches = [items[i:i + 37] for i in range(0, len(items), 37)]
+    table: dict[tuple[str, datetime], Bucket] = {}
+    for batch in batches:  # as the agent does: one table update per key per micro-batch
+        for key, bucket in fold_batch(batch, MIN).items():
+            table[key] = table.get(key, Bucket()).merge(bucket)
+
+    frame = pd.DataFrame([{"topic": i.topic, "when": i.published_at, "score": i.score, "sentiment": i.sentiment,
+                           "id": i.id} for i in items])
+    start, end = T0 + timedelta(minutes=60), T0 + timedelta(minutes=65)
+    for topic in frame.topic.unique():
+        w = to_window(topic, "5m", start, end,
+                      window_sum({at: b for (t, at), b in table.items() if t == topic}, start, end), final=True)
+        rows = frame[(frame.topic == topic) & (frame.when >= start) & (frame.when < end)]
+        assert w.count == len(rows)
+        assert w.mean_score == pytest.approx(rows.score.mean())
+        assert w.sum_sq == pytest.approx((rows.score ** 2).sum())
+        assert w.negative_share == pytest.approx((rows.sentiment == "negative").mean())
+        assert w.positive_share == pytest.approx((rows.sentiment == "positive").mean())
+        expected_neg = list(rows.sort_values(["score", "id"]).id[:5])
+        assert w.most_negative == expected_neg
+        expected_pos = list(rows.assign(neg=-rows.score).sort_values(["neg", "id"]).id[:5])
+        assert w.most_positive == expected_pos
+
+
+def test_bucket_round_trips_through_its_table_form():
+    b = Bucket()
+    for i, s in enumerate([-0.5, 0.2, 0.9]):
+        b.add(scored(i, "Macro", 0, s))
+    assert Bucket.from_dict(b.to_dict()) == b
+    assert b.std_error() == pytest.approx(pd.Series([-0.5, 0.2, 0.9]).sem())
+
+
+def test_watermark_and_lateness():
+    wm = Watermark(timedelta(minutes=2))
+    assert wm.value is None and not wm.is_late(T0)
+    wm.observe(T0 + timedelta(minutes=10))
+    wm.observe(T0 + timedelta(minutes=5))  # out of order: does not move it back
+    assert wm.value == T0 + timedelta(minutes=8)
+    assert wm.is_late(T0 + timedelta(minutes=7)) and not wm.is_late(T0 + timedelta(minutes=8))
+    wm.advance_to(T0 + timedelta(minutes=30))  # heartbeat on an idle partition
+    assert wm.value == T0 + timedelta(minutes=28)
