@@ -20,6 +20,17 @@ def _settings(bootstrap: str):
     return load_settings(environ={"MOODWIRE_KAFKA_BOOTSTRAP": bootstrap})
 
 
+def _group_consumer(settings, topic: str, group: str, client: str) -> KafkaConsumer:
+    """A group member that knows the topic's partitions before it joins: a member that joins
+    first is assigned nothing until its next metadata refresh (seen on Apache Kafka under load)."""
+    consumer = KafkaConsumer(**consumer_config(settings, group, client))
+    deadline = time.monotonic() + 30
+    while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    consumer.subscribe([topic])
+    return consumer
+
+
 def _drain(consumer: KafkaConsumer, want: int, timeout_s: float = 60) -> list:
     got = []
     deadline = time.monotonic() + timeout_s
@@ -65,7 +76,7 @@ def test_group_consumes_commits_and_resumes(kafka, unique):
     producer.flush()
 
     group = f"group.{unique}"
-    first = KafkaConsumer(topic, **consumer_config(settings, group, "c1"))
+    first = _group_consumer(settings, topic, group, "c1")
     got = _drain(first, 20)
     assert sorted(r.value for r in got) == sorted(f"v{i}".encode() for i in range(20))
     first.commit()
@@ -76,7 +87,7 @@ def test_group_consumes_commits_and_resumes(kafka, unique):
     producer.flush()
     producer.close()
 
-    second = KafkaConsumer(topic, **consumer_config(settings, group, "c2"))
+    second = _group_consumer(settings, topic, group, "c2")
     resumed = _drain(second, 5)
     time.sleep(1.0)
     resumed += _drain(second, 1, timeout_s=1)
@@ -94,7 +105,7 @@ def test_committed_offsets_are_per_partition(kafka, unique):
         producer.send(topic, value=b"x", partition=i % 2)
     producer.flush()
     producer.close()
-    consumer = KafkaConsumer(topic, **consumer_config(settings, f"g.{unique}", "c"))
+    consumer = _group_consumer(settings, topic, f"g.{unique}", "c")
     assert len(_drain(consumer, 10)) == 10
     consumer.commit()
     committed = {p: consumer.committed(TopicPartition(topic, p)) for p in (0, 1)}

@@ -40,8 +40,9 @@ def raw_items(bootstrap: str, ids: set[str], timeout_s: float = 30) -> list[News
     idle_since = None
     while time.monotonic() < deadline:
         polled = consumer.poll(timeout_ms=300)
-        got = [decode(NewsItem, r.value) for rs in polled.values() for r in rs]
-        found.extend(i for i in got if i.id in ids)
+        # news.raw also holds other tests' records (garbage among them): pick ours by key.
+        got = [decode(NewsItem, r.value) for rs in polled.values() for r in rs if r.key and r.key.decode(errors="replace") in ids]
+        found.extend(got)
         if not got:
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since > 2 and {i.id for i in found} >= ids:
