@@ -135,6 +135,13 @@ class Ingestor:
                 now = time.monotonic()
                 for rt in self.runtimes:
                     busy = running.get(rt.feed.name)
+                    if busy is not None and busy.done() and busy.exception() is not None:
+                        # poll() handles feed problems itself; what reaches here is the store failing.
+                        log.error("feed %s: poll failed: %s", rt.feed.name, busy.exception(),
+                                  extra={"feed": rt.feed.name})
+                        running.pop(rt.feed.name)
+                        rt.next_due = now + min(rt.feed.interval, 60.0)
+                        busy = None
                     if rt.next_due <= now and (busy is None or busy.done()):
                         rt.next_due = float("inf")  # set again when the poll ends
                         running[rt.feed.name] = pool.submit(self.poll, rt)

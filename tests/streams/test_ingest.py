@@ -164,3 +164,24 @@ def test_article_pages_give_the_body_when_enabled(kafka, server, tmp_path):
     body = by_title["Quarry Peak Mining cuts copper output guidance"].body
     assert "flooding at its largest open-pit mine" in body and "tracking" not in body and "Copyright" not in body
     assert by_title["Broken link story"].body == "Only the summary."  # page 404: the item keeps its summary
+
+
+def test_run_loop_polls_every_feed_and_stops_on_request(kafka, server, tmp_path):
+    import threading
+
+    ingestor, publisher = make_ingestor(kafka, f"sqlite:///{tmp_path}/s.db",
+                                        [feed(server, "rss2", "/rss2"), feed(server, "html", "/html")])
+    stop = threading.Event()
+    thread = threading.Thread(target=ingestor.run, args=(stop,), kwargs={"workers": 2})
+    thread.start()
+    deadline = time.monotonic() + 30
+    while (not server.hits("/rss2") or not server.hits("/html")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    stop.set()
+    thread.join(timeout=10)
+    publisher.close()
+    assert not thread.is_alive()
+    state = {rt.feed.name: rt for rt in ingestor.runtimes}
+    assert state["rss2"].failures == 0 and state["html"].failures == 1
+    assert len(server.hits("/rss2")) == 1  # not due again within its 60 s interval
