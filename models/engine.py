@@ -2,8 +2,8 @@
 
 - Texts are cleaned and tokenised once, sorted by length and cut into buckets,
   each padded only to its own longest member; results come back in input order.
-- CPU: dynamic int8 quantisation of the Linear layers (the encoder's LoRA is
-  merged first), ``torch.inference_mode``.
+- CPU: dynamic per-channel int8 quantisation of the encoder's Linear layers (the
+  LoRA adapter is merged first), ``torch.inference_mode``.
 - GPU: fp16 weights, pinned host memory, non-blocking copies, and tokenisation of
   the next chunk overlapping inference of the current one (a worker thread; the
   Rust tokenizer releases the GIL).
@@ -35,10 +35,15 @@ class Prediction:
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
-    """Dynamic int8 quantisation of every Linear layer (CPU only)."""
-    from torch.ao.quantization import quantize_dynamic
+    """Dynamic int8 quantisation of the encoder's Linear layers, per output channel (CPU only).
 
-    return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    Per-tensor quantisation cost 1.4 points of topic accuracy on the validation split;
+    per-channel costs 0.7 (see the model card). The two small heads stay in fp32.
+    """
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    model.encoder = quantize_dynamic(model.encoder, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    return model
 
 
 def pick_device(requested: str = "auto") -> torch.device:

@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
     ap.add_argument("--command", required=True, help="the exact command that trained the model")
+    ap.add_argument("--note", action="append", default=[], help="a line for the card's notes section")
     args = ap.parse_args()
     model = Path(args.model)
     spec = read_spec(model)
@@ -82,6 +83,8 @@ def main() -> None:
               "## Reproduce", "", "```sh", args.command, "```", "",
               f"Settings recorded in `moodwire-model.json` (`provenance.config`); torch {spec.provenance.get('torch')}.",
               ""]
+    if args.note:
+        lines += ["## Notes", "", *[f"- {n}" for n in args.note], ""]
     (model / "README.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
