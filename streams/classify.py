@@ -2,8 +2,8 @@
 
 A batch closes at ``max_batch`` records or ``max_wait_ms`` after its first record. While
 the model runs on batch N (a worker thread), the main thread polls, decodes and tokenises
-batch N+1. Batch N's scored items and dead letters are published and acknowledged before
-its offsets are committed: a crash at any moment re-delivers at most the uncommitted
+batch N+1; while the model runs on N+1, the main thread publishes and commits N. Batch N's
+scored items and dead letters are published and acknowledged before its offsets are committed: a crash at any moment re-delivers at most the uncommitted
 batches (at-least-once; sinks upsert by item id), never loses an item.
 """
 
@@ -91,8 +91,10 @@ class ClassifyWorker:
         return batch
 
     def _finish(self, batch: Batch, future: Future | None) -> None:
+        self._publish_and_commit(batch, future.result() if future is not None else [])
+
+    def _publish_and_commit(self, batch: Batch, predictions) -> None:
         started = time.monotonic()
-        predictions = future.result() if future is not None else []
         scored = score_items(batch.items, predictions, self.engine.label)
         if scored:
             self.publisher.publish(NEWS_SCORED, [(s.topic.encode(), s) for s in scored])
@@ -130,9 +132,13 @@ class ClassifyWorker:
                     continue
                 self.metrics.queue_wait.observe(time.monotonic() - batch.opened)
                 prepared = self.engine.prepare([i.title for i in batch.items])  # overlaps batch N's inference
-                if pending is not None:
-                    self._finish(*pending)
+                previous = pending
+                predictions = previous[1].result() if previous is not None and previous[1] is not None else []
+                # Start batch N+1 on the model before publishing and committing batch N, so the
+                # model does not idle through N's broker round trips; commits stay in order.
                 pending = (batch, self._pool.submit(self._infer, prepared) if batch.items else None)
+                if previous is not None:
+                    self._publish_and_commit(previous[0], predictions)
             if pending is not None:
                 self._finish(*pending)
         finally:
