@@ -2,7 +2,8 @@
 
 1. engine alone: ``engine.classify`` over the items in batches of ``max_batch``;
 2. stream: the items are pre-loaded into news.raw on the embedded broker, then one
-   classify worker runs until every item is on news.scored (items/s = N / wall time);
+   ``moodwire classify`` process runs until every item is on news.scored (items/s from its
+   first output to the last; model loading and the group join are reported apart);
 3. latency: items produced at half the measured stream rate; p50/p99 of the time from
    produce to arrival on news.scored.
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -30,9 +33,7 @@ from models.artefact import DEFAULT_MODEL_DIR  # noqa: E402
 from models.engine import InferenceEngine  # noqa: E402
 from moodwire.broker import embedded_broker  # noqa: E402
 from moodwire.records import NewsItem, item_id  # noqa: E402
-from moodwire.settings import load_settings  # noqa: E402
 from moodwire.topics import NEWS_RAW, NEWS_SCORED  # noqa: E402
-from streams.classify import ClassifyWorker  # noqa: E402
 from streams.replay import read_recorded  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parent.parent / "streams" / "samples" / "news_sample.jsonl"
@@ -94,19 +95,19 @@ def main() -> None:
     engine_rate = len(items) / (time.perf_counter() - start)
 
     with embedded_broker(partitions=4) as broker:
-        settings = load_settings(environ={"MOODWIRE_KAFKA_BOOTSTRAP": broker.bootstrap,
-                                          "MOODWIRE_MAX_BATCH": str(args.max_batch), "MOODWIRE_MAX_WAIT_MS": "20"})
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
         for item in items:
             producer.send(NEWS_RAW, key=item.id.encode(), value=item.encode())
         producer.flush()
         tail = Tail(broker.bootstrap)
         tail.start()
-        worker = ClassifyWorker(settings, engine)
-        stop = threading.Event()
-        thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        # The stage runs as it does in production: its own `moodwire classify` process.
+        env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": broker.bootstrap, "MOODWIRE_MODEL": args.model,
+               "MOODWIRE_MAX_BATCH": str(args.max_batch), "MOODWIRE_MAX_WAIT_MS": "20",
+               "MOODWIRE_DEVICE": args.device}
+        worker = subprocess.Popen([sys.executable, "-m", "moodwire.cli", "classify"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         start = time.perf_counter()
-        thread.start()
         ids = {i.id for i in items}
         first_seen = None
         while first_seen is None:  # the group join is not part of the throughput
@@ -131,8 +132,8 @@ def main() -> None:
             producer.flush()
         tail.wait_for(set(sent), 300)
         latencies = np.array([tail.arrived[i] - sent[i] for i in sent]) * 1000
-        stop.set()
-        thread.join(timeout=30)
+        worker.send_signal(signal.SIGINT)
+        worker.wait(timeout=60)
         tail.stop.set()
         producer.close()
 
