@@ -4,8 +4,6 @@ passes them down; domain packages are imported inside the command functions."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import click
 
@@ -98,7 +96,7 @@ def topics_create(ctx: click.Context, partitions: int | None, replication: int |
     """Create the Moodwire topics on MOODWIRE_KAFKA_BOOTSTRAP (existing ones are left alone)."""
     from moodwire.topics import create_topics
 
-    settings = settings_of(ctx.find_root())
+    settings = settings_of(ctx)
     report = create_topics(settings.kafka_bootstrap, partitions or settings.kafka_partitions,
                            replication or settings.kafka_replication)
     for name in report.created:
