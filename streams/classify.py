@@ -90,8 +90,13 @@ class ClassifyWorker:
                     batch.offsets[tp] = rec.offset + 1
         return batch
 
+    @staticmethod
+    def _predictions(future: Future | None) -> list:
+        """A batch without decodable items had nothing to infer (no future)."""
+        return future.result() if future is not None else []
+
     def _finish(self, batch: Batch, future: Future | None) -> None:
-        self._publish_and_commit(batch, future.result() if future is not None else [])
+        self._publish_and_commit(batch, self._predictions(future))
 
     def _publish_and_commit(self, batch: Batch, predictions) -> None:
         started = time.monotonic()
@@ -133,7 +138,7 @@ class ClassifyWorker:
                 self.metrics.queue_wait.observe(time.monotonic() - batch.opened)
                 prepared = self.engine.prepare([i.title for i in batch.items])  # overlaps batch N's inference
                 previous = pending
-                predictions = previous[1].result() if previous is not None and previous[1] is not None else []
+                predictions = self._predictions(previous[1]) if previous is not None else []
                 # Start batch N+1 on the model before publishing and committing batch N, so the
                 # model does not idle through N's broker round trips; commits stay in order.
                 pending = (batch, self._pool.submit(self._infer, prepared) if batch.items else None)
