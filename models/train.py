@@ -21,7 +21,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from models.artefact import LoraSettings, ModelSpec, build_network, save_model, trainable_state
+from safetensors.torch import load_file
+
+from models.artefact import (WEIGHTS_FILE, LoraSettings, ModelSpec, build_network, read_spec, save_model,
+                             trainable_state)
 from models.batching import encode, pad, shuffled_bucket_batches
 from models.data import LabelledSet, load_labelled
 from models.errors import ModelError
@@ -60,6 +63,8 @@ class TrainConfig:
     threads: int | None = None
     version: str = "dev"
     progress: bool = True
+    init_from: str | None = None  # a saved Moodwire model of the same shape to start from
+
 
     def learning_rate(self) -> float:
         if self.lr is not None:
@@ -121,6 +126,8 @@ def train(cfg: TrainConfig) -> dict:
                      version=cfg.version)
     sets = _load_sets(cfg, spec)
     model, tokenizer = build_network(spec)
+    if cfg.init_from:
+        _warm_start(model, spec, cfg.init_from)
     encoded = {t: encode(tokenizer, sets[t]["train"].texts, cfg.max_length) for t in sets}
     labels = {t: sets[t]["train"].labels for t in sets}
     loss_fns = {
@@ -226,6 +233,22 @@ def train(cfg: TrainConfig) -> dict:
     spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__}
     save_model(model, spec, cfg.output)
     return state["best_metrics"]
+
+
+def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
+    """Start from a saved model's trained weights (continued fine-tuning). The saved model
+    must have the same base, method and adapter shape; anything else is refused by name."""
+    saved = read_spec(source)
+    for name in ("base", "finetune", "lora", "topic_labels", "sentiment_labels"):
+        if getattr(saved, name) != getattr(spec, name):
+            raise ModelError(f"--init-from {source}: its {name} is {getattr(saved, name)!r}, this run's is "
+                             f"{getattr(spec, name)!r}; pass the same settings the model was trained with")
+    state = load_file(str(Path(source) / WEIGHTS_FILE))
+    expected = set(trainable_state(model))
+    if set(state) != expected:
+        raise ModelError(f"--init-from {source}: its weights do not fit this network "
+                         f"(missing {sorted(expected - set(state))[:3]}, extra {sorted(set(state) - expected)[:3]})")
+    model.load_state_dict(state, strict=False)
 
 
 def _config_key(cfg: TrainConfig) -> dict:

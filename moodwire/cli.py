@@ -239,6 +239,7 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
 @click.option("--epochs", type=int, default=6, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=None, help="Encoder learning rate [default: 1e-3 LoRA, 5e-5 full].")
+@click.option("--head-lr", type=float, default=2e-3, show_default=True, help="Learning rate of the two heads.")
 @click.option("--max-length", type=int, default=64, show_default=True)
 @click.option("--class-weighting", type=click.Choice(["none", "sqrt", "inverse"]), default="sqrt", show_default=True)
 @click.option("--seed", type=int, default=13, show_default=True)
@@ -248,10 +249,12 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from the newest checkpoint.")
 @click.option("--version", "model_version", default="dev", show_default=True, help="Version recorded in the model.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--init-from", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Continue fine-tuning this saved model (same base and adapter shape).")
 @click.pass_context
 def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_train, sentiment_valid,
-          finetune, lora_r, lora_alpha, epochs, batch_size, lr, max_length, class_weighting, seed,
-          patience, limit, checkpoint_dir, resume, model_version, threads) -> None:
+          finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
+          patience, limit, checkpoint_dir, resume, model_version, threads, init_from) -> None:
     """Fine-tune the topic + sentiment model (LoRA by default) and save it."""
     from models.artefact import LoraSettings
     from models.train import TrainConfig, train as run_training
@@ -263,9 +266,10 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
         sentiment_train=sentiment_train or _data(settings, "tfns/sent_train.csv"),
         sentiment_valid=sentiment_valid or _data(settings, "tfns/sent_valid.csv"),
         output=output, base=base, finetune=finetune, lora=LoraSettings(r=lora_r, alpha=lora_alpha),
-        epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
+        epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, max_length=max_length,
         class_weighting=class_weighting, seed=seed, patience=patience, limit=limit,
-        checkpoint_dir=checkpoint_dir, resume=resume, version=model_version, threads=threads)
+        checkpoint_dir=checkpoint_dir, resume=resume, version=model_version, threads=threads,
+        init_from=init_from)
     metrics = run_training(cfg)
     click.echo(json.dumps({"output": output, "validation": metrics}, indent=2))
 

@@ -164,3 +164,30 @@ def test_export_is_self_contained_and_predicts_the_same(tiny_model: Path, tmp_pa
     (out / "encoder" / "config.json").unlink()
     with pytest.raises(ArtefactError):
         load_model(out)
+
+
+def test_init_from_continues_from_a_saved_model_and_refuses_another_shape(tiny_model: Path, tmp_path: Path):
+    from models.errors import ModelError
+    from models.train import TrainConfig, train
+    from safetensors.torch import load_file
+
+    def config(output: Path, **extra) -> TrainConfig:
+        return TrainConfig(
+            topic_train=shared("tfnt/topic_train.csv"), topic_valid=shared("tfnt/topic_valid.csv"),
+            sentiment_train=shared("tfns/sent_train.csv"), sentiment_valid=shared("tfns/sent_valid.csv"),
+            output=str(output), limit=96, epochs=1, batch_size=16, progress=False, checkpoint_every=0, **extra)
+
+    cold = config(tmp_path / "cold")
+    warm = config(tmp_path / "warm", init_from=str(tiny_model))
+    train(cold)
+    train(warm)
+    cold_loss = read_spec(tmp_path / "cold").metrics["history"][0]["train_loss"]
+    warm_loss = read_spec(tmp_path / "warm").metrics["history"][0]["train_loss"]
+    # Starting from the trained model, the first epoch's loss starts where the trained one ended.
+    for task in ("topic", "sentiment"):
+        assert warm_loss[task] < cold_loss[task]
+    assert set(load_file(str(tmp_path / "warm" / WEIGHTS_FILE))) == set(load_file(str(tiny_model / WEIGHTS_FILE)))
+
+    from models.artefact import LoraSettings
+    with pytest.raises(ModelError, match=r"--init-from .*lora"):
+        train(config(tmp_path / "other", init_from=str(tiny_model), lora=LoraSettings(r=4, alpha=8)))
