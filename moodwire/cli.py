@@ -224,6 +224,37 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
     worker.run(_stop_event())
 
 
+@cli.command()
+@click.option("--sink/--no-sink", default=True, show_default=True,
+              help="Also write scored items and windows into the store (MOODWIRE_STORE_URL).")
+@click.option("--datadir", type=click.Path(file_okay=False), default=None,
+              help="Folder for this worker's rocksdb tables [default: <home>/faust/<hostname>-<pid>].")
+@click.pass_context
+def aggregate(ctx: click.Context, sink, datadir) -> None:
+    """Faust worker: rolling per-topic sentiment windows by publish time, from news.scored."""
+    import os
+    import socket
+
+    from streams.faust_app import AggregateApp, run_worker
+    from streams.metrics import StageMetrics
+
+    settings = settings_of(ctx)
+    metrics = StageMetrics("aggregate")
+    metrics.serve(settings.metrics_port, settings.metrics_host)
+    datadir = datadir or str(settings.home / "faust" / f"{socket.gethostname()}-{os.getpid()}")
+    app = AggregateApp(settings, sink=sink, datadir=datadir, metrics=metrics)
+    click.echo(f"aggregating news.scored -> sentiment.windows (windows {settings.aggregate_windows}, "
+               f"lateness {settings.aggregate_lateness}, store {settings.aggregate_store}"
+               f"{', sink ' + _safe_url(settings.store) if sink else ''})", err=True)
+    run_worker(app, settings.log_level)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 # --------------------------------------------------------------------------- models
 @cli.command()
 @click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write the model to.")

@@ -36,3 +36,30 @@ def consumer_config(settings: Settings, group_id: str, client_id: str) -> dict[s
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "max_poll_interval_ms": 300_000,
     }
+
+
+def faust_config(settings: Settings, app_id: str, datadir: str | None = None) -> dict[str, Any]:
+    """Faust app settings. What the embedded broker needs (BROKER.md) is here and only here:
+    pre-created topics with the configured partitions, replication from settings, short
+    session / rebalance timeouts with 1 s heartbeats, earliest offsets; with ``rocksdb://``
+    on the embedded broker set ``MOODWIRE_AGGREGATE_RECOVERY_CHECK=false`` (its end offsets
+    are wrong)."""
+    session_s = settings.kafka_session_timeout_ms / 1000
+    return {
+        "id": app_id,
+        "broker": ";".join(f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")),
+        "store": settings.aggregate_store,
+        "datadir": datadir or str(settings.home / "faust"),
+        "topic_partitions": settings.kafka_partitions,
+        "topic_replication_factor": settings.kafka_replication,
+        "broker_session_timeout": session_s,
+        "broker_rebalance_timeout": session_s,
+        "broker_heartbeat_interval": settings.kafka_heartbeat_interval_ms / 1000,
+        "broker_commit_interval": 1.0,
+        "consumer_auto_offset_reset": "earliest",
+        "recovery_consistency_check": settings.aggregate_recovery_check,
+        "table_standby_replicas": 0,
+        "producer_acks": -1,
+        "web_enabled": False,
+        "stream_wait_empty": False,
+    }

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from moodwire.errors import SettingsError
+from moodwire.spans import parse_span, parse_windows
 from moodwire.yamlfile import read_mapping
 
 ENV_PREFIX = "MOODWIRE_"
@@ -39,6 +40,18 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_batch: int = Field(64, ge=1, le=4096)
     max_wait_ms: int = Field(50, ge=0, le=60_000)
+    # Aggregation (moodwire aggregate, a Faust worker)
+    aggregate_windows: str = Field("5m,1h/5m,24h/1h", description="windows as span[/step], comma-separated")
+    aggregate_lateness: str = Field("10m", description="allowed lateness behind the partition's newest event")
+    aggregate_idle: str = Field("30s", description="a partition quiet this long has its windows closed by a heartbeat")
+    aggregate_idle_clock: bool = Field(True, description="when every partition is idle, close windows by the wall "
+                                                         "clock (off for back-tests of old news)")
+    aggregate_emit_interval_ms: int = Field(1000, ge=0, le=600_000, description="throttle of window updates")
+    aggregate_batch: int = Field(1000, ge=1, le=100_000, description="records per micro-batch")
+    aggregate_batch_wait_ms: int = Field(200, ge=1, le=60_000)
+    aggregate_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    aggregate_recovery_check: bool = Field(
+        True, description="Faust recovery consistency check; the embedded broker needs false with rocksdb://")
     # Alerts
     alert_rules: Path | None = Field(None, description="YAML file of alert rules")
     # Observability
@@ -60,6 +73,25 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("aggregate_windows")
+    @classmethod
+    def _check_windows(cls, value: str) -> str:
+        parse_windows(value)
+        return value
+
+    @field_validator("aggregate_lateness", "aggregate_idle")
+    @classmethod
+    def _check_span(cls, value: str) -> str:
+        parse_span(value)
+        return value
+
+    @field_validator("aggregate_store")
+    @classmethod
+    def _check_store(cls, value: str) -> str:
+        if value not in ("memory://", "rocksdb://"):
+            raise ValueError("expected memory:// or rocksdb://")
+        return value
 
     @property
     def store(self) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, Text,
-                        create_engine, event)
+from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
+                        create_engine, event, inspect, select)
+
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -44,6 +45,79 @@ feed_state = Table(
 )
 
 
+# Written by the aggregate worker's sink: every scored item, upserted by id.
+scored_news = Table(
+    "scored_news", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("topic", String(100), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("url", Text),
+    Column("source", String(200), nullable=False),
+    Column("sentiment", String(16), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("probs", JSON, nullable=False),
+    Column("topic_confidence", Float, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("classified_at", DateTime(timezone=True), nullable=False),
+    Column("published_estimated", Boolean, nullable=False, default=False),
+)
+Index("scored_news_topic_time", scored_news.c.topic, scored_news.c.published_at)
+
+# Written by the aggregate worker's sink: one row per (topic, window, start), upserted;
+# a final row is never replaced by a non-final one.
+topic_windows = Table(
+    "topic_windows", metadata,
+    Column("topic", String(100), primary_key=True),
+    Column("window", String(16), primary_key=True),
+    Column("start", DateTime(timezone=True), primary_key=True),
+    Column("end", DateTime(timezone=True), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("mean_score", Float, nullable=False),
+    Column("sum_sq", Float, nullable=False),
+    Column("negative_share", Float, nullable=False),
+    Column("neutral_share", Float, nullable=False),
+    Column("positive_share", Float, nullable=False),
+    Column("late_count", Integer, nullable=False),
+    Column("most_negative", JSON, nullable=False),
+    Column("most_positive", JSON, nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Which schema version a store holds; ``migrate`` brings it to SCHEMA_VERSION.
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+# version → tables it introduced. New versions append here; a change to an existing table
+# gets its own step (ALTER statements) in MIGRATIONS.
+SCHEMA_VERSION = 2
+TABLES_BY_VERSION = {1: ("ingest_seen", "feed_state"), 2: ("scored_news", "topic_windows")}
+
+
+def migrate(engine: Engine) -> int:
+    """Create what is missing and record the schema version; refuse a newer store."""
+    from datetime import datetime, timezone
+
+    with engine.begin() as conn:
+        schema_version.create(conn, checkfirst=True)
+        current = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc())).scalar()
+        if current is None and inspect(conn).has_table("ingest_seen"):
+            current = 1  # created before versions were recorded
+        current = current or 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"the store at {engine.url.render_as_string(hide_password=True)} has schema version "
+                             f"{current}, newer than this Moodwire ({SCHEMA_VERSION}); upgrade Moodwire")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for name in TABLES_BY_VERSION[version]:
+                metadata.tables[name].create(conn, checkfirst=True)
+            conn.execute(schema_version.insert().values(version=version, applied_at=datetime.now(timezone.utc)))
+    return SCHEMA_VERSION
+
+
 def open_store(url: str, create: bool = True) -> Engine:
     """An engine for ``url`` with the schema created; a clear StoreError when unusable."""
     if url.startswith("sqlite:///"):
@@ -63,11 +137,12 @@ def open_store(url: str, create: bool = True) -> Engine:
             cur.close()
     if create:
         try:
-            metadata.create_all(engine)
+            migrate(engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open the store at {engine.url.render_as_string(hide_password=True)}: "
                              f"{exc.orig}") from None
     return engine
 
 
-__all__ = ["StoreError", "open_store", "metadata", "ingest_seen", "feed_state"]
+__all__ = ["StoreError", "open_store", "migrate", "metadata", "ingest_seen", "feed_state", "scored_news",
+           "topic_windows", "schema_version", "SCHEMA_VERSION"]

@@ -14,17 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from moodwire.records import ScoredNews, TopicWindow
+from moodwire.spans import parse_span  # noqa: F401  (re-exported)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 EVIDENCE_K = 5
-
-
-def parse_span(text: str) -> timedelta:
-    """'90s', '5m', '1h', '24h', '7d' → timedelta; ValueError naming the text otherwise."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) <= 0:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h or 7d")
-    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
 
 
 def bucket_start(at: datetime, width: timedelta) -> datetime:

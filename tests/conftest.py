@@ -116,3 +116,29 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         sentiment_train=shared("tfns/sent_train.csv"), sentiment_valid=shared("tfns/sent_valid.csv"),
         output=str(out), limit=96, epochs=2, batch_size=16, progress=False, checkpoint_every=0))
     return out
+
+
+@pytest.fixture
+def fresh_embedded():
+    """A new embedded broker for one test (topics created): tests that read a whole topic
+    from the start (aggregation) get a broker of their own."""
+    from moodwire.broker import embedded_broker
+
+    with embedded_broker(partitions=4) as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture
+def fresh_apache_kafka(request: pytest.FixtureRequest, tmp_path: Path):
+    """A new Apache Kafka node for one test; only with --broker=kafka|both (it takes ~15 s)."""
+    from moodwire.topics import create_topics
+
+    if request.config.getoption("--broker") == "embedded":
+        pytest.skip("needs Apache Kafka: run with --broker=kafka or --broker=both (as .ci/run does)")
+    broker = _ApacheKafka(tmp_path / "apache-kafka")
+    try:
+        bootstrap = broker.wait()
+        create_topics(bootstrap, 4, 1)
+        yield bootstrap
+    finally:
+        broker.stop()

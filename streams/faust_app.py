@@ -1,0 +1,248 @@
+"""``moodwire aggregate``: the faust-streaming worker. Agents stay thin: decode → call the
+pure ``streams.aggregate.Aggregator`` → write state and send records, each step awaited.
+
+Components started: one Faust app (consumer group ``moodwire-aggregate``) with
+- agent ``aggregate`` on ``news.scored``: micro-batches (``take_events``) grouped by source
+  partition; bucket writes to the changelog-backed table ``sentiment-buckets``; final windows
+  and late items (to ``news.deadletter``); then the partition marker;
+- agents ``sink-items`` (``news.scored``) and ``sink-windows`` (``sentiment.windows``):
+  idempotent upserts into the store (off with ``--no-sink``);
+- timers: the throttled emitter of changed windows, and the idle-partition heartbeat.
+
+Faust writes a table key's changelog record to the partition of the *current event*. A
+micro-batch mixes partitions, so every write here names its partition explicitly, and the
+current event is set to one of that partition's events before the store is touched (the
+rocksdb store picks its per-partition database from it). ``faust.streams._current_event``
+is internal to faust-streaming, which is pinned (0.15.3) for that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from pathlib import Path
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+
+from moodwire.errors import RecordError
+from moodwire.kafka import faust_config
+from moodwire.records import DeadLetter, ScoredNews, TopicWindow, decode
+from moodwire.settings import Settings
+from moodwire.spans import parse_span, parse_windows
+from moodwire.store import StoreError, open_store
+from moodwire.topics import DEADLETTER, NEWS_SCORED, SENTIMENT_WINDOWS
+from streams.aggregate import MARKER_PREFIX, Aggregator, marker_key
+from streams.metrics import StageMetrics
+from streams.sink import upsert_items, upsert_windows
+
+log = logging.getLogger("moodwire.aggregate")
+APP_ID = "moodwire-aggregate"
+TABLE = "sentiment-buckets"
+
+
+def _as_current(event) -> None:
+    _current_event.set(weakref.ref(event))
+
+
+class AggregateApp:
+    """Builds the Faust app and holds the worker's in-memory state (never the source of truth)."""
+
+    def __init__(self, settings: Settings, *, sink: bool = True, datadir: str | None = None,
+                 metrics: StageMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or StageMetrics("aggregate")
+        self.aggregator = Aggregator(parse_windows(settings.aggregate_windows), parse_span(settings.aggregate_lateness))
+        self.idle = parse_span(settings.aggregate_idle).total_seconds()
+        self.idle_clock = settings.aggregate_idle_clock
+        self.emit_interval = settings.aggregate_emit_interval_ms / 1000
+        self.pending: dict[tuple[str, str, datetime], int] = {}  # window → partition, to emit (throttled)
+        self.last_seen: dict[int, float] = {}
+        self.engine = open_store(settings.store) if sink else None
+
+        config = faust_config(settings, APP_ID, datadir)
+        Path(config["datadir"]).mkdir(parents=True, exist_ok=True)
+        app = faust.App(**config)
+        self.app = app
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.scored = app.topic(NEWS_SCORED, partitions=settings.kafka_partitions, **raw)
+        self.windows_topic = app.topic(SENTIMENT_WINDOWS, partitions=settings.kafka_partitions, **raw)
+        self.deadletter = app.topic(DEADLETTER, partitions=settings.kafka_partitions, **raw)
+        self.table = app.Table(TABLE, default=None, partitions=settings.kafka_partitions,
+                               key_type=str, value_type=dict)  # both JSON on the changelog
+        self.table.on_recover(self._recovered)
+        app.agent(self.scored, name="aggregate")(self._aggregate_agent())
+        if sink:
+            app.agent(self.scored, name="sink-items")(self._sink_agent(ScoredNews, upsert_items, 500))
+            app.agent(self.windows_topic, name="sink-windows")(self._sink_agent(TopicWindow, upsert_windows, 500))
+        app.timer(max(0.05, self.emit_interval or 0.05), name="emit-windows")(self._emit_pending)
+        app.timer(max(0.5, min(5.0, self.idle / 2)), name="heartbeat")(self._heartbeat)
+
+    # ------------------------------------------------------------------ state access
+    @property
+    def state(self):
+        return self.table.data
+
+    def _write(self, partition: int, key: str, value: dict | None):
+        if value is None:
+            self.state.pop(key, None)
+            return self.table.send_changelog(partition, key, None, value_serializer="raw")
+        self.state[key] = value
+        return self.table.send_changelog(partition, key, value)
+
+    async def _recovered(self) -> None:
+        self.aggregator.index.clear()
+        self.aggregator.clock_watermark.clear()
+        by_partition: dict[int, list[str]] = defaultdict(list)
+        for key, value in self.state.items():
+            if not key.startswith(MARKER_PREFIX) and value:
+                by_partition[value["partition"]].append(key)
+        for partition, keys in by_partition.items():
+            self.aggregator.adopt(partition, keys)
+        now = time.monotonic()
+        for tp in self.app.consumer.assignment():
+            if tp.topic == NEWS_SCORED:
+                self.last_seen[tp.partition] = now
+        log.info("table %s recovered: %d buckets on partitions %s", TABLE,
+                 sum(map(len, by_partition.values())), sorted(by_partition))
+
+    # ------------------------------------------------------------------ sending
+    async def _send(self, topic, records: list[tuple[bytes | None, bytes]]) -> None:
+        futures = [await topic.send(key=key, value=value) for key, value in records]
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def _send_windows(self, windows: list[TopicWindow]) -> None:
+        for w in windows:
+            self.pending.pop((w.topic, w.window, w.start), None)
+        await self._send(self.windows_topic, [(w.topic.encode(), w.encode()) for w in windows])
+
+    async def _dead(self, letters: list[DeadLetter]) -> None:
+        await self._send(self.deadletter, [(None, d.encode()) for d in letters])
+        self.metrics.deadlettered.inc(len(letters))
+
+    # ------------------------------------------------------------------ agents
+    def _aggregate_agent(self):
+        async def aggregate(stream):
+            wait = self.settings.aggregate_batch_wait_ms / 1000
+            async for events in stream.take_events(self.settings.aggregate_batch, within=wait):
+                started = time.perf_counter()
+                by_partition: dict[int, list] = defaultdict(list)
+                for event in events:
+                    by_partition[event.message.partition].append(event)
+                for partition, group in by_partition.items():
+                    await self._apply(partition, group)
+                self.metrics.batch_size.observe(len(events))
+                self.metrics.items.inc(len(events))
+                elapsed = time.perf_counter() - started
+                if elapsed > 0:
+                    self.metrics.items_per_s.set(len(events) / elapsed)
+        return aggregate
+
+    async def _apply(self, partition: int, events: list) -> None:
+        _as_current(events[-1])
+        self.last_seen[partition] = time.monotonic()
+        records, bad = [], []
+        for event in events:
+            msg = event.message
+            try:
+                records.append((msg.offset, decode(ScoredNews, event.value)))
+            except RecordError as exc:
+                bad.append(DeadLetter.of("aggregate", msg.topic, partition, msg.offset, str(exc), event.value))
+        result = self.aggregator.apply(self.state, partition, records)
+        # 1. bucket state, acknowledged   2. final windows + dead letters   3. the marker
+        futures = [self._write(partition, key, value) for key, value in result.bucket_writes.items()]
+        if futures:
+            await asyncio.gather(*futures)
+        await self._send_windows(result.windows)
+        await self._dead(bad + [DeadLetter.of("aggregate", NEWS_SCORED, partition, late.offset, late.reason,
+                                              late.item.encode()) for late in result.late])
+        if result.late:
+            self.metrics.errors.labels("late").inc(len(result.late))
+        if bad:
+            self.metrics.errors.labels("malformed").inc(len(bad))
+        if records or bad:
+            marker = result.marker
+            if bad:  # malformed records advance the marker too (they are in the dead-letter topic now)
+                marker = {**marker, "offset": max(marker["offset"], max(e.message.offset for e in events))}
+            _as_current(events[-1])
+            await self._write(partition, marker_key(partition), marker)
+        for window in result.touched:
+            self.pending.setdefault(window, partition)
+
+    def _sink_agent(self, record_type, upsert, batch: int):
+        async def sink(stream):
+            loop = asyncio.get_running_loop()
+            async for events in stream.take_events(batch, within=1.0):
+                rows = []
+                for event in events:
+                    try:
+                        rows.append(decode(record_type, event.value))
+                    except RecordError:
+                        pass  # the aggregate agent dead-letters malformed news.scored records
+                delay = 1.0
+                while True:
+                    try:
+                        await loop.run_in_executor(None, upsert, self.engine, rows)
+                        break
+                    except StoreError as exc:  # keep the offsets uncommitted and retry: nothing is lost
+                        self.metrics.errors.labels("store").inc()
+                        log.error("%s (retrying in %.0f s)", exc, delay)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 60.0)
+        return sink
+
+    # ------------------------------------------------------------------ timers
+    async def _emit_pending(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, {}
+        watermarks: dict[int, Any] = {}
+        windows = []
+        for (topic, name, start), partition in sorted(batch.items()):
+            if partition not in watermarks:
+                watermarks[partition] = self.aggregator.watermark(self.state, partition)
+            windows.append(self.aggregator.window_of(self.state, topic, self.aggregator.spec(name), start,
+                                                     watermarks[partition]))
+        await self._send(self.windows_topic, [(w.topic.encode(), w.encode()) for w in windows])
+
+    async def _heartbeat(self) -> None:
+        """Close windows of idle partitions: an idle partition follows the furthest watermark of
+        this worker's partitions and, when every partition is idle, the wall clock minus the
+        allowed lateness (``idle_clock``). Heartbeat advances are not persisted."""
+        assigned = sorted(tp.partition for tp in self.app.consumer.assignment() if tp.topic == NEWS_SCORED)
+        if not assigned:
+            return
+        now = time.monotonic()
+        idle = [p for p in assigned if now - self.last_seen.setdefault(p, now) >= self.idle]
+        if not idle:
+            return
+        marks = [w for w in (self.aggregator.watermark(self.state, p) for p in assigned) if w is not None]
+        target = max(marks) if marks else None
+        if self.idle_clock and len(idle) == len(assigned):
+            clock = datetime.now(timezone.utc) - self.aggregator.lateness
+            target = clock if target is None else max(target, clock)
+        if target is None:
+            return
+        for partition in idle:
+            if self.state.get(marker_key(partition)) is None:
+                continue  # nothing seen on it yet: nothing to close
+            finals = self.aggregator.heartbeat(self.state, partition, target)
+            if finals:
+                log.info("heartbeat: partition %d idle, watermark → %s, %d windows final",
+                         partition, target.isoformat(), len(finals))
+                await self._send_windows(finals)
+
+
+def run_worker(app: AggregateApp, loglevel: str = "INFO") -> None:
+    """Run the Faust worker until SIGINT/SIGTERM (clean shutdown, offsets committed)."""
+    worker = faust.Worker(app.app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
+
+__all__ = ["AggregateApp", "run_worker", "APP_ID", "TABLE"]
