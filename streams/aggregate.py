@@ -111,7 +111,6 @@ class Aggregator:
         done = marker["offset"]
         max_event = _time(marker["max_event"])
         old_wm = self.watermark(state, partition)
-        clock_wm = self.clock_watermark.get(partition)
         per_key: dict[str, list[tuple[int, ScoredNews, bool]]] = {}
         last = done
         processed = 0
@@ -119,8 +118,10 @@ class Aggregator:
             if offset <= done:
                 result.skipped += 1
                 continue
-            wm_now = max([w for w in (None if max_event is None else max_event - self.lateness, clock_wm)
-                          if w is not None], default=None)
+            # Lateness follows event time only: a heartbeat may close an idle partition's windows
+            # early, but an item that then arrives within the allowed lateness still counts (its
+            # window is emitted again, final, with the item in it).
+            wm_now = None if max_event is None else max_event - self.lateness
             late = wm_now is not None and item.published_at < wm_now
             if late:
                 result.late.append(Late(offset, item, wm_now))

@@ -73,8 +73,8 @@ class AggregateApp:
         self.scored = app.topic(NEWS_SCORED, partitions=settings.kafka_partitions, **raw)
         self.windows_topic = app.topic(SENTIMENT_WINDOWS, partitions=settings.kafka_partitions, **raw)
         self.deadletter = app.topic(DEADLETTER, partitions=settings.kafka_partitions, **raw)
-        self.table = app.Table(TABLE, default=None, partitions=settings.kafka_partitions,
-                               key_type=str, value_type=dict)  # both JSON on the changelog
+        # Keys and values are plain JSON on the changelog (no model types: recovery needs none).
+        self.table = app.Table(TABLE, default=None, partitions=settings.kafka_partitions)
         self.table.on_recover(self._recovered)
         app.agent(self.scored, name="aggregate")(self._aggregate_agent())
         if sink:

@@ -142,3 +142,55 @@ def fresh_apache_kafka(request: pytest.FixtureRequest, tmp_path: Path):
         yield bootstrap
     finally:
         broker.stop()
+
+
+def _pg_bin(name: str) -> str | None:
+    import glob
+
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory):
+    """A throwaway real PostgreSQL server on a free loopback port (trust auth), as a
+    SQLAlchemy URL. Installed by ``scripts/setup --postgres`` (part of .ci/run)."""
+    from moodwire.broker import free_port
+
+    pg_ctl, initdb = _pg_bin("pg_ctl"), _pg_bin("initdb")
+    if not pg_ctl or not initdb:
+        pytest.fail("PostgreSQL is not installed: run scripts/setup --postgres (as .ci/run does)")
+    import tempfile
+
+    # Outside pytest's private (0700) temp folder: the server runs as the postgres user.
+    base = Path(tempfile.mkdtemp(prefix="moodwire-pg-"))
+    data, sockets = base / "data", base / "sockets"
+    sockets.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        for path in (base, sockets):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    log = base / "server.log"
+    made = subprocess.run(prefix + [initdb, "-D", str(data), "-A", "trust", "-U", "moodwire", "--no-sync"],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.fail(f"initdb failed: {made.stdout}{made.stderr}")
+    started = subprocess.run(prefix + [pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
+                                       f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off",
+                                       "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail(f"PostgreSQL did not start: {started.stdout}{started.stderr}"
+                    f"{log.read_text() if log.exists() else ''}")
+    try:
+        yield f"postgresql+psycopg://moodwire@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)

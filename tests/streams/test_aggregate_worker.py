@@ -1,0 +1,177 @@
+"""news.scored → moodwire aggregate (real Faust worker processes) → sentiment.windows and the
+store, on real brokers; expectations computed independently with pandas."""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import signal
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from moodwire.records import DeadLetter, decode
+from moodwire.store import open_store, scored_news, topic_windows
+from moodwire.topics import DEADLETTER, SENTIMENT_WINDOWS
+from tests.streams.aggregate_support import (T0, assert_windows_equal, expected_windows, final_windows, make,
+                                             produce, scored_items, start_aggregate, windows_of)
+from tests.streams.test_classify import read_all
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOPICS = ["Earnings", "Macro", "Energy | Oil", "Legal | Regulation", "Currencies"]
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_for_progress(bootstrap: str, topics: set[str], process: subprocess.Popen, log: Path,
+                      timeout_s: float = 120) -> None:
+    """Until the worker has emitted its first window records (it is mid-stream then)."""
+    deadline = time.monotonic() + timeout_s
+    while not windows_of(bootstrap, topics):
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the worker emitted nothing:\n" + log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
+def wait_for_log(log: Path, text: str, times: int, process: subprocess.Popen, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while log.read_text(errors="replace").count(text) < times:
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{text!r} not logged {times} times:\n" + log.read_text()[-3000:]
+        time.sleep(0.1)
+
+
+def dead_letters(bootstrap: str) -> list[DeadLetter]:
+    return read_all(bootstrap, DEADLETTER, lambda r: decode(DeadLetter, r.value))
+
+
+def test_windows_are_exact_and_late_or_malformed_records_are_dead_lettered(fresh_embedded, tmp_path):
+    items = scored_items(TOPICS, 1500, seed=11)
+    rng = random.Random(5)
+    late = [make("Earnings", T0 + timedelta(minutes=3 + i), rng, f"late{i}") for i in range(3)]
+    garbage = [b"{not json", b'{"id": "x"}']
+    produce(fresh_embedded, items + late, garbage)
+    log = tmp_path / "aggregate.log"
+    worker = start_aggregate(fresh_embedded, tmp_path / "home", log)
+    try:
+        expected = expected_windows(items)
+        finals = final_windows(fresh_embedded, set(TOPICS), len(expected), process=worker, log=log)
+        # Late items are counted in their windows' late_count and nowhere else.
+        late_counts = {k: w.late_count for k, w in finals.items() if w.late_count}
+        for key in late_counts:
+            finals[key] = finals[key].model_copy(update={"late_count": 0})
+        assert_windows_equal(finals, expected)
+        assert late_counts[("Earnings", "5m", T0)] == 2 and late_counts[("Earnings", "5m", T0 + timedelta(minutes=5))] == 1
+        letters = dead_letters(fresh_embedded)
+        late_letters = [d for d in letters if d.error.startswith("late:")]
+        assert sorted(decode(type(late[0]), base64.b64decode(d.payload_b64)).id for d in late_letters) == \
+            sorted(i.id for i in late)
+        malformed = [d for d in letters if d.stage == "aggregate" and not d.error.startswith("late:")]
+        assert sorted(base64.b64decode(d.payload_b64) for d in malformed) == sorted(garbage)
+        assert all("ScoredNews" in d.error for d in malformed)
+    finally:
+        stop(worker)
+    assert worker.returncode == 0, log.read_text()[-3000:]
+
+
+def _kill_and_restart(bootstrap: str, tmp_path: Path, store: str, kills: int = 2) -> None:
+    items = scored_items(TOPICS, 4000, seed=21)
+    produce(bootstrap, items)
+    log = tmp_path / "aggregate.log"
+    extra = {"MOODWIRE_AGGREGATE_BATCH": "40", "MOODWIRE_AGGREGATE_BATCH_WAIT_MS": "20"}
+    datadir = tmp_path / "faust-data"
+    worker = start_aggregate(bootstrap, tmp_path / "home", log, store=store, datadir=datadir, extra=extra)
+    try:
+        for kill in range(kills):
+            # Mid-stream: this process recovered its table and is processing (batches of 40).
+            wait_for_log(log, "recovered:", kill + 1, worker)
+            time.sleep(random.uniform(0.3, 1.5))
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+            worker = start_aggregate(bootstrap, tmp_path / "home", log, store=store, datadir=datadir, extra=extra)
+        expected = expected_windows(items)
+        finals = final_windows(bootstrap, set(TOPICS), len(expected), timeout_s=300, process=worker, log=log)
+        assert [d.error for d in dead_letters(bootstrap)] == []
+        assert_windows_equal(finals, expected)
+        text = log.read_text()
+        assert text.count("recovered:") >= kills + 1 and "recovered: 0 buckets" in text
+    finally:
+        stop(worker)
+
+
+def test_sigkill_mid_stream_then_restart_gives_exact_windows_memory_store_embedded(fresh_embedded, tmp_path):
+    _kill_and_restart(fresh_embedded, tmp_path, "memory://")
+
+
+def test_sigkill_mid_stream_then_restart_gives_exact_windows_rocksdb_store_apache_kafka(fresh_apache_kafka, tmp_path):
+    _kill_and_restart(fresh_apache_kafka, tmp_path, "rocksdb://")
+
+
+def test_two_workers_share_the_partitions_and_one_takes_over(fresh_embedded, tmp_path):
+    items = scored_items(TOPICS, 4000, seed=31)
+    produce(fresh_embedded, items)
+    extra = {"MOODWIRE_AGGREGATE_BATCH": "40", "MOODWIRE_AGGREGATE_BATCH_WAIT_MS": "20"}
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    workers = [start_aggregate(fresh_embedded, tmp_path / f"home{i}", logs[i], extra=extra) for i in range(2)]
+    try:
+        wait_for_progress(fresh_embedded, set(TOPICS), workers[0], logs[0])
+        stop(workers[0])  # a clean stop: its partitions move to the other worker
+        assert workers[0].returncode == 0, logs[0].read_text()[-3000:]
+        expected = expected_windows(items)
+        finals = final_windows(fresh_embedded, set(TOPICS), len(expected), timeout_s=300,
+                               process=workers[1], log=logs[1])
+        assert_windows_equal(finals, expected)
+        assert "partitions" in logs[0].read_text() and "partitions" in logs[1].read_text()
+    finally:
+        for worker in workers:
+            stop(worker)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_store_sink_holds_every_item_once_and_the_final_windows(backend, fresh_embedded, tmp_path, request):
+    url = (f"sqlite:///{tmp_path / 'store.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url"))
+    engine = open_store(url)
+    with engine.begin() as conn:  # the PostgreSQL server is shared by the session
+        conn.execute(scored_news.delete())
+        conn.execute(topic_windows.delete())
+    items = scored_items(TOPICS, 800, seed=41)
+    produce(fresh_embedded, items + items[:50])  # duplicates are upserted, not added
+    log = tmp_path / "aggregate.log"
+    worker = start_aggregate(fresh_embedded, tmp_path / "home", log, store_url=url, sink=True)
+    try:
+        expected = expected_windows(items)
+        final_windows(fresh_embedded, set(TOPICS), len(expected), process=worker, log=log)
+        deadline = time.monotonic() + 60
+        while True:
+            with engine.connect() as conn:
+                rows = conn.execute(select(scored_news)).mappings().all()
+                windows = conn.execute(select(topic_windows).where(topic_windows.c.final.is_(True))).mappings().all()
+            if (len(rows) == len(items) and len(windows) == len(expected)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        stop(worker)
+    assert sorted(r["id"] for r in rows) == sorted(i.id for i in items)
+    by_id = {i.id: i for i in items}
+    for row in rows:
+        assert abs(row["score"] - by_id[row["id"]].score) < 1e-12 and row["topic"] == by_id[row["id"]].topic
+    got = {(w["topic"], w["window"], w["start"].replace(tzinfo=T0.tzinfo) if w["start"].tzinfo is None
+            else w["start"]): w for w in windows}
+    assert len(got) == len(expected)
+    for row in expected.itertuples(index=False):
+        stored = got[(row.topic, row.window, row.start.to_pydatetime())]
+        assert stored["count"] == row.count and abs(stored["mean_score"] - row.mean_score) < 1e-9
