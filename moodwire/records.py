@@ -160,6 +160,11 @@ R = TypeVar("R", bound=Record)
 
 def decode(record_type: type[R], payload: bytes | bytearray | memoryview | str | None) -> R:
     """Decode and validate one JSON payload; any problem raises RecordError."""
+    if payload is not None and not isinstance(payload, str) and len(payload) <= MAX_PAYLOAD_BYTES:
+        try:  # fast path: parse and validate in one go; any problem is re-examined below for the message
+            return record_type.model_validate_json(payload)
+        except (ValidationError, ValueError, TypeError, RecursionError):
+            pass
     name = record_type.__name__
     if payload is None:
         raise RecordError(f"{name}: empty message (no value)")

@@ -17,6 +17,7 @@ record in offset order, so lateness decisions do not depend on batch boundaries.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -30,7 +31,11 @@ SEP = "\x1f"
 
 
 def bucket_key(topic: str, step: timedelta, start: datetime) -> str:
-    return SEP.join((topic, str(int(step.total_seconds())), str(int((start - EPOCH).total_seconds()))))
+    return _key(topic, int(step.total_seconds()), int((start - EPOCH).total_seconds()))
+
+
+def _key(topic: str, step_s: int, start_s: int) -> str:
+    return f"{topic}{SEP}{step_s}{SEP}{start_s}"
 
 
 def parse_bucket_key(key: str) -> tuple[str, timedelta, datetime]:
@@ -59,6 +64,18 @@ class Late:
 
 
 @dataclass
+class Misrouted:
+    offset: int
+    item: ScoredNews
+    home: int
+
+    @property
+    def reason(self) -> str:
+        return (f"misrouted: topic {self.item.topic!r} is aggregated on partition {self.home}; news.scored "
+                "records must be keyed by their topic (moodwire classify does this)")
+
+
+@dataclass
 class BatchResult:
     """What one micro-batch changes. Write ``bucket_writes`` first, then send ``windows``
     and ``late``, then write ``marker`` — each acknowledged before the next. ``touched``
@@ -69,6 +86,7 @@ class BatchResult:
     windows: list[TopicWindow] = field(default_factory=list)  # windows that became final
     touched: set[tuple[str, str, datetime]] = field(default_factory=set)  # (topic, window, start) changed
     late: list[Late] = field(default_factory=list)
+    misrouted: list[Misrouted] = field(default_factory=list)
     marker: dict | None = None
     applied: int = 0
     skipped: int = 0
@@ -81,19 +99,27 @@ class Aggregator:
         self.windows = list(windows)
         self.lateness = lateness
         self.steps = sorted({w.step for w in self.windows})
+        self.step_seconds = [int(step.total_seconds()) for step in self.steps]
         longest = max(w.span for w in self.windows)
         self.retention = retention if retention is not None else longest
         self.horizon = longest + self.retention  # buckets older than watermark − horizon are dropped
         self.index: dict[int, set[str]] = {}      # partition → bucket keys held for it
+        self.topics: dict[int, dict[str, tuple[datetime, datetime]]] = {}  # partition → topic → first, last bucket start
+        self.expiry: dict[int, list[tuple[datetime, str]]] = {}  # partition → heap of (bucket end, key)
         self.clock_watermark: dict[int, datetime] = {}  # heartbeat advances (not persisted)
+        self.cache: dict[str, tuple[dict, Bucket]] = {}  # parsed buckets (see _bucket)
 
     # ------------------------------------------------------------------ state index
     def adopt(self, partition: int, keys: Iterable[str]) -> None:
         """Remember the bucket keys a (recovered) partition holds."""
-        self.index.setdefault(partition, set()).update(k for k in keys if not k.startswith(MARKER_PREFIX))
+        for key in keys:
+            if not key.startswith(MARKER_PREFIX):
+                self._remember(partition, key)
 
     def forget(self, partition: int) -> None:
         self.index.pop(partition, None)
+        self.topics.pop(partition, None)
+        self.expiry.pop(partition, None)
         self.clock_watermark.pop(partition, None)
 
     def watermark(self, state: Mapping[str, dict], partition: int) -> datetime | None:
@@ -127,38 +153,43 @@ class Aggregator:
                 result.late.append(Late(offset, item, wm_now))
             elif max_event is None or item.published_at > max_event:
                 max_event = item.published_at
-            for step in self.steps:
-                key = bucket_key(item.topic, step, bucket_start(item.published_at, step))
+            at = item.published_at.timestamp()
+            for step_s in self.step_seconds:
+                key = _key(item.topic, step_s, int(at // step_s) * step_s)
                 per_key.setdefault(key, []).append((offset, item, late))
             last = max(last, offset)
             processed += 1
 
         already_late: set[int] = set()
-        for key, entries in per_key.items():
+        for key, entries in list(per_key.items()):
             stored = state.get(key)
-            bucket = Bucket.from_dict(stored) if stored else Bucket()
+            if stored and stored.get("partition", partition) != partition:
+                # news.scored must be keyed by topic: one topic's buckets live with one partition.
+                result.misrouted += [Misrouted(o, i, stored["partition"]) for o, i, _ in entries
+                                     if o not in {m.offset for m in result.misrouted}]
+                continue
             applied = stored["offset"] if stored else -1
             fresh = [(o, i, late) for o, i, late in entries if o > applied]
             if not fresh:
                 already_late.update(o for o, _, late in entries if late)
                 continue
-            for _, item, late in fresh:
-                if late:
-                    bucket.late += 1
-                else:
-                    bucket.add(item)
+            bucket = Bucket.from_dict(stored) if stored else Bucket()
+            bucket.late += sum(1 for _, _, late in fresh if late)
+            bucket.add_many(item for _, item, late in fresh if not late)
             result.bucket_writes[key] = {**bucket.to_dict(), "offset": max(o for o, _, _ in fresh),
                                          "partition": partition}
-            self.index.setdefault(partition, set()).add(key)
+            self._remember(partition, key)
         # A late record whose every bucket already counted it was dead-lettered before the crash.
-        result.late = [l for l in result.late if l.offset not in already_late]
+        misrouted = {m.offset for m in result.misrouted}
+        result.late = [entry for entry in result.late if entry.offset not in already_late | misrouted]
         result.applied = processed
 
         marker = {"offset": last, "max_event": None if max_event is None else max_event.isoformat()}
         overlay = _Overlay(state, result.bucket_writes, marker_key(partition), marker)
         new_wm = self.watermark(overlay, partition)
-        result.touched = self._touched(result.bucket_writes)
         result.windows = self._newly_final(overlay, partition, old_wm, new_wm, set())
+        final_now = {(w.topic, w.window, w.start) for w in result.windows}
+        result.touched = self._touched(result.bucket_writes) - final_now  # sent already, with these writes
         result.bucket_writes.update(self._expired(partition, new_wm))
         result.marker = marker
         return result
@@ -174,15 +205,29 @@ class Aggregator:
     # ------------------------------------------------------------------ windows
     def window_of(self, state: Mapping[str, dict], topic: str, spec: WindowSpec, start: datetime,
                   watermark: datetime | None) -> TopicWindow:
-        total = Bucket()
-        at = start
-        while at < start + spec.span:
-            stored = state.get(bucket_key(topic, spec.step, at))
-            if stored:
-                total = total.merge(Bucket.from_dict(stored))
-            at += spec.step
+        step_s = int(spec.step.total_seconds())
+        first = int((start - EPOCH).total_seconds())
+        parts = []
+        for at in range(first, first + int(spec.span.total_seconds()), step_s):
+            bucket = self._bucket(state, _key(topic, step_s, at))
+            if bucket is not None:
+                parts.append(bucket)
+        total = Bucket.total_of(parts)
         end = start + spec.span
         return to_window(topic, spec.name, start, end, total, final=watermark is not None and end <= watermark)
+
+    def _bucket(self, state: Mapping[str, dict], key: str) -> Bucket | None:
+        """The parsed bucket, cached while the stored value is the same object."""
+        stored = state.get(key)
+        if not stored:
+            self.cache.pop(key, None)
+            return None
+        cached = self.cache.get(key)
+        if cached is not None and cached[0] is stored:
+            return cached[1]
+        bucket = Bucket.from_dict(stored)
+        self.cache[key] = (stored, bucket)
+        return bucket
 
     def spec(self, name: str) -> WindowSpec:
         return next(s for s in self.windows if s.name == name)
@@ -197,30 +242,57 @@ class Aggregator:
         return touched
 
     def _newly_final(self, state, partition, old_wm, new_wm, already) -> list[TopicWindow]:
+        """Windows holding data whose end lies in (old_wm, new_wm]: enumerated from the aligned
+        window ends in that interval, for the topics this partition holds."""
         if new_wm is None or (old_wm is not None and new_wm <= old_wm):
             return []
-        out: dict[tuple[str, str, datetime], tuple[str, WindowSpec, datetime]] = {}
-        for key in self.index.get(partition, ()):
-            topic, step, start = parse_bucket_key(key)
+        topics = self.topics.get(partition)
+        if not topics:
+            return []
+        out = []
+        for topic, (first, last) in topics.items():
+            lower = old_wm if old_wm is not None else first
             for spec in self.windows:
-                if spec.step != step:
-                    continue
-                for s in spec.starts_covering(start):
-                    end = s + spec.span
-                    if (old_wm is None or end > old_wm) and end <= new_wm and (topic, spec.name, s) not in already:
-                        out[(topic, spec.name, s)] = (topic, spec, s)
-        return [self.window_of(state, t, spec, s, new_wm) for (t, _, s), (_, spec, _) in sorted(out.items())]
+                # windows [s, s + span) with s + span in (lower, new_wm] that can hold a bucket
+                start = bucket_start(max(lower, first) - spec.span, spec.step)
+                while start + spec.span <= lower or start + spec.span <= first:
+                    start += spec.step
+                while start + spec.span <= new_wm and start <= last:
+                    if (topic, spec.name, start) not in already:
+                        window = self.window_of(state, topic, spec, start, new_wm)
+                        if window.count or window.late_count:
+                            out.append(window)
+                    start += spec.step
+        return sorted(out, key=lambda w: (w.topic, w.window, w.start))
+
+    def _remember(self, partition: int, key: str) -> None:
+        keys = self.index.setdefault(partition, set())
+        if key in keys:
+            return
+        keys.add(key)
+        topic, step, start = parse_bucket_key(key)
+        topics = self.topics.setdefault(partition, {})
+        first, last = topics.get(topic, (start, start))
+        topics[topic] = (min(first, start), max(last, start))
+        heapq.heappush(self.expiry.setdefault(partition, []), (start + step, key))
 
     def _expired(self, partition: int, watermark: datetime | None) -> dict[str, None]:
         if watermark is None:
             return {}
         cutoff = watermark - self.horizon
+        heap, keys = self.expiry.get(partition, []), self.index.get(partition, set())
         gone = {}
-        for key in list(self.index.get(partition, ())):
-            _, step, start = parse_bucket_key(key)
-            if start + step <= cutoff:
+        while heap and heap[0][0] <= cutoff:
+            _, key = heapq.heappop(heap)
+            if key in keys:
+                keys.discard(key)
                 gone[key] = None
-                self.index[partition].discard(key)
+                self.cache.pop(key, None)
+        if gone and partition in self.topics:  # first bucket per topic moves on
+            topics = self.topics[partition]
+            for topic, (first, last) in list(topics.items()):
+                if first < cutoff:
+                    topics[topic] = (cutoff, max(last, cutoff))
         return gone
 
 

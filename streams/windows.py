@@ -48,6 +48,41 @@ class Bucket:
         setattr(self, item.sentiment, getattr(self, item.sentiment) + 1)
         self._keep_extremes([(item.score, item.id)], [(item.score, item.id)])
 
+    def add_many(self, items: Iterable[ScoredNews]) -> None:
+        """``add`` for a micro-batch: the extremes are merged once, not once per item."""
+        points = []
+        for item in items:
+            score = item.score
+            self.count += 1
+            self.total += score
+            self.sum_sq += score * score
+            if item.sentiment == "negative":
+                self.negative += 1
+            elif item.sentiment == "positive":
+                self.positive += 1
+            else:
+                self.neutral += 1
+            points.append((score, item.id))
+        self._keep_extremes(points, points)
+
+    @classmethod
+    def total_of(cls, buckets: Iterable["Bucket"]) -> "Bucket":
+        """The sum of many buckets (one merge of the extremes)."""
+        out = cls()
+        negatives, positives = [], []
+        for b in buckets:
+            out.count += b.count
+            out.total += b.total
+            out.sum_sq += b.sum_sq
+            out.negative += b.negative
+            out.neutral += b.neutral
+            out.positive += b.positive
+            out.late += b.late
+            negatives.extend(b.most_negative)
+            positives.extend(b.most_positive)
+        out._keep_extremes(negatives, positives)
+        return out
+
     def merge(self, other: "Bucket") -> "Bucket":
         out = Bucket(self.count + other.count, self.total + other.total, self.sum_sq + other.sum_sq,
                      self.negative + other.negative, self.neutral + other.neutral, self.positive + other.positive,

@@ -160,3 +160,16 @@ def test_window_spec_starts():
     spec = WindowSpec.parse("1h/20m")
     assert spec.name == "1h" and spec.starts_covering(T0) == [T0, T0 - timedelta(minutes=20),
                                                                T0 - timedelta(minutes=40)]
+
+
+def test_a_topic_arriving_on_a_second_partition_is_dead_lettered_not_mixed_in():
+    rng = random.Random(6)
+    agg, state = aggregator(), {}
+    land(state, agg.apply(state, 0, [(0, make("Markets", T0, rng, "home"))]))
+    stray = make("Markets", T0 + timedelta(minutes=1), rng, "stray")
+    result = agg.apply(state, 1, [(0, stray)])
+    assert [m.item.id for m in result.misrouted] == [stray.id]
+    assert "keyed by their topic" in result.misrouted[0].reason
+    assert all(v is None or v["partition"] == 0 for k, v in result.bucket_writes.items())
+    land(state, result)
+    assert agg.window_of(state, "Markets", agg.spec("5m"), T0, None).count == 1

@@ -1,0 +1,136 @@
+"""Aggregation throughput: ``moodwire aggregate`` vs. naive per-item Faust windowed tables and
+vs. a no-op Faust agent (the framework's ceiling), same items, same embedded broker, same run.
+
+The items (scored news over 20 topics, publish times spread evenly over ``--hours``; the naive
+run gets the same density) are pre-loaded into
+news.scored; each worker process then runs until its ``moodwire_aggregate_items`` counter
+(Prometheus) reaches the item count. Throughput is counted from the first processed item to
+the last, so start-up and the group join are reported apart.
+
+    python bench/bench_aggregate.py [--n 50000] [--naive-n 10000] [--sink]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kafka import KafkaProducer  # noqa: E402
+
+from moodwire.broker import embedded_broker, free_port  # noqa: E402
+from moodwire.topics import NEWS_SCORED  # noqa: E402
+from tests.streams.aggregate_support import make, T0  # noqa: E402
+
+TOPICS = ["Analyst Update", "Fed | Central Banks", "Company | Product News", "Treasuries | Corporate Debt",
+          "Dividend", "Earnings", "Energy | Oil", "Financials", "Currencies", "General News | Opinion",
+          "Gold | Metals | Materials", "IPO", "Legal | Regulation", "M&A | Investments", "Macro", "Markets",
+          "Politics", "Personnel Change", "Stock Commentary", "Stock Movement"]
+
+
+def load(bootstrap: str, n: int, hours: float) -> float:
+    rng = random.Random(1)
+    span_s = hours * 3600
+    payloads = [(t.encode(), make(t, T0 + timedelta(seconds=i * span_s / n + rng.uniform(-60, 60)), rng,
+                                  str(i)).encode()) for i, t in ((i, rng.choice(TOPICS)) for i in range(n))]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
+    started = time.perf_counter()
+    for key, value in payloads:
+        producer.send(NEWS_SCORED, key=key, value=value)
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - started
+
+
+def counter(port: int) -> float | None:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return None
+    match = re.search(r"^moodwire_aggregate_items_total ([0-9.e+]+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def measure(name: str, args: list[str], env: dict, port: int, n: int, limit_s: float) -> dict:
+    log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
+    started = time.perf_counter()
+    process = subprocess.Popen(args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    first = last = None
+    seen = 0.0
+    try:
+        while time.perf_counter() - started < limit_s:
+            if process.poll() is not None:
+                raise SystemExit(f"{name} exited with {process.returncode}; see {log}")
+            value = counter(port)
+            now = time.perf_counter()
+            if value:
+                first = first or now
+                seen = value
+                if value >= n:
+                    last = now
+                    break
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    if last is None:
+        rate = seen / (time.perf_counter() - first) if first else 0.0
+        return {"name": name, "items": seen, "rate": rate, "complete": False, "startup_s": (first or 0) - started}
+    return {"name": name, "items": n, "rate": n / max(1e-9, last - first), "complete": True,
+            "startup_s": first - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=50_000)
+    parser.add_argument("--naive-n", type=int, default=10_000)
+    parser.add_argument("--hours", type=float, default=24.0,
+                        help="publish times spread over this many hours (event-time density drives the work)")
+    parser.add_argument("--sink", action="store_true", help="also write items and windows to a SQLite store")
+    opts = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as home:
+        for name, n in (("moodwire aggregate", opts.n), ("naive per-item windowed tables", opts.naive_n),
+                        ("no-op faust agent (ceiling)", opts.n)):
+            with embedded_broker(partitions=4) as broker:
+                load_s = load(broker.bootstrap, n, opts.hours * n / opts.n)
+                port = free_port()
+                env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": broker.bootstrap, "MOODWIRE_HOME": home,
+                       "MOODWIRE_METRICS_PORT": str(port), "MOODWIRE_LOG_LEVEL": "WARNING",
+                       "MOODWIRE_AGGREGATE_IDLE_CLOCK": "false"}
+                if name.startswith("moodwire"):
+                    args = [sys.executable, "-m", "moodwire.cli", "aggregate", "--sink" if opts.sink else "--no-sink",
+                            "--datadir", f"{home}/agg"]
+                else:
+                    mode = "naive" if name.startswith("naive") else "noop"
+                    args = [sys.executable, str(ROOT / "bench" / "naive_windows_app.py"), mode, broker.bootstrap,
+                            f"{home}/{mode}", str(port)]
+                result = measure(name, args, env, port, n, limit_s=600)
+                result["load_s"] = load_s
+                results.append(result)
+                print(f"{name:32s} {result['items']:>8.0f} items  {result['rate']:8.0f} items/s"
+                      f"  (start-up {result['startup_s']:.1f} s; loading news.scored took {load_s:.1f} s)"
+                      + ("" if result["complete"] else "  INCOMPLETE"), flush=True)
+    ours, naive, ceiling = results
+    print(f"speed-up over naive per-item updates: {ours['rate'] / naive['rate']:.1f}x; "
+          f"share of the no-op Faust ceiling: {ours['rate'] / ceiling['rate']:.2f}; "
+          f"goal 5,000 items/s: {'met' if ours['rate'] >= 5000 else 'missed'} ({ours['rate']:.0f})")
+
+
+if __name__ == "__main__":
+    main()
