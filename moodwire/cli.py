@@ -235,10 +235,12 @@ def aggregate(ctx: click.Context, sink, datadir) -> None:
     import os
     import socket
 
+    from moodwire.topics import DEADLETTER, NEWS_SCORED, SENTIMENT_WINDOWS, require_topics
     from streams.faust_app import AggregateApp, run_worker
     from streams.metrics import StageMetrics
 
     settings = settings_of(ctx)
+    require_topics(settings.kafka_bootstrap, (NEWS_SCORED, SENTIMENT_WINDOWS, DEADLETTER))
     metrics = StageMetrics("aggregate")
     metrics.serve(settings.metrics_port, settings.metrics_host)
     datadir = datadir or str(settings.home / "faust" / f"{socket.gethostname()}-{os.getpid()}")

@@ -66,3 +66,24 @@ def _wait_until_visible(admin, names: tuple[str, ...], partitions: int, bootstra
             raise BrokerError(f"topics {sorted(missing)} were created on {bootstrap} but are still "
                               f"not visible after {timeout_s:.0f} s")
         time.sleep(0.1)
+
+
+def require_topics(bootstrap: str, names: tuple[str, ...], timeout_s: float = 10.0) -> None:
+    """Fail fast, naming what to fix, when the broker does not answer or a topic is missing."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="moodwire-check",
+                                 request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
+    except KafkaError:
+        raise BrokerError(f"no Kafka broker answers at {bootstrap} (set MOODWIRE_KAFKA_BOOTSTRAP "
+                          "or start one with `moodwire broker`)") from None
+    try:
+        missing = sorted(set(names) - set(admin.list_topics()))
+    except KafkaError as exc:
+        raise BrokerError(f"listing topics on {bootstrap} failed: {exc}") from None
+    finally:
+        admin.close()
+    if missing:
+        raise BrokerError(f"topics {', '.join(missing)} do not exist on {bootstrap}; run `moodwire topics create`")

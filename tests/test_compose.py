@@ -21,7 +21,7 @@ def moodwire_services() -> dict:
 
 def test_every_moodwire_command_exists_with_its_options():
     services = moodwire_services()
-    assert {"topics", "ingest", "classify"} <= set(services)
+    assert {"topics", "ingest", "classify", "aggregate"} <= set(services)
     for name, service in services.items():
         args = list(service["command"])
         group: click.Command = cli

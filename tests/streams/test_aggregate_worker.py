@@ -175,3 +175,19 @@ def test_the_store_sink_holds_every_item_once_and_the_final_windows(backend, fre
     for row in expected.itertuples(index=False):
         stored = got[(row.topic, row.window, row.start.to_pydatetime())]
         assert stored["count"] == row.count and abs(stored["mean_score"] - row.mean_score) < 1e-9
+
+
+def test_an_unreachable_broker_or_missing_topics_fail_fast_with_what_to_fix(tmp_path):
+    import sys
+
+    from moodwire.broker import embedded_broker, free_port
+
+    env = {**os.environ, "MOODWIRE_HOME": str(tmp_path), "MOODWIRE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    run = subprocess.run([sys.executable, "-m", "moodwire.cli", "aggregate"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and "error: no Kafka broker answers at" in run.stderr
+    with embedded_broker(create=False) as broker:
+        env["MOODWIRE_KAFKA_BOOTSTRAP"] = broker.bootstrap
+        run = subprocess.run([sys.executable, "-m", "moodwire.cli", "aggregate"], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert run.returncode == 2 and "news.scored" in run.stderr and "moodwire topics create" in run.stderr
