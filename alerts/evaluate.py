@@ -1,0 +1,155 @@
+"""Pure rule evaluation over window aggregates and the alert state machine.
+
+Time is event time: a window's ``end``. Replaying the same windows gives the same alerts,
+whatever the wall clock says. The state of one alert (one rule on one topic) is a small
+JSON-able dict kept by the caller in a changelog-backed table:
+
+    inactive ──condition holds──► pending ──held for `for`──► firing ──cleared for
+       ▲                            │ condition fails                keep_firing_for──► resolved
+       └────────────────────────────┘                                   (then inactive again)
+
+Every transition to firing or resolved (and a reminder every ``repeat_interval`` while
+firing) yields one ``AlertEvent`` with the alert's stable fingerprint and the next sequence
+number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from alerts.rules import Rule
+from moodwire.records import AlertEvent, Evidence, TopicWindow
+
+INACTIVE, PENDING, FIRING = "inactive", "pending", "firing"
+MIN_BASELINE = 3  # windows needed before volume_spike / shift can hold
+
+
+def fingerprint(rule: Rule, topic: str) -> str:
+    """Stable for one rule on one topic (Alertmanager-style: a hash of the identifying labels)."""
+    return hashlib.sha256(f"{rule.name}\x1f{topic}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The rule's value for one window and whether its condition holds."""
+
+    value: float
+    holds: bool
+    recovered: bool  # past the recovery threshold (hysteresis); equals ``not holds`` without one
+
+
+def baseline_of(history: Sequence[dict], window: TopicWindow, span: timedelta) -> list[dict]:
+    """Earlier windows (``{"start", "count", "mean"}``, start as ISO text) that end at or
+    before this window's start and start within ``span`` before it."""
+    lo = window.start - span
+    out = []
+    for h in history:
+        start = datetime.fromisoformat(h["start"])
+        if start >= lo and start + (window.end - window.start) <= window.start:
+            out.append(h)
+    return out
+
+
+def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
+    c = rule.when
+    kind = c.kind
+    enough = window.count >= rule.min_count
+    if kind in ("mean_below", "mean_above", "negative_share_above"):
+        value = window.negative_share if kind == "negative_share_above" else window.mean_score
+        threshold = rule.threshold
+        holds = value < threshold if kind == "mean_below" else value > threshold
+        if rule.recover is None:
+            recovered = not holds
+        else:
+            recovered = value >= rule.recover if kind == "mean_below" else value <= rule.recover
+        return Reading(value, enough and holds, recovered or not enough)
+    if len(baseline) < MIN_BASELINE:
+        return Reading(0.0, False, True)
+    if kind == "volume_spike":
+        counts = [h["count"] for h in baseline]
+        mu = statistics.fmean(counts)
+        if c.volume_spike.ratio is not None:
+            value = window.count / max(mu, 1.0)
+        else:
+            sigma = statistics.pstdev(counts)
+            value = (window.count - mu) / sigma if sigma > 0 else (math.inf if window.count > mu else 0.0)
+            value = min(value, 1e6)
+        holds = value > rule.threshold
+        recovered = (value <= rule.recover) if rule.recover is not None else not holds
+        return Reading(value, enough and holds, recovered or not enough)
+    # shift: the window's mean against the count-weighted mean of the baseline windows
+    total = sum(h["count"] for h in baseline)
+    base_mean = sum(h["mean"] * h["count"] for h in baseline) / total if total else 0.0
+    value = window.mean_score - base_mean
+    below = c.shift.below is not None
+    holds = value < rule.threshold if below else value > rule.threshold
+    if rule.recover is None:
+        recovered = not holds
+    else:
+        recovered = value >= rule.recover if below else value <= rule.recover
+    return Reading(value, enough and holds, recovered or not enough)
+
+
+def new_state() -> dict:
+    return {"status": INACTIVE, "since": None, "clear_since": None, "starts_at": None, "seq": 0,
+            "last_event": None, "last_end": None, "value": None}
+
+
+def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Reading,
+         evidence: Sequence[Evidence] = ()) -> tuple[dict, list[AlertEvent]]:
+    """Advance one alert by one window (event time ``window.end``); returns the new state and
+    the events to send. Windows older than the last one seen are ignored."""
+    state = dict(state)
+    now = window.end
+    last = _t(state["last_end"])
+    if last is not None and now < last:
+        return state, []
+    state["last_end"] = now.isoformat()
+    state["value"] = reading.value
+    events: list[AlertEvent] = []
+
+    def emit(status: str, ends_at: datetime | None = None) -> None:
+        state["seq"] += 1
+        state["last_event"] = now.isoformat()
+        events.append(AlertEvent(
+            fingerprint=fingerprint(rule, topic), rule=rule.name, topic=topic, status=status,
+            value=reading.value, threshold=rule.threshold, window=rule.window,
+            starts_at=_t(state["starts_at"]), ends_at=ends_at, evidence=list(evidence), seq=state["seq"],
+            severity=rule.severity, labels=dict(rule.labels)))
+
+    status = state["status"]
+    if status in (INACTIVE, PENDING):
+        if not reading.holds:
+            state.update(status=INACTIVE, since=None)
+            return state, []
+        since = _t(state["since"]) or now
+        state.update(status=PENDING, since=since.isoformat())
+        if now - since >= rule.for_:
+            state.update(status=FIRING, starts_at=since.isoformat(), clear_since=None)
+            emit("firing")
+        return state, events
+
+    # firing
+    if reading.recovered:
+        clear_since = _t(state["clear_since"]) or now
+        state["clear_since"] = clear_since.isoformat()
+        if now - clear_since >= rule.keep_firing_for:
+            emit("resolved", ends_at=now)
+            state.update(status=INACTIVE, since=None, clear_since=None, starts_at=None)
+        return state, events
+    state["clear_since"] = None
+    if now - _t(state["last_event"]) >= rule.repeat_interval:
+        emit("firing")  # reminder: same starts_at, next seq
+    return state, events
+
+
+def _t(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+__all__ = ["Reading", "read", "step", "new_state", "fingerprint", "baseline_of", "INACTIVE", "PENDING", "FIRING"]

@@ -1,0 +1,205 @@
+"""Alert rules: the YAML schema, validated at start-up with errors that name the file, the rule
+and the key (in the spirit of Prometheus alerting rules).
+
+```yaml
+rules:
+  - name: negative-turn            # unique; part of the alert fingerprint
+    topics: all                    # all | [Earnings, Macro] | {pattern: "^Energy"}
+    window: 1h                     # a window the aggregator emits (MOODWIRE_AGGREGATE_WINDOWS)
+    when: {mean_below: -0.3}       # one of: mean_below, mean_above, negative_share_above,
+                                   #   volume_spike {z: 3} | {ratio: 4}, shift {below: -0.4} | {above: 0.4}
+    baseline: 24h                  # trailing baseline for volume_spike and shift (default 24h)
+    min_count: 5                   # fewer items in the window: the condition does not hold
+    for: 10m                       # hold this long (event time) before firing
+    recover: -0.1                  # hysteresis: resolve only once the value is back past this
+    keep_firing_for: 15m           # ... and has stayed there this long
+    repeat_interval: 4h            # reminders while firing
+    severity: critical             # info | warning | critical
+    labels: {team: credit-risk}
+```
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from alerts.errors import RuleError
+from moodwire.spans import parse_span
+from moodwire.yamlfile import read_mapping
+
+Kind = Literal["mean_below", "mean_above", "negative_share_above", "volume_spike", "shift"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TopicPattern(_Strict):
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class Spike(_Strict):
+    z: float | None = Field(None, gt=0)
+    ratio: float | None = Field(None, gt=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> "Spike":
+        if (self.z is None) == (self.ratio is None):
+            raise ValueError("give exactly one of z (standard deviations) or ratio (times the baseline)")
+        return self
+
+
+class Shift(_Strict):
+    below: float | None = Field(None, lt=0, ge=-2)
+    above: float | None = Field(None, gt=0, le=2)
+
+    @model_validator(mode="after")
+    def _one(self) -> "Shift":
+        if (self.below is None) == (self.above is None):
+            raise ValueError("give exactly one of below (a negative change) or above (a positive change)")
+        return self
+
+
+class Condition(_Strict):
+    mean_below: float | None = Field(None, ge=-1, le=1)
+    mean_above: float | None = Field(None, ge=-1, le=1)
+    negative_share_above: float | None = Field(None, ge=0, le=1)
+    volume_spike: Spike | None = None
+    shift: Shift | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Condition":
+        given = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one condition: mean_below, mean_above, negative_share_above, "
+                             f"volume_spike or shift (got {', '.join(given) or 'none'})")
+        return self
+
+    @property
+    def kind(self) -> Kind:
+        return next(k for k in type(self).model_fields if getattr(self, k) is not None)  # type: ignore[return-value]
+
+
+def _span(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_span(str(value))
+
+
+class Rule(_Strict):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    description: str = ""
+    topics: Literal["all"] | list[str] | TopicPattern = "all"
+    window: str
+    when: Condition
+    baseline: timedelta = timedelta(hours=24)
+    min_count: int = Field(1, ge=1)
+    for_: timedelta = Field(timedelta(0), alias="for")
+    recover: float | None = None
+    keep_firing_for: timedelta = timedelta(0)
+    repeat_interval: timedelta = timedelta(hours=4)
+    severity: Literal["info", "warning", "critical"] = "warning"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    _spans = field_validator("baseline", "for_", "keep_firing_for", "repeat_interval", mode="before")(
+        classmethod(lambda cls, v: _span(v)))
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_span(value)
+        return value
+
+    @model_validator(mode="after")
+    def _recover_side(self) -> "Rule":
+        kind, threshold = self.when.kind, self.threshold
+        if self.recover is not None and kind in ("mean_below", "mean_above", "negative_share_above"):
+            wrong = self.recover < threshold if kind == "mean_below" else self.recover > threshold
+            if wrong:
+                side = "above" if kind == "mean_below" else "below"
+                raise ValueError(f"recover ({self.recover}) must be {side} the threshold ({threshold}), "
+                                 "or the alert could never resolve")
+        if self.baseline <= parse_span(self.window) and kind in ("volume_spike", "shift"):
+            raise ValueError(f"baseline ({self.baseline}) must be longer than the window ({self.window})")
+        return self
+
+    @property
+    def threshold(self) -> float:
+        c = self.when
+        if c.volume_spike is not None:
+            return c.volume_spike.z if c.volume_spike.z is not None else c.volume_spike.ratio  # type: ignore[return-value]
+        if c.shift is not None:
+            return c.shift.below if c.shift.below is not None else c.shift.above  # type: ignore[return-value]
+        return getattr(c, c.kind)
+
+    def selects(self, topic: str) -> bool:
+        if self.topics == "all":
+            return True
+        if isinstance(self.topics, TopicPattern):
+            return re.search(self.topics.pattern, topic) is not None
+        return topic in self.topics
+
+
+class RuleFile(_Strict):
+    rules: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "RuleFile":
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.name in seen:
+                raise ValueError(f"rule name {rule.name!r} is used twice")
+            seen.add(rule.name)
+        return self
+
+
+def load_rules(path: str | Path, windows: list[str] | None = None) -> list[Rule]:
+    """The rules in ``path``; RuleError naming the file, the rule and the key otherwise.
+    ``windows``: the window names the aggregator emits (a rule on another window never fires)."""
+    data = read_mapping(path, "alert rules file", RuleError, " (from MOODWIRE_ALERT_RULES)")
+    try:
+        rules = RuleFile.model_validate(data).rules
+    except ValidationError as exc:
+        raise RuleError(f"alert rules file {path}: " + "; ".join(_describe(e, data) for e in exc.errors()[:5])) from None
+    if windows is not None:
+        for rule in rules:
+            if rule.window not in windows:
+                raise RuleError(f"alert rules file {path}: rule {rule.name!r}: window: {rule.window!r} is not "
+                                f"aggregated (MOODWIRE_AGGREGATE_WINDOWS has {', '.join(windows)})")
+    return rules
+
+
+def _describe(error: dict, data: dict) -> str:
+    loc = list(error["loc"])
+    where = ""
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        index = loc[1]
+        rules = data.get("rules") if isinstance(data, dict) else None
+        name = rules[index].get("name") if isinstance(rules, list) and index < len(rules) and \
+            isinstance(rules[index], dict) else None
+        where = f"rule {name!r}" if name else f"rule #{index + 1}"
+        loc = loc[2:]
+    # pydantic reports union members ('list[str]', 'TopicPattern', ...) and aliases in the path
+    key = ".".join(str(part) for part in loc if not str(part).startswith(("list[", "literal[", "function-"))
+                   and part not in ("TopicPattern",)).replace("for_", "for")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return ", ".join(x for x in (where, f"{key}: {message}" if key else message) if x)
+
+
+__all__ = ["Rule", "RuleFile", "Condition", "load_rules"]

@@ -1,0 +1,103 @@
+"""The alert state machine over window series: one firing and one resolution per episode,
+`for` and hysteresis against flapping, spikes and shifts against a trailing baseline."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import yaml
+
+from alerts.evaluate import FIRING, INACTIVE, fingerprint, new_state, read, step
+from alerts.rules import RuleFile
+from moodwire.records import TopicWindow
+
+T0 = datetime(2026, 11, 18, 10, 0, tzinfo=timezone.utc)
+STEP = timedelta(minutes=5)
+
+
+def rule(**overrides):
+    base = {"name": "neg", "window": "1h", "when": {"mean_below": -0.3}, "min_count": 3}
+    return RuleFile.model_validate(yaml.safe_load(yaml.safe_dump({"rules": [{**base, **overrides}]}))).rules[0]
+
+
+def window(i: int, mean: float, count: int = 10, span: timedelta = timedelta(hours=1)) -> TopicWindow:
+    start = T0 + i * STEP
+    return TopicWindow(topic="Financials", window="1h", start=start, end=start + span, count=count,
+                       mean_score=mean, negative_share=0.5, positive_share=0.2)
+
+
+def run(r, series):
+    state, events = new_state(), []
+    history = []
+    for w in series:
+        reading = read(r, w, history)
+        state, new = step(r, "Financials", state, w, reading)
+        events += new
+        history.append({"start": w.start.isoformat(), "count": w.count, "mean": w.mean_score})
+    return state, events
+
+
+def test_a_negative_episode_fires_once_and_resolves_once():
+    means = [0.1] * 6 + [-0.5] * 8 + [0.2] * 6
+    state, events = run(rule(**{"for": "10m"}), [window(i, m) for i, m in enumerate(means)])
+    assert [e.status for e in events] == ["firing", "resolved"]
+    firing, resolved = events
+    assert firing.starts_at == window(6, 0).end and firing.seq == 1 and resolved.seq == 2
+    assert firing.ends_at is None
+    assert resolved.ends_at == window(14, 0).end and resolved.starts_at == firing.starts_at
+    assert firing.fingerprint == resolved.fingerprint == fingerprint(rule(), "Financials")
+    assert firing.value == -0.5 and firing.threshold == -0.3 and state["status"] == INACTIVE
+
+
+def test_for_keeps_a_short_blip_from_firing():
+    means = [0.1] * 5 + [-0.6] * 2 + [0.1] * 5   # two windows = 5 minutes below
+    _, events = run(rule(**{"for": "10m"}), [window(i, m) for i, m in enumerate(means)])
+    assert events == []
+
+
+def test_hysteresis_and_keep_firing_for_stop_flapping_on_a_noisy_series():
+    rng = random.Random(4)
+    noisy = [-0.5] * 4 + [-0.3 + rng.uniform(-0.08, 0.08) for _ in range(30)] + [0.3] * 6
+    flappy = rule()  # no guards: fires and resolves as the noise crosses -0.3
+    _, raw = run(flappy, [window(i, m) for i, m in enumerate(noisy)])
+    assert len(raw) > 4
+    guarded = rule(**{"recover": -0.1, "keep_firing_for": "10m"})
+    _, events = run(guarded, [window(i, m) for i, m in enumerate(noisy)])
+    assert [e.status for e in events] == ["firing", "resolved"]
+
+
+def test_too_few_items_never_fire():
+    _, events = run(rule(), [window(i, -0.9, count=2) for i in range(10)])
+    assert events == []
+
+
+def test_reminders_while_firing_carry_the_same_start_and_the_next_seq():
+    _, events = run(rule(repeat_interval="30m"), [window(i, -0.6) for i in range(14)])
+    assert [e.status for e in events] == ["firing", "firing", "firing"]
+    assert [e.seq for e in events] == [1, 2, 3] and len({e.starts_at for e in events}) == 1
+
+
+def test_older_windows_are_ignored():
+    r = rule()
+    state, events = step(r, "Financials", new_state(), window(5, -0.6), read(r, window(5, -0.6), []))
+    assert state["status"] == FIRING and len(events) == 1
+    state2, events2 = step(r, "Financials", state, window(2, 0.5), read(r, window(2, 0.5), []))
+    assert state2 == state and events2 == []
+
+
+def test_volume_spike_against_the_trailing_baseline():
+    r = rule(window="1h", when={"volume_spike": {"z": 3}}, baseline="6h", min_count=1)
+    hourly = [window(12 * i, 0.0, count=c) for i, c in enumerate([10, 12, 9, 11, 10, 11])]
+    spike = window(12 * 6, 0.0, count=40)
+    _, events = run(r, hourly + [spike])
+    assert [e.status for e in events] == ["firing"] and events[0].value > 3
+
+
+def test_sentiment_shift_against_the_trailing_baseline():
+    r = rule(when={"shift": {"below": -0.4}}, baseline="6h")
+    series = [window(12 * i, 0.2) for i in range(5)] + [window(60, -0.3)]
+    _, events = run(r, series)
+    assert [e.status for e in events] == ["firing"] and abs(events[0].value - (-0.5)) < 1e-9
+    _, none = run(r, [window(60, -0.3)])  # no baseline yet: a shift cannot hold
+    assert none == []
