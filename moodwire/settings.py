@@ -19,6 +19,9 @@ from moodwire.spans import parse_span, parse_windows
 from moodwire.yamlfile import read_mapping
 
 ENV_PREFIX = "MOODWIRE_"
+# Variables with the prefix that are not settings: the settings file itself, and the
+# virtual environment scripts/setup and scripts/test install into.
+NOT_SETTINGS = frozenset({f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}VENV"})
 
 
 class Settings(BaseSettings):
@@ -118,7 +121,7 @@ def load_settings(config_file: str | Path | None = None, environ: dict[str, str]
             origin[str(key)] = f"{key!r} in {config_file}"
     known = set(Settings.model_fields)
     for name, value in environ.items():
-        if name.startswith(ENV_PREFIX) and name != f"{ENV_PREFIX}CONFIG":
+        if name.startswith(ENV_PREFIX) and name not in NOT_SETTINGS:
             key = name[len(ENV_PREFIX):].lower()
             if key not in known:
                 raise SettingsError(f"unknown setting {name}; known settings: "

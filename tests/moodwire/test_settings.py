@@ -49,6 +49,10 @@ def test_unknown_environment_setting_is_refused_with_the_known_ones():
         load_settings(environ={"MOODWIRE_KAFKA_BOOTSTRAPS": "h:1"})
 
 
+def test_the_setup_scripts_variable_is_not_taken_for_a_setting():
+    assert load_settings(environ={"MOODWIRE_VENV": "/opt/venv"}).kafka_bootstrap == "127.0.0.1:9092"
+
+
 def test_bad_yaml_key_names_the_file(tmp_path: Path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("kafka_partitons: 3\n")
