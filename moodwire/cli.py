@@ -235,19 +235,26 @@ def aggregate(ctx: click.Context, sink, datadir) -> None:
     import os
     import socket
 
-    from moodwire.topics import DEADLETTER, NEWS_SCORED, SENTIMENT_WINDOWS, require_topics
+    from moodwire.topics import ALERTS, DEADLETTER, NEWS_SCORED, SENTIMENT_WINDOWS, require_topics
     from streams.faust_app import AggregateApp, run_worker
     from streams.metrics import StageMetrics
 
     settings = settings_of(ctx)
-    require_topics(settings.kafka_bootstrap, (NEWS_SCORED, SENTIMENT_WINDOWS, DEADLETTER))
+    require_topics(settings.kafka_bootstrap, (NEWS_SCORED, SENTIMENT_WINDOWS, DEADLETTER, ALERTS))
     metrics = StageMetrics("aggregate")
     metrics.serve(settings.metrics_port, settings.metrics_host)
     datadir = datadir or str(settings.home / "faust" / f"{socket.gethostname()}-{os.getpid()}")
-    app = AggregateApp(settings, sink=sink, datadir=datadir, metrics=metrics)
+    rules = None
+    if settings.alert_rules:
+        from alerts.rules import load_rules
+        from moodwire.spans import parse_windows
+
+        rules = load_rules(settings.alert_rules, [w.name for w in parse_windows(settings.aggregate_windows)])
+    app = AggregateApp(settings, sink=sink, datadir=datadir, metrics=metrics, rules=rules)
     click.echo(f"aggregating news.scored -> sentiment.windows (windows {settings.aggregate_windows}, "
                f"lateness {settings.aggregate_lateness}, store {settings.aggregate_store}"
-               f"{', sink ' + _safe_url(settings.store) if sink else ''})", err=True)
+               f"{', sink ' + _safe_url(settings.store) if sink else ''}"
+               f"{f', {len(rules)} alert rules from {settings.alert_rules}' if rules else ''})", err=True)
     run_worker(app, settings.log_level)
 
 

@@ -85,6 +85,16 @@ class ScoredNews(NewsItem):
         return probs
 
 
+class Evidence(Record):
+    """A headline behind a window or an alert."""
+
+    id: str
+    title: str
+    url: str | None = None
+    score: float = Field(ge=-1.0, le=1.0, allow_inf_nan=False)
+    published_at: UtcTime
+
+
 class TopicWindow(Record):
     """``sentiment.windows``: the aggregate of one topic over one window."""
 
@@ -101,6 +111,8 @@ class TopicWindow(Record):
     late_count: int = Field(default=0, ge=0)
     most_negative: list[str] = Field(default_factory=list)
     most_positive: list[str] = Field(default_factory=list)
+    # the most negative then the most positive items (ids as above), with their headlines
+    evidence: list[Evidence] = Field(default_factory=list)
     final: bool = False
 
     @model_validator(mode="after")
@@ -108,14 +120,6 @@ class TopicWindow(Record):
         if self.end <= self.start:
             raise ValueError("window end must be after its start")
         return self
-
-
-class Evidence(Record):
-    id: str
-    title: str
-    url: str | None = None
-    score: float = Field(ge=-1.0, le=1.0, allow_inf_nan=False)
-    published_at: UtcTime
 
 
 class AlertEvent(Record):

@@ -7,6 +7,8 @@ Components started: one Faust app (consumer group ``moodwire-aggregate``) with
   and late items (to ``news.deadletter``); then the partition marker;
 - agents ``sink-items`` (``news.scored``) and ``sink-windows`` (``sentiment.windows``):
   idempotent upserts into the store (off with ``--no-sink``);
+- agent ``evaluate-alerts`` (``sentiment.windows`` → ``alerts``) when MOODWIRE_ALERT_RULES is
+  set (``streams.alerting``);
 - timers: the throttled emitter of changed windows, and the idle-partition heartbeat.
 
 Faust writes a table key's changelog record to the partition of the *current event*. A
@@ -38,6 +40,7 @@ from moodwire.spans import parse_span, parse_windows
 from moodwire.store import StoreError, open_store
 from moodwire.topics import DEADLETTER, NEWS_SCORED, SENTIMENT_WINDOWS
 from streams.aggregate import MARKER_PREFIX, Aggregator, marker_key
+from streams.alerting import AlertEvaluator
 from streams.metrics import StageMetrics
 from streams.sink import upsert_items, upsert_windows
 
@@ -54,7 +57,7 @@ class AggregateApp:
     """Builds the Faust app and holds the worker's in-memory state (never the source of truth)."""
 
     def __init__(self, settings: Settings, *, sink: bool = True, datadir: str | None = None,
-                 metrics: StageMetrics | None = None) -> None:
+                 metrics: StageMetrics | None = None, rules: list | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or StageMetrics("aggregate")
         self.aggregator = Aggregator(parse_windows(settings.aggregate_windows), parse_span(settings.aggregate_lateness))
@@ -80,6 +83,9 @@ class AggregateApp:
         if sink:
             app.agent(self.scored, name="sink-items")(self._sink_agent(ScoredNews, upsert_items, 500))
             app.agent(self.windows_topic, name="sink-windows")(self._sink_agent(TopicWindow, upsert_windows, 500))
+        if rules:
+            self.evaluator = AlertEvaluator(app, rules, settings.kafka_partitions, self._send, self._dead,
+                                            _as_current, self.metrics)
         app.timer(max(0.05, self.emit_interval or 0.05), name="emit-windows")(self._emit_pending)
         app.timer(max(0.5, min(5.0, self.idle / 2)), name="heartbeat")(self._heartbeat)
 

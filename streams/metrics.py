@@ -21,6 +21,7 @@ class StageMetrics:
         self.inference = Histogram(f"{p}_inference_seconds", "model time per batch", registry=r,
                                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.items_per_s = Gauge(f"{p}_items_per_second", "throughput over the last batch", registry=r)
+        self.alerts = Counter(f"{p}_alerts", "alert events sent", ["status"], registry=r)
         self.polls = Counter(f"{p}_polls", "feed polls", ["feed", "outcome"], registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from moodwire.records import ScoredNews, TopicWindow
+from moodwire.records import Evidence, ScoredNews, TopicWindow
 from moodwire.spans import parse_span  # noqa: F401  (re-exported)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -38,15 +38,18 @@ class Bucket:
     neutral: int = 0
     positive: int = 0
     late: int = 0
-    most_negative: list[tuple[float, str]] = field(default_factory=list)  # (score, id), lowest first
-    most_positive: list[tuple[float, str]] = field(default_factory=list)  # (score, id), highest first
+    # (score, id, title, url, published_at ISO): lowest first / highest first; ids are unique,
+    # so the later fields never take part in ordering
+    most_negative: list[tuple] = field(default_factory=list)
+    most_positive: list[tuple] = field(default_factory=list)
 
     def add(self, item: ScoredNews) -> None:
         self.count += 1
         self.total += item.score
         self.sum_sq += item.score * item.score
         setattr(self, item.sentiment, getattr(self, item.sentiment) + 1)
-        self._keep_extremes([(item.score, item.id)], [(item.score, item.id)])
+        point = _point(item)
+        self._keep_extremes([point], [point])
 
     def add_many(self, items: Iterable[ScoredNews]) -> None:
         """``add`` for a micro-batch: the extremes are merged once, not once per item."""
@@ -62,7 +65,7 @@ class Bucket:
                 self.positive += 1
             else:
                 self.neutral += 1
-            points.append((score, item.id))
+            points.append(_point(item))
         self._keep_extremes(points, points)
 
     @classmethod
@@ -120,6 +123,10 @@ class Bucket:
                    [tuple(p) for p in data["most_positive"]])
 
 
+def _point(item: ScoredNews) -> tuple:
+    return (item.score, item.id, item.title[:300], item.url, item.published_at.isoformat())
+
+
 def fold_batch(items: Iterable[ScoredNews], width: timedelta) -> dict[tuple[str, datetime], Bucket]:
     """One Bucket per (topic, bucket start) for a micro-batch: a table is then updated once per
     key, not once per item."""
@@ -145,8 +152,11 @@ def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Buc
         topic=topic, window=name, start=start, end=end, count=n, mean_score=max(-1.0, min(1.0, bucket.mean)),
         sum_sq=bucket.sum_sq, negative_share=bucket.negative / n if n else 0.0,
         neutral_share=bucket.neutral / n if n else 0.0, positive_share=bucket.positive / n if n else 0.0,
-        late_count=bucket.late, most_negative=[i for _, i in bucket.most_negative],
-        most_positive=[i for _, i in bucket.most_positive], final=final)
+        late_count=bucket.late, most_negative=[p[1] for p in bucket.most_negative],
+        most_positive=[p[1] for p in bucket.most_positive],
+        evidence=[Evidence(id=p[1], title=p[2], url=p[3], score=p[0], published_at=p[4])
+                  for p in (*bucket.most_negative, *bucket.most_positive) if len(p) >= 5],
+        final=final)
 
 
 class Watermark:

@@ -86,3 +86,12 @@ def test_empty_or_broken_files(tmp_path, text, message):
 def test_a_missing_file_names_the_setting(tmp_path):
     with pytest.raises(RuleError, match="does not exist .*MOODWIRE_ALERT_RULES"):
         load_rules(tmp_path / "nope.yaml")
+
+
+def test_the_example_rules_file_is_valid_for_the_default_windows():
+    from moodwire.settings import load_settings
+    from moodwire.spans import parse_windows
+
+    root = Path(__file__).resolve().parents[2]
+    windows = [w.name for w in parse_windows(load_settings(environ={}).aggregate_windows)]
+    assert len(load_rules(root / "config" / "rules.example.yaml", windows)) == 3

@@ -1,0 +1,124 @@
+"""The alert-evaluation agent of the aggregate worker: final ``TopicWindow`` records from
+``sentiment.windows`` → the pure rules of ``alerts/`` → ``AlertEvent`` records on ``alerts``
+(keyed by fingerprint).
+
+Only final windows are evaluated: each is complete and emitted once, so decisions do not
+depend on when partial updates happened to be sent, and a replay decides the same way. The
+cost is latency: a window is judged once the watermark passes its end (the allowed lateness
+after its last item).
+
+State per (rule, topic) lives in the changelog-backed table ``alerts-by-rule-topic``: the
+state machine, the trailing baseline of final windows, and the highest ``sentiment.windows``
+offset applied. Events are acknowledged before the state is written, so a crash can repeat
+an event (same fingerprint and seq; receivers and ``moodwire notify`` drop repeats) but never
+lose one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import datetime
+
+from alerts.evaluate import baseline_of, new_state, read, step
+from alerts.rules import Rule
+from moodwire.errors import RecordError
+from moodwire.records import AlertEvent, DeadLetter, Evidence, TopicWindow, decode
+from moodwire.topics import ALERTS, SENTIMENT_WINDOWS
+
+log = logging.getLogger("moodwire.alerts")
+TABLE = "alerts-by-rule-topic"
+SEP = "\x1f"
+
+
+def evidence_for(rule: Rule, window: TopicWindow, k: int = 5) -> list[Evidence]:
+    """The headlines that moved the value most: the most negative items for a downward rule,
+    the most positive for an upward one, the most extreme either way for a volume spike."""
+    kind = rule.when.kind
+    negative_ids, positive_ids = set(window.most_negative), set(window.most_positive)
+    if kind in ("mean_below", "negative_share_above") or (kind == "shift" and rule.when.shift.below is not None):
+        chosen = [e for e in window.evidence if e.id in negative_ids]
+        return sorted(chosen, key=lambda e: (e.score, e.id))[:k]
+    if kind in ("mean_above",) or kind == "shift":
+        chosen = [e for e in window.evidence if e.id in positive_ids]
+        return sorted(chosen, key=lambda e: (-e.score, e.id))[:k]
+    unique = {e.id: e for e in window.evidence}.values()
+    return sorted(unique, key=lambda e: (-abs(e.score), e.id))[:k]
+
+
+class AlertEvaluator:
+    """Registers the agent and its table on an existing Faust app (the aggregate worker's)."""
+
+    def __init__(self, app, rules: list[Rule], partitions: int, send, dead, as_current, metrics) -> None:
+        self.rules = rules
+        self.send, self.dead, self.as_current, self.metrics = send, dead, as_current, metrics
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.windows = app.topic(SENTIMENT_WINDOWS, partitions=partitions, **raw)
+        self.alerts = app.topic(ALERTS, partitions=partitions, **raw)
+        self.table = app.Table(TABLE, default=None, partitions=partitions)
+        app.agent(self.windows, name="evaluate-alerts")(self._agent)
+
+    async def _agent(self, stream) -> None:
+        async for events in stream.take_events(500, within=0.5):
+            by_partition: dict[int, list] = defaultdict(list)
+            for event in events:
+                by_partition[event.message.partition].append(event)
+            for partition, group in by_partition.items():
+                await self._evaluate(partition, group)
+
+    async def _evaluate(self, partition: int, events: list) -> None:
+        self.as_current(events[-1])
+        state = self.table.data
+        writes: dict[str, dict] = {}
+        out: list[AlertEvent] = []
+        bad: list[DeadLetter] = []
+        for event in sorted(events, key=lambda e: e.message.offset):
+            offset = event.message.offset
+            try:
+                window = decode(TopicWindow, event.value)
+            except RecordError as exc:
+                bad.append(DeadLetter.of("evaluate-alerts", SENTIMENT_WINDOWS, partition, offset, str(exc), event.value))
+                continue
+            if not window.final:
+                continue
+            for rule in self.rules:
+                if rule.window != window.window or not rule.selects(window.topic):
+                    continue
+                key = f"{rule.name}{SEP}{window.topic}"
+                stored = writes.get(key) or state.get(key) or {"alert": new_state(), "history": [], "offset": -1}
+                if offset <= stored["offset"]:
+                    continue  # applied before a crash
+                reading = read(rule, window, baseline_of(stored["history"], window, rule.baseline))
+                alert, events_now = step(rule, window.topic, stored["alert"], window, reading,
+                                         evidence_for(rule, window))
+                out += events_now
+                writes[key] = {"alert": alert, "history": _remember(stored["history"], window, rule),
+                               "offset": offset, "partition": partition}
+        # 1. alert events acknowledged   2. then the state that says they were sent
+        await self.send(self.alerts, [(e.fingerprint.encode(), e.encode()) for e in out])
+        if bad:
+            await self.dead(bad)
+        for e in out:
+            self.metrics.alerts.labels(e.status).inc()
+            log.warning("alert %s: rule %s on %r, value %.3f vs %.3f (seq %d, fingerprint %s)", e.status, e.rule,
+                        e.topic, e.value, e.threshold, e.seq, e.fingerprint)
+        self.as_current(events[-1])
+        futures = []
+        for key, value in writes.items():
+            state[key] = value
+            futures.append(self.table.send_changelog(partition, key, value))
+        if futures:
+            await asyncio.gather(*futures)
+
+
+def _remember(history: list[dict], window: TopicWindow, rule: Rule) -> list[dict]:
+    """The trailing baseline: final windows of the last ``baseline`` span, one per start."""
+    keep_from = window.start - rule.baseline
+    kept = [h for h in history if h["start"] != window.start.isoformat()
+            and datetime.fromisoformat(h["start"]) >= keep_from]
+    kept.append({"start": window.start.isoformat(), "count": window.count, "mean": window.mean_score})
+    return sorted(kept, key=lambda h: h["start"])
+
+
+__all__ = ["AlertEvaluator", "evidence_for", "TABLE"]
