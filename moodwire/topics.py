@@ -16,6 +16,18 @@ DEADLETTER = "news.deadletter"
 ALL_TOPICS: tuple[str, ...] = (NEWS_RAW, NEWS_SCORED, SENTIMENT_WINDOWS, ALERTS, DEADLETTER)
 
 
+def _admin(bootstrap: str, timeout_s: float):
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="moodwire-admin",
+                                request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
+    except KafkaError:
+        raise BrokerError(f"no Kafka broker answers at {bootstrap} (set MOODWIRE_KAFKA_BOOTSTRAP "
+                          "or start one with `moodwire broker`)") from None
+
+
 @dataclass(frozen=True)
 class TopicsReport:
     created: tuple[str, ...]
@@ -25,16 +37,10 @@ class TopicsReport:
 def create_topics(bootstrap: str, partitions: int, replication: int,
                   names: tuple[str, ...] = ALL_TOPICS, timeout_s: float = 15.0) -> TopicsReport:
     """Create the Moodwire topics that do not exist yet; existing ones are left alone."""
-    from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="moodwire-admin",
-                                 request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
-    except KafkaError:
-        raise BrokerError(f"no Kafka broker answers at {bootstrap} (set MOODWIRE_KAFKA_BOOTSTRAP "
-                          "or start one with `moodwire broker`)") from None
+    admin = _admin(bootstrap, timeout_s)
     try:
         existing = set(admin.list_topics())
         missing = [n for n in names if n not in existing]
@@ -70,15 +76,9 @@ def _wait_until_visible(admin, names: tuple[str, ...], partitions: int, bootstra
 
 def require_topics(bootstrap: str, names: tuple[str, ...], timeout_s: float = 10.0) -> None:
     """Fail fast, naming what to fix, when the broker does not answer or a topic is missing."""
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="moodwire-check",
-                                 request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
-    except KafkaError:
-        raise BrokerError(f"no Kafka broker answers at {bootstrap} (set MOODWIRE_KAFKA_BOOTSTRAP "
-                          "or start one with `moodwire broker`)") from None
+    admin = _admin(bootstrap, timeout_s)
     try:
         missing = sorted(set(names) - set(admin.list_topics()))
     except KafkaError as exc:

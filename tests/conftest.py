@@ -75,7 +75,6 @@ class _ApacheKafka:
 def kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """The bootstrap address of a running real broker with the Moodwire topics created."""
     from moodwire.broker import embedded_broker
-    from moodwire.topics import create_topics
 
     if request.param == "embedded":
         with embedded_broker(partitions=4) as broker:
@@ -83,7 +82,13 @@ def kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         return
     if shutil.which("java") is None or shutil.which("mvn") is None:
         pytest.fail("--broker=kafka needs Java 17+ and Maven (see .ci/run)")
-    broker = _ApacheKafka(tmp_path_factory.mktemp("apache-kafka"))
+    yield from _apache_kafka_with_topics(tmp_path_factory.mktemp("apache-kafka"))
+
+
+def _apache_kafka_with_topics(data: Path):
+    from moodwire.topics import create_topics
+
+    broker = _ApacheKafka(data)
     try:
         bootstrap = broker.wait()
         create_topics(bootstrap, 4, 1)
@@ -131,17 +136,9 @@ def fresh_embedded():
 @pytest.fixture
 def fresh_apache_kafka(request: pytest.FixtureRequest, tmp_path: Path):
     """A new Apache Kafka node for one test; only with --broker=kafka|both (it takes ~15 s)."""
-    from moodwire.topics import create_topics
-
     if request.config.getoption("--broker") == "embedded":
         pytest.skip("needs Apache Kafka: run with --broker=kafka or --broker=both (as .ci/run does)")
-    broker = _ApacheKafka(tmp_path / "apache-kafka")
-    try:
-        bootstrap = broker.wait()
-        create_topics(bootstrap, 4, 1)
-        yield bootstrap
-    finally:
-        broker.stop()
+    yield from _apache_kafka_with_topics(tmp_path / "apache-kafka")
 
 
 def _pg_bin(name: str) -> str | None:
