@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from moodwire.records import ScoredNews, TopicWindow
-from moodwire.spans import WindowSpec, parse_windows  # noqa: F401  (re-exported for the app)
+from moodwire.spans import WindowSpec
 from streams.windows import EPOCH, Bucket, bucket_start, to_window
 
 MARKER_PREFIX = "~partition/"

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from moodwire.records import Evidence, ScoredNews, TopicWindow
-from moodwire.spans import parse_span  # noqa: F401  (re-exported)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 EVIDENCE_K = 5
@@ -127,25 +126,6 @@ def _point(item: ScoredNews) -> tuple:
     return (item.score, item.id, item.title[:300], item.url, item.published_at.isoformat())
 
 
-def fold_batch(items: Iterable[ScoredNews], width: timedelta) -> dict[tuple[str, datetime], Bucket]:
-    """One Bucket per (topic, bucket start) for a micro-batch: a table is then updated once per
-    key, not once per item."""
-    out: dict[tuple[str, datetime], Bucket] = {}
-    for item in items:
-        key = (item.topic, bucket_start(item.published_at, width))
-        out.setdefault(key, Bucket()).add(item)
-    return out
-
-
-def window_sum(buckets: Mapping[datetime, Bucket], start: datetime, end: datetime) -> Bucket:
-    """Sum of the buckets whose start lies in [start, end)."""
-    total = Bucket()
-    for at, bucket in buckets.items():
-        if start <= at < end:
-            total = total.merge(bucket)
-    return total
-
-
 def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Bucket, final: bool) -> TopicWindow:
     n = bucket.count
     return TopicWindow(
@@ -157,27 +137,3 @@ def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Buc
         evidence=[Evidence(id=p[1], title=p[2], url=p[3], score=p[0], published_at=p[4])
                   for p in (*bucket.most_negative, *bucket.most_positive) if len(p) >= 5],
         final=final)
-
-
-class Watermark:
-    """Max event time seen minus the allowed lateness. Idle partitions advance it with a
-    heartbeat (``advance_to``) so quiet topics still get their windows closed."""
-
-    def __init__(self, lateness: timedelta) -> None:
-        self.lateness = lateness
-        self.max_event: datetime | None = None
-
-    def observe(self, at: datetime) -> None:
-        if self.max_event is None or at > self.max_event:
-            self.max_event = at
-
-    def advance_to(self, at: datetime) -> None:
-        self.observe(at)
-
-    @property
-    def value(self) -> datetime | None:
-        return None if self.max_event is None else self.max_event - self.lateness
-
-    def is_late(self, at: datetime) -> bool:
-        """An item is late when the window holding it may already be final."""
-        return self.value is not None and at < self.value

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from moodwire.records import DeadLetter, decode
 from moodwire.store import open_store, scored_news, topic_windows
-from moodwire.topics import DEADLETTER, SENTIMENT_WINDOWS
+from moodwire.topics import DEADLETTER
 from tests.streams.aggregate_support import (T0, assert_windows_equal, expected_windows, final_windows, make,
                                              produce, scored_items, start_aggregate, windows_of)
 from tests.streams.test_classify import read_all

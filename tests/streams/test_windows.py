@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from moodwire.records import ScoredNews, item_id
-from streams.windows import (Bucket, Watermark, bucket_start, fold_batch, parse_span, to_window, window_sum)
+from moodwire.spans import parse_span
+from streams.windows import Bucket, bucket_start, to_window
 
 T0 = datetime(2026, 11, 18, 13, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -44,15 +45,18 @@ def test_windows_match_an_independent_pandas_computation():
     batches = [items[i:i + 37] for i in range(0, len(items), 37)]
     table: dict[tuple[str, datetime], Bucket] = {}
     for batch in batches:  # as the agent does: one table update per key per micro-batch
-        for key, bucket in fold_batch(batch, MIN).items():
-            table[key] = table.get(key, Bucket()).merge(bucket)
+        by_key: dict[tuple[str, datetime], list[ScoredNews]] = {}
+        for item in batch:
+            by_key.setdefault((item.topic, bucket_start(item.published_at, MIN)), []).append(item)
+        for key, group in by_key.items():
+            table.setdefault(key, Bucket()).add_many(group)
 
     frame = pd.DataFrame([{"topic": i.topic, "when": i.published_at, "score": i.score, "sentiment": i.sentiment,
                            "id": i.id} for i in items])
     start, end = T0 + timedelta(minutes=60), T0 + timedelta(minutes=65)
     for topic in frame.topic.unique():
-        w = to_window(topic, "5m", start, end,
-                      window_sum({at: b for (t, at), b in table.items() if t == topic}, start, end), final=True)
+        parts = [b for (t, at), b in table.items() if t == topic and start <= at < end]
+        w = to_window(topic, "5m", start, end, Bucket.total_of(parts), final=True)
         rows = frame[(frame.topic == topic) & (frame.when >= start) & (frame.when < end)]
         assert w.count == len(rows)
         assert w.mean_score == pytest.approx(rows.score.mean())
@@ -63,6 +67,8 @@ def test_windows_match_an_independent_pandas_computation():
         assert w.most_negative == expected_neg
         expected_pos = list(rows.assign(neg=-rows.score).sort_values(["neg", "id"]).id[:5])
         assert w.most_positive == expected_pos
+        assert [e.id for e in w.evidence] == expected_neg + expected_pos
+        assert all(e.title.startswith("item ") for e in w.evidence)
 
 
 def test_bucket_round_trips_through_its_table_form():
@@ -71,14 +77,3 @@ def test_bucket_round_trips_through_its_table_form():
         b.add(scored(i, "Macro", 0, s))
     assert Bucket.from_dict(b.to_dict()) == b
     assert b.std_error() == pytest.approx(pd.Series([-0.5, 0.2, 0.9]).sem())
-
-
-def test_watermark_and_lateness():
-    wm = Watermark(timedelta(minutes=2))
-    assert wm.value is None and not wm.is_late(T0)
-    wm.observe(T0 + timedelta(minutes=10))
-    wm.observe(T0 + timedelta(minutes=5))  # out of order: does not move it back
-    assert wm.value == T0 + timedelta(minutes=8)
-    assert wm.is_late(T0 + timedelta(minutes=7)) and not wm.is_late(T0 + timedelta(minutes=8))
-    wm.advance_to(T0 + timedelta(minutes=30))  # heartbeat on an idle partition
-    assert wm.value == T0 + timedelta(minutes=28)
