@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from kafka import KafkaProducer
 
+from moodwire.errors import RecordError
 from moodwire.records import ScoredNews, TopicWindow, decode, item_id
 from moodwire.topics import NEWS_SCORED, SENTIMENT_WINDOWS
 from tests.streams.test_classify import read_all
@@ -70,6 +71,18 @@ def start_aggregate(bootstrap: str, home: Path, log: Path, store_url: str | None
     if datadir:
         args += ["--datadir", str(datadir)]
     return subprocess.Popen(args, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def scored_in_topic(bootstrap: str, topics: set[str]) -> list[ScoredNews]:
+    """The records news.scored really holds (a producer retry under load can store one twice;
+    the aggregator must count every record once, so the expectation is computed from these)."""
+    def keep(record):
+        try:
+            item = decode(ScoredNews, record.value)
+        except RecordError:
+            return None
+        return item if item.topic in topics else None
+    return read_all(bootstrap, NEWS_SCORED, keep)
 
 
 def windows_of(bootstrap: str, topics: set[str]) -> list[TopicWindow]:
