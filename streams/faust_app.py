@@ -66,6 +66,9 @@ class AggregateApp:
         self.emit_interval = settings.aggregate_emit_interval_ms / 1000
         self.pending: dict[tuple[str, str, datetime], int] = {}  # window → partition, to emit (throttled)
         self.last_seen: dict[int, float] = {}
+        # Window records are computed and sent under one lock: a window computed by the emitter
+        # timer before a batch must not reach the topic after that batch's fresher final record.
+        self.window_lock = asyncio.Lock()
         self.engine = open_store(settings.store) if sink else None
 
         config = faust_config(settings, APP_ID, datadir)
@@ -147,7 +150,8 @@ class AggregateApp:
                 by_partition: dict[int, list] = defaultdict(list)
                 for event in events:
                     by_partition[event.message.partition].append(event)
-                await self._apply(by_partition)
+                async with self.window_lock:
+                    await self._apply(by_partition)
                 self.metrics.batch_size.observe(len(events))
                 self.metrics.items.inc(len(events))
                 elapsed = time.perf_counter() - started
@@ -225,7 +229,11 @@ class AggregateApp:
     async def _emit_pending(self) -> None:
         if not self.pending:
             return
-        batch, self.pending = self.pending, {}
+        async with self.window_lock:
+            await self._emit(self.pending)
+
+    async def _emit(self, pending: dict) -> None:
+        batch, self.pending = pending, {}
         watermarks: dict[int, Any] = {}
         windows = []
         for (topic, name, start), partition in sorted(batch.items()):
@@ -256,11 +264,12 @@ class AggregateApp:
         for partition in idle:
             if self.state.get(marker_key(partition)) is None:
                 continue  # nothing seen on it yet: nothing to close
-            finals = self.aggregator.heartbeat(self.state, partition, target)
-            if finals:
-                log.info("heartbeat: partition %d idle, watermark → %s, %d windows final",
-                         partition, target.isoformat(), len(finals))
-                await self._send_windows(finals)
+            async with self.window_lock:
+                finals = self.aggregator.heartbeat(self.state, partition, target)
+                if finals:
+                    log.info("heartbeat: partition %d idle, watermark → %s, %d windows final",
+                             partition, target.isoformat(), len(finals))
+                    await self._send_windows(finals)
 
 
 def _quiet_clients(level: str) -> None:
