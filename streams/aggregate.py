@@ -190,7 +190,10 @@ class Aggregator:
         result.windows = self._newly_final(overlay, partition, old_wm, new_wm, set())
         final_now = {(w.topic, w.window, w.start) for w in result.windows}
         result.touched = self._touched(result.bucket_writes) - final_now  # sent already, with these writes
-        result.bucket_writes.update(self._expired(partition, new_wm))
+        # Retention follows event time only: a heartbeat's wall-clock watermark must not delete
+        # the buckets of news that is being replayed or is still arriving.
+        event_wm = None if max_event is None else max_event - self.lateness
+        result.bucket_writes.update(self._expired(partition, event_wm))
         result.marker = marker
         return result
 
