@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from moodwire.records import ScoredNews, TopicWindow
 from moodwire.spans import WindowSpec
@@ -88,7 +88,6 @@ class BatchResult:
     late: list[Late] = field(default_factory=list)
     misrouted: list[Misrouted] = field(default_factory=list)
     marker: dict | None = None
-    applied: int = 0
     skipped: int = 0
 
 
@@ -139,7 +138,6 @@ class Aggregator:
         old_wm = self.watermark(state, partition)
         per_key: dict[str, list[tuple[int, ScoredNews, bool]]] = {}
         last = done
-        processed = 0
         for offset, item in sorted(records, key=lambda r: r[0]):
             if offset <= done:
                 result.skipped += 1
@@ -158,7 +156,6 @@ class Aggregator:
                 key = _key(item.topic, step_s, int(at // step_s) * step_s)
                 per_key.setdefault(key, []).append((offset, item, late))
             last = max(last, offset)
-            processed += 1
 
         already_late: set[int] = set()
         for key, entries in list(per_key.items()):
@@ -182,7 +179,6 @@ class Aggregator:
         # A late record whose every bucket already counted it was dead-lettered before the crash.
         misrouted = {m.offset for m in result.misrouted}
         result.late = [entry for entry in result.late if entry.offset not in already_late | misrouted]
-        result.applied = processed
 
         marker = {"offset": last, "max_event": None if max_event is None else max_event.isoformat()}
         overlay = _Overlay(state, result.bucket_writes, marker_key(partition), marker)
@@ -325,7 +321,3 @@ class _Overlay(Mapping):
 
     def __len__(self):
         return len(set(self))
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from datetime import datetime
 
 from alerts.evaluate import baseline_of, new_state, read, step
@@ -26,6 +25,7 @@ from alerts.rules import Rule
 from moodwire.errors import RecordError
 from moodwire.records import AlertEvent, DeadLetter, Evidence, TopicWindow, decode
 from moodwire.topics import ALERTS, SENTIMENT_WINDOWS
+from streams.faust_state import as_current, by_partition, write
 
 log = logging.getLogger("moodwire.alerts")
 TABLE = "alerts-by-rule-topic"
@@ -50,9 +50,9 @@ def evidence_for(rule: Rule, window: TopicWindow, k: int = 5) -> list[Evidence]:
 class AlertEvaluator:
     """Registers the agent and its table on an existing Faust app (the aggregate worker's)."""
 
-    def __init__(self, app, rules: list[Rule], partitions: int, send, dead, as_current, metrics) -> None:
+    def __init__(self, app, rules: list[Rule], partitions: int, send, dead, metrics) -> None:
         self.rules = rules
-        self.send, self.dead, self.as_current, self.metrics = send, dead, as_current, metrics
+        self.send, self.dead, self.metrics = send, dead, metrics
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.windows = app.topic(SENTIMENT_WINDOWS, partitions=partitions, **raw)
         self.alerts = app.topic(ALERTS, partitions=partitions, **raw)
@@ -61,14 +61,11 @@ class AlertEvaluator:
 
     async def _agent(self, stream) -> None:
         async for events in stream.take_events(500, within=0.5):
-            by_partition: dict[int, list] = defaultdict(list)
-            for event in events:
-                by_partition[event.message.partition].append(event)
-            for partition, group in by_partition.items():
+            for partition, group in by_partition(events).items():
                 await self._evaluate(partition, group)
 
     async def _evaluate(self, partition: int, events: list) -> None:
-        self.as_current(events[-1])
+        as_current(events[-1])
         state = self.table.data
         writes: dict[str, dict] = {}
         out: list[AlertEvent] = []
@@ -103,11 +100,8 @@ class AlertEvaluator:
             self.metrics.alerts.labels(e.status).inc()
             log.warning("alert %s: rule %s on %r, value %.3f vs %.3f (seq %d, fingerprint %s)", e.status, e.rule,
                         e.topic, e.value, e.threshold, e.seq, e.fingerprint)
-        self.as_current(events[-1])
-        futures = []
-        for key, value in writes.items():
-            state[key] = value
-            futures.append(self.table.send_changelog(partition, key, value))
+        as_current(events[-1])
+        futures = [write(self.table, partition, key, value) for key, value in writes.items()]
         if futures:
             await asyncio.gather(*futures)
 

@@ -11,11 +11,8 @@ Components started: one Faust app (consumer group ``moodwire-aggregate``) with
   set (``streams.alerting``);
 - timers: the throttled emitter of changed windows, and the idle-partition heartbeat.
 
-Faust writes a table key's changelog record to the partition of the *current event*. A
-micro-batch mixes partitions, so every write here names its partition explicitly, and the
-current event is set to one of that partition's events before the store is touched (the
-rocksdb store picks its per-partition database from it). ``faust.streams._current_event``
-is internal to faust-streaming, which is pinned (0.15.3) for that reason.
+Micro-batches mix source partitions: table writes go through ``streams.faust_state``, which
+names each write's partition and sets the current event Faust and its rocksdb store use.
 """
 
 from __future__ import annotations
@@ -23,14 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from pathlib import Path
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 
 from moodwire.errors import RecordError
 from moodwire.kafka import faust_config
@@ -41,16 +36,13 @@ from moodwire.store import StoreError, open_store
 from moodwire.topics import DEADLETTER, NEWS_SCORED, SENTIMENT_WINDOWS
 from streams.aggregate import MARKER_PREFIX, Aggregator, marker_key
 from streams.alerting import AlertEvaluator
+from streams.faust_state import as_current, by_partition, write
 from streams.metrics import StageMetrics
 from streams.sink import upsert_items, upsert_windows
 
 log = logging.getLogger("moodwire.aggregate")
 APP_ID = "moodwire-aggregate"
 TABLE = "sentiment-buckets"
-
-
-def _as_current(event) -> None:
-    _current_event.set(weakref.ref(event))
 
 
 class AggregateApp:
@@ -88,7 +80,7 @@ class AggregateApp:
             app.agent(self.windows_topic, name="sink-windows")(self._sink_agent(TopicWindow, upsert_windows, 500))
         if rules:
             self.evaluator = AlertEvaluator(app, rules, settings.kafka_partitions, self._send, self._dead,
-                                            _as_current, self.metrics)
+                                            self.metrics)
         app.timer(max(0.05, self.emit_interval or 0.05), name="emit-windows")(self._emit_pending)
         app.timer(max(0.5, min(5.0, self.idle / 2)), name="heartbeat")(self._heartbeat)
 
@@ -98,11 +90,7 @@ class AggregateApp:
         return self.table.data
 
     def _write(self, partition: int, key: str, value: dict | None):
-        if value is None:
-            self.state.pop(key, None)
-            return self.table.send_changelog(partition, key, None, value_serializer="raw")
-        self.state[key] = value
-        return self.table.send_changelog(partition, key, value)
+        return write(self.table, partition, key, value)
 
     async def _recovered(self) -> None:
         for partition in list(self.aggregator.index):
@@ -147,11 +135,8 @@ class AggregateApp:
             wait = self.settings.aggregate_batch_wait_ms / 1000
             async for events in stream.take_events(self.settings.aggregate_batch, within=wait):
                 started = time.perf_counter()
-                by_partition: dict[int, list] = defaultdict(list)
-                for event in events:
-                    by_partition[event.message.partition].append(event)
                 async with self.window_lock:
-                    await self._apply(by_partition)
+                    await self._apply(by_partition(events))
                 self.metrics.batch_size.observe(len(events))
                 self.metrics.items.inc(len(events))
                 elapsed = time.perf_counter() - started
@@ -159,13 +144,13 @@ class AggregateApp:
                     self.metrics.items_per_s.set(len(events) / elapsed)
         return aggregate
 
-    async def _apply(self, by_partition: dict[int, list]) -> None:
+    async def _apply(self, groups: dict[int, list]) -> None:
         """One micro-batch, all partitions at once, in three acknowledged steps:
         1. bucket state   2. final windows and dead letters   3. each partition's marker."""
         done = []
         writes = []
-        for partition, events in by_partition.items():
-            _as_current(events[-1])  # table writes go to this partition (changelog and rocksdb)
+        for partition, events in groups.items():
+            as_current(events[-1])  # table writes go to this partition (changelog and rocksdb)
             self.last_seen[partition] = time.monotonic()
             records, bad = [], []
             for event in events:
@@ -197,7 +182,7 @@ class AggregateApp:
         for partition, events, result, bad in done:
             # Malformed records advance the marker too: they are in the dead-letter topic now.
             last = max(e.message.offset for e in events)
-            _as_current(events[-1])
+            as_current(events[-1])
             markers.append(self._write(partition, marker_key(partition), {**result.marker, "offset": last}))
             for window in result.touched:
                 self.pending.setdefault(window, partition)

@@ -85,13 +85,6 @@ class Bucket:
         out._keep_extremes(negatives, positives)
         return out
 
-    def merge(self, other: "Bucket") -> "Bucket":
-        out = Bucket(self.count + other.count, self.total + other.total, self.sum_sq + other.sum_sq,
-                     self.negative + other.negative, self.neutral + other.neutral, self.positive + other.positive,
-                     self.late + other.late, list(self.most_negative), list(self.most_positive))
-        out._keep_extremes(other.most_negative, other.most_positive)
-        return out
-
     def _keep_extremes(self, negatives: Iterable[tuple[float, str]], positives: Iterable[tuple[float, str]]) -> None:
         # Ties are broken by id so the result does not depend on arrival order.
         self.most_negative = heapq.nsmallest(EVIDENCE_K, {*self.most_negative, *map(tuple, negatives)})
