@@ -99,7 +99,7 @@ def build_network(spec: ModelSpec, relative_to: Path | None = None) -> tuple[Mul
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    return {n: p.detach().cpu().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def save_model(model: MultiTaskClassifier, spec: ModelSpec, directory: str | Path,

@@ -14,11 +14,13 @@ def predict_probs(model, tokenizer, texts: Sequence[str], max_length: int,
                   batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities (topic, sentiment) for every text, in input order."""
     ids = encode(tokenizer, texts, max_length)
+    device = next(model.parameters()).device
     topic = torch.zeros((len(texts), model.topic_head.out_features))
     sentiment = torch.zeros((len(texts), model.sentiment_head.out_features))
     for batch in length_sorted_batches([len(x) for x in ids], batch_size):
         input_ids, mask = pad([ids[i] for i in batch], tokenizer.pad_token_id)
-        t_logits, s_logits = model(input_ids, mask)
+        t_logits, s_logits = model(input_ids.to(device), mask.to(device))
+        t_logits, s_logits = t_logits.cpu(), s_logits.cpu()
         index = torch.tensor(batch)
         topic[index] = t_logits.float().softmax(-1)
         sentiment[index] = s_logits.float().softmax(-1)

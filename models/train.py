@@ -64,6 +64,7 @@ class TrainConfig:
     version: str = "dev"
     progress: bool = True
     init_from: str | None = None  # a saved Moodwire model of the same shape to start from
+    device: str = "auto"  # "auto" (CUDA when visible), "cpu" or "cuda"
 
 
     def learning_rate(self) -> float:
@@ -128,10 +129,12 @@ def train(cfg: TrainConfig) -> dict:
     model, tokenizer = build_network(spec)
     if cfg.init_from:
         _warm_start(model, spec, cfg.init_from)
+    device = _pick_device(cfg.device)
+    model.to(device)
     encoded = {t: encode(tokenizer, sets[t]["train"].texts, cfg.max_length) for t in sets}
     labels = {t: sets[t]["train"].labels for t in sets}
     loss_fns = {
-        t: nn.CrossEntropyLoss(weight=class_weights(labels[t], n, cfg.class_weighting),
+        t: nn.CrossEntropyLoss(weight=_to(class_weights(labels[t], n, cfg.class_weighting), device),
                                label_smoothing=cfg.label_smoothing)
         for t, n in (("topic", len(spec.topic_labels)), ("sentiment", len(spec.sentiment_labels)))
     }
@@ -165,11 +168,12 @@ def train(cfg: TrainConfig) -> dict:
     state = {"epoch": 0, "step": 0, "best_score": -1.0, "best_state": None, "best_metrics": None,
              "bad_epochs": 0, "history": []}
     if cfg.resume and (ckpt_dir / "last.pt").is_file():
-        saved = torch.load(ckpt_dir / "last.pt", weights_only=False)
+        saved = torch.load(ckpt_dir / "last.pt", weights_only=False, map_location="cpu")
         if saved["config"] != _config_key(cfg):
             raise ModelError(f"checkpoint {ckpt_dir / 'last.pt'} was made with other settings; "
                              "remove it or pass --no-resume")
         model.load_state_dict(saved["trainable"], strict=False)
+        model.to(device)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["torch_rng"])
@@ -194,8 +198,8 @@ def train(cfg: TrainConfig) -> dict:
         running = {"topic": [], "sentiment": []}
         for task, batch in plan[state["step"]:]:
             input_ids, mask = pad([encoded[task][i] for i in batch], tokenizer.pad_token_id)
-            target = torch.tensor([labels[task][i] for i in batch])
-            topic_logits, sentiment_logits = model(input_ids, mask)
+            target = torch.tensor([labels[task][i] for i in batch]).to(device)
+            topic_logits, sentiment_logits = model(input_ids.to(device), mask.to(device))
             logits = topic_logits if task == "topic" else sentiment_logits
             loss = loss_fns[task](logits, target)
             optimizer.zero_grad(set_to_none=True)
@@ -228,9 +232,11 @@ def train(cfg: TrainConfig) -> dict:
 
     if state["best_state"] is None:
         raise ModelError("training ran no epoch; nothing to save")
+    model.to("cpu")
     model.load_state_dict(state["best_state"], strict=False)
     spec.metrics = {"validation": state["best_metrics"], "history": state["history"]}
-    spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__}
+    spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__,
+                       "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     save_model(model, spec, cfg.output)
     return state["best_metrics"]
 
@@ -251,9 +257,23 @@ def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
     model.load_state_dict(state, strict=False)
 
 
+def _pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda but no CUDA device is visible; use --device auto or cpu")
+    if requested not in ("cpu", "cuda"):
+        raise ModelError(f"--device {requested!r}: use auto, cpu or cuda")
+    return torch.device(requested)
+
+
+def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(device)
+
+
 def _config_key(cfg: TrainConfig) -> dict:
     """The settings that define a run (a checkpoint only resumes the same run)."""
     data = asdict(cfg)
-    for volatile in ("output", "checkpoint_dir", "checkpoint_every", "resume", "threads", "progress"):
+    for volatile in ("output", "checkpoint_dir", "checkpoint_every", "resume", "threads", "progress", "device"):
         data.pop(volatile)
     return data

@@ -291,10 +291,12 @@ def _safe_url(url: str) -> str:
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--init-from", type=click.Path(file_okay=False, exists=True), default=None,
               help="Continue fine-tuning this saved model (same base and adapter shape).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train: auto uses a CUDA GPU when one is visible.")
 @click.pass_context
 def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_train, sentiment_valid,
           finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
-          patience, limit, checkpoint_dir, resume, model_version, threads, init_from) -> None:
+          patience, limit, checkpoint_dir, resume, model_version, threads, init_from, device) -> None:
     """Fine-tune the topic + sentiment model (LoRA by default) and save it."""
     from models.artefact import LoraSettings
     from models.train import TrainConfig, train as run_training
@@ -309,7 +311,7 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
         epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, max_length=max_length,
         class_weighting=class_weighting, seed=seed, patience=patience, limit=limit,
         checkpoint_dir=checkpoint_dir, resume=resume, version=model_version, threads=threads,
-        init_from=init_from)
+        init_from=init_from, device=device)
     metrics = run_training(cfg)
     click.echo(json.dumps({"output": output, "validation": metrics}, indent=2))
 
