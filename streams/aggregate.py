@@ -139,7 +139,7 @@ class Aggregator:
         per_key: dict[str, list[tuple[int, ScoredNews, bool]]] = {}
         last = done
         for offset, item in sorted(records, key=lambda r: r[0]):
-            if offset <= done:
+            if offset <= last:  # processed before (marker), or delivered twice in this batch
                 result.skipped += 1
                 continue
             # Lateness follows event time only: a heartbeat may close an idle partition's windows

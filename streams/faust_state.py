@@ -17,10 +17,16 @@ from faust.streams import _current_event
 
 
 def by_partition(events) -> dict[int, list]:
-    """The batch's events grouped by source partition, each group in arrival order."""
+    """The batch's events grouped by source partition, each group in arrival order, each
+    offset once: after a restart the consumer was seen to deliver one record twice within a
+    ``take_events`` batch (embedded broker, the last offset of a partition)."""
     groups: dict[int, list] = defaultdict(list)
+    seen: set[tuple[int, int]] = set()
     for event in events:
-        groups[event.message.partition].append(event)
+        at = (event.message.partition, event.message.offset)
+        if at not in seen:
+            seen.add(at)
+            groups[at[0]].append(event)
     return groups
 
 
