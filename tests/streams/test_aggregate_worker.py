@@ -115,18 +115,10 @@ def _kill_and_restart(bootstrap: str, tmp_path: Path, store: str, kills: int = 2
         stop(worker)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open in issue 5: the window (Macro, 1h, 2026-11-20 11:05) comes out 246 instead of 245 — once in 3 "
-    "full-suite runs, then twice in a row alone after the window records were serialised under one lock; "
-    "the records in news.scored hold no duplicate, so the aggregator counts one item twice"))
 def test_sigkill_mid_stream_then_restart_gives_exact_windows_memory_store_embedded(fresh_embedded, tmp_path):
     _kill_and_restart(fresh_embedded, tmp_path, "memory://")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect, open in issue 5: with the rocksdb store reusing its local files after SIGKILL, "
-    "a window came out 1 item over (full-suite run) and 7 under (run beside a CPU burner: summed from "
-    "buckets missing the killed process's last writes); 4 other runs passed; the memory store never failed"))
 def test_sigkill_mid_stream_then_restart_gives_exact_windows_rocksdb_store_apache_kafka(fresh_apache_kafka, tmp_path):
     _kill_and_restart(fresh_apache_kafka, tmp_path, "rocksdb://")
 
