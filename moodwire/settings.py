@@ -57,6 +57,7 @@ class Settings(BaseSettings):
         True, description="Faust recovery consistency check; the embedded broker needs false with rocksdb://")
     # Alerts
     alert_rules: Path | None = Field(None, description="YAML file of alert rules")
+    notify_config: Path | None = Field(None, description="YAML file of the notifier: routing tree, receivers")
     # Observability
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port (0 = off)")
     metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint listens on")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
-                        create_engine, event, inspect, select)
+                        UniqueConstraint, create_engine, event, inspect, select)
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -85,6 +85,87 @@ topic_windows = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Written by `moodwire notify`: every AlertEvent it consumed, once per (fingerprint, seq).
+alert_events = Table(
+    "alert_events", metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("rule", String(100), nullable=False),
+    Column("topic", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("window", String(16), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True)),
+    Column("evidence", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+Index("alert_events_topic_time", alert_events.c.topic, alert_events.c.starts_at)
+
+# The notifier's outbox: one row per (receiver, fingerprint, seq). status: pending → sent |
+# failed (non-retryable) | silenced | suppressed (a reminder within the route's repeat_interval).
+# A row joins a batch (one notification) at its first attempt and stays in it for retries.
+notify_outbox = Table(
+    "notify_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("receiver", String(100), nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("batch_id", Integer, index=True),
+    Column("reason", Text),
+    Column("group_wait_s", Float, nullable=False),
+    Column("group_interval_s", Float, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("receiver", "fingerprint", "seq", name="notify_outbox_once"),
+)
+Index("notify_outbox_status", notify_outbox.c.status, notify_outbox.c.receiver)
+
+# One notification (a group's events) to one receiver, with its retry state.
+notify_batches = Table(
+    "notify_batches", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("receiver", String(100), nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # sending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+)
+
+# Every delivery attempt, for the dashboard and `moodwire notify history`.
+notify_attempts = Table(
+    "notify_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", Integer, nullable=False, index=True),
+    Column("receiver", String(100), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("retryable", Boolean, nullable=False),
+    Column("error", Text),
+)
+
+# Silences (from `moodwire silence` and the dashboard): matchers over topic / rule / severity /
+# labels; an event they match between starts_at and ends_at is recorded, not sent.
+silences = Table(
+    "silences", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("matchers", JSON, nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 # Which schema version a store holds; ``migrate`` brings it to SCHEMA_VERSION.
 schema_version = Table(
     "schema_version", metadata,
@@ -94,8 +175,9 @@ schema_version = Table(
 
 # version → tables it introduced. New versions append here; a change to an existing table
 # gets its own step (ALTER statements) in MIGRATIONS.
-SCHEMA_VERSION = 2
-TABLES_BY_VERSION = {1: ("ingest_seen", "feed_state"), 2: ("scored_news", "topic_windows")}
+SCHEMA_VERSION = 3
+TABLES_BY_VERSION = {1: ("ingest_seen", "feed_state"), 2: ("scored_news", "topic_windows"),
+                     3: ("alert_events", "notify_outbox", "notify_batches", "notify_attempts", "silences")}
 
 
 def migrate(engine: Engine) -> int:
@@ -145,4 +227,5 @@ def open_store(url: str, create: bool = True) -> Engine:
 
 
 __all__ = ["StoreError", "open_store", "migrate", "metadata", "ingest_seen", "feed_state", "scored_news",
-           "topic_windows", "schema_version", "SCHEMA_VERSION"]
+           "topic_windows", "schema_version", "SCHEMA_VERSION", "alert_events", "notify_outbox", "notify_batches",
+           "notify_attempts", "silences"]
