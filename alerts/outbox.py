@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from alerts.routing import Destination, Matcher, Silence, idempotency_key, labels_of, parse_matchers, silenced_by
 from moodwire.records import AlertEvent, Evidence
-from moodwire.store import alert_events, notify_attempts, notify_batches, notify_outbox, silences
+from moodwire.store import alert_acks, alert_events, notify_attempts, notify_batches, notify_outbox, silences
 
 PENDING, SENT, FAILED, SILENCED, SUPPRESSED = "pending", "sent", "failed", "silenced", "suppressed"
 
@@ -99,7 +99,11 @@ def record_event(engine: Engine, event: AlertEvent, destinations: list[Destinati
                 status, reason = SILENCED, f"silence {silence.id}"
             elif event.status == "firing" and _is_reminder(conn, d, event):
                 last = _last_notified(conn, d.receiver, event.fingerprint)
-                if last is not None and now - last < d.repeat_interval:
+                ack = conn.execute(select(alert_acks.c.acked_by).where(
+                    alert_acks.c.fingerprint == event.fingerprint, alert_acks.c.starts_at == event.starts_at)).first()
+                if ack is not None:
+                    status, reason = SUPPRESSED, f"reminder of an alert acknowledged by {ack.acked_by}"
+                elif last is not None and now - last < d.repeat_interval:
                     status, reason = SUPPRESSED, (f"reminder within repeat_interval {d.repeat_interval} of the "
                                                   f"last notification ({last.isoformat()})")
             conn.execute(insert(notify_outbox).values(

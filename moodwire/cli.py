@@ -383,6 +383,48 @@ def silence_expire(ctx: click.Context, silence_id: str) -> None:
     click.echo(f"silence {silence_id} ended")
 
 
+# --------------------------------------------------------------------------- dashboard
+@cli.command()
+@click.option("--host", default=None, help="[default: MOODWIRE_DASHBOARD_HOST]")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="[default: MOODWIRE_DASHBOARD_PORT]")
+@click.pass_context
+def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Plotly Dash dashboard: trends per topic, alerts on the charts, the headlines behind them."""
+    from dashboards.app import create_app
+    from dashboards.auth import load_users
+    from dashboards.errors import DashboardError
+    from moodwire.logs import setup_logging
+    from moodwire.store import open_store
+
+    settings = settings_of(ctx)
+    setup_logging(settings.log_level, settings.log_json)
+    if settings.dashboard_users is None and not settings.dashboard_auth_header:
+        raise DashboardError("the dashboard is never open to everyone: set MOODWIRE_DASHBOARD_USERS to a YAML file "
+                             "of users (`users: {name: hash}`, hashes from `moodwire hash-password`) or "
+                             "MOODWIRE_DASHBOARD_AUTH_HEADER behind an authenticating reverse proxy")
+    users = load_users(settings.dashboard_users) if settings.dashboard_users else {}
+    app = create_app(settings, open_store(settings.store), users)
+    host, port = host or settings.dashboard_host, port or settings.dashboard_port
+    click.echo(f"dashboard on http://{host}:{port}/ (store {_safe_url(settings.store)}, {len(users)} users"
+               f"{', trusting header ' + settings.dashboard_auth_header if settings.dashboard_auth_header else ''})",
+               err=True)
+    try:
+        app.run(host=host, port=port, debug=False)
+    except OSError as exc:
+        raise DashboardError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                             "(choose another --port or MOODWIRE_DASHBOARD_PORT)") from None
+
+
+@cli.command("hash-password")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Read from a prompt unless given (or piped on stdin).")
+def hash_password_cmd(password: str) -> None:
+    """Print a password hash for MOODWIRE_DASHBOARD_USERS (`users: {name: <hash>}`)."""
+    from dashboards.auth import hash_password
+
+    click.echo(hash_password(password))
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     # Alerts
     alert_rules: Path | None = Field(None, description="YAML file of alert rules")
     notify_config: Path | None = Field(None, description="YAML file of the notifier: routing tree, receivers")
+    # Dashboard
+    dashboard_host: str = Field("127.0.0.1", description="address the dashboard listens on")
+    dashboard_port: int = Field(8050, ge=1, le=65535, description="dashboard port")
+    dashboard_users: Path | None = Field(None, description="YAML of users: password hashes (moodwire hash-password)")
+    dashboard_auth_header: str | None = Field(
+        None, description="trust this request header for the user name (behind an authenticating reverse proxy)")
+    dashboard_refresh_s: int = Field(30, ge=2, le=3600, description="live refresh interval of the dashboard")
     # Observability
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port (0 = off)")
     metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint listens on")

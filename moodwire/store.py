@@ -166,6 +166,17 @@ silences = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# Acknowledgements (from the dashboard): an analyst owns an alert episode; `moodwire notify`
+# then holds back its reminders (the resolution is still sent).
+alert_acks = Table(
+    "alert_acks", metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("starts_at", DateTime(timezone=True), primary_key=True),
+    Column("acked_by", String(100), nullable=False),
+    Column("acked_at", DateTime(timezone=True), nullable=False),
+    Column("comment", Text, nullable=False),
+)
+
 # Which schema version a store holds; ``migrate`` brings it to SCHEMA_VERSION.
 schema_version = Table(
     "schema_version", metadata,
@@ -175,9 +186,10 @@ schema_version = Table(
 
 # version → tables it introduced. New versions append here; a change to an existing table
 # gets its own step (ALTER statements) in MIGRATIONS.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TABLES_BY_VERSION = {1: ("ingest_seen", "feed_state"), 2: ("scored_news", "topic_windows"),
-                     3: ("alert_events", "notify_outbox", "notify_batches", "notify_attempts", "silences")}
+                     3: ("alert_events", "notify_outbox", "notify_batches", "notify_attempts", "silences"),
+                     4: ("alert_acks",)}
 
 
 def migrate(engine: Engine) -> int:
@@ -228,4 +240,4 @@ def open_store(url: str, create: bool = True) -> Engine:
 
 __all__ = ["StoreError", "open_store", "migrate", "metadata", "ingest_seen", "feed_state", "scored_news",
            "topic_windows", "schema_version", "SCHEMA_VERSION", "alert_events", "notify_outbox", "notify_batches",
-           "notify_attempts", "silences"]
+           "notify_attempts", "silences", "alert_acks"]

@@ -12,7 +12,7 @@ from alerts.outbox import (add_silence, backoff, due_batches, expire_silence, hi
                            mark_retry, mark_sent, record_event, restore_unsilenced)
 from alerts.routing import Destination
 from moodwire.records import AlertEvent, Evidence
-from moodwire.store import alert_events, notify_attempts, notify_batches, notify_outbox, open_store, silences
+from moodwire.store import alert_acks, alert_events, notify_attempts, notify_batches, notify_outbox, open_store, silences
 
 T0 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
 
@@ -22,7 +22,7 @@ def engine(request, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     engine = open_store(url)
     with engine.begin() as conn:  # the PostgreSQL server is shared by the session
-        for table in (notify_attempts, notify_outbox, notify_batches, alert_events, silences):
+        for table in (notify_attempts, notify_outbox, notify_batches, alert_events, silences, alert_acks):
             conn.execute(delete(table))
     return engine
 
@@ -149,3 +149,17 @@ def test_reminders_within_the_route_repeat_interval_are_suppressed(engine):
                         now=now + timedelta(minutes=62)) == {"hook": "pending"}
     with engine.connect() as conn:
         assert conn.execute(select(notify_batches)).all()  # the first notification is on record
+
+
+def test_an_acknowledged_episode_gets_no_reminders_but_its_resolution_is_sent(engine):
+    from sqlalchemy import insert
+
+    now = datetime.now(timezone.utc)
+    record_event(engine, event(seq=1), [dest(wait_s=0, repeat_h=0)], now=now)
+    with engine.begin() as conn:
+        conn.execute(insert(alert_acks).values(fingerprint="fp-Macro", starts_at=T0, acked_by="ana", acked_at=now,
+                                               comment="on it"))
+    assert record_event(engine, event(seq=2), [dest(wait_s=0, repeat_h=0)], now=now) == {"hook": "suppressed"}
+    assert record_event(engine, event(seq=3, status="resolved"), [dest(wait_s=0, repeat_h=0)], now=now) == \
+        {"hook": "pending"}
+    assert "acknowledged by ana" in {r["seq"]: r for r in history(engine)}[2]["reason"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from kafka.errors import RebalanceInProgressError
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
@@ -107,7 +108,12 @@ def test_committed_offsets_are_per_partition(kafka, unique):
     producer.close()
     consumer = _group_consumer(settings, topic, f"g.{unique}", "c")
     assert len(_drain(consumer, 10)) == 10
-    consumer.commit()
+    for attempt in range(20):  # a rebalance still settling refuses the commit: poll, as kafka-python asks
+        try:
+            consumer.commit()
+            break
+        except RebalanceInProgressError:
+            assert not consumer.poll(timeout_ms=200), "nothing new was produced"
     committed = {p: consumer.committed(TopicPartition(topic, p)) for p in (0, 1)}
     consumer.close()
     assert committed == {0: 5, 1: 5}

@@ -1,0 +1,86 @@
+"""``moodwire dashboard``: the Dash app — layout shell, URL state, page routing. Pages live in
+``dashboards.pages``; data access in ``dashboards.data``; figures in ``dashboards.figures``.
+
+``create_app(settings, engine, users)`` builds everything; nothing touches the store at import.
+"""
+
+from __future__ import annotations
+
+from dash import Dash, Input, Output, State, callback_context, dcc, html, no_update
+
+from dashboards import auth, ids
+from dashboards.pages import alerts, overview, topic
+from dashboards.state import query, to_search
+
+PAGES = {"/": overview, "/topic": topic, "/alerts": alerts}
+CSS = """
+body{font-family:system-ui,sans-serif;margin:0;background:#f4f6f8;color:#222}
+.top{display:flex;gap:1.5em;align-items:center;background:#2c3e50;color:#fff;padding:.6em 1.2em}
+.top a{color:#fff;text-decoration:none} .top .grow{flex:1}
+.controls{display:flex;gap:1em;align-items:center;padding:.6em 1.2em;background:#fff;border-bottom:1px solid #ddd}
+.controls label{margin-right:.6em} main{padding:1em 1.2em}
+table.headlines{border-collapse:collapse;width:100%;background:#fff}
+table.headlines td,table.headlines th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;font-size:14px}
+.s-negative{color:#c0392b}.s-positive{color:#27ae60}
+.alert-card{background:#fff;border-left:5px solid #c0392b;margin:.6em 0;padding:.6em 1em}
+.alert-card.alert-resolved{border-left-color:#95a5a6} .status-firing{color:#c0392b;font-weight:bold}
+.alert-card button{margin-left:.6em}
+"""
+
+
+def shell(refresh_s: int) -> html.Div:
+    return html.Div([
+        dcc.Location(id=ids.URL, refresh="callback-nav"),
+        html.Div([html.Strong("Moodwire"), dcc.Link("Overview", href="/", id="nav-overview"),
+                  dcc.Link("Alerts", href="/alerts", id="nav-alerts"), html.Span(className="grow"),
+                  html.Span(id=ids.USER), html.A("Log out", href="/logout", id="logout")], className="top"),
+        html.Div([
+            dcc.RadioItems(id=ids.RANGE, options=[{"label": f"last {r}", "value": r} for r in ("1h", "24h", "7d")]
+                           + [{"label": "custom", "value": "custom"}], value="24h", inline=True),
+            dcc.Input(id=ids.START, placeholder="start (ISO, UTC)", debounce=True, size="22"),
+            dcc.Input(id=ids.END, placeholder="end (ISO, UTC)", debounce=True, size="22"),
+            dcc.Checklist(id=ids.LIVE, options=[{"label": f"live (every {refresh_s} s)", "value": "live"}],
+                          value=["live"], inline=True),
+        ], className="controls"),
+        dcc.Interval(id=ids.TICK, interval=refresh_s * 1000),
+        html.Main(id=ids.PAGE),
+    ])
+
+
+def create_app(settings, engine, users: dict[str, str]) -> Dash:
+    app = Dash(__name__, title="Moodwire", suppress_callback_exceptions=True, update_title=None)
+    app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
+    auth.install(app.server, users, settings.dashboard_auth_header, auth.secret_key(settings.home))
+    app.layout = shell(settings.dashboard_refresh_s)
+
+    @app.callback(Output(ids.PAGE, "children"), Output(ids.USER, "children"), Input(ids.URL, "pathname"),
+                  State(ids.URL, "search"))
+    def render(pathname, search):
+        page = PAGES.get(pathname or "/")
+        user = f"signed in as {auth.current_user()}"
+        if page is None:
+            return html.Div([html.H2("Not found"), dcc.Link("Back to the overview", href="/")]), user
+        return page.layout(query(search)), user
+
+    @app.callback(Output(ids.URL, "search"), Output(ids.RANGE, "value"), Output(ids.START, "value"),
+                  Output(ids.END, "value"), Input(ids.URL, "search"), Input(ids.RANGE, "value"),
+                  Input(ids.START, "value"), Input(ids.END, "value"))
+    def url_state(search, rng, start, end):
+        """The URL is the page state: on load it sets the controls; a control change updates it."""
+        q = query(search)
+        if callback_context.triggered_id in (None, ids.URL):
+            return no_update, q.get("range", "24h"), q.get("start", ""), q.get("end", "")
+        q.update(range=rng, start=start if rng == "custom" else None, end=end if rng == "custom" else None)
+        new = to_search(q)
+        return (new if new != (search or "") else no_update), no_update, no_update, no_update
+
+    @app.callback(Output(ids.TICK, "disabled"), Input(ids.LIVE, "value"))
+    def live(value):
+        return "live" not in (value or [])
+
+    for page in PAGES.values():
+        page.register(app, engine)
+    return app
+
+
+__all__ = ["create_app", "PAGES"]

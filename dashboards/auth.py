@@ -1,0 +1,133 @@
+"""Sign-in for the dashboard: users and PBKDF2 password hashes from a YAML file (or a trusted
+reverse-proxy header); every page and callback behind it; logout.
+
+Hash format: ``pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>`` (``moodwire hash-password``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import secrets
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+from flask import Flask, Response, redirect, request, session
+
+from dashboards.errors import DashboardError
+from moodwire.yamlfile import read_mapping
+
+ITERATIONS = 310_000
+OPEN_PATHS = ("/login", "/logout", "/healthz")
+
+
+def hash_password(password: str, iterations: int = ITERATIONS) -> str:
+    if not password:
+        raise DashboardError("an empty password is not allowed")
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, iterations, salt, digest = stored.split("$")
+        if scheme != "pbkdf2_sha256":
+            return False
+        got = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
+    except ValueError:
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+def load_users(path: str | Path) -> dict[str, str]:
+    data = read_mapping(path, "dashboard users file", DashboardError, " (from MOODWIRE_DASHBOARD_USERS)")
+    users = data.get("users")
+    if not isinstance(users, dict) or not users:
+        raise DashboardError(f"dashboard users file {path}: needs 'users:' mapping user names to password hashes "
+                             "(make one with `moodwire hash-password`)")
+    for name, stored in users.items():
+        if not isinstance(stored, str) or not stored.startswith("pbkdf2_sha256$") or stored.count("$") != 3:
+            raise DashboardError(f"dashboard users file {path}: users.{name}: not a password hash from "
+                                 "`moodwire hash-password` (pbkdf2_sha256$iterations$salt$hash)")
+    return {str(k): v for k, v in users.items()}
+
+
+def secret_key(home: Path) -> bytes:
+    """The session-signing key, made once and kept in MOODWIRE_HOME (sessions survive restarts)."""
+    path = Path(home) / "dashboard.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(secrets.token_bytes(32))
+        path.chmod(0o600)
+    return path.read_bytes()
+
+
+def current_user() -> str | None:
+    return session.get("user")
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Moodwire — sign in</title>
+<style>body{{font-family:system-ui,sans-serif;background:#f4f6f8;display:flex;justify-content:center;padding-top:10vh}}
+form{{background:#fff;padding:2em;border-radius:8px;box-shadow:0 1px 4px #0002;min-width:18em}}
+input{{display:block;width:100%;margin:.4em 0 1em;padding:.5em;box-sizing:border-box}}
+.err{{color:#b00020;margin-bottom:1em}}</style></head><body>
+<form method="post" action="/login"><h2>Moodwire</h2>{error}
+<input type="hidden" name="next" value="{next}">
+<label>User<input id="username" name="username" autocomplete="username" autofocus></label>
+<label>Password<input id="password" name="password" type="password" autocomplete="current-password"></label>
+<button id="sign-in" type="submit">Sign in</button></form></body></html>"""
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no open redirect)."""
+    if not target:
+        return "/"
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def install(server: Flask, users: dict[str, str], header: str | None, key: bytes) -> None:
+    """Guard every request of ``server``; add /login, /logout."""
+    server.secret_key = key
+    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+
+    @server.before_request
+    def _guard():
+        if header and request.headers.get(header):
+            session["user"] = request.headers[header]
+        if request.path in OPEN_PATHS or current_user():
+            return None
+        if request.method == "GET" and not request.path.startswith(("/_dash", "/_reload", "/assets")):
+            return redirect(f"/login?next={quote(request.full_path.rstrip('?'))}")
+        return Response('{"error": "sign in first"}', status=401, mimetype="application/json")
+
+    @server.route("/login", methods=["GET", "POST"])
+    def login():
+        target = _safe_next(request.values.get("next"))
+        if request.method == "GET":
+            return _PAGE.format(error="", next=html.escape(target))
+        name, password = request.form.get("username", ""), request.form.get("password", "")
+        stored = users.get(name)
+        if stored is None or not verify_password(password, stored):
+            page = _PAGE.format(error='<div class="err" id="login-error">Wrong user name or password.</div>',
+                                next=html.escape(target))
+            return Response(page, status=401, mimetype="text/html")
+        session.clear()
+        session["user"] = name
+        return redirect(target)
+
+    @server.route("/logout")
+    def logout():
+        session.clear()
+        return redirect("/login")
+
+    @server.route("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+
+__all__ = ["hash_password", "verify_password", "load_users", "install", "secret_key", "current_user"]

@@ -1,0 +1,52 @@
+"""Small layout pieces. Untrusted text (headlines, URLs) only ever becomes text children or an
+http(s) href: Dash renders children as text, never as HTML."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import pandas as pd
+from dash import html
+
+from dashboards import ids
+from dashboards.figures import fmt
+
+
+def safe_href(url: str | None) -> str | None:
+    if not url or not isinstance(url, str):
+        return None
+    parsed = urlparse(url.strip())
+    return url.strip() if parsed.scheme in ("http", "https") and parsed.netloc else None
+
+
+def headline_link(title: str, url: str | None):
+    href = safe_href(url)
+    return html.A(title, href=href, target="_blank", rel="noopener noreferrer") if href else html.Span(title)
+
+
+def headlines_table(frame: pd.DataFrame) -> html.Table:
+    head = html.Thead(html.Tr([html.Th(h) for h in ("published", "source", "sentiment", "score", "headline")]))
+    rows = [html.Tr([html.Td(f"{r.published_at:%Y-%m-%d %H:%M}"), html.Td(r.source), html.Td(r.sentiment,
+                                                                                           className=f"s-{r.sentiment}"),
+                     html.Td(fmt(r.score, 2)), html.Td(headline_link(r.title, r.url))])
+            for r in frame.itertuples()]
+    return html.Table([head, html.Tbody(rows)], className="headlines")
+
+
+def alert_card(index: int, a) -> html.Div:
+    evidence = a.evidence or []
+    status = a.status if a.status == "resolved" else "firing"
+    ack = (html.Span(f"acknowledged by {a.acked_by}", className="acked") if isinstance(a.acked_by, str)
+           else html.Button("Acknowledge", id={"type": ids.ALERT_ACTION, "action": "ack", "index": index},
+                            className="ack"))
+    until = f" until {a.ends_at:%Y-%m-%d %H:%M}" if isinstance(a.ends_at, pd.Timestamp) and not pd.isna(a.ends_at) else ""
+    return html.Div([
+        html.Div([html.Strong(f"{a.rule} on {a.topic}"), html.Span(f" {status}", className=f"status-{status}"),
+                  html.Span(f" · {a.severity} · {a.window} window · value {fmt(a.value)} vs {fmt(a.threshold)} · "
+                            f"since {a.starts_at:%Y-%m-%d %H:%M}{until}")]),
+        html.Ul([html.Li([html.Span(f"{e.get('score', 0):+.2f} "), headline_link(e.get("title", ""), e.get("url"))])
+                 for e in evidence]),
+        html.Div([html.Span(f"delivery: {a.delivery}  "), ack,
+                  html.Button("Silence 2 h", id={"type": ids.ALERT_ACTION, "action": "silence", "index": index},
+                              className="silence")]),
+    ], className=f"alert-card alert-{status}", id=f"alert-{index}")

@@ -1,0 +1,112 @@
+"""Figures and tables as pure functions of data frames (no store, no Dash callbacks)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+NEGATIVE, NEUTRAL, POSITIVE = "#c0392b", "#95a5a6", "#27ae60"
+
+
+def with_interval(frame: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
+    """Adds ``low`` / ``high``: the mean's confidence interval from count and sum of squares."""
+    out = frame.copy()
+    n = out["count"].astype(float)
+    mean = out["mean_score"].astype(float)
+    var = ((out["sum_sq"].astype(float) - n * mean ** 2) / (n - 1).where(n > 1)).clip(lower=0)
+    se = np.sqrt(var / n).fillna(0.0)
+    out["low"], out["high"] = (mean - z * se).clip(-1, 1), (mean + z * se).clip(-1, 1)
+    return out
+
+
+def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame) -> pd.DataFrame:
+    """Per topic over the range: latest mean, its change from the first window, item volume,
+    firing alerts. ``windows``: one window size; ``alerts``: alert episodes."""
+    cols = ["topic", "mean", "change", "volume", "negative_share", "firing"]
+    if windows.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    firing = alerts[alerts["status"] == "firing"].groupby("topic").size() if not alerts.empty else pd.Series(dtype=int)
+    for topic, g in windows.sort_values("start").groupby("topic"):
+        g = g[g["count"] > 0]
+        if g.empty:
+            continue
+        last, first = g.iloc[-1], g.iloc[0]
+        volume = int(g["count"].sum())
+        rows.append({"topic": topic, "mean": round(float(last["mean_score"]), 3),
+                     "change": round(float(last["mean_score"] - first["mean_score"]), 3), "volume": volume,
+                     "negative_share": round(float((g["negative_share"] * g["count"]).sum() / volume), 3),
+                     "firing": int(firing.get(topic, 0))})
+    return pd.DataFrame(rows, columns=cols).sort_values(["firing", "mean"], ascending=[False, True])
+
+
+def heatmap(windows: pd.DataFrame) -> go.Figure:
+    """Topic × time of mean sentiment (red negative, green positive)."""
+    fig = go.Figure()
+    if not windows.empty:
+        grid = windows.pivot_table(index="topic", columns="start", values="mean_score", aggfunc="last")
+        fig.add_trace(go.Heatmap(z=grid.values, x=list(grid.columns), y=list(grid.index), zmin=-1, zmax=1,
+                                 colorscale=[[0, NEGATIVE], [0.5, "#f7f7f7"], [1, POSITIVE]],
+                                 colorbar={"title": "mean"}, hovertemplate="%{y}<br>%{x}<br>mean %{z:.2f}<extra></extra>"))
+    fig.update_layout(margin={"l": 160, "r": 10, "t": 30, "b": 40}, height=max(300, 26 * windows["topic"].nunique() + 80)
+                      if not windows.empty else 300, title="Mean sentiment by topic and time")
+    return fig
+
+
+def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision: str = "") -> go.Figure:
+    """Mean sentiment with its confidence band over volume bars, on one time axis; alert
+    periods shaded, their starts marked. Drag on the chart to select a time range."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
+    if not windows.empty:
+        w = with_interval(windows.sort_values("start"))
+        mid = w["start"] + (w["end"] - w["start"]) / 2
+        fig.add_trace(go.Scatter(x=mid, y=w["high"], mode="lines", line={"width": 0}, hoverinfo="skip",
+                                 showlegend=False), row=1, col=1)
+        fig.add_trace(go.Scatter(x=mid, y=w["low"], mode="lines", line={"width": 0}, fill="tonexty",
+                                 fillcolor="rgba(52,152,219,0.2)", name="95% interval", hoverinfo="skip"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=mid, y=w["mean_score"], mode="lines+markers", name="mean sentiment",
+                                 line={"color": "#2c3e50"}, customdata=np.stack([w["start"].astype(str), w["end"].astype(str),
+                                                                                 w["count"]], axis=-1),
+                                 hovertemplate="%{customdata[0]} – %{customdata[1]}<br>mean %{y:.3f}, "
+                                               "%{customdata[2]} items<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Bar(x=mid, y=w["count"], name="items", marker_color="#7f8c8d"), row=2, col=1)
+    if not alerts.empty:
+        end_default = windows["end"].max() if not windows.empty else None
+        for _, a in alerts.iterrows():
+            x1 = a["ends_at"] if isinstance(a["ends_at"], pd.Timestamp) and not pd.isna(a["ends_at"]) else end_default
+            if x1 is None or pd.isna(x1):
+                continue
+            fig.add_vrect(x0=a["starts_at"], x1=x1, fillcolor=NEGATIVE, opacity=0.12, line_width=0, row="all", col=1)
+        fig.add_trace(go.Scatter(x=alerts["starts_at"], y=[1.0] * len(alerts), mode="markers+text", name="alerts",
+                                 marker={"symbol": "triangle-down", "size": 14, "color": NEGATIVE},
+                                 text=alerts["rule"], textposition="top center",
+                                 hovertemplate="%{text}<br>from %{x}<extra></extra>"), row=1, col=1)
+    fig.update_yaxes(title_text="mean", range=[-1.05, 1.15], row=1, col=1)
+    fig.update_yaxes(title_text="items", row=2, col=1)
+    # uirevision: a live refresh keeps the analyst's zoom and selection
+    fig.update_layout(title=title, dragmode="select", selectdirection="h", height=520, uirevision=revision or title,
+                      margin={"l": 60, "r": 10, "t": 40, "b": 30}, legend={"orientation": "h", "y": -0.1})
+    return fig
+
+
+def selected_interval(click: dict | None, selected: dict | None) -> tuple[str, str] | None:
+    """The time interval an analyst picked: a dragged x range, or the clicked window."""
+    if selected and selected.get("range") and selected["range"].get("x"):
+        x0, x1 = selected["range"]["x"][:2]
+        return str(x0), str(x1)
+    if click and click.get("points"):
+        data = click["points"][0].get("customdata")
+        if data and len(data) >= 2:
+            return str(data[0]), str(data[1])
+    return None
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.{digits}f}"
+
+
+__all__ = ["overview_table", "heatmap", "trend", "with_interval", "selected_interval", "fmt"]

@@ -1,0 +1,45 @@
+"""Alerts: firing and past alert episodes with their evidence headlines, delivery status, and
+acknowledge / silence actions (written to the store; `moodwire notify` honours them)."""
+
+from __future__ import annotations
+
+from dash import ALL, Input, Output, State, callback_context, dcc, html, no_update
+
+from dashboards import components, data, ids
+from dashboards.auth import current_user
+from dashboards.state import time_range
+
+
+def layout(q: dict) -> html.Div:
+    return html.Div([html.H2("Alerts"), html.Div(id=ids.ACTION_NOTE), dcc.Store(id=ids.REVISION, data=0),
+                     html.Div(id=ids.ALERT_LIST)])
+
+
+def register(app, engine) -> None:
+    @app.callback(Output(ids.ALERT_LIST, "children"), Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"),
+                  Input(ids.REVISION, "data"))
+    def refresh(search, _tick, _revision):
+        episodes = data.alert_episodes(engine, time_range(search))
+        if episodes.empty:
+            return html.P("No alerts in this range.")
+        return [components.alert_card(i, a) for i, a in enumerate(episodes.itertuples())]
+
+    @app.callback(Output(ids.ACTION_NOTE, "children"), Output(ids.REVISION, "data"),
+                  Input({"type": ids.ALERT_ACTION, "action": ALL, "index": ALL}, "n_clicks"),
+                  State(ids.URL, "search"), State(ids.REVISION, "data"), prevent_initial_call=True)
+    def act(clicks, search, revision):
+        trigger = callback_context.triggered_id
+        if not trigger or not any(clicks):
+            return no_update, no_update
+        episodes = data.alert_episodes(engine, time_range(search))
+        if trigger["index"] >= len(episodes):
+            return "That alert is no longer in the list; refreshed.", (revision or 0) + 1
+        a = episodes.iloc[trigger["index"]]
+        user = current_user() or "unknown"
+        if trigger["action"] == "ack":
+            done = data.acknowledge(engine, a["fingerprint"], a["starts_at"].to_pydatetime(), user)
+            note = f"{a['rule']} on {a['topic']} acknowledged by {user}" if done else "already acknowledged"
+        else:
+            sid = data.silence_alert(engine, a["rule"], a["topic"], 2, user, "from the dashboard")
+            note = f"silenced {a['rule']} on {a['topic']} for 2 h (silence {sid})"
+        return note, (revision or 0) + 1

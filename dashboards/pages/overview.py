@@ -1,0 +1,45 @@
+"""Overview: every topic at a glance for the chosen range, and a topic × time heat map."""
+
+from __future__ import annotations
+
+from dash import Input, Output, dash_table, dcc, html
+
+from dashboards import data, figures, ids
+from dashboards.state import time_range
+
+COLUMNS = [{"name": "topic", "id": "topic", "presentation": "markdown"}, {"name": "mean now", "id": "mean"},
+           {"name": "change", "id": "change"}, {"name": "items", "id": "volume"},
+           {"name": "negative share", "id": "negative_share"}, {"name": "firing alerts", "id": "firing"}]
+
+
+def layout(query: dict) -> html.Div:
+    return html.Div([
+        html.H2("Overview"),
+        dash_table.DataTable(id=ids.OVERVIEW_TABLE, columns=COLUMNS, data=[], sort_action="native",
+                             export_format="csv", export_headers="display", markdown_options={"link_target": "_self"},
+                             style_cell={"textAlign": "left", "padding": "4px"},
+                             style_data_conditional=[{"if": {"filter_query": "{firing} > 0"},
+                                                      "backgroundColor": "#fdecea"}]),
+        dcc.Graph(id=ids.HEATMAP, config={"displaylogo": False}),
+    ])
+
+
+def _topic_link(topic: str, search: str) -> str:
+    from urllib.parse import quote
+    label = topic.replace("[", "\\[").replace("]", "\\]")
+    sep = "&" if search else "?"
+    return f"[{label}](/topic{search or ''}{sep}topic={quote(topic)})"
+
+
+def register(app, engine) -> None:
+    @app.callback(Output(ids.OVERVIEW_TABLE, "data"), Output(ids.HEATMAP, "figure"),
+                  Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"), Input(ids.URL, "pathname"))
+    def refresh(search, _tick, pathname):
+        rng = time_range(search)
+        windows = data.windows(engine, rng.window, rng)
+        alerts = data.alert_episodes(engine, rng)
+        table = figures.overview_table(windows, alerts)
+        base = "&".join(p for p in (search or "").lstrip("?").split("&") if p and not p.startswith("topic="))
+        base = f"?{base}" if base else ""
+        table["topic"] = [_topic_link(t, base) for t in table["topic"]]
+        return table.to_dict("records"), figures.heatmap(windows)

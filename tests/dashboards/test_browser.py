@@ -1,0 +1,186 @@
+"""End to end in a real headless Chromium (Debian's chromium + chromedriver, via Selenium):
+``moodwire dashboard`` as a process over a seeded SQLite store. Screenshots of the main pages
+go to test-artifacts/dashboard/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from moodwire.broker import free_port
+from moodwire.store import alert_acks, open_store
+from tests.dashboards.seed import XSS_TITLE, seed
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from dashboards.auth import hash_password
+
+    home = tmp_path_factory.mktemp("dash")
+    url = f"sqlite:///{home / 'store.db'}"
+    seeded = seed(open_store(url))
+    users = home / "users.yaml"
+    users.write_text(f"users:\n  ana: '{hash_password('correct horse', iterations=20_000)}'\n")
+    port = free_port()
+    env = {**os.environ, "MOODWIRE_HOME": str(home), "MOODWIRE_STORE_URL": url,
+           "MOODWIRE_DASHBOARD_USERS": str(users), "MOODWIRE_DASHBOARD_PORT": str(port),
+           "MOODWIRE_DASHBOARD_REFRESH_S": "5"}
+    log = home / "dashboard.log"
+    proc = subprocess.Popen([sys.executable, "-m", "moodwire.cli", "dashboard"], env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(base + "/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+    yield {"base": base, "url": url, "seeded": seeded, "log": log}
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() or not Path(DRIVER).exists():
+        pytest.fail("Chromium and chromedriver are needed (apt-get install chromium chromium-driver; "
+                    "scripts/setup --browser does it)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.implicitly_wait(0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, css: str, timeout: float = 30, text: str | None = None):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, timeout)
+    if text is not None:
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
+    return wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def settled(fn, tries: int = 20):
+    """Read the page again when Dash re-rendered it under our feet."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(tries - 1):
+        try:
+            return fn()
+        except StaleElementReferenceException:
+            time.sleep(0.25)
+    return fn()
+
+
+def test_unauthenticated_requests_are_refused(site):
+    page = requests.get(site["base"] + "/topic?topic=Macro", allow_redirects=False, timeout=10)
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login?next=/topic")
+    callback = requests.post(site["base"] + "/_dash-update-component", json={}, timeout=10)
+    assert callback.status_code == 401
+    layout = requests.get(site["base"] + "/_dash-layout", timeout=10, allow_redirects=False)
+    assert layout.status_code == 401
+    wrong = requests.post(site["base"] + "/login", data={"username": "ana", "password": "nope"}, timeout=10)
+    assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+    evil = requests.post(site["base"] + "/login", data={"username": "ana", "password": "correct horse",
+                                                        "next": "https://evil.example/"}, allow_redirects=False,
+                         timeout=10)
+    assert evil.status_code == 302 and evil.headers["Location"] == "/"  # no open redirect
+
+
+def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an_alert(site, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    base = site["base"]
+    browser.get(base + "/?range=24h")
+    wait_for(browser, "#username").send_keys("ana")
+    browser.find_element(By.ID, "password").send_keys("wrong")
+    browser.find_element(By.ID, "sign-in").click()
+    wait_for(browser, "#login-error", text="Wrong user name or password")
+    browser.find_element(By.ID, "username").send_keys("ana")
+    browser.find_element(By.ID, "password").send_keys("correct horse")
+    browser.find_element(By.ID, "sign-in").click()
+
+    # Overview: every seeded topic, Macro first (a firing alert), heat map drawn.
+    wait_for(browser, "#overview-table", text="Macro")
+    wait_for(browser, "#heatmap .main-svg")
+    texts = settled(lambda: [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#overview-table tbody tr")])
+    assert any("Earnings" in t for t in texts) and any("Energy | Oil" in t for t in texts)
+    assert "Macro" in texts[1]  # the first row is the header row
+    assert "signed in as ana" in browser.find_element(By.ID, "user").text
+    browser.save_screenshot(str(ARTIFACTS / "overview.png"))
+
+    # Topic page through the table's link; the URL keeps the state.
+    browser.find_element(By.LINK_TEXT, "Macro").click()
+    wait_for(browser, "#topic-title", text="Macro")
+    assert "topic=Macro" in browser.current_url and "range=24h" in browser.current_url
+    wait_for(browser, "#trend .main-svg")
+    wait_for(browser, "#topic-alerts", text="negative-turn: firing")
+    assert "alerts" in settled(lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#trend .legendtext")])
+    wait_for(browser, "#headlines table.headlines tbody tr")
+    time.sleep(1.0)  # the first renders settle
+    before = settled(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#headlines tbody tr")))
+    assert before > 20
+    # The XSS headline is shown as text; its javascript: URL is not a link; nothing ran.
+    cells = browser.execute_script(
+        "return [...document.querySelectorAll('#headlines td')].filter(td => td.textContent.includes('<script>'))"
+        ".map(td => [td.textContent, td.querySelectorAll('a').length])")
+    assert cells == [[XSS_TITLE, 0]]
+    assert browser.execute_script("return window.xssRan === undefined")
+    links = browser.execute_script("return [...document.querySelectorAll('#headlines a')].map(a => a.href)")
+    assert links and all(h.startswith("https://news.example/") for h in links)
+    browser.save_screenshot(str(ARTIFACTS / "topic.png"))
+
+    # Drag a range on the chart: the headlines narrow to it.
+    plot = browser.find_element(By.CSS_SELECTOR, "#trend .nsewdrag")
+    width = plot.size["width"]
+    ActionChains(browser).move_to_element_with_offset(plot, int(width * 0.1), 20).click_and_hold() \
+        .move_by_offset(int(width * 0.25), 0).move_by_offset(5, 0).release().perform()
+    wait_for(browser, "#headlines-note", text="(selected on the chart)")
+    after = settled(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#headlines tbody tr")))
+    assert 0 < after < before
+    browser.save_screenshot(str(ARTIFACTS / "topic-selected.png"))
+
+    # Alerts page: evidence, delivery status, acknowledge.
+    browser.find_element(By.ID, "nav-alerts").click()
+    card = wait_for(browser, "#alert-list .alert-card.alert-firing", text="negative-turn on Macro")
+    assert "delivery: 1 pending" in card.text
+    assert len(card.find_elements(By.CSS_SELECTOR, "li")) == 3  # the evidence headlines
+    card.find_element(By.CSS_SELECTOR, "button.ack").click()
+    wait_for(browser, "#alert-list", text="acknowledged by ana")
+    browser.save_screenshot(str(ARTIFACTS / "alerts.png"))
+    with open_store(site["url"]).connect() as conn:
+        assert conn.execute(select(alert_acks.c.acked_by)).scalars().all() == ["ana"]
+
+    # Log out: the pages are closed again.
+    browser.find_element(By.ID, "logout").click()
+    wait_for(browser, "#username")
+    browser.get(base + "/alerts")
+    wait_for(browser, "#username")

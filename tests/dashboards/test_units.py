@@ -1,0 +1,119 @@
+"""Figure builders, the store query layer (SQLite and PostgreSQL) and sign-in helpers, on seeded rows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import delete
+
+from dashboards import data, figures
+from dashboards.auth import hash_password, load_users, verify_password, _safe_next
+from dashboards.components import safe_href
+from dashboards.errors import DashboardError
+from moodwire.store import (alert_acks, alert_events, notify_attempts, notify_batches, notify_outbox, open_store,
+                            scored_news, silences, topic_windows)
+from tests.dashboards.seed import seed
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def seeded(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = open_store(url)
+    with engine.begin() as conn:  # the PostgreSQL server is shared by the session
+        for t in (notify_attempts, notify_outbox, notify_batches, alert_events, silences, alert_acks, scored_news,
+                  topic_windows):
+            conn.execute(delete(t))
+    return engine, seed(engine)
+
+
+def test_windows_and_headlines_come_back_for_the_range(seeded):
+    engine, s = seeded
+    rng = data.TimeRange(s["end"] - timedelta(hours=2), s["end"])
+    w = data.windows(engine, "5m", rng, "Macro")
+    assert len(w) == 24 and w["start"].min() >= rng.start and str(w["start"].dt.tz) == "UTC"
+    expected = [i for i in s["items"] if i.topic == "Macro" and rng.start <= i.published_at < rng.end]
+    h = data.headlines(engine, "Macro", rng.start, rng.end)
+    assert sorted(h["id"]) == sorted(i.id for i in expected)
+    assert int(w["count"].sum()) == len(expected)  # 5-minute windows tile the range
+    assert set(data.topics(engine)) == {"Macro", "Earnings", "Energy | Oil"}
+
+
+def test_alert_episodes_carry_evidence_delivery_and_acknowledgement(seeded):
+    engine, s = seeded
+    episodes = data.alert_episodes(engine, data.TimeRange(s["end"] - timedelta(hours=24), s["end"]))
+    assert list(episodes["topic"]) == ["Macro", "Energy | Oil"]  # newest first
+    macro = episodes.iloc[0]
+    assert macro["status"] == "firing" and len(macro["evidence"]) == 3 and macro["delivery"] == "1 pending"
+    assert data.acknowledge(engine, "fp-macro", macro["starts_at"].to_pydatetime(), "ana")
+    assert not data.acknowledge(engine, "fp-macro", macro["starts_at"].to_pydatetime(), "bob")
+    assert data.alert_episodes(engine).iloc[0]["acked_by"] == "ana"
+    # Only episodes overlapping the range: the Energy one ended 4 hours before the end.
+    recent = data.alert_episodes(engine, data.TimeRange(s["end"] - timedelta(hours=2), s["end"]))
+    assert list(recent["topic"]) == ["Macro"]
+    sid = data.silence_alert(engine, "negative-turn", "Macro", 2, "ana")
+    assert list(data.active_silences(engine)["id"]) == [sid]
+
+
+def test_the_overview_table_and_figures_are_built_from_frames(seeded):
+    engine, s = seeded
+    rng = data.TimeRange(s["end"] - timedelta(hours=6), s["end"])
+    w = data.windows(engine, "1h", rng)
+    table = figures.overview_table(w, data.alert_episodes(engine, rng))
+    assert table.iloc[0]["topic"] == "Macro" and table.iloc[0]["firing"] == 1
+    macro = w[w["topic"] == "Macro"].sort_values("start")
+    assert table.iloc[0]["mean"] == round(float(macro.iloc[-1]["mean_score"]), 3)
+    heat = figures.heatmap(w)
+    assert heat.data[0].type == "heatmap" and list(heat.data[0].y) == ["Earnings", "Energy | Oil", "Macro"]
+    fig = figures.trend(macro, data.alert_episodes(engine, rng, "Macro"), "Macro")
+    names = [t.name for t in fig.data]
+    assert names[1:] == ["95% interval", "mean sentiment", "items", "alerts"]
+    assert len(fig.layout.shapes) == 2  # the alert period, shaded on both rows
+    band = figures.with_interval(macro)
+    assert ((band["low"] <= band["mean_score"]) & (band["mean_score"] <= band["high"])).all()
+
+
+def test_interval_of_a_window_matches_a_direct_computation():
+    frame = pd.DataFrame({"count": [4], "mean_score": [0.5], "sum_sq": [0.25 * 2 + 0.81 + 0.01]})  # .5,.5,.9,.1
+    out = figures.with_interval(frame)
+    values = pd.Series([0.5, 0.5, 0.9, 0.1])
+    se = values.std(ddof=1) / 2
+    assert out["low"][0] == pytest.approx(0.5 - 1.96 * se) and out["high"][0] == pytest.approx(0.5 + 1.96 * se)
+
+
+def test_a_dragged_range_or_a_clicked_window_selects_an_interval():
+    assert figures.selected_interval(None, {"range": {"x": ["2026-11-20 09:00", "2026-11-20 10:00"]}}) == \
+        ("2026-11-20 09:00", "2026-11-20 10:00")
+    click = {"points": [{"customdata": ["2026-11-20 09:00:00+00:00", "2026-11-20 10:00:00+00:00", 12]}]}
+    assert figures.selected_interval(click, None) == ("2026-11-20 09:00:00+00:00", "2026-11-20 10:00:00+00:00")
+    assert figures.selected_interval(None, None) is None
+
+
+def test_time_ranges():
+    now = pd.Timestamp("2026-11-20 12:00", tz="UTC").to_pydatetime()
+    assert data.TimeRange.parse("1h", now=now).window == "5m"
+    assert data.TimeRange.parse("7d", now=now).start == now - timedelta(days=7)
+    custom = data.TimeRange.parse("custom", "2026-11-19T00:00", "2026-11-19T02:00", now=now)
+    assert (custom.start.hour, custom.end.hour, custom.window) == (0, 2, "5m")
+    assert data.TimeRange.parse("custom", "garbage", "2026-11-19", now=now).start == now - timedelta(hours=24)
+
+
+def test_passwords_links_and_redirects():
+    stored = hash_password("s3cret", iterations=1000)
+    assert verify_password("s3cret", stored) and not verify_password("s3cret ", stored)
+    assert not verify_password("x", "not-a-hash")
+    assert [safe_href(u) for u in ("https://a.example/x", "javascript:alert(1)", "data:text/html,x", "/rel", None)] == \
+        ["https://a.example/x", None, None, None, None]
+    assert [_safe_next(t) for t in ("/alerts?x=1", "https://evil.example", "//evil.example", None)] == \
+        ["/alerts?x=1", "/", "/", "/"]
+
+
+def test_a_bad_users_file_says_what_to_fix(tmp_path):
+    path = tmp_path / "users.yaml"
+    path.write_text("users:\n  ana: plaintext\n")
+    with pytest.raises(DashboardError, match="users.ana: not a password hash"):
+        load_users(path)
+    path.write_text("people: {}\n")
+    with pytest.raises(DashboardError, match="needs 'users:'"):
+        load_users(path)
