@@ -383,6 +383,34 @@ def silence_expire(ctx: click.Context, silence_id: str) -> None:
     click.echo(f"silence {silence_id} ended")
 
 
+# --------------------------------------------------------------------------- demo
+@cli.command()
+@click.option("--broker-port", type=click.IntRange(1, 65535), default=9092, show_default=True)
+@click.option("--dashboard-port", type=click.IntRange(1, 65535), default=8050, show_default=True)
+@click.option("--speedup", type=float, default=3600.0, show_default=True,
+              help="Replay the sample this many times faster than recorded (4.7 days → about 2 minutes).")
+@click.option("--metrics-base", type=click.IntRange(0, 65000), default=0,
+              help="Serve Prometheus metrics of classify / aggregate / notify on this port + 1, 2, 3 (0: off).")
+@click.pass_context
+def demo(ctx: click.Context, broker_port: int, dashboard_port: int, speedup: float, metrics_base: int) -> None:
+    """The whole pipeline on embedded defaults: broker, classify, aggregate with alert rules,
+    notify, dashboard, and the bundled sample replayed time-compressed. Ctrl-C stops it all."""
+    import signal
+
+    from moodwire.demo import Demo
+
+    settings = settings_of(ctx)
+    runner = Demo(settings.home / "demo", broker_port, dashboard_port, speedup,
+                  say=lambda text: click.echo(text), metrics_base=metrics_base)
+
+    def _stop(signum, frame) -> None:
+        runner.stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    ctx.exit(runner.run())
+
+
 # --------------------------------------------------------------------------- dashboard
 @cli.command()
 @click.option("--host", default=None, help="[default: MOODWIRE_DASHBOARD_HOST]")

@@ -1,0 +1,105 @@
+"""``moodwire demo`` as a user runs it: a subprocess that must reach "alert fired" and "dashboard
+answering", stop cleanly on SIGINT (children gone, ports freed), refuse a taken port, and stop
+everything when a child dies."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from moodwire.broker import free_port
+from moodwire.demo import port_free
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def start_demo(tmp_path: Path, broker_port: int, dashboard_port: int) -> tuple[subprocess.Popen, Path]:
+    out = tmp_path / "demo.out"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MOODWIRE_")},
+           "MOODWIRE_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "moodwire.cli", "demo", "--broker-port", str(broker_port),
+                             "--dashboard-port", str(dashboard_port)], env=env, stdout=out.open("wb"),
+                            stderr=subprocess.STDOUT)
+    return proc, out
+
+
+def wait_for_text(out: Path, text: str, proc: subprocess.Popen, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while text not in out.read_text(errors="replace"):
+        assert proc.poll() is None, out.read_text()
+        assert time.monotonic() < deadline, f"{text!r} did not appear:\n" + out.read_text()
+        time.sleep(0.5)
+    return out.read_text()
+
+
+def child_pids(text: str) -> dict[str, int]:
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"started (\w+)\s+pid (\d+)", text)}
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:  # a zombie of an exited child counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_the_demo_fires_an_alert_serves_the_dashboard_and_stops_cleanly_on_ctrl_c(tmp_path):
+    broker_port, dashboard_port = free_port(), free_port()
+    proc, out = start_demo(tmp_path, broker_port, dashboard_port)
+    try:
+        text = wait_for_text(out, "dashboard answering", proc, 240)
+        assert re.search(r"password \S+\)", text) and "user demo" in text
+        text = wait_for_text(out, "alert fired: negative-turn", proc, 420)
+        pids = child_pids(text)
+        assert set(pids) == {"broker", "classify", "aggregate", "notify", "dashboard", "replay"}
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(90) == 0, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.read_text()
+    assert "demo stopped" in text
+    assert all(gone(pid) for pid in pids.values()), text
+    assert port_free("127.0.0.1", broker_port) and port_free("127.0.0.1", dashboard_port)
+    notifications = tmp_path / "home" / "demo" / "notifications.jsonl"
+    assert '"status": "firing"' in notifications.read_text()
+
+
+def test_a_taken_port_is_named_and_nothing_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc, out = start_demo(tmp_path, free_port(), port)
+        assert proc.wait(60) == 2
+    assert f"port {port} for the dashboard is taken" in out.read_text() and "--dashboard-port" in out.read_text()
+    assert "started" not in out.read_text()
+
+
+def test_a_child_that_dies_stops_the_demo_and_says_which(tmp_path):
+    broker_port, dashboard_port = free_port(), free_port()
+    proc, out = start_demo(tmp_path, broker_port, dashboard_port)
+    try:
+        text = wait_for_text(out, "started replay", proc, 120)
+        pids = child_pids(text)
+        os.kill(pids["notify"], signal.SIGKILL)
+        assert proc.wait(90) == 1, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.read_text()
+    assert "notify exited with status -9; stopping the demo" in text
+    assert all(gone(pid) for pid in pids.values()), text
+    assert port_free("127.0.0.1", broker_port) and port_free("127.0.0.1", dashboard_port)
