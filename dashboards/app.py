@@ -47,6 +47,17 @@ def shell(refresh_s: int) -> html.Div:
     ])
 
 
+def url_state(trigger, search, rng, start, end):
+    """The URL is the page state: on load (or a link) it sets the controls; a control change
+    updates the URL. Returns (search, range, start, end), ``no_update`` where nothing changes."""
+    q = query(search)
+    if trigger in (None, ids.URL):
+        return no_update, q.get("range", "24h"), q.get("start", ""), q.get("end", "")
+    q.update(range=rng, start=start if rng == "custom" else None, end=end if rng == "custom" else None)
+    new = to_search(q)
+    return (new if new != (search or "") else no_update), no_update, no_update, no_update
+
+
 def create_app(settings, engine, users: dict[str, str]) -> Dash:
     app = Dash(__name__, title="Moodwire", suppress_callback_exceptions=True, update_title=None)
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
@@ -65,14 +76,8 @@ def create_app(settings, engine, users: dict[str, str]) -> Dash:
     @app.callback(Output(ids.URL, "search"), Output(ids.RANGE, "value"), Output(ids.START, "value"),
                   Output(ids.END, "value"), Input(ids.URL, "search"), Input(ids.RANGE, "value"),
                   Input(ids.START, "value"), Input(ids.END, "value"))
-    def url_state(search, rng, start, end):
-        """The URL is the page state: on load it sets the controls; a control change updates it."""
-        q = query(search)
-        if callback_context.triggered_id in (None, ids.URL):
-            return no_update, q.get("range", "24h"), q.get("start", ""), q.get("end", "")
-        q.update(range=rng, start=start if rng == "custom" else None, end=end if rng == "custom" else None)
-        new = to_search(q)
-        return (new if new != (search or "") else no_update), no_update, no_update, no_update
+    def sync(search, rng, start, end):
+        return url_state(callback_context.triggered_id, search, rng, start, end)
 
     @app.callback(Output(ids.TICK, "disabled"), Input(ids.LIVE, "value"))
     def live(value):

@@ -15,14 +15,31 @@ def layout(q: dict) -> html.Div:
                      html.Div(id=ids.ALERT_LIST)])
 
 
+def alerts_view(engine, search: str | None):
+    episodes = data.alert_episodes(engine, time_range(search))
+    if episodes.empty:
+        return html.P("No alerts in this range.")
+    return [components.alert_card(i, a) for i, a in enumerate(episodes.itertuples())]
+
+
+def alert_action(engine, search: str | None, index: int, action: str, user: str) -> str:
+    """Acknowledge or silence the ``index``-th alert of the list as the page shows it."""
+    episodes = data.alert_episodes(engine, time_range(search))
+    if index >= len(episodes):
+        return "That alert is no longer in the list; refreshed."
+    a = episodes.iloc[index]
+    if action == "ack":
+        done = data.acknowledge(engine, a["fingerprint"], a["starts_at"].to_pydatetime(), user)
+        return f"{a['rule']} on {a['topic']} acknowledged by {user}" if done else "already acknowledged"
+    sid = data.silence_alert(engine, a["rule"], a["topic"], 2, user, "from the dashboard")
+    return f"silenced {a['rule']} on {a['topic']} for 2 h (silence {sid})"
+
+
 def register(app, engine) -> None:
     @app.callback(Output(ids.ALERT_LIST, "children"), Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"),
                   Input(ids.REVISION, "data"))
     def refresh(search, _tick, _revision):
-        episodes = data.alert_episodes(engine, time_range(search))
-        if episodes.empty:
-            return html.P("No alerts in this range.")
-        return [components.alert_card(i, a) for i, a in enumerate(episodes.itertuples())]
+        return alerts_view(engine, search)
 
     @app.callback(Output(ids.ACTION_NOTE, "children"), Output(ids.REVISION, "data"),
                   Input({"type": ids.ALERT_ACTION, "action": ALL, "index": ALL}, "n_clicks"),
@@ -31,15 +48,5 @@ def register(app, engine) -> None:
         trigger = callback_context.triggered_id
         if not trigger or not any(clicks):
             return no_update, no_update
-        episodes = data.alert_episodes(engine, time_range(search))
-        if trigger["index"] >= len(episodes):
-            return "That alert is no longer in the list; refreshed.", (revision or 0) + 1
-        a = episodes.iloc[trigger["index"]]
-        user = current_user() or "unknown"
-        if trigger["action"] == "ack":
-            done = data.acknowledge(engine, a["fingerprint"], a["starts_at"].to_pydatetime(), user)
-            note = f"{a['rule']} on {a['topic']} acknowledged by {user}" if done else "already acknowledged"
-        else:
-            sid = data.silence_alert(engine, a["rule"], a["topic"], 2, user, "from the dashboard")
-            note = f"silenced {a['rule']} on {a['topic']} for 2 h (silence {sid})"
+        note = alert_action(engine, search, trigger["index"], trigger["action"], current_user() or "unknown")
         return note, (revision or 0) + 1

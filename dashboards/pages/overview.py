@@ -31,15 +31,20 @@ def _topic_link(topic: str, search: str) -> str:
     return f"[{label}](/topic{search or ''}{sep}topic={quote(topic)})"
 
 
+def overview_view(engine, search: str | None):
+    """The table rows (topic as a link keeping the range) and the heat map for the URL's range."""
+    rng = time_range(search)
+    windows = data.windows(engine, rng.window, rng)
+    alerts = data.alert_episodes(engine, rng)
+    table = figures.overview_table(windows, alerts)
+    base = "&".join(p for p in (search or "").lstrip("?").split("&") if p and not p.startswith("topic="))
+    base = f"?{base}" if base else ""
+    table["topic"] = [_topic_link(t, base) for t in table["topic"]]
+    return table.to_dict("records"), figures.heatmap(windows)
+
+
 def register(app, engine) -> None:
     @app.callback(Output(ids.OVERVIEW_TABLE, "data"), Output(ids.HEATMAP, "figure"),
-                  Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"), Input(ids.URL, "pathname"))
-    def refresh(search, _tick, pathname):
-        rng = time_range(search)
-        windows = data.windows(engine, rng.window, rng)
-        alerts = data.alert_episodes(engine, rng)
-        table = figures.overview_table(windows, alerts)
-        base = "&".join(p for p in (search or "").lstrip("?").split("&") if p and not p.startswith("topic="))
-        base = f"?{base}" if base else ""
-        table["topic"] = [_topic_link(t, base) for t in table["topic"]]
-        return table.to_dict("records"), figures.heatmap(windows)
+                  Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"))
+    def refresh(search, _tick):
+        return overview_view(engine, search)

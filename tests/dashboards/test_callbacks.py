@@ -1,0 +1,80 @@
+"""The dashboard's callbacks, called directly on a seeded SQLite store (what each returns for a
+URL state, a click, a dragged range, an action)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from dash import no_update
+from sqlalchemy import select
+
+from dashboards import ids
+from dashboards.app import url_state
+from dashboards.pages.alerts import alert_action, alerts_view
+from dashboards.pages.overview import overview_view
+from dashboards.pages.topic import headlines_frame, topic_view
+from moodwire.store import alert_acks, open_store, silences
+from tests.dashboards.seed import seed
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    engine = open_store(f"sqlite:///{tmp_path_factory.mktemp('cb') / 'store.db'}")
+    return engine, seed(engine)
+
+
+def test_the_overview_links_each_topic_keeping_the_range(store):
+    engine, _ = store
+    rows, heat = overview_view(engine, "?range=24h")
+    assert [r["topic"] for r in rows][0] == "[Macro](/topic?range=24h&topic=Macro)"
+    assert rows[0]["firing"] == 1 and {r["firing"] for r in rows[1:]} == {0}
+    assert heat.data[0].type == "heatmap"
+    assert overview_view(engine, "?range=custom&start=2020-01-01T00:00&end=2020-01-02T00:00")[0] == []
+
+
+def test_the_topic_page_draws_trend_and_alert_periods(store):
+    engine, _ = store
+    fig, note = topic_view(engine, "?range=24h&topic=Macro")
+    assert [t.name for t in fig.data][-1] == "alerts" and fig.layout.uirevision == "?range=24h&topic=Macro"
+    assert "1 alert period(s)" in str(note) and "negative-turn: firing" in str(note)
+    empty, hint = topic_view(engine, "?range=24h")
+    assert hint == "Pick a topic on the overview." and not empty.data
+
+
+def test_headlines_follow_a_click_or_a_dragged_range(store):
+    engine, s = store
+    everything, note = headlines_frame(engine, "?range=24h&topic=Macro", None, None)
+    assert len(everything) == sum(1 for i in s["items"] if i.topic == "Macro") and "drag or click" in note
+    end = s["end"]
+    lo, hi = end - timedelta(hours=2), end - timedelta(hours=1)
+    dragged, note = headlines_frame(engine, "?range=24h&topic=Macro", None,
+                                    {"range": {"x": [lo.isoformat(), hi.isoformat()]}})
+    want = {i.id for i in s["items"] if i.topic == "Macro" and lo <= i.published_at <= hi}
+    assert set(dragged["id"]) == want and "(selected on the chart)" in note
+    click = {"points": [{"customdata": [lo.isoformat(), (lo + timedelta(minutes=5)).isoformat(), 3]}]}
+    clicked, _ = headlines_frame(engine, "?range=24h&topic=Macro", click, None)
+    assert set(clicked["id"]) == {i.id for i in s["items"] if i.topic == "Macro"
+                                  and lo <= i.published_at <= lo + timedelta(minutes=5)}
+
+
+def test_alert_actions_write_to_the_store(store):
+    engine, _ = store
+    cards = alerts_view(engine, "?range=24h")
+    assert len(cards) == 2 and "negative-turn on Macro" in str(cards[0])
+    assert alert_action(engine, "?range=24h", 0, "ack", "ana") == "negative-turn on Macro acknowledged by ana"
+    assert alert_action(engine, "?range=24h", 0, "ack", "bob") == "already acknowledged"
+    assert alert_action(engine, "?range=24h", 0, "silence", "ana").startswith("silenced negative-turn on Macro for 2 h")
+    assert alert_action(engine, "?range=24h", 9, "ack", "ana").startswith("That alert is no longer in the list")
+    with engine.connect() as conn:
+        assert conn.execute(select(alert_acks.c.acked_by)).scalars().all() == ["ana"]
+        assert conn.execute(select(silences.c.matchers)).scalars().one() == ['rule="negative-turn"', 'topic="Macro"']
+
+
+def test_the_url_sets_the_controls_and_the_controls_set_the_url():
+    assert url_state(None, "?range=7d&topic=Macro", "24h", "", "") == (no_update, "7d", "", "")
+    assert url_state(ids.RANGE, "?range=7d&topic=Macro", "1h", "", "") == \
+        ("?range=1h&topic=Macro", no_update, no_update, no_update)
+    search, *_ = url_state(ids.END, "?topic=Macro", "custom", "2026-11-20T09:00", "2026-11-20T12:00")
+    assert search == "?topic=Macro&range=custom&start=2026-11-20T09%3A00&end=2026-11-20T12%3A00"
+    assert url_state(ids.RANGE, "?range=1h", "1h", "", "")[0] is no_update
