@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class StageMetrics:
     """One registry per process; the names carry the stage (``moodwire_<stage>_…``)."""
 
     def __init__(self, stage: str) -> None:
+        self.stage = stage
         self.registry = CollectorRegistry()
         r, p = self.registry, f"moodwire_{stage}"
         self.items = Counter(f"{p}_items", "items processed", registry=r)
@@ -24,9 +30,41 @@ class StageMetrics:
         self.alerts = Counter(f"{p}_alerts", "alert events sent", ["status"], registry=r)
         self.polls = Counter(f"{p}_polls", "feed polls", ["feed", "outcome"], registry=r)
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        if port:
-            start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer | None:
+        """``/metrics`` (Prometheus text format) and ``/healthz`` (JSON: stage, uptime) on a
+        daemon thread; nothing when ``port`` is 0."""
+        if not port:
+            return None
+        registry, stage, started = self.registry, self.stage, time.monotonic()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                if self.path.split("?")[0] == "/metrics":
+                    body, kind, status = generate_latest(registry), CONTENT_TYPE_LATEST, 200
+                elif self.path.split("?")[0] == "/healthz":
+                    body = json.dumps({"status": "ok", "stage": stage,
+                                       "uptime_s": round(time.monotonic() - started, 1)}).encode()
+                    kind, status = "application/json", 200
+                else:
+                    body, kind, status = b"try /metrics or /healthz\n", "text/plain", 404
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        try:
+            server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            from streams.errors import StreamError
+
+            raise StreamError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} "
+                              "(choose another MOODWIRE_METRICS_PORT, or 0 for none)") from None
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+        return server
 
     def record_poll(self, result) -> None:
         outcome = "error" if result.error else "not_modified" if result.not_modified else "ok"
