@@ -436,8 +436,14 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
     click.echo(f"dashboard on http://{host}:{port}/ (store {_safe_url(settings.store)}, {len(users)} users"
                f"{', trusting header ' + settings.dashboard_auth_header if settings.dashboard_auth_header else ''})",
                err=True)
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # stop like Ctrl-C: exit status 0
     try:
         app.run(host=host, port=port, debug=False)
+    except KeyboardInterrupt:
+        pass
     except OSError as exc:
         raise DashboardError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
                              "(choose another --port or MOODWIRE_DASHBOARD_PORT)") from None

@@ -169,15 +169,25 @@ class Demo:
             self.stop.wait(0.5)
         return 0
 
-    def shutdown(self, grace_s: float = 20) -> None:
+    def shutdown(self, grace_s: float = 30) -> None:
+        """SIGTERM to the stages first and the broker last (a stage stopping against a broker that
+        is already gone waits on it); SIGKILL for any that outlive the grace period."""
         running = [c for c in reversed(self.children) if c.process and c.process.poll() is None]
-        for child in running:
+        stages = [c for c in running if c.name != "broker"]
+        brokers = [c for c in running if c.name == "broker"]
+        for group in (stages, brokers):
+            self._stop_group(group, grace_s)
+        if running:
+            self.say("demo stopped: " + ", ".join(f"{c.name} ({c.process.returncode})" for c in running))
+
+    def _stop_group(self, group: list[Child], grace_s: float) -> None:
+        for child in group:
             try:
                 os.killpg(child.process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + grace_s
-        for child in running:
+        for child in group:
             try:
                 child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -187,8 +197,6 @@ class Demo:
                 except ProcessLookupError:
                     pass
                 child.process.wait()
-        if running:
-            self.say("demo stopped: " + ", ".join(f"{c.name} ({c.process.returncode})" for c in running))
 
 
 __all__ = ["Demo", "DemoError", "port_free"]
