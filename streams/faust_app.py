@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from moodwire.errors import RecordError
 from moodwire.kafka import faust_config
@@ -228,6 +229,9 @@ class AggregateApp:
                                                      watermarks[partition]))
         await self._send(self.windows_topic, [(w.topic.encode(), w.encode()) for w in windows])
 
+    def _caught_up(self, partition: int) -> bool:
+        return _no_backlog(self.app, self.state, partition)
+
     async def _heartbeat(self) -> None:
         """Close windows of idle partitions: an idle partition follows the furthest watermark of
         this worker's partitions and, when every partition is idle, the wall clock minus the
@@ -236,7 +240,7 @@ class AggregateApp:
         if not assigned:
             return
         now = time.monotonic()
-        idle = [p for p in assigned if now - self.last_seen.setdefault(p, now) >= self.idle]
+        idle = [p for p in assigned if now - self.last_seen.setdefault(p, now) >= self.idle and self._caught_up(p)]
         if not idle:
             return
         marks = [w for w in (self.aggregator.watermark(self.state, p) for p in assigned) if w is not None]
@@ -255,6 +259,19 @@ class AggregateApp:
                     log.info("heartbeat: partition %d idle, watermark → %s, %d windows final",
                              partition, target.isoformat(), len(finals))
                     await self._send_windows(finals)
+
+
+def _no_backlog(app, state, partition: int) -> bool:
+    """Everything the broker holds for the partition has been processed. A partition that is
+    quiet only because it is stalled (a rebalance waiting for a killed member's session to
+    expire, a recovery, a slow fetch) still has a backlog: closing its windows then would emit
+    them final without the items still to come."""
+    marker = state.get(marker_key(partition))
+    try:
+        high = app.consumer.highwater(TP(NEWS_SCORED, partition))
+    except Exception:  # noqa: BLE001 - the consumer is not ready (rebalance): not idle
+        return False
+    return marker is not None and high is not None and marker["offset"] + 1 >= high
 
 
 def _quiet_clients(level: str) -> None:
