@@ -123,11 +123,11 @@ class SlackSender:
 
 
 class EmailSender:
-    def __init__(self, r: Receiver, timeout: timedelta) -> None:
+    def __init__(self, r: Receiver, timeout: timedelta, environ: dict[str, str]) -> None:
         self.cfg, self.timeout = r.email, timeout.total_seconds()
         self.password = None
         if self.cfg.password_env:
-            self.password = os.environ.get(self.cfg.password_env)
+            self.password = environ.get(self.cfg.password_env)
             if self.password is None:
                 raise NotifyConfigError(f"receiver {r.name!r}: email.password_env names {self.cfg.password_env}, "
                                         "which is not set in the environment")
@@ -200,14 +200,16 @@ class LogSender:
             raise DeliveryError(f"cannot append to {self.path}: {exc}", retryable=True) from None
 
 
-def make_sender(r: Receiver, timeout: timedelta, home: Path):
+def make_sender(r: Receiver, timeout: timedelta, home: Path, environ: dict[str, str] | None = None):
+    """``environ``: where an e-mail receiver's ``password_env`` is looked up (the entry point
+    passes the process environment; nothing here reads it)."""
     kind = r.kind
     if kind == "webhook":
         return WebhookSender(r, timeout)
     if kind == "slack":
         return SlackSender(r, timeout)
     if kind == "email":
-        return EmailSender(r, timeout)
+        return EmailSender(r, timeout, environ or {})
     if kind == "apprise":
         return AppriseSender(r, timeout)
     return LogSender(r, home)

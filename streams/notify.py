@@ -40,13 +40,13 @@ GROUP_ID = "moodwire-notify"
 
 class Notifier:
     def __init__(self, settings: Settings, config: NotifyConfig, engine, metrics: StageMetrics | None = None,
-                 tick_s: float = 0.2) -> None:
+                 tick_s: float = 0.2, environ: dict[str, str] | None = None) -> None:
         self.settings, self.config, self.engine = settings, config, engine
         self.metrics = metrics or StageMetrics("notify")
         self.tick_s = tick_s
         home = Path(settings.home)
         # Every receiver is built now: a bad URL or a missing password stops the start, not a delivery.
-        self.senders = {r.name: make_sender(r, config.delivery.timeout, home) for r in config.receivers}
+        self.senders = {r.name: make_sender(r, config.delivery.timeout, home, environ) for r in config.receivers}
         try:
             self.consumer = KafkaConsumer(ALERTS, **consumer_config(settings, GROUP_ID, "moodwire-notify"),
                                           max_poll_records=200)

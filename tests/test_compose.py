@@ -60,3 +60,11 @@ def test_kafka_is_kraft_and_bootstrap_matches():
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     advertised = re.search(r"PLAINTEXT://([^,]+)", env["KAFKA_ADVERTISED_LISTENERS"]).group(1)
     assert COMPOSE["x-moodwire-env"]["MOODWIRE_KAFKA_BOOTSTRAP"] == advertised
+
+
+def test_every_long_running_stage_has_a_health_check_on_its_metrics_port():
+    for name, service in COMPOSE["services"].items():
+        port = (service.get("environment") or {}).get("MOODWIRE_METRICS_PORT")
+        if port:
+            check = " ".join(service["healthcheck"]["test"])
+            assert f"127.0.0.1:{port}/healthz" in check, name

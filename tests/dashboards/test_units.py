@@ -117,3 +117,16 @@ def test_a_bad_users_file_says_what_to_fix(tmp_path):
     path.write_text("people: {}\n")
     with pytest.raises(DashboardError, match="needs 'users:'"):
         load_users(path)
+
+
+def test_behind_a_proxy_the_trusted_header_signs_in_and_its_absence_does_not(tmp_path):
+    from dashboards.app import create_app
+    from moodwire.settings import load_settings
+
+    settings = load_settings(environ={"MOODWIRE_HOME": str(tmp_path), "MOODWIRE_DASHBOARD_AUTH_HEADER": "X-Remote-User"})
+    app = create_app(settings, open_store(f"sqlite:///{tmp_path / 's.db'}"), users={})
+    client = app.server.test_client()
+    assert client.get("/alerts").status_code == 302
+    assert client.post("/_dash-update-component", json={}).status_code == 401
+    page = client.get("/alerts", headers={"X-Remote-User": "ana"})
+    assert page.status_code == 200 and b"_dash-renderer" in page.data
