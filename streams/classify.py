@@ -88,6 +88,7 @@ class ClassifyWorker:
                         log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, rec.offset, exc,
                                     extra={"partition": tp.partition, "offset": rec.offset})
                     batch.offsets[tp] = rec.offset + 1
+        self.metrics.record_lag(self.consumer)
         return batch
 
     @staticmethod

@@ -28,6 +28,8 @@ class StageMetrics:
                                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.items_per_s = Gauge(f"{p}_items_per_second", "throughput over the last batch", registry=r)
         self.alerts = Counter(f"{p}_alerts", "alert events sent", ["status"], registry=r)
+        self.lag = Gauge(f"{p}_consumer_lag", "records between the consumer's position and the partition's end "
+                         "(from the broker's last fetch response)", ["topic", "partition"], registry=r)
         self.polls = Counter(f"{p}_polls", "feed polls", ["feed", "outcome"], registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer | None:
@@ -65,6 +67,29 @@ class StageMetrics:
                               "(choose another MOODWIRE_METRICS_PORT, or 0 for none)") from None
         threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
         return server
+
+    def record_lag(self, consumer, every_s: float = 1.0) -> None:
+        """Lag of every assigned partition of a kafka-python consumer whose end offset the broker
+        reported in a fetch; partitions without one are left out (never guessed). At most once
+        per ``every_s`` (it is called from hot loops)."""
+        now = time.monotonic()
+        if now - getattr(self, "_lag_at", 0.0) < every_s:
+            return
+        self._lag_at = now
+        try:
+            assigned = consumer.assignment()
+        except Exception:  # noqa: BLE001 - during a rebalance there is nothing to report
+            return
+        for tp in assigned:
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = consumer.position(tp, timeout_ms=50)
+            except Exception:  # noqa: BLE001 - revoked meanwhile or no position yet
+                continue
+            if position is not None:
+                self.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
 
     def record_poll(self, result) -> None:
         outcome = "error" if result.error else "not_modified" if result.not_modified else "ok"

@@ -58,6 +58,7 @@ class Notifier:
     # ------------------------------------------------------------------ consuming
     def consume_once(self, timeout_ms: int = 200) -> int:
         polled = self.consumer.poll(timeout_ms=timeout_ms)
+        self.metrics.record_lag(self.consumer)
         if not polled:
             return 0
         dead, n = [], 0

@@ -118,7 +118,7 @@ def test_feeds_to_scored_end_to_end_with_garbage_dead_lettered(kafka, tiny_model
     for name in ("moodwire_classify_items_total", "moodwire_classify_batch_size_bucket",
                  "moodwire_classify_queue_wait_seconds_bucket", "moodwire_classify_inference_seconds_bucket",
                  "moodwire_classify_deadlettered_total 3.0", "moodwire_classify_items_per_second",
-                 "moodwire_classify_errors_total"):
+                 "moodwire_classify_errors_total", "moodwire_classify_consumer_lag{"):
         assert name in metrics
     for s, key in scored:
         assert key == s.topic.encode()  # keyed by topic
