@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from moodwire.broker import port_is_free
 from moodwire.errors import MoodwireError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,16 +49,6 @@ class Child:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 class Demo:
     def __init__(self, home: Path, broker_port: int, dashboard_port: int, speedup: float, say=print,
                  metrics_base: int = 0) -> None:
@@ -73,7 +63,7 @@ class Demo:
     def prepare(self) -> None:
         for what, port, setting in (("the embedded broker", self.broker_port, "--broker-port"),
                                     ("the dashboard", self.dashboard_port, "--dashboard-port")):
-            if not port_free("127.0.0.1", port):
+            if not port_is_free("127.0.0.1", port):
                 raise DemoError(f"port {port} for {what} is taken (another demo or broker?); stop that program "
                                 f"or choose another with {setting}")
         if self.home.exists():  # a demo starts clean: its broker is memory-only, so old state would not match
@@ -199,4 +189,4 @@ class Demo:
                 child.process.wait()
 
 
-__all__ = ["Demo", "DemoError", "port_free"]
+__all__ = ["Demo", "DemoError"]

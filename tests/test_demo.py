@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from moodwire.broker import free_port
-from moodwire.demo import port_free
+from moodwire.broker import free_port, port_is_free as port_free
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
