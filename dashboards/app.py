@@ -47,6 +47,40 @@ def shell(refresh_s: int) -> html.Div:
     ])
 
 
+def _serve_metrics(server) -> None:
+    """/metrics (Prometheus text): requests and their latency by kind (page, callback, other)."""
+    import time as _time
+
+    from flask import Response, g, request
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+    registry = CollectorRegistry()
+    requests_total = Counter("moodwire_dashboard_requests", "HTTP requests", ["kind", "status"], registry=registry)
+    latency = Histogram("moodwire_dashboard_request_seconds", "time to answer", ["kind"], registry=registry,
+                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+    def kind() -> str:
+        if request.path.startswith("/_dash-update-component"):
+            return "callback"
+        return "page" if request.path in PAGES else "other"
+
+    @server.before_request
+    def _start():
+        g.started = _time.perf_counter()
+
+    @server.after_request
+    def _count(response):
+        k = kind()
+        requests_total.labels(k, str(response.status_code)).inc()
+        if hasattr(g, "started"):
+            latency.labels(k).observe(_time.perf_counter() - g.started)
+        return response
+
+    @server.route("/metrics")
+    def metrics():
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
 def url_state(trigger, search, rng, start, end):
     """The URL is the page state: on load (or a link) it sets the controls; a control change
     updates the URL. Returns (search, range, start, end), ``no_update`` where nothing changes."""
@@ -62,6 +96,7 @@ def create_app(settings, engine, users: dict[str, str]) -> Dash:
     app = Dash(__name__, title="Moodwire", suppress_callback_exceptions=True, update_title=None)
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
     auth.install(app.server, users, settings.dashboard_auth_header, auth.secret_key(settings.home))
+    _serve_metrics(app.server)
     app.layout = shell(settings.dashboard_refresh_s)
 
     @app.callback(Output(ids.PAGE, "children"), Output(ids.USER, "children"), Input(ids.URL, "pathname"),

@@ -19,7 +19,7 @@ from dashboards.errors import DashboardError
 from moodwire.yamlfile import read_mapping
 
 ITERATIONS = 310_000
-OPEN_PATHS = ("/login", "/logout", "/healthz")
+OPEN_PATHS = ("/login", "/logout", "/healthz", "/metrics")
 
 
 def hash_password(password: str, iterations: int = ITERATIONS) -> str:

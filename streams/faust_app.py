@@ -229,6 +229,18 @@ class AggregateApp:
                                                      watermarks[partition]))
         await self._send(self.windows_topic, [(w.topic.encode(), w.encode()) for w in windows])
 
+    def _record_lag(self, assigned: list[int]) -> None:
+        """news.scored records not yet folded in, per partition: the broker's highwater from the
+        last fetch minus the partition marker (left out where either is unknown)."""
+        for partition in assigned:
+            marker = self.state.get(marker_key(partition))
+            try:
+                high = self.app.consumer.highwater(TP(NEWS_SCORED, partition))
+            except Exception:  # noqa: BLE001 - the consumer is not ready (rebalance)
+                continue
+            if marker is not None and high is not None:
+                self.metrics.lag.labels(NEWS_SCORED, str(partition)).set(max(0, high - marker["offset"] - 1))
+
     def _caught_up(self, partition: int) -> bool:
         return _no_backlog(self.app, self.state, partition)
 
@@ -239,6 +251,7 @@ class AggregateApp:
         assigned = sorted(tp.partition for tp in self.app.consumer.assignment() if tp.topic == NEWS_SCORED)
         if not assigned:
             return
+        self._record_lag(assigned)
         now = time.monotonic()
         idle = [p for p in assigned if now - self.last_seen.setdefault(p, now) >= self.idle and self._caught_up(p)]
         if not idle:

@@ -96,7 +96,8 @@ class Notifier:
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
         log.info("alert %s seq %d (%s %s on %s) → %s", event.fingerprint, event.seq, event.status, event.rule,
-                 event.topic, ", ".join(f"{r}: {s}" for r, s in statuses.items()))
+                 event.topic, ", ".join(f"{r}: {s}" for r, s in statuses.items()),
+                 extra={"fingerprint": event.fingerprint, "topic": event.topic})
 
     # ------------------------------------------------------------------ dispatching
     def dispatch_once(self) -> int:

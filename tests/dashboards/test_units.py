@@ -130,3 +130,19 @@ def test_behind_a_proxy_the_trusted_header_signs_in_and_its_absence_does_not(tmp
     assert client.post("/_dash-update-component", json={}).status_code == 401
     page = client.get("/alerts", headers={"X-Remote-User": "ana"})
     assert page.status_code == 200 and b"_dash-renderer" in page.data
+
+
+def test_the_dashboard_serves_prometheus_metrics(tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dashboards.app import create_app
+    from moodwire.settings import load_settings
+
+    settings = load_settings(environ={"MOODWIRE_HOME": str(tmp_path)})
+    app = create_app(settings, open_store(f"sqlite:///{tmp_path / 's.db'}"), users={})
+    client = app.server.test_client()
+    assert client.get("/alerts").status_code == 302
+    text = client.get("/metrics").get_data(as_text=True)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("moodwire_dashboard_requests_total", (("kind", "page"), ("status", "302")))] == 1
