@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from alerts.routing import Destination, Matcher, Silence, idempotency_key, labels_of, parse_matchers, silenced_by
@@ -97,7 +97,7 @@ def record_event(engine: Engine, event: AlertEvent, destinations: list[Destinati
             silence = silenced_by(active, labels, now)
             if silence is not None:
                 status, reason = SILENCED, f"silence {silence.id}"
-            elif event.status == "firing" and _is_reminder(conn, d, event):
+            elif event.status == "firing" and _is_reminder(conn, event):
                 last = _last_notified(conn, d.receiver, event.fingerprint)
                 ack = conn.execute(select(alert_acks.c.acked_by).where(
                     alert_acks.c.fingerprint == event.fingerprint, alert_acks.c.starts_at == event.starts_at)).first()
@@ -114,7 +114,7 @@ def record_event(engine: Engine, event: AlertEvent, destinations: list[Destinati
     return out
 
 
-def _is_reminder(conn, d: Destination, event: AlertEvent) -> bool:
+def _is_reminder(conn, event: AlertEvent) -> bool:
     """A firing event whose alert episode (same starts_at) was already firing before."""
     earlier = conn.execute(select(alert_events.c.seq).where(
         alert_events.c.fingerprint == event.fingerprint, alert_events.c.seq < event.seq,
@@ -147,15 +147,18 @@ def restore_unsilenced(engine: Engine, now: datetime | None = None) -> int:
     now = now or _now()
     active = list_silences(engine, now=now)
     restored = 0
+    newer = notify_outbox.alias("newer")
+    candidates = (  # silenced rows that are their alert's latest for the receiver, alert still firing
+        select(notify_outbox)
+        .join(alert_events, and_(alert_events.c.fingerprint == notify_outbox.c.fingerprint,
+                                 alert_events.c.seq == notify_outbox.c.seq))
+        .where(notify_outbox.c.status == SILENCED, alert_events.c.status == "firing",
+               ~exists().where(newer.c.receiver == notify_outbox.c.receiver,
+                               newer.c.fingerprint == notify_outbox.c.fingerprint,
+                               newer.c.seq > notify_outbox.c.seq)))
     with engine.begin() as conn:
-        rows = conn.execute(select(notify_outbox).where(notify_outbox.c.status == SILENCED)).mappings().all()
-        for row in rows:
-            newer = conn.execute(select(notify_outbox.c.id).where(
-                notify_outbox.c.receiver == row["receiver"], notify_outbox.c.fingerprint == row["fingerprint"],
-                notify_outbox.c.seq > row["seq"])).first()
+        for row in conn.execute(candidates).mappings().all():
             event = _event(conn, row["fingerprint"], row["seq"])
-            if newer is not None or event.status != "firing":
-                continue
             if silenced_by(active, labels_of(event), now) is None:
                 conn.execute(update(notify_outbox).where(notify_outbox.c.id == row["id"]).values(
                     status=PENDING, reason=f"restored: {row['reason']} ended", created_at=now, updated_at=now))

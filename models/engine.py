@@ -46,11 +46,15 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     return model
 
 
-def pick_device(requested: str = "auto") -> torch.device:
+def pick_device(requested: str = "auto", setting: str = "MOODWIRE_DEVICE") -> torch.device:
+    """``auto`` (CUDA when visible), ``cpu`` or ``cuda``; ``setting`` names where the value
+    came from in the error (``MOODWIRE_DEVICE``, ``--device``)."""
     if requested == "cuda" and not torch.cuda.is_available():
-        raise ModelError("MOODWIRE_DEVICE=cuda but no CUDA device is visible; use auto or cpu")
+        raise ModelError(f"{setting}=cuda but no CUDA device is visible; use auto or cpu")
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested not in ("cpu", "cuda"):
+        raise ModelError(f"{setting}={requested!r}: use auto, cpu or cuda")
     return torch.device(requested)
 
 

@@ -27,6 +27,7 @@ from models.artefact import (WEIGHTS_FILE, LoraSettings, ModelSpec, build_networ
                              trainable_state)
 from models.batching import encode, pad, shuffled_bucket_batches
 from models.data import LabelledSet, load_labelled
+from models.engine import pick_device
 from models.errors import ModelError
 from models.labels import LabelMap
 from models.predict import predict_labels
@@ -129,7 +130,7 @@ def train(cfg: TrainConfig) -> dict:
     model, tokenizer = build_network(spec)
     if cfg.init_from:
         _warm_start(model, spec, cfg.init_from)
-    device = _pick_device(cfg.device)
+    device = pick_device(cfg.device, setting="--device")
     model.to(device)
     encoded = {t: encode(tokenizer, sets[t]["train"].texts, cfg.max_length) for t in sets}
     labels = {t: sets[t]["train"].labels for t in sets}
@@ -255,16 +256,6 @@ def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
         raise ModelError(f"--init-from {source}: its weights do not fit this network "
                          f"(missing {sorted(expected - set(state))[:3]}, extra {sorted(set(state) - expected)[:3]})")
     model.load_state_dict(state, strict=False)
-
-
-def _pick_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda but no CUDA device is visible; use --device auto or cpu")
-    if requested not in ("cpu", "cuda"):
-        raise ModelError(f"--device {requested!r}: use auto, cpu or cuda")
-    return torch.device(requested)
 
 
 def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:

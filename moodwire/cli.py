@@ -278,6 +278,8 @@ def notify(ctx: click.Context, config_file: str | None) -> None:
     retries, exactly once per receiver and event). Sub-commands: history."""
     if ctx.invoked_subcommand is not None:
         return
+    import os
+
     from moodwire.logs import setup_logging
     from moodwire.store import open_store
     from moodwire.topics import ALERTS, DEADLETTER, require_topics
@@ -290,8 +292,6 @@ def notify(ctx: click.Context, config_file: str | None) -> None:
     require_topics(settings.kafka_bootstrap, (ALERTS, DEADLETTER))
     metrics = StageMetrics("notify")
     metrics.serve(settings.metrics_port, settings.metrics_host)
-    import os
-
     notifier = Notifier(settings, config, open_store(settings.store), metrics, environ=dict(os.environ))
     click.echo(f"notifying from alerts on {settings.kafka_bootstrap}: {len(config.receivers)} receivers "
                f"({', '.join(f'{r.name} ({r.kind})' for r in config.receivers)}) from {path}; outbox in "

@@ -127,7 +127,7 @@ class Demo:
 
     def _supervise(self, url: str) -> int:
         notifications = self.home / "notifications.jsonl"
-        seen_lines, answering, replayed = 0, False, False
+        read_to, answering, replayed = 0, False, False
         while not self.stop.is_set():
             for child in self.children:
                 code = child.process.poll() if child.process else None
@@ -149,13 +149,18 @@ class Demo:
                 except OSError:
                     pass
             if notifications.exists():
-                lines = notifications.read_text(errors="replace").splitlines()
-                for line in lines[seen_lines:]:
+                # Only what was appended since, up to the last complete line (the notifier may be
+                # in the middle of writing one).
+                with notifications.open("rb") as fh:
+                    fh.seek(read_to)
+                    chunk = fh.read()
+                complete = chunk[:chunk.rfind(b"\n") + 1]
+                read_to += len(complete)
+                for line in complete.decode(errors="replace").splitlines():
                     for a in json.loads(line)["alerts"]:
                         verb = "alert fired" if a["status"] == "firing" else "alert resolved"
                         self.say(f"{verb}: {a['rule']} on {a['topic']} (value {a['value']:+.2f}, window {a['window']} "
                                  f"from {a['starts_at']})")
-                seen_lines = len(lines)
             self.stop.wait(0.5)
         return 0
 

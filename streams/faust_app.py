@@ -229,20 +229,20 @@ class AggregateApp:
                                                      watermarks[partition]))
         await self._send(self.windows_topic, [(w.topic.encode(), w.encode()) for w in windows])
 
-    def _record_lag(self, assigned: list[int]) -> None:
-        """news.scored records not yet folded in, per partition: the broker's highwater from the
-        last fetch minus the partition marker (left out where either is unknown)."""
-        for partition in assigned:
-            marker = self.state.get(marker_key(partition))
-            try:
-                high = self.app.consumer.highwater(TP(NEWS_SCORED, partition))
-            except Exception:  # noqa: BLE001 - the consumer is not ready (rebalance)
-                continue
-            if marker is not None and high is not None:
-                self.metrics.lag.labels(NEWS_SCORED, str(partition)).set(max(0, high - marker["offset"] - 1))
-
-    def _caught_up(self, partition: int) -> bool:
-        return _no_backlog(self.app, self.state, partition)
+    def _backlog(self, partition: int) -> int | None:
+        """news.scored records of the partition not yet folded in: the broker's highwater from the
+        last fetch minus the partition marker; None where either is unknown (never guessed).
+        A partition that is quiet only because it is stalled (a rebalance waiting for a killed
+        member's session to expire, a recovery, a slow fetch) still has a backlog: closing its
+        windows then would emit them final without the items still to come."""
+        marker = self.state.get(marker_key(partition))
+        try:
+            high = self.app.consumer.highwater(TP(NEWS_SCORED, partition))
+        except Exception:  # noqa: BLE001 - the consumer is not ready (rebalance)
+            return None
+        if marker is None or high is None:
+            return None
+        return max(0, high - marker["offset"] - 1)
 
     async def _heartbeat(self) -> None:
         """Close windows of idle partitions: an idle partition follows the furthest watermark of
@@ -251,9 +251,13 @@ class AggregateApp:
         assigned = sorted(tp.partition for tp in self.app.consumer.assignment() if tp.topic == NEWS_SCORED)
         if not assigned:
             return
-        self._record_lag(assigned)
+        backlogs = {p: self._backlog(p) for p in assigned}
+        for p, backlog in backlogs.items():
+            if backlog is not None:
+                self.metrics.lag.labels(NEWS_SCORED, str(p)).set(backlog)
         now = time.monotonic()
-        idle = [p for p in assigned if now - self.last_seen.setdefault(p, now) >= self.idle and self._caught_up(p)]
+        # Idle: quiet for a while and nothing left to read (a stalled partition is not idle).
+        idle = [p for p in assigned if now - self.last_seen.setdefault(p, now) >= self.idle and backlogs[p] == 0]
         if not idle:
             return
         marks = [w for w in (self.aggregator.watermark(self.state, p) for p in assigned) if w is not None]
@@ -272,19 +276,6 @@ class AggregateApp:
                     log.info("heartbeat: partition %d idle, watermark → %s, %d windows final",
                              partition, target.isoformat(), len(finals))
                     await self._send_windows(finals)
-
-
-def _no_backlog(app, state, partition: int) -> bool:
-    """Everything the broker holds for the partition has been processed. A partition that is
-    quiet only because it is stalled (a rebalance waiting for a killed member's session to
-    expire, a recovery, a slow fetch) still has a backlog: closing its windows then would emit
-    them final without the items still to come."""
-    marker = state.get(marker_key(partition))
-    try:
-        high = app.consumer.highwater(TP(NEWS_SCORED, partition))
-    except Exception:  # noqa: BLE001 - the consumer is not ready (rebalance): not idle
-        return False
-    return marker is not None and high is not None and marker["offset"] + 1 >= high
 
 
 def _quiet_clients(level: str) -> None:

@@ -15,6 +15,7 @@ class StageMetrics:
 
     def __init__(self, stage: str) -> None:
         self.stage = stage
+        self._lag_at = 0.0  # when record_lag last ran
         self.registry = CollectorRegistry()
         r, p = self.registry, f"moodwire_{stage}"
         self.items = Counter(f"{p}_items", "items processed", registry=r)
@@ -73,7 +74,7 @@ class StageMetrics:
         reported in a fetch; partitions without one are left out (never guessed). At most once
         per ``every_s`` (it is called from hot loops)."""
         now = time.monotonic()
-        if now - getattr(self, "_lag_at", 0.0) < every_s:
+        if now - self._lag_at < every_s:
             return
         self._lag_at = now
         try:

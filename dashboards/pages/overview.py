@@ -5,7 +5,7 @@ from __future__ import annotations
 from dash import Input, Output, dash_table, dcc, html
 
 from dashboards import data, figures, ids
-from dashboards.state import time_range
+from dashboards.state import query, time_range, to_search
 
 COLUMNS = [{"name": "topic", "id": "topic", "presentation": "markdown"}, {"name": "mean now", "id": "mean"},
            {"name": "change", "id": "change"}, {"name": "items", "id": "volume"},
@@ -24,11 +24,10 @@ def layout(query: dict) -> html.Div:
     ])
 
 
-def _topic_link(topic: str, search: str) -> str:
-    from urllib.parse import quote
+def _topic_link(topic: str, q: dict[str, str]) -> str:
+    """A markdown link to the topic's page keeping the rest of the page state (range, ...)."""
     label = topic.replace("[", "\\[").replace("]", "\\]")
-    sep = "&" if search else "?"
-    return f"[{label}](/topic{search or ''}{sep}topic={quote(topic)})"
+    return f"[{label}](/topic{to_search({**{k: v for k, v in q.items() if k != 'topic'}, 'topic': topic})})"
 
 
 def overview_view(engine, search: str | None):
@@ -37,9 +36,8 @@ def overview_view(engine, search: str | None):
     windows = data.windows(engine, rng.window, rng)
     alerts = data.alert_episodes(engine, rng)
     table = figures.overview_table(windows, alerts)
-    base = "&".join(p for p in (search or "").lstrip("?").split("&") if p and not p.startswith("topic="))
-    base = f"?{base}" if base else ""
-    table["topic"] = [_topic_link(t, base) for t in table["topic"]]
+    q = query(search)
+    table["topic"] = [_topic_link(t, q) for t in table["topic"]]
     return table.to_dict("records"), figures.heatmap(windows)
 
 
