@@ -10,7 +10,7 @@ from dash import Dash, Input, Output, State, callback_context, dcc, html, no_upd
 
 from dashboards import auth, ids
 from dashboards.pages import alerts, overview, topic
-from dashboards.state import query, to_search
+from dashboards.state import PICK_FROM, PICK_TO, query, to_search
 
 PAGES = {"/": overview, "/topic": topic, "/alerts": alerts}
 CSS = """
@@ -87,7 +87,9 @@ def url_state(trigger, search, rng, start, end):
     q = query(search)
     if trigger in (None, ids.URL):
         return no_update, q.get("range", "24h"), q.get("start", ""), q.get("end", "")
-    q.update(range=rng, start=start if rng == "custom" else None, end=end if rng == "custom" else None)
+    # A new range drops the interval picked on the chart (it may lie outside the new range).
+    q.update(range=rng, start=start if rng == "custom" else None, end=end if rng == "custom" else None,
+             **{PICK_FROM: None, PICK_TO: None})
     new = to_search(q)
     return (new if new != (search or "") else no_update), no_update, no_update, no_update
 

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 NEGATIVE, NEUTRAL, POSITIVE = "#c0392b", "#95a5a6", "#27ae60"
+PICKED = "#2980b9"
 
 
 def with_interval(frame: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
@@ -57,9 +58,11 @@ def heatmap(windows: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision: str = "") -> go.Figure:
+def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision: str = "",
+          picked: tuple | None = None) -> go.Figure:
     """Mean sentiment with its confidence band over volume bars, on one time axis; alert
-    periods shaded, their starts marked. Drag on the chart to select a time range."""
+    periods shaded, their starts marked; the ``picked`` interval outlined. Drag on the chart
+    to select a time range."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
     if not windows.empty:
         w = with_interval(windows.sort_values("start"))
@@ -85,6 +88,9 @@ def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision
                                  marker={"symbol": "triangle-down", "size": 14, "color": NEGATIVE},
                                  text=alerts["rule"], textposition="top center",
                                  hovertemplate="%{text}<br>from %{x}<extra></extra>"), row=1, col=1)
+    if picked:
+        fig.add_vrect(x0=picked[0], x1=picked[1], fillcolor=PICKED, opacity=0.10, line={"color": PICKED, "width": 1},
+                      row="all", col=1, name="picked")
     fig.update_yaxes(title_text="mean", range=[-1.05, 1.15], row=1, col=1)
     fig.update_yaxes(title_text="items", row=2, col=1)
     # uirevision: a live refresh keeps the analyst's zoom and selection

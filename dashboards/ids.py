@@ -16,6 +16,7 @@ HEADLINES = "headlines"
 HEADLINES_NOTE = "headlines-note"
 HEADLINES_CSV = "headlines-csv"
 HEADLINES_DOWNLOAD = "headlines-download"
+CLEAR_PICK = "clear-pick"
 ALERT_LIST = "alert-list"
 ALERT_ACTION = "alert-action"  # pattern-matching: {"type": ALERT_ACTION, "action": "ack"|"silence", "index": i}
 ACTION_NOTE = "action-note"

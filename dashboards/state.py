@@ -7,6 +7,9 @@ from urllib.parse import parse_qs, urlencode
 from dashboards.data import TimeRange
 
 
+PICK_FROM, PICK_TO = "from", "to"  # the interval picked on the topic chart
+
+
 def query(search: str | None) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items() if v}
 

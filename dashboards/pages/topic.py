@@ -1,15 +1,15 @@
 """Topic: sentiment trend with its confidence band over volume, alert periods on the chart, and
-the headlines of the interval clicked or dragged on it (CSV export of what is shown)."""
+the headlines of the interval clicked or dragged on it, kept in the URL (CSV export of what is shown)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, callback_context, dcc, html, no_update
 
 from dashboards import components, data, figures, ids
-from dashboards.state import query, time_range
+from dashboards.state import PICK_FROM, PICK_TO, query, time_range, to_search
 
 
 def layout(q: dict) -> html.Div:
@@ -18,24 +18,61 @@ def layout(q: dict) -> html.Div:
         dcc.Graph(id=ids.TREND, config={"displaylogo": False}),
         html.Div(id=ids.TOPIC_ALERTS, className="topic-alerts"),
         html.Div([html.H3("Headlines"), html.Span(id=ids.HEADLINES_NOTE),
+                  html.Button("Whole range", id=ids.CLEAR_PICK, title="forget the interval picked on the chart"),
                   html.Button("Export CSV", id=ids.HEADLINES_CSV), dcc.Download(id=ids.HEADLINES_DOWNLOAD)]),
         html.Div(id=ids.HEADLINES),
     ])
 
 
-def _interval(search, click, selected):
-    rng = time_range(search)
-    picked = figures.selected_interval(click, selected)
-    if picked:
-        start, end = (pd.Timestamp(x) for x in picked)
-        start = start.tz_localize("UTC") if start.tzinfo is None else start
-        end = end.tz_localize("UTC") if end.tzinfo is None else end
-        return start.to_pydatetime(), end.to_pydatetime(), True
-    return rng.start, rng.end, False
+def _utc(value: str) -> datetime:
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+
+
+def picked_interval(search: str | None) -> tuple[datetime, datetime] | None:
+    """The interval picked on the chart, kept in the URL (``from``/``to``) so a live refresh,
+    a reload or a shared link shows the same headlines. Raises ValueError when unreadable."""
+    q = query(search)
+    if not q.get(PICK_FROM) and not q.get(PICK_TO):
+        return None
+    try:
+        start, end = _utc(q[PICK_FROM]), _utc(q[PICK_TO])
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"the link's chart selection (from={q.get(PICK_FROM)!r}, to={q.get(PICK_TO)!r}) "
+                         "is not two ISO times") from exc
+    return (start, end) if start <= end else (end, start)
+
+
+def pick_search(trigger: str | None, search: str | None, click, selected):
+    """The URL after an analyst drags a range or clicks a window on the chart (or clears the
+    pick). A selection that vanishes by itself (a chart redraw) changes nothing: only the
+    "Whole range" button forgets the pick."""
+    q = query(search)
+    if trigger == ids.CLEAR_PICK:
+        q.pop(PICK_FROM, None)
+        q.pop(PICK_TO, None)
+    else:
+        picked = figures.selected_interval(click if trigger == "clickData" else None,
+                                           selected if trigger == "selectedData" else None)
+        if not picked:
+            return no_update
+        start, end = sorted(_utc(x) for x in picked)
+        q.update({PICK_FROM: start.isoformat(), PICK_TO: end.isoformat()})
+    new = to_search(q)
+    return new if new != (search or "") else no_update
+
+
+def view_revision(search: str | None) -> str:
+    """The chart's uirevision: the URL without the pick, so picking keeps the analyst's zoom."""
+    q = query(search)
+    q.pop(PICK_FROM, None)
+    q.pop(PICK_TO, None)
+    return to_search(q)
 
 
 def topic_view(engine, search: str | None):
-    """The trend figure and the list of alert periods of the URL's topic and range."""
+    """The trend figure (the picked interval shaded) and the list of alert periods of the
+    URL's topic and range."""
     q, rng = query(search), time_range(search)
     topic = q.get("topic")
     if not topic:
@@ -46,19 +83,29 @@ def topic_view(engine, search: str | None):
                for a in alerts.itertuples()]
     note = html.Div([html.Strong(f"{len(alerts)} alert period(s) in range"), html.Ul(periods)]) if len(alerts) \
         else html.Div("No alerts in this range.")
+    try:
+        picked = picked_interval(search)
+    except ValueError:
+        picked = None  # the headlines note says why
     return figures.trend(windows, alerts, title=f"{topic}: mean sentiment ({rng.window} windows) and volume",
-                         revision=search or ""), note
+                         revision=view_revision(search), picked=picked), note
 
 
-def headlines_frame(engine, search: str | None, click, selected) -> tuple[pd.DataFrame, str]:
-    """The headlines of the clicked window or dragged range (else the whole range), and a note."""
+def headlines_frame(engine, search: str | None) -> tuple[pd.DataFrame, str]:
+    """The headlines of the picked interval (else the whole range), and a note."""
     topic = query(search).get("topic")
     if not topic:
         return pd.DataFrame(), ""
-    start, end, picked = _interval(search, click, selected)
+    rng = time_range(search)
+    problem = ""
+    try:
+        picked = picked_interval(search)
+    except ValueError as exc:
+        picked, problem = None, f" — ignored {exc}"
+    start, end = picked or (rng.start, rng.end)
     frame = data.headlines(engine, topic, start, end + timedelta(microseconds=1))
     note = (f"{len(frame)} headlines from {start:%Y-%m-%d %H:%M} to {end:%H:%M}"
-            + (" (selected on the chart)" if picked else " (drag or click on the chart to narrow)"))
+            + (" (selected on the chart)" if picked else " (drag or click on the chart to narrow)") + problem)
     return frame, note
 
 
@@ -68,18 +115,24 @@ def register(app, engine) -> None:
     def refresh(search, _tick):
         return topic_view(engine, search)
 
+    @app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.TREND, "clickData"),
+                  Input(ids.TREND, "selectedData"), Input(ids.CLEAR_PICK, "n_clicks"), State(ids.URL, "search"),
+                  prevent_initial_call=True)
+    def pick(click, selected, _clear, search):
+        prop = callback_context.triggered[0]["prop_id"] if callback_context.triggered else ""
+        trigger = ids.CLEAR_PICK if prop.startswith(ids.CLEAR_PICK + ".") else prop.rpartition(".")[2]
+        return pick_search(trigger, search, click, selected)
+
     @app.callback(Output(ids.HEADLINES, "children"), Output(ids.HEADLINES_NOTE, "children"),
-                  Input(ids.URL, "search"), Input(ids.TREND, "clickData"), Input(ids.TREND, "selectedData"),
-                  Input(ids.TICK, "n_intervals"))
-    def headlines(search, click, selected, _tick):
-        frame, note = headlines_frame(engine, search, click, selected)
+                  Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"))
+    def headlines(search, _tick):
+        frame, note = headlines_frame(engine, search)
         return (components.headlines_table(frame) if note else ""), note
 
     @app.callback(Output(ids.HEADLINES_DOWNLOAD, "data"), Input(ids.HEADLINES_CSV, "n_clicks"),
-                  State(ids.URL, "search"), State(ids.TREND, "clickData"), State(ids.TREND, "selectedData"),
-                  prevent_initial_call=True)
-    def export(_n, search, click, selected):
-        frame, note = headlines_frame(engine, search, click, selected)
+                  State(ids.URL, "search"), prevent_initial_call=True)
+    def export(_n, search):
+        frame, note = headlines_frame(engine, search)
         if not note:
             return no_update
         topic = query(search)["topic"]

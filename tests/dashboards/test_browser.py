@@ -158,22 +158,42 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     assert links and all(h.startswith("https://news.example/") for h in links)
     browser.save_screenshot(str(ARTIFACTS / "topic.png"))
 
-    # Drag a range on the chart: the headlines narrow to it.
-    plot = browser.find_element(By.CSS_SELECTOR, "#trend .nsewdrag")
-    width = plot.size["width"]
-    ActionChains(browser).move_to_element_with_offset(plot, int(width * 0.1), 20).click_and_hold() \
-        .move_by_offset(int(width * 0.25), 0).move_by_offset(5, 0).release().perform()
+    # Drag a range on the chart: the headlines narrow to it, the URL keeps it.
+    def drag():
+        plot = browser.find_element(By.CSS_SELECTOR, "#trend .nsewdrag")
+        width = plot.size["width"]
+        ActionChains(browser).move_to_element_with_offset(plot, int(width * 0.1), 20).click_and_hold() \
+            .move_by_offset(int(width * 0.25), 0).move_by_offset(5, 0).release().perform()
+        deadline = time.monotonic() + 10
+        while "from=" not in browser.current_url and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return "from=" in browser.current_url
+    # A live redraw that lands in the middle of a drag cancels it (as it would for a person):
+    # drag again then.
+    assert settled(drag) or settled(drag) or settled(drag), "three drags on the chart picked nothing"
     wait_for(browser, "#headlines-note", text="(selected on the chart)")
     after = settled(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#headlines tbody tr")))
     assert 0 < after < before
+    # Live refreshes (every 5 s here) keep the pick: the same headlines 7 s later.
+    time.sleep(7)
+    assert "(selected on the chart)" in settled(lambda: browser.find_element(By.ID, "headlines-note").text)
+    assert settled(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#headlines tbody tr"))) == after
     browser.save_screenshot(str(ARTIFACTS / "topic-selected.png"))
+    browser.find_element(By.ID, "clear-pick").click()
+    wait_for(browser, "#headlines-note", text="(drag or click on the chart to narrow)")
+    assert "from=" not in browser.current_url
 
     # Alerts page: evidence, delivery status, acknowledge.
     browser.find_element(By.ID, "nav-alerts").click()
-    card = wait_for(browser, "#alert-list .alert-card.alert-firing", text="negative-turn on Macro")
-    assert "delivery: 1 pending" in card.text
-    assert len(card.find_elements(By.CSS_SELECTOR, "li")) == 3  # the evidence headlines
-    card.find_element(By.CSS_SELECTOR, "button.ack").click()
+    wait_for(browser, "#alert-list .alert-card.alert-firing", text="negative-turn on Macro")
+
+    def firing_card():  # read afresh: a live refresh may redraw the list between two reads
+        card = browser.find_element(By.CSS_SELECTOR, "#alert-list .alert-card.alert-firing")
+        return card.text, len(card.find_elements(By.CSS_SELECTOR, "li")), card
+    text, evidence, _ = settled(firing_card)
+    assert "delivery: 1 pending" in text
+    assert evidence == 3  # the evidence headlines
+    settled(lambda: firing_card()[2].find_element(By.CSS_SELECTOR, "button.ack").click())
     wait_for(browser, "#alert-list", text="acknowledged by ana")
     browser.save_screenshot(str(ARTIFACTS / "alerts.png"))
     with open_store(site["url"]).connect() as conn:

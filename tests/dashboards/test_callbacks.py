@@ -13,7 +13,8 @@ from dashboards import ids
 from dashboards.app import url_state
 from dashboards.pages.alerts import alert_action, alerts_view
 from dashboards.pages.overview import overview_view
-from dashboards.pages.topic import headlines_frame, topic_view
+from dashboards.pages.topic import headlines_frame, pick_search, topic_view
+from dashboards.state import query
 from moodwire.store import alert_acks, open_store, silences
 from tests.dashboards.seed import seed
 
@@ -42,20 +43,34 @@ def test_the_topic_page_draws_trend_and_alert_periods(store):
     assert hint == "Pick a topic on the overview." and not empty.data
 
 
-def test_headlines_follow_a_click_or_a_dragged_range(store):
+def test_headlines_follow_a_click_or_a_dragged_range_kept_in_the_url(store):
     engine, s = store
-    everything, note = headlines_frame(engine, "?range=24h&topic=Macro", None, None)
+    base = "?range=24h&topic=Macro"
+    everything, note = headlines_frame(engine, base)
     assert len(everything) == sum(1 for i in s["items"] if i.topic == "Macro") and "drag or click" in note
     end = s["end"]
     lo, hi = end - timedelta(hours=2), end - timedelta(hours=1)
-    dragged, note = headlines_frame(engine, "?range=24h&topic=Macro", None,
-                                    {"range": {"x": [lo.isoformat(), hi.isoformat()]}})
+    # A drag writes the interval into the URL; the headlines follow the URL alone.
+    dragged_url = pick_search("selectedData", base, None, {"range": {"x": [hi.isoformat(), lo.isoformat()]}})
+    assert query(dragged_url) == {**query(base), "from": lo.isoformat(), "to": hi.isoformat()}
+    dragged, note = headlines_frame(engine, dragged_url)
     want = {i.id for i in s["items"] if i.topic == "Macro" and lo <= i.published_at <= hi}
     assert set(dragged["id"]) == want and "(selected on the chart)" in note
+    # A redraw that clears the chart's selection (selectedData None) keeps the pick.
+    assert pick_search("selectedData", dragged_url, None, None) is no_update
+    # A click on a point picks its window; the button goes back to the whole range.
     click = {"points": [{"customdata": [lo.isoformat(), (lo + timedelta(minutes=5)).isoformat(), 3]}]}
-    clicked, _ = headlines_frame(engine, "?range=24h&topic=Macro", click, None)
+    clicked, _ = headlines_frame(engine, pick_search("clickData", dragged_url, click, None))
     assert set(clicked["id"]) == {i.id for i in s["items"] if i.topic == "Macro"
                                   and lo <= i.published_at <= lo + timedelta(minutes=5)}
+    assert query(pick_search(ids.CLEAR_PICK, dragged_url, click, None)) == query(base)
+    # The chart outlines the pick, and picking keeps the analyst's zoom (same uirevision).
+    fig, _ = topic_view(engine, dragged_url)
+    assert fig.layout.uirevision == topic_view(engine, base)[0].layout.uirevision
+    assert [shape.name for shape in fig.layout.shapes].count("picked") == 2  # on the trend and the volume
+    # A hand-edited link with a broken pick shows the whole range and says why.
+    broken, note = headlines_frame(engine, base + "&from=yesterday&to=")
+    assert len(broken) == len(everything) and "is not two ISO times" in note
 
 
 def test_alert_actions_write_to_the_store(store):
@@ -78,3 +93,6 @@ def test_the_url_sets_the_controls_and_the_controls_set_the_url():
     search, *_ = url_state(ids.END, "?topic=Macro", "custom", "2026-11-20T09:00", "2026-11-20T12:00")
     assert search == "?topic=Macro&range=custom&start=2026-11-20T09%3A00&end=2026-11-20T12%3A00"
     assert url_state(ids.RANGE, "?range=1h", "1h", "", "")[0] is no_update
+    # A new range forgets the interval picked on the chart.
+    assert url_state(ids.RANGE, "?range=24h&topic=Macro&from=2026-11-20T09%3A00&to=2026-11-20T10%3A00", "7d",
+                     "", "")[0] == "?range=7d&topic=Macro"
