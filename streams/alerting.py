@@ -9,7 +9,8 @@ after its last item).
 
 State per (rule, topic) lives in the changelog-backed table ``alerts-by-rule-topic``: the
 state machine, the trailing baseline of final windows, and the highest ``sentiment.windows``
-offset applied. Events are acknowledged before the state is written, so a crash can repeat
+offset applied; one marker per partition holds the highest offset evaluated, so a batch
+delivered past it is set aside and the partition sought back (``faust_state.InSequence``). Events are acknowledged before the state is written, so a crash can repeat
 an event (same fingerprint and seq; receivers and ``moodwire notify`` drop repeats) but never
 lose one.
 """
@@ -25,10 +26,11 @@ from alerts.rules import Rule
 from moodwire.errors import RecordError
 from moodwire.records import AlertEvent, DeadLetter, Evidence, TopicWindow, decode
 from moodwire.topics import ALERTS, SENTIMENT_WINDOWS
-from streams.faust_state import as_current, by_partition, write
+from streams.faust_state import InSequence, as_current, by_partition, write
 
 log = logging.getLogger("moodwire.alerts")
 TABLE = "alerts-by-rule-topic"
+MARKER_PREFIX = "~partition/"  # highest sentiment.windows offset evaluated, per partition
 SEP = "\x1f"
 
 
@@ -57,12 +59,18 @@ class AlertEvaluator:
         self.windows = app.topic(SENTIMENT_WINDOWS, partitions=partitions, **raw)
         self.alerts = app.topic(ALERTS, partitions=partitions, **raw)
         self.table = app.Table(TABLE, default=None, partitions=partitions)
+        self.sequence = InSequence(app, SENTIMENT_WINDOWS, self._next_offset, metrics)
         app.agent(self.windows, name="evaluate-alerts")(self._agent)
+
+    def _next_offset(self, partition: int) -> int | None:
+        marker = self.table.data.get(f"{MARKER_PREFIX}{partition}")
+        return None if marker is None else marker["offset"] + 1
 
     async def _agent(self, stream) -> None:
         async for events in stream.take_events(500, within=0.5):
             for partition, group in by_partition(events).items():
-                await self._evaluate(partition, group)
+                if await self.sequence.admit(partition, group):
+                    await self._evaluate(partition, group)
 
     async def _evaluate(self, partition: int, events: list) -> None:
         as_current(events[-1])
@@ -100,6 +108,8 @@ class AlertEvaluator:
             self.metrics.alerts.labels(e.status).inc()
             log.warning("alert %s: rule %s on %r, value %.3f vs %.3f (seq %d, fingerprint %s)", e.status, e.rule,
                         e.topic, e.value, e.threshold, e.seq, e.fingerprint)
+        # The partition marker: the next batch must start right after it (InSequence).
+        writes[f"{MARKER_PREFIX}{partition}"] = {"offset": max(e.message.offset for e in events), "partition": partition}
         as_current(events[-1])
         futures = [write(self.table, partition, key, value) for key, value in writes.items()]
         if futures:

@@ -11,7 +11,8 @@ Components started: one Faust app (consumer group ``moodwire-aggregate``) with
   set (``streams.alerting``);
 - timers: the throttled emitter of changed windows, and the idle-partition heartbeat.
 
-Micro-batches mix source partitions: table writes go through ``streams.faust_state``, which
+Table recovery reads the changelog to end offsets verified by a fetch (``streams.faust_transport``;
+the embedded broker under-reports them). Micro-batches mix source partitions: table writes go through ``streams.faust_state``, which
 names each write's partition and sets the current event Faust and its rocksdb store use.
 """
 
@@ -37,7 +38,8 @@ from moodwire.store import StoreError, open_store
 from moodwire.topics import DEADLETTER, NEWS_SCORED, SENTIMENT_WINDOWS
 from streams.aggregate import MARKER_PREFIX, Aggregator, marker_key
 from streams.alerting import AlertEvaluator
-from streams.faust_state import as_current, by_partition, write
+from streams.faust_state import InSequence, as_current, by_partition, write
+from streams.faust_transport import install as install_transport
 from streams.metrics import StageMetrics
 from streams.sink import upsert_items, upsert_windows
 
@@ -67,6 +69,7 @@ class AggregateApp:
         config = faust_config(settings, APP_ID, datadir)
         Path(config["datadir"]).mkdir(parents=True, exist_ok=True)
         app = faust.App(**config)
+        install_transport(app)  # end offsets verified by a fetch: table recovery reads the whole changelog
         self.app = app
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.scored = app.topic(NEWS_SCORED, partitions=settings.kafka_partitions, **raw)
@@ -75,6 +78,7 @@ class AggregateApp:
         # Keys and values are plain JSON on the changelog (no model types: recovery needs none).
         self.table = app.Table(TABLE, default=None, partitions=settings.kafka_partitions)
         self.table.on_recover(self._recovered)
+        self.sequence = InSequence(app, NEWS_SCORED, self._next_offset, self.metrics)
         app.agent(self.scored, name="aggregate")(self._aggregate_agent())
         if sink:
             app.agent(self.scored, name="sink-items")(self._sink_agent(ScoredNews, upsert_items, 500))
@@ -92,6 +96,10 @@ class AggregateApp:
 
     def _write(self, partition: int, key: str, value: dict | None):
         return write(self.table, partition, key, value)
+
+    def _next_offset(self, partition: int) -> int | None:
+        marker = self.state.get(marker_key(partition))
+        return None if marker is None else marker["offset"] + 1
 
     async def _recovered(self) -> None:
         for partition in list(self.aggregator.index):
@@ -136,8 +144,12 @@ class AggregateApp:
             wait = self.settings.aggregate_batch_wait_ms / 1000
             async for events in stream.take_events(self.settings.aggregate_batch, within=wait):
                 started = time.perf_counter()
+                groups = by_partition(events)
+                for partition in list(groups):
+                    if not await self.sequence.admit(partition, groups[partition]):
+                        del groups[partition]
                 async with self.window_lock:
-                    await self._apply(by_partition(events))
+                    await self._apply(groups)
                 self.metrics.batch_size.observe(len(events))
                 self.metrics.items.inc(len(events))
                 elapsed = time.perf_counter() - started

@@ -10,10 +10,16 @@ for that reason.
 
 from __future__ import annotations
 
+import logging
+import time
 import weakref
 from collections import defaultdict
+from collections.abc import Callable
 
 from faust.streams import _current_event
+from faust.types import TP
+
+log = logging.getLogger("moodwire.streams")
 
 
 def by_partition(events) -> dict[int, list]:
@@ -28,6 +34,52 @@ def by_partition(events) -> dict[int, list]:
             seen.add(at)
             groups[at[0]].append(event)
     return groups
+
+
+class InSequence:
+    """Admits a partition's events only when they start at or before the next offset the
+    agent's own state expects (its partition marker). That state, written with the results,
+    is the source of truth for progress; the consumer's position is not. After a restart the
+    fetcher was seen (embedded broker) to start past the committed offset and bring the
+    skipped records later: folding the later ones first would move the marker past the
+    earlier ones, which would then be skipped as done. So events that start past the marker
+    are not admitted (the caller neither folds nor counts them) and the partition is sought
+    back to the marker's next offset; the records come again, in order.
+
+    The agents' topics are neither compacted nor transactional, so offsets are contiguous;
+    if a gap persists ``give_up_s`` after seeking back (records deleted by retention, a
+    transactional producer), the records are really gone: said as an error and counted, and
+    the partition carries on from what is there."""
+
+    def __init__(self, app, topic: str, next_offset: Callable[[int], int | None], metrics,
+                 give_up_s: float = 30.0) -> None:
+        self.app, self.topic, self.next_offset, self.metrics = app, topic, next_offset, metrics
+        self.give_up_s = give_up_s
+        self.rewinds: dict[int, tuple[int, float]] = {}  # partition → (offset sought back to, when)
+
+    async def admit(self, partition: int, events) -> bool:
+        expected = self.next_offset(partition)
+        first = min(e.message.offset for e in events)
+        if expected is None or first <= expected:
+            self.rewinds.pop(partition, None)
+            return True
+        rewind = self.rewinds.get(partition)
+        now = time.monotonic()
+        if rewind is not None and rewind[0] == expected and now - rewind[1] >= self.give_up_s:
+            self.rewinds.pop(partition, None)
+            self.metrics.errors.labels("offset_gap").inc()
+            log.error("%s[%d]: offsets %d..%d did not come back %.0f s after seeking to them (deleted by "
+                      "retention?); what they held is missing", self.topic, partition, expected, first - 1,
+                      self.give_up_s)
+            return True
+        if rewind is None or rewind[0] != expected:
+            self.rewinds[partition] = (expected, now)
+            self.metrics.rewinds.inc()
+            log.warning("%s[%d]: the consumer delivered offset %d but the state holds up to %d; seeking back to "
+                        "%d (records fetched before the seek are set aside and come again)", self.topic, partition,
+                        first, expected - 1, expected)
+            await self.app.consumer.seek(TP(self.topic, partition), expected)
+        return False
 
 
 def as_current(event) -> None:

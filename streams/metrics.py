@@ -31,6 +31,8 @@ class StageMetrics:
         self.alerts = Counter(f"{p}_alerts", "alert events sent", ["status"], registry=r)
         self.lag = Gauge(f"{p}_consumer_lag", "records between the consumer's position and the partition's end "
                          "(from the broker's last fetch response)", ["topic", "partition"], registry=r)
+        self.rewinds = Counter(f"{p}_rewinds", "partitions sought back to the state's next offset (the consumer "
+                               "delivered past it)", registry=r)
         self.polls = Counter(f"{p}_polls", "feed polls", ["feed", "outcome"], registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer | None:

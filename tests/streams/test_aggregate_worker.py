@@ -114,8 +114,13 @@ def _kill_and_restart(bootstrap: str, tmp_path: Path, store: str, kills: int = 2
         expected = expected_windows(stored)
         finals = final_windows(bootstrap, set(TOPICS), len(expected), timeout_s=300, process=worker, log=log)
         assert [d.error for d in dead_letters(bootstrap)] == []
-        assert_windows_equal(finals, expected)
         text = log.read_text()
+        try:
+            assert_windows_equal(finals, expected)
+        except AssertionError as exc:  # what the workers said about recovery, skips and gaps
+            said = [line for line in text.splitlines()
+                    if any(w in line for w in ("recovered:", "never delivered", "WARNING", "ERROR", "heartbeat"))]
+            raise AssertionError(f"{exc}\nworker log (selected lines):\n" + "\n".join(said[-60:])) from exc
         assert text.count("recovered:") >= kills + 1 and "recovered: 0 buckets" in text
     finally:
         stop(worker)

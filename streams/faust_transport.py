@@ -1,0 +1,107 @@
+"""Faust's Kafka transport with end offsets that hold on every broker Moodwire supports.
+
+Faust recovers a table by reading its changelog up to the end offsets the broker reports
+(ListOffsets "latest") and stops there. The embedded broker (Tansu 0.6.0) answers
+ListOffsets "latest" with the start of the partition's last record batch + 1, not the end
+(BROKER.md): when the last batch held several changelog records, recovery stopped before
+them, and the source offsets already committed past those records made their items vanish
+from the windows (a CI run: one 1 h window 3 items short after SIGKILL and restart).
+
+A fetch answer carries the true end (the high watermark). ``verified_ends`` reads one fetch
+per partition from just before the listed end and takes the larger of the two, so the
+recovery reads every changelog record; on Apache Kafka both figures agree.
+
+The consumer also stops faust-streaming 0.15.3 from *dropping* records: it remembers the last
+offset it read per partition, treats any jump forward as a gap whose offsets it acknowledges
+(so the commit moves past them) and silently drops any record below that offset when it
+comes. After a restart the fetcher was seen (embedded broker) to start past the committed
+offset and then deliver the skipped records: Faust dropped them and they never reached the
+agents. Here every fetched record is passed on; the agents are idempotent by offset
+(``streams.aggregate``: the marker and each bucket's offset; the alert table: the highest
+offset per rule and topic; the sinks upsert) and the aggregate and alert agents seek back when they see
+a jump (``faust_state.InSequence``, in both agents).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+log = logging.getLogger("moodwire.aggregate")
+
+
+def verified_ends(bootstrap: str, listed: Mapping[TP, int | None], timeout_s: float = 15.0) -> dict[TP, int | None]:
+    """The end offset of each partition: ``max(listed, the high watermark of a fetch)``.
+    Partitions the fetch does not answer within ``timeout_s`` keep the listed figure (logged)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    ends = dict(listed)
+    probe = {tp: offset for tp, offset in listed.items() if offset is not None}
+    if not probe:
+        return ends
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                             auto_offset_reset="earliest", fetch_max_wait_ms=50, max_partition_fetch_bytes=1 << 16)
+    try:
+        parts = {TopicPartition(tp.topic, tp.partition): tp for tp in probe}
+        consumer.assign(list(parts))
+        for kp, tp in parts.items():
+            consumer.seek(kp, max(0, probe[tp] - 1))
+        deadline = time.monotonic() + timeout_s
+        pending = set(parts)
+        while pending and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=100, max_records=1)
+            for kp in list(pending):
+                high = consumer.highwater(kp)
+                if high is not None:
+                    ends[parts[kp]] = max(probe[parts[kp]], high)
+                    pending.discard(kp)
+        if pending:
+            log.warning("no fetch answer for %s within %.0f s: their end offsets are the broker's ListOffsets "
+                        "figures (wrong on the embedded broker)", sorted(map(str, pending)), timeout_s)
+    finally:
+        consumer.close()
+    return ends
+
+
+class _PassEverything(dict):
+    """Faust's per-partition read offsets, stored but never used to drop or gap-fill: every
+    lookup answers None, which Faust's fetch loop reads as "nothing read yet"."""
+
+    def __getitem__(self, tp):
+        return None
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer whose ``highwaters`` (used by table recovery) are verified and
+    which passes every fetched record on (see the module notes)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offset = _PassEverything()
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        listed = await super().highwaters(*partitions)
+        bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker_consumer)
+        ends = await asyncio.get_running_loop().run_in_executor(None, verified_ends, bootstrap, listed)
+        moved = {tp: (listed[tp], ends[tp]) for tp in ends if ends[tp] != listed.get(tp)}
+        if moved:
+            log.info("end offsets corrected by a fetch (listed → true): %s",
+                     ", ".join(f"{tp.topic}[{tp.partition}] {a}→{b}" for tp, (a, b) in sorted(moved.items())))
+        return ends
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = Consumer
+
+
+def install(app) -> None:
+    """Give ``app`` this transport (before its consumer starts)."""
+    app.transport = Transport(app.conf.broker_consumer, app)
+
+
+__all__ = ["verified_ends", "install", "Consumer", "Transport"]
