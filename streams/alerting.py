@@ -69,8 +69,9 @@ class AlertEvaluator:
     async def _agent(self, stream) -> None:
         async for events in stream.take_events(500, within=0.5):
             for partition, group in by_partition(events).items():
-                if await self.sequence.admit(partition, group):
-                    await self._evaluate(partition, group)
+                admitted = await self.sequence.admit(partition, group)
+                if admitted:
+                    await self._evaluate(partition, admitted)
 
     async def _evaluate(self, partition: int, events: list) -> None:
         as_current(events[-1])
@@ -109,7 +110,9 @@ class AlertEvaluator:
             log.warning("alert %s: rule %s on %r, value %.3f vs %.3f (seq %d, fingerprint %s)", e.status, e.rule,
                         e.topic, e.value, e.threshold, e.seq, e.fingerprint)
         # The partition marker: the next batch must start right after it (InSequence).
-        writes[f"{MARKER_PREFIX}{partition}"] = {"offset": max(e.message.offset for e in events), "partition": partition}
+        marker = state.get(f"{MARKER_PREFIX}{partition}") or {"offset": -1}
+        writes[f"{MARKER_PREFIX}{partition}"] = {"offset": max(marker["offset"], *(e.message.offset for e in events)),
+                                                 "partition": partition}
         as_current(events[-1])
         futures = [write(self.table, partition, key, value) for key, value in writes.items()]
         if futures:

@@ -144,10 +144,11 @@ class AggregateApp:
             wait = self.settings.aggregate_batch_wait_ms / 1000
             async for events in stream.take_events(self.settings.aggregate_batch, within=wait):
                 started = time.perf_counter()
-                groups = by_partition(events)
-                for partition in list(groups):
-                    if not await self.sequence.admit(partition, groups[partition]):
-                        del groups[partition]
+                groups = {}
+                for partition, group in by_partition(events).items():
+                    admitted = await self.sequence.admit(partition, group)
+                    if admitted:
+                        groups[partition] = admitted
                 async with self.window_lock:
                     await self._apply(groups)
                 self.metrics.batch_size.observe(len(events))
@@ -196,7 +197,8 @@ class AggregateApp:
             # Malformed records advance the marker too: they are in the dead-letter topic now.
             last = max(e.message.offset for e in events)
             as_current(events[-1])
-            markers.append(self._write(partition, marker_key(partition), {**result.marker, "offset": last}))
+            markers.append(self._write(partition, marker_key(partition),
+                                       {**result.marker, "offset": max(last, result.marker["offset"])}))
             for window in result.touched:
                 self.pending.setdefault(window, partition)
         await asyncio.gather(*markers)

@@ -37,17 +37,17 @@ def by_partition(events) -> dict[int, list]:
 
 
 class InSequence:
-    """Admits a partition's events only when they start at or before the next offset the
-    agent's own state expects (its partition marker). That state, written with the results,
-    is the source of truth for progress; the consumer's position is not. After a restart the
-    fetcher was seen (embedded broker) to start past the committed offset and bring the
-    skipped records later: folding the later ones first would move the marker past the
-    earlier ones, which would then be skipped as done. So events that start past the marker
-    are not admitted (the caller neither folds nor counts them) and the partition is sought
-    back to the marker's next offset; the records come again, in order.
+    """Admits a partition's events only as an unbroken run of offsets from the next offset
+    the agent's own state expects (its partition marker). That state, written with the
+    results, is the source of truth for progress; the consumer's position is not. After a
+    restart the fetcher was seen (embedded broker) to start past the committed offset and
+    bring the skipped records later, even inside one batch: folding a later record first
+    would move the marker past the earlier ones, which would then be skipped as done. So
+    events past a hole in the offsets are set aside (the caller neither folds nor counts
+    them) and the partition is sought back to the hole; the records come again, in order.
 
     The agents' topics are neither compacted nor transactional, so offsets are contiguous;
-    if a gap persists ``give_up_s`` after seeking back (records deleted by retention, a
+    if a hole persists ``give_up_s`` after seeking back (records deleted by retention, a
     transactional producer), the records are really gone: said as an error and counted, and
     the partition carries on from what is there."""
 
@@ -57,29 +57,41 @@ class InSequence:
         self.give_up_s = give_up_s
         self.rewinds: dict[int, tuple[int, float]] = {}  # partition → (offset sought back to, when)
 
-    async def admit(self, partition: int, events) -> bool:
+    async def admit(self, partition: int, events: list) -> list:
+        """The events that may be folded in now, in offset order (replays below the marker
+        included: the state skips them)."""
+        ordered = sorted(events, key=lambda e: e.message.offset)
         expected = self.next_offset(partition)
-        first = min(e.message.offset for e in events)
-        if expected is None or first <= expected:
+        if expected is None:
+            expected = ordered[0].message.offset
+        admitted = []
+        for event in ordered:
+            offset = event.message.offset
+            if offset > expected:
+                break
+            admitted.append(event)
+            expected = max(expected, offset + 1)
+        if len(admitted) == len(ordered):
             self.rewinds.pop(partition, None)
-            return True
+            return admitted
+        hole_end = ordered[len(admitted)].message.offset
         rewind = self.rewinds.get(partition)
         now = time.monotonic()
         if rewind is not None and rewind[0] == expected and now - rewind[1] >= self.give_up_s:
             self.rewinds.pop(partition, None)
             self.metrics.errors.labels("offset_gap").inc()
-            log.error("%s[%d]: offsets %d..%d did not come back %.0f s after seeking to them (deleted by "
-                      "retention?); what they held is missing", self.topic, partition, expected, first - 1,
-                      self.give_up_s)
-            return True
+            log.error("%s[%d]: offsets %d..%d did not come %.0f s after seeking to them (deleted by retention?); "
+                      "what they held is missing", self.topic, partition, expected, hole_end - 1, self.give_up_s)
+            return ordered
         if rewind is None or rewind[0] != expected:
             self.rewinds[partition] = (expected, now)
             self.metrics.rewinds.inc()
-            log.warning("%s[%d]: the consumer delivered offset %d but the state holds up to %d; seeking back to "
-                        "%d (records fetched before the seek are set aside and come again)", self.topic, partition,
-                        first, expected - 1, expected)
-            await self.app.consumer.seek(TP(self.topic, partition), expected)
-        return False
+            log.warning("%s[%d]: offsets %d..%d were not delivered before %d; seeking back to %d (the records "
+                        "after the hole are set aside and come again)", self.topic, partition, expected,
+                        hole_end - 1, hole_end, expected)
+            # In the consumer's own thread (aiokafka's seek is not thread-safe), waiting for it.
+            await self.app.consumer.seek_wait({TP(self.topic, partition): expected})
+        return admitted
 
 
 def as_current(event) -> None:

@@ -1,0 +1,54 @@
+"""``InSequence``: a partition's events are folded in only as an unbroken run of offsets from
+the state's marker; past a hole the partition is sought back (the records come again)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from faust.types import TP
+
+from streams.faust_state import InSequence
+from streams.metrics import StageMetrics
+
+
+class Consumer:  # records the seeks the agent asks for (the real consumer is exercised in the worker tests)
+    def __init__(self) -> None:
+        self.seeks: list[tuple[TP, int]] = []
+
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.seeks += list(partitions.items())
+
+
+def events(*offsets: int) -> list:
+    return [SimpleNamespace(message=SimpleNamespace(offset=o)) for o in offsets]
+
+
+def offsets(admitted: list) -> list[int]:
+    return [e.message.offset for e in admitted]
+
+
+def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
+    markers = {0: None, 1: 9}
+    app = SimpleNamespace(consumer=Consumer())
+    metrics = StageMetrics("test")
+    seq = InSequence(app, "news.scored", lambda p: None if markers[p] is None else markers[p] + 1, metrics,
+                     give_up_s=3600)
+
+    def admit(partition, *offs):
+        return offsets(asyncio.run(seq.admit(partition, events(*offs))))
+
+    assert admit(0, 5, 4, 6) == [4, 5, 6]             # nothing folded yet: from the first offset seen
+    assert admit(1, 11, 10, 12) == [10, 11, 12]       # sorted, from the marker's next offset
+    assert admit(1, 8, 9, 10, 11) == [8, 9, 10, 11]   # replays below the marker pass (the state skips them)
+    assert app.consumer.seeks == []
+    assert admit(1, 10, 11, 15, 16) == [10, 11]       # a hole inside the batch: the run before it only
+    assert app.consumer.seeks == [(TP("news.scored", 1), 12)]
+    markers[1] = 11  # the agent folded 10 and 11
+    assert admit(1, 13, 14) == []                      # records fetched before the seek: set aside
+    assert app.consumer.seeks == [(TP("news.scored", 1), 12)]  # sought back once per hole
+    assert metrics.rewinds._value.get() == 1
+
+    seq.give_up_s = 0  # the hole persists: the records are gone (retention): carry on, counted as an error
+    assert admit(1, 13, 14) == [13, 14]
+    assert metrics.errors.labels("offset_gap")._value.get() == 1
