@@ -10,9 +10,9 @@ after its last item).
 State per (rule, topic) lives in the changelog-backed table ``alerts-by-rule-topic``: the
 state machine, the trailing baseline of final windows, and the highest ``sentiment.windows``
 offset applied; one marker per partition holds the highest offset evaluated, so a batch
-delivered past it is set aside and the partition sought back (``faust_state.InSequence``). Events are acknowledged before the state is written, so a crash can repeat
-an event (same fingerprint and seq; receivers and ``moodwire notify`` drop repeats) but never
-lose one.
+delivered past it is set aside and the partition sought back (``faust_state.InSequence``).
+Events are acknowledged before the state is written, so a crash can repeat an event (same
+fingerprint and seq; receivers and ``moodwire notify`` drop repeats) but never lose one.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from alerts.rules import Rule
 from moodwire.errors import RecordError
 from moodwire.records import AlertEvent, DeadLetter, Evidence, TopicWindow, decode
 from moodwire.topics import ALERTS, SENTIMENT_WINDOWS
+from streams.aggregate import marker_key
 from streams.faust_state import InSequence, as_current, by_partition, write
 
 log = logging.getLogger("moodwire.alerts")
 TABLE = "alerts-by-rule-topic"
-MARKER_PREFIX = "~partition/"  # highest sentiment.windows offset evaluated, per partition
 SEP = "\x1f"
 
 
@@ -59,12 +59,8 @@ class AlertEvaluator:
         self.windows = app.topic(SENTIMENT_WINDOWS, partitions=partitions, **raw)
         self.alerts = app.topic(ALERTS, partitions=partitions, **raw)
         self.table = app.Table(TABLE, default=None, partitions=partitions)
-        self.sequence = InSequence(app, SENTIMENT_WINDOWS, self._next_offset, metrics)
+        self.sequence = InSequence(app, SENTIMENT_WINDOWS, self.table, metrics)
         app.agent(self.windows, name="evaluate-alerts")(self._agent)
-
-    def _next_offset(self, partition: int) -> int | None:
-        marker = self.table.data.get(f"{MARKER_PREFIX}{partition}")
-        return None if marker is None else marker["offset"] + 1
 
     async def _agent(self, stream) -> None:
         async for events in stream.take_events(500, within=0.5):
@@ -111,8 +107,8 @@ class AlertEvaluator:
             log.warning("alert %s: rule %s on %r, value %.3f vs %.3f (seq %d, fingerprint %s)", e.status, e.rule,
                         e.topic, e.value, e.threshold, e.seq, e.fingerprint)
         # The partition marker: the next batch must start right after it (InSequence).
-        marker = state.get(f"{MARKER_PREFIX}{partition}") or {"offset": -1}
-        writes[f"{MARKER_PREFIX}{partition}"] = {"offset": max(marker["offset"], *(e.message.offset for e in events)),
+        marker = state.get(marker_key(partition)) or {"offset": -1}
+        writes[marker_key(partition)] = {"offset": max(marker["offset"], *(e.message.offset for e in events)),
                                                  "partition": partition}
         as_current(events[-1])
         futures = [write(self.table, partition, key, value) for key, value in writes.items()]

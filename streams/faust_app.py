@@ -12,8 +12,8 @@ Components started: one Faust app (consumer group ``moodwire-aggregate``) with
 - timers: the throttled emitter of changed windows, and the idle-partition heartbeat.
 
 Table recovery reads the changelog to end offsets verified by a fetch (``streams.faust_transport``;
-the embedded broker under-reports them). Micro-batches mix source partitions: table writes go through ``streams.faust_state``, which
-names each write's partition and sets the current event Faust and its rocksdb store use.
+the embedded broker under-reports them). Micro-batches mix source partitions: table writes go
+through ``streams.faust_state``, which names each write's partition and sets the current event Faust and its rocksdb store use.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class AggregateApp:
         # Keys and values are plain JSON on the changelog (no model types: recovery needs none).
         self.table = app.Table(TABLE, default=None, partitions=settings.kafka_partitions)
         self.table.on_recover(self._recovered)
-        self.sequence = InSequence(app, NEWS_SCORED, self._next_offset, self.metrics)
+        self.sequence = InSequence(app, NEWS_SCORED, self.table, self.metrics)
         app.agent(self.scored, name="aggregate")(self._aggregate_agent())
         if sink:
             app.agent(self.scored, name="sink-items")(self._sink_agent(ScoredNews, upsert_items, 500))
@@ -96,10 +96,6 @@ class AggregateApp:
 
     def _write(self, partition: int, key: str, value: dict | None):
         return write(self.table, partition, key, value)
-
-    def _next_offset(self, partition: int) -> int | None:
-        marker = self.state.get(marker_key(partition))
-        return None if marker is None else marker["offset"] + 1
 
     async def _recovered(self) -> None:
         for partition in list(self.aggregator.index):

@@ -14,10 +14,11 @@ import logging
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Callable
 
 from faust.streams import _current_event
 from faust.types import TP
+
+from streams.aggregate import marker_key
 
 log = logging.getLogger("moodwire.streams")
 
@@ -51,15 +52,19 @@ class InSequence:
     transactional producer), the records are really gone: said as an error and counted, and
     the partition carries on from what is there."""
 
-    def __init__(self, app, topic: str, next_offset: Callable[[int], int | None], metrics,
-                 give_up_s: float = 30.0) -> None:
-        self.app, self.topic, self.next_offset, self.metrics = app, topic, next_offset, metrics
+    def __init__(self, app, topic: str, table, metrics, give_up_s: float = 30.0) -> None:
+        self.app, self.topic, self.table, self.metrics = app, topic, table, metrics
         self.give_up_s = give_up_s
         self.rewinds: dict[int, tuple[int, float]] = {}  # partition → (offset sought back to, when)
 
+    def next_offset(self, partition: int) -> int | None:
+        """The offset after the partition's marker (``{"offset": …}`` under ``marker_key``)."""
+        marker = self.table.data.get(marker_key(partition))
+        return None if marker is None else marker["offset"] + 1
+
     async def admit(self, partition: int, events: list) -> list:
         """The events that may be folded in now, in offset order (replays below the marker
-        included: the state skips them)."""
+        included: the state skips them). Make one of the events current first (rocksdb)."""
         ordered = sorted(events, key=lambda e: e.message.offset)
         expected = self.next_offset(partition)
         if expected is None:

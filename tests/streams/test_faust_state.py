@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
+from streams.aggregate import marker_key
 from streams.faust_state import InSequence
 from streams.metrics import StageMetrics
 
@@ -29,11 +30,10 @@ def offsets(admitted: list) -> list[int]:
 
 
 def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
-    markers = {0: None, 1: 9}
     app = SimpleNamespace(consumer=Consumer())
     metrics = StageMetrics("test")
-    seq = InSequence(app, "news.scored", lambda p: None if markers[p] is None else markers[p] + 1, metrics,
-                     give_up_s=3600)
+    table = SimpleNamespace(data={marker_key(1): {"offset": 9}})  # partition 0: nothing folded yet
+    seq = InSequence(app, "news.scored", table, metrics, give_up_s=3600)
 
     def admit(partition, *offs):
         return offsets(asyncio.run(seq.admit(partition, events(*offs))))
@@ -44,7 +44,7 @@ def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
     assert app.consumer.seeks == []
     assert admit(1, 10, 11, 15, 16) == [10, 11]       # a hole inside the batch: the run before it only
     assert app.consumer.seeks == [(TP("news.scored", 1), 12)]
-    markers[1] = 11  # the agent folded 10 and 11
+    table.data[marker_key(1)] = {"offset": 11}  # the agent folded 10 and 11
     assert admit(1, 13, 14) == []                      # records fetched before the seek: set aside
     assert app.consumer.seeks == [(TP("news.scored", 1), 12)]  # sought back once per hole
     assert metrics.rewinds._value.get() == 1
