@@ -60,6 +60,9 @@ def faust_config(settings: Settings, app_id: str, datadir: str | None = None) ->
         "recovery_consistency_check": settings.aggregate_recovery_check,
         "table_standby_replicas": 0,
         "producer_acks": -1,
+        # whole micro-batches leave as a few producer batches (streams.faust_state.send_records);
+        # aiokafka queues one batch per partition at a time, so 16 KB batches meant waits
+        "producer_max_batch_size": 512 * 1024,
         "web_enabled": False,
         "stream_wait_empty": False,
     }

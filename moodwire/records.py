@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError,
@@ -28,6 +29,7 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+@lru_cache(maxsize=65_536)  # the same evidence times are written again and again (window records)
 def format_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

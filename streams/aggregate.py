@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from moodwire.records import ScoredNews, TopicWindow
 from moodwire.spans import WindowSpec
-from streams.windows import EPOCH, Bucket, bucket_start, to_window
+from streams.windows import EPOCH, Bucket, bucket_start, point_of, to_window
 
 MARKER_PREFIX = "~partition/"
 SEP = "\x1f"
@@ -103,6 +103,8 @@ class Aggregator:
         self.retention = retention if retention is not None else longest
         self.horizon = longest + self.retention  # buckets older than watermark − horizon are dropped
         self.index: dict[int, set[str]] = {}      # partition → bucket keys held for it
+        self.held: set[str] = set()                # every partition's bucket keys (a miss costs no lookup)
+        self.by_name = {spec.name: spec for spec in self.windows}
         self.topics: dict[int, dict[str, tuple[datetime, datetime]]] = {}  # partition → topic → first, last bucket start
         self.expiry: dict[int, list[tuple[datetime, str]]] = {}  # partition → heap of (bucket end, key)
         self.clock_watermark: dict[int, datetime] = {}  # heartbeat advances (not persisted)
@@ -116,7 +118,7 @@ class Aggregator:
                 self._remember(partition, key)
 
     def forget(self, partition: int) -> None:
-        self.index.pop(partition, None)
+        self.held -= self.index.pop(partition, set())
         self.topics.pop(partition, None)
         self.expiry.pop(partition, None)
         self.clock_watermark.pop(partition, None)
@@ -137,6 +139,7 @@ class Aggregator:
         max_event = _time(marker["max_event"])
         old_wm = self.watermark(state, partition)
         per_key: dict[str, list[tuple[int, ScoredNews, bool]]] = {}
+        points: dict[str, tuple] = {}
         last = done
         for offset, item in sorted(records, key=lambda r: r[0]):
             if offset <= last:  # processed before (marker), or delivered twice in this batch
@@ -149,8 +152,10 @@ class Aggregator:
             late = wm_now is not None and item.published_at < wm_now
             if late:
                 result.late.append(Late(offset, item, wm_now))
-            elif max_event is None or item.published_at > max_event:
-                max_event = item.published_at
+            else:
+                points[item.id] = point_of(item)  # once, not once per step
+                if max_event is None or item.published_at > max_event:
+                    max_event = item.published_at
             at = item.published_at.timestamp()
             for step_s in self.step_seconds:
                 key = _key(item.topic, step_s, int(at // step_s) * step_s)
@@ -172,7 +177,7 @@ class Aggregator:
                 continue
             bucket = Bucket.from_dict(stored) if stored else Bucket()
             bucket.late += sum(1 for _, _, late in fresh if late)
-            bucket.add_many(item for _, item, late in fresh if not late)
+            bucket.add_many((item for _, item, late in fresh if not late), points)
             result.bucket_writes[key] = {**bucket.to_dict(), "offset": max(o for o, _, _ in fresh),
                                          "partition": partition}
             self._remember(partition, key)
@@ -216,7 +221,11 @@ class Aggregator:
         return to_window(topic, spec.name, start, end, total, final=watermark is not None and end <= watermark)
 
     def _bucket(self, state: Mapping[str, dict], key: str) -> Bucket | None:
-        """The parsed bucket, cached while the stored value is the same object."""
+        """The parsed bucket, cached while the stored value is the same object. Keys this
+        worker holds no bucket for are not looked up (most of a long window's steps, and a
+        table lookup that misses costs an exception)."""
+        if key not in self.held:
+            return None
         stored = state.get(key)
         if not stored:
             self.cache.pop(key, None)
@@ -229,7 +238,7 @@ class Aggregator:
         return bucket
 
     def spec(self, name: str) -> WindowSpec:
-        return next(s for s in self.windows if s.name == name)
+        return self.by_name[name]
 
     def _touched(self, writes) -> set[tuple[str, str, datetime]]:
         touched = set()
@@ -269,6 +278,7 @@ class Aggregator:
         if key in keys:
             return
         keys.add(key)
+        self.held.add(key)
         topic, step, start = parse_bucket_key(key)
         topics = self.topics.setdefault(partition, {})
         first, last = topics.get(topic, (start, start))
@@ -285,6 +295,7 @@ class Aggregator:
             _, key = heapq.heappop(heap)
             if key in keys:
                 keys.discard(key)
+                self.held.discard(key)
                 gone[key] = None
                 self.cache.pop(key, None)
         if gone and partition in self.topics:  # first bucket per topic moves on

@@ -17,7 +17,6 @@ fingerprint and seq; receivers and ``moodwire notify`` drop repeats) but never l
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
@@ -27,7 +26,7 @@ from moodwire.errors import RecordError
 from moodwire.records import AlertEvent, DeadLetter, Evidence, TopicWindow, decode
 from moodwire.topics import ALERTS, SENTIMENT_WINDOWS
 from streams.aggregate import marker_key
-from streams.faust_state import InSequence, as_current, by_partition, write
+from streams.faust_state import Changelog, InSequence, as_current, by_partition
 
 log = logging.getLogger("moodwire.alerts")
 TABLE = "alerts-by-rule-topic"
@@ -60,6 +59,7 @@ class AlertEvaluator:
         self.alerts = app.topic(ALERTS, partitions=partitions, **raw)
         self.table = app.Table(TABLE, default=None, partitions=partitions)
         self.sequence = InSequence(app, SENTIMENT_WINDOWS, self.table, metrics)
+        self.changelog = Changelog(self.table)
         app.agent(self.windows, name="evaluate-alerts")(self._agent)
 
     async def _agent(self, stream) -> None:
@@ -111,9 +111,9 @@ class AlertEvaluator:
         writes[marker_key(partition)] = {"offset": max(marker["offset"], *(e.message.offset for e in events)),
                                                  "partition": partition}
         as_current(events[-1])
-        futures = [write(self.table, partition, key, value) for key, value in writes.items()]
-        if futures:
-            await asyncio.gather(*futures)
+        for key, value in writes.items():
+            self.changelog.put(partition, key, value)
+        await self.changelog.flush()
 
 
 def _remember(history: list[dict], window: TopicWindow, rule: Rule) -> list[dict]:

@@ -12,6 +12,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from operator import itemgetter
 
 from moodwire.records import Evidence, ScoredNews, TopicWindow
 
@@ -43,16 +45,12 @@ class Bucket:
     most_positive: list[tuple] = field(default_factory=list)
 
     def add(self, item: ScoredNews) -> None:
-        self.count += 1
-        self.total += item.score
-        self.sum_sq += item.score * item.score
-        setattr(self, item.sentiment, getattr(self, item.sentiment) + 1)
-        point = _point(item)
-        self._keep_extremes([point], [point])
+        self.add_many([item])
 
-    def add_many(self, items: Iterable[ScoredNews]) -> None:
-        """``add`` for a micro-batch: the extremes are merged once, not once per item."""
-        points = []
+    def add_many(self, items: Iterable[ScoredNews], points: Mapping[str, tuple] | None = None) -> None:
+        """``add`` for a micro-batch: the extremes are merged once, not once per item.
+        ``points``: the items' evidence points by id, when the caller has them already."""
+        new = []
         for item in items:
             score = item.score
             self.count += 1
@@ -64,12 +62,15 @@ class Bucket:
                 self.positive += 1
             else:
                 self.neutral += 1
-            points.append(_point(item))
-        self._keep_extremes(points, points)
+            new.append(points[item.id] if points is not None else point_of(item))
+        # a re-delivered item is one point, not two (the set)
+        self.most_negative = _lowest({*self.most_negative, *new})
+        self.most_positive = _highest({*self.most_positive, *new})
 
     @classmethod
     def total_of(cls, buckets: Iterable["Bucket"]) -> "Bucket":
-        """The sum of many buckets (one merge of the extremes)."""
+        """The sum of many buckets (one merge of the extremes). The buckets are disjoint
+        spans of one step, so no item is in two of them."""
         out = cls()
         negatives, positives = [], []
         for b in buckets:
@@ -80,16 +81,11 @@ class Bucket:
             out.neutral += b.neutral
             out.positive += b.positive
             out.late += b.late
-            negatives.extend(b.most_negative)
-            positives.extend(b.most_positive)
-        out._keep_extremes(negatives, positives)
+            negatives += b.most_negative
+            positives += b.most_positive
+        out.most_negative = _lowest(negatives)
+        out.most_positive = _highest(positives)
         return out
-
-    def _keep_extremes(self, negatives: Iterable[tuple[float, str]], positives: Iterable[tuple[float, str]]) -> None:
-        # Ties are broken by id so the result does not depend on arrival order.
-        self.most_negative = heapq.nsmallest(EVIDENCE_K, {*self.most_negative, *map(tuple, negatives)})
-        self.most_positive = sorted(heapq.nlargest(EVIDENCE_K, {*self.most_positive, *map(tuple, positives)},
-                                                   key=lambda p: (p[0], p[1])), key=lambda p: (-p[0], p[1]))
 
     @property
     def mean(self) -> float:
@@ -115,18 +111,48 @@ class Bucket:
                    [tuple(p) for p in data["most_positive"]])
 
 
-def _point(item: ScoredNews) -> tuple:
+def _lowest(points) -> list[tuple]:
+    """The ``EVIDENCE_K`` lowest points, lowest first; ties by id (arrival order plays no part)."""
+    return heapq.nsmallest(EVIDENCE_K, points) if len(points) > EVIDENCE_K else sorted(points)
+
+
+def _highest(points) -> list[tuple]:
+    """The ``EVIDENCE_K`` highest points, highest first; ties by id."""
+    top = heapq.nlargest(EVIDENCE_K, points, key=_score_id) if len(points) > EVIDENCE_K else points
+    return sorted(top, key=_descending)
+
+
+_score_id = itemgetter(0, 1)
+
+
+def _descending(point: tuple) -> tuple:
+    return -point[0], point[1]
+
+
+def point_of(item: ScoredNews) -> tuple:
+    """An item as evidence: (score, id, title, url, published_at ISO); lists compare by score
+    then id (ids are unique, so the later fields never take part)."""
     return (item.score, item.id, item.title[:300], item.url, item.published_at.isoformat())
 
 
 def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Bucket, final: bool) -> TopicWindow:
+    """The window record of ``bucket``'s sums. Built without re-validation (``model_construct``):
+    every field is computed here from validated items, in range by construction; validating
+    ~10 evidence entries per record took most of the aggregate worker's time
+    (tests/streams/test_windows.py checks the records against a validated copy)."""
     n = bucket.count
-    return TopicWindow(
+    return TopicWindow.model_construct(
         topic=topic, window=name, start=start, end=end, count=n, mean_score=max(-1.0, min(1.0, bucket.mean)),
         sum_sq=bucket.sum_sq, negative_share=bucket.negative / n if n else 0.0,
         neutral_share=bucket.neutral / n if n else 0.0, positive_share=bucket.positive / n if n else 0.0,
         late_count=bucket.late, most_negative=[p[1] for p in bucket.most_negative],
         most_positive=[p[1] for p in bucket.most_positive],
-        evidence=[Evidence(id=p[1], title=p[2], url=p[3], score=p[0], published_at=p[4])
-                  for p in (*bucket.most_negative, *bucket.most_positive) if len(p) >= 5],
+        evidence=[_evidence(p) for p in (*bucket.most_negative, *bucket.most_positive) if len(p) >= 5],
         final=final)
+
+
+@lru_cache(maxsize=16_384)  # the same items are the evidence of many overlapping windows
+def _evidence(point: tuple) -> Evidence:
+    score, item, title, url, published = point
+    return Evidence.model_construct(id=item, title=title, url=url, score=score,
+                                    published_at=datetime.fromisoformat(published))

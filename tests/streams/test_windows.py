@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from moodwire.records import ScoredNews, item_id
+from moodwire.records import ScoredNews, TopicWindow, decode, item_id
 from moodwire.spans import parse_span
 from streams.windows import Bucket, bucket_start, to_window
 
@@ -69,6 +69,25 @@ def test_windows_match_an_independent_pandas_computation():
         assert w.most_positive == expected_pos
         assert [e.id for e in w.evidence] == expected_neg + expected_pos
         assert all(e.title.startswith("item ") for e in w.evidence)
+
+
+def test_window_records_built_unvalidated_are_valid_records():
+    """to_window skips validation for speed: every record it builds must survive the strict
+    decode unchanged, and equal a validated copy."""
+    rng = random.Random(3)
+    buckets = [Bucket(late=2)]  # no items, only late ones
+    for n in (1, 2, 7, 60):
+        b = Bucket()
+        b.add_many(scored(i, "Macro", rng.uniform(0, 5), rng.choice([-1.0, 1.0, round(rng.uniform(-1, 1), 4)]))
+                   for i in range(n))
+        buckets.append(b)
+        assert len(b.most_negative) == len(b.most_positive) == min(5, n)
+    buckets.append(Bucket(count=3, total=3.0000000000000004, sum_sq=3.0, positive=3))  # mean just over 1: clamped
+    for bucket in buckets:
+        w = to_window("Macro", "5m", T0, T0 + 5 * MIN, bucket, final=bucket.count > 2)
+        assert decode(TopicWindow, w.encode()) == w
+        assert TopicWindow.model_validate(w.model_dump()) == w
+        assert len(w.evidence) == len(bucket.most_negative) + len(bucket.most_positive)
 
 
 def test_bucket_round_trips_through_its_table_form():
