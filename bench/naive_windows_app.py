@@ -4,9 +4,11 @@
   hopping 1 h / 5 min, hopping 24 h / 1 h) one by one, windowed by the record timestamp
   (Faust's default; the cost per update is the same);
 - ``noop``: a ``take_events`` agent that decodes each record and does nothing else — the
-  ceiling of a Faust worker on this machine and broker.
+  ceiling of a Faust worker on this machine and broker;
+- ``noop-moodwire``: the same with Moodwire's consumer (``streams.faust_transport``: inline
+  record delivery) — the ceiling of ``moodwire aggregate``.
 
-    python bench/naive_windows_app.py naive|noop BOOTSTRAP DATADIR METRICS_PORT
+    python bench/naive_windows_app.py naive|noop|noop-moodwire BOOTSTRAP DATADIR METRICS_PORT
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from moodwire.kafka import faust_config  # noqa: E402
 from moodwire.records import ScoredNews, decode  # noqa: E402
 from moodwire.settings import load_settings  # noqa: E402
 from moodwire.topics import NEWS_SCORED  # noqa: E402
+from streams.faust_transport import install as install_transport  # noqa: E402
 
 
 def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
@@ -32,6 +35,8 @@ def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
     items = Counter("moodwire_aggregate_items", "items", registry=registry)
     start_http_server(port, addr="127.0.0.1", registry=registry)
     app = faust.App(**faust_config(settings, "naive-windows", datadir))
+    if mode == "noop-moodwire":
+        install_transport(app)
     scored = app.topic(NEWS_SCORED, partitions=settings.kafka_partitions, key_serializer="raw", value_serializer="raw")
     tables = [
         app.Table("w5m", default=int, partitions=settings.kafka_partitions).tumbling(timedelta(minutes=5), expires=timedelta(days=2)),
@@ -52,7 +57,7 @@ def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
                 table[item.topic] += 1  # one windowed update per item and table
             items.inc()
 
-    app.agent(scored, name=mode)(noop if mode == "noop" else naive)
+    app.agent(scored, name=mode)(naive if mode == "naive" else noop)
     Path(datadir).mkdir(parents=True, exist_ok=True)
     faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
 
