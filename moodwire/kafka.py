@@ -41,9 +41,9 @@ def consumer_config(settings: Settings, group_id: str, client_id: str) -> dict[s
 def faust_config(settings: Settings, app_id: str, datadir: str | None = None) -> dict[str, Any]:
     """Faust app settings. What the embedded broker needs (BROKER.md) is here and only here:
     pre-created topics with the configured partitions, replication from settings, short
-    session / rebalance timeouts with 1 s heartbeats, earliest offsets; with ``rocksdb://``
-    on the embedded broker set ``MOODWIRE_AGGREGATE_RECOVERY_CHECK=false`` (its end offsets
-    are wrong)."""
+    session / rebalance timeouts with 1 s heartbeats, earliest offsets. The embedded broker's
+    wrong end offsets are corrected in the transport (``streams.faust_transport``), so Faust's
+    recovery consistency check holds with ``rocksdb://`` there too."""
     session_s = settings.kafka_session_timeout_ms / 1000
     return {
         "id": app_id,

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     aggregate_batch_wait_ms: int = Field(200, ge=1, le=60_000)
     aggregate_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     aggregate_recovery_check: bool = Field(
-        True, description="Faust recovery consistency check; the embedded broker needs false with rocksdb://")
+        True, description="Faust recovery consistency check (persisted offsets vs. the changelog's verified end)")
     # Alerts
     alert_rules: Path | None = Field(None, description="YAML file of alert rules")
     notify_config: Path | None = Field(None, description="YAML file of the notifier: routing tree, receivers")

@@ -65,7 +65,6 @@ class AlertEvaluator:
     async def _agent(self, stream) -> None:
         async for events in stream.take_events(500, within=0.5):
             for partition, group in by_partition(events).items():
-                as_current(group[-1])  # the rocksdb store reads a key from the current event's partition
                 admitted = await self.sequence.admit(partition, group)
                 if admitted:
                     await self._evaluate(partition, admitted)

@@ -136,7 +136,6 @@ class AggregateApp:
                 started = time.perf_counter()
                 groups = {}
                 for partition, group in by_partition(events).items():
-                    as_current(group[-1])  # the rocksdb store reads a key from the current event's partition
                     admitted = await self.sequence.admit(partition, group)
                     if admitted:
                         groups[partition] = admitted

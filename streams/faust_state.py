@@ -70,7 +70,9 @@ class InSequence:
 
     async def admit(self, partition: int, events: list) -> list:
         """The events that may be folded in now, in offset order (replays below the marker
-        included: the state skips them). Make one of the events current first (rocksdb)."""
+        included: the state skips them). One of the partition's events is made current first:
+        the rocksdb store reads a key from the current event's partition only."""
+        as_current(events[-1])
         ordered = sorted(events, key=lambda e: e.message.offset)
         expected = self.next_offset(partition)
         if expected is None:

@@ -21,8 +21,13 @@ class Consumer:  # records the seeks the agent asks for (the real consumer is ex
         self.seeks += list(partitions.items())
 
 
+class Event:  # weak-referenceable, as Faust's events (InSequence makes one current)
+    def __init__(self, offset: int) -> None:
+        self.message = SimpleNamespace(offset=offset)
+
+
 def events(*offsets: int) -> list:
-    return [SimpleNamespace(message=SimpleNamespace(offset=o)) for o in offsets]
+    return [Event(o) for o in offsets]
 
 
 def offsets(admitted: list) -> list[int]:
