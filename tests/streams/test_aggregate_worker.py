@@ -130,10 +130,6 @@ def test_sigkill_mid_stream_then_restart_gives_exact_windows_memory_store_embedd
     _kill_and_restart(fresh_embedded, tmp_path, "memory://")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 5, kept non-strict until more clean runs: with the rocksdb store on Apache Kafka a worker read a stale "
-    "partition marker (Faust's rocksdb store reads the current event's partition only) and windows came out short "
-    "in 1 of 3 runs early in session 4; after that fix 5 of 5 runs were exact. The memory store passes (strict)."))
 def test_sigkill_mid_stream_then_restart_gives_exact_windows_rocksdb_store_apache_kafka(fresh_apache_kafka, tmp_path):
     _kill_and_restart(fresh_apache_kafka, tmp_path, "rocksdb://")
 
