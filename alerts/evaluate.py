@@ -41,6 +41,7 @@ class Reading:
     value: float
     holds: bool
     recovered: bool  # past the recovery threshold (hysteresis); equals ``not holds`` without one
+    why: str | None = None  # why the rule cannot judge this window (a firing alert then resolves)
 
 
 def baseline_of(history: Sequence[dict], window: TopicWindow, span: timedelta) -> list[dict]:
@@ -67,9 +68,9 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
             recovered = not holds
         else:
             recovered = value >= rule.recover if kind == "mean_below" else value <= rule.recover
-        return Reading(value, enough and holds, recovered or not enough)
+        return Reading(value, enough and holds, recovered or not enough, _unjudged(rule, window, recovered, enough))
     if len(baseline) < MIN_BASELINE:
-        return Reading(0.0, False, True)
+        return Reading(0.0, False, True, f"baseline of {len(baseline)} earlier windows, {MIN_BASELINE} needed")
     if kind == "volume_spike":
         counts = [h["count"] for h in baseline]
         mu = statistics.fmean(counts)
@@ -81,7 +82,7 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
             value = min(value, 1e6)
         holds = value > rule.threshold
         recovered = (value <= rule.recover) if rule.recover is not None else not holds
-        return Reading(value, enough and holds, recovered or not enough)
+        return Reading(value, enough and holds, recovered or not enough, _unjudged(rule, window, recovered, enough))
     # shift: the window's mean against the count-weighted mean of the baseline windows
     total = sum(h["count"] for h in baseline)
     base_mean = sum(h["mean"] * h["count"] for h in baseline) / total if total else 0.0
@@ -92,7 +93,14 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
         recovered = not holds
     else:
         recovered = value >= rule.recover if below else value <= rule.recover
-    return Reading(value, enough and holds, recovered or not enough)
+    return Reading(value, enough and holds, recovered or not enough, _unjudged(rule, window, recovered, enough))
+
+
+def _unjudged(rule: Rule, window: TopicWindow, recovered: bool, enough: bool) -> str | None:
+    """Said on a resolution that comes from too few items, not from the value recovering."""
+    if enough or recovered:
+        return None
+    return f"{window.count} items in the window, under min_count {rule.min_count}: not judged"
 
 
 def new_state() -> dict:
@@ -113,14 +121,14 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
     state["value"] = reading.value
     events: list[AlertEvent] = []
 
-    def emit(status: str, ends_at: datetime | None = None) -> None:
+    def emit(status: str, ends_at: datetime | None = None, reason: str | None = None) -> None:
         state["seq"] += 1
         state["last_event"] = now.isoformat()
         events.append(AlertEvent(
             fingerprint=fingerprint(rule, topic), rule=rule.name, topic=topic, status=status,
             value=reading.value, threshold=rule.threshold, window=rule.window,
             starts_at=_t(state["starts_at"]), ends_at=ends_at, evidence=list(evidence), seq=state["seq"],
-            severity=rule.severity, labels=dict(rule.labels)))
+            severity=rule.severity, labels=dict(rule.labels), reason=reason))
 
     status = state["status"]
     if status in (INACTIVE, PENDING):
@@ -139,7 +147,7 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
         clear_since = _t(state["clear_since"]) or now
         state["clear_since"] = clear_since.isoformat()
         if now - clear_since >= rule.keep_firing_for:
-            emit("resolved", ends_at=now)
+            emit("resolved", ends_at=now, reason=reading.why)
             state.update(status=INACTIVE, since=None, clear_since=None, starts_at=None)
         return state, events
     state["clear_since"] = None

@@ -35,7 +35,7 @@ class DeliveryError(AlertsError):
 def _headline(event: AlertEvent) -> str:
     verb = "FIRING" if event.status == "firing" else "RESOLVED"
     return (f"[{verb}] {event.rule} on {event.topic} ({event.severity}): {event.value:+.3f} vs "
-            f"{event.threshold:+.3f} over the {event.window} window")
+            f"{event.threshold:+.3f} over the {event.window} window" + (f" ({event.reason})" if event.reason else ""))
 
 
 def subject(events: list[AlertEvent]) -> str:

@@ -40,10 +40,12 @@ def alert_card(index: int, a) -> html.Div:
            else html.Button("Acknowledge", id={"type": ids.ALERT_ACTION, "action": "ack", "index": index},
                             className="ack"))
     until = f" until {a.ends_at:%Y-%m-%d %H:%M}" if isinstance(a.ends_at, pd.Timestamp) and not pd.isna(a.ends_at) else ""
+    reason = getattr(a, "reason", None)
+    why = f" ({reason})" if isinstance(reason, str) and reason else ""  # a resolution the value did not earn
     return html.Div([
         html.Div([html.Strong(f"{a.rule} on {a.topic}"), html.Span(f" {status}", className=f"status-{status}"),
                   html.Span(f" · {a.severity} · {a.window} window · value {fmt(a.value)} vs {fmt(a.threshold)} · "
-                            f"since {a.starts_at:%Y-%m-%d %H:%M}{until}")]),
+                            f"since {a.starts_at:%Y-%m-%d %H:%M}{until}{why}")]),
         html.Ul([html.Li([html.Span(f"{e.get('score', 0):+.2f} "), headline_link(e.get("title", ""), e.get("url"))])
                  for e in evidence]),
         html.Div([html.Span(f"delivery: {a.delivery}  "), ack,

@@ -104,8 +104,8 @@ def alert_episodes(engine: Engine, rng: TimeRange | None = None, topic: str | No
             .group_by(notify_outbox.c.fingerprint, notify_outbox.c.status)).mappings().all())
     if frame.empty:
         return pd.DataFrame(columns=["fingerprint", "seq", "rule", "topic", "status", "severity", "value", "threshold",
-                                     "window", "starts_at", "ends_at", "evidence", "acked_by", "acked_at",
-                                     "delivery"])
+                                     "window", "starts_at", "ends_at", "evidence", "reason", "acked_by",
+                                     "acked_at", "delivery"])
     frame = _utc(frame, "starts_at", "ends_at", "acked_at", "received_at")
     if rng is not None:
         frame = frame[frame["ends_at"].isna() | (frame["ends_at"] >= rng.start)]

@@ -140,6 +140,8 @@ class AlertEvent(Record):
     seq: int = Field(ge=1)
     severity: str = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
+    # a resolution the value did not earn (too few items, too short a baseline): why
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class DeadLetter(Record):

@@ -102,6 +102,7 @@ alert_events = Table(
     Column("ends_at", DateTime(timezone=True)),
     Column("evidence", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text),  # version 5: why a resolution was not earned by the value
 )
 Index("alert_events_topic_time", alert_events.c.topic, alert_events.c.starts_at)
 
@@ -185,11 +186,13 @@ schema_version = Table(
 )
 
 # version → tables it introduced. New versions append here; a change to an existing table
-# gets its own step (ALTER statements) in MIGRATIONS.
-SCHEMA_VERSION = 4
+# gets its own step in COLUMNS_BY_VERSION (a store that created the table at its current
+# shape already has the column).
+SCHEMA_VERSION = 5
 TABLES_BY_VERSION = {1: ("ingest_seen", "feed_state"), 2: ("scored_news", "topic_windows"),
                      3: ("alert_events", "notify_outbox", "notify_batches", "notify_attempts", "silences"),
-                     4: ("alert_acks",)}
+                     4: ("alert_acks",), 5: ()}
+COLUMNS_BY_VERSION = {5: (("alert_events", "reason"),)}
 
 
 def migrate(engine: Engine) -> int:
@@ -208,6 +211,11 @@ def migrate(engine: Engine) -> int:
         for version in range(current + 1, SCHEMA_VERSION + 1):
             for name in TABLES_BY_VERSION[version]:
                 metadata.tables[name].create(conn, checkfirst=True)
+            for name, column in COLUMNS_BY_VERSION.get(version, ()):
+                if column not in {c["name"] for c in inspect(conn).get_columns(name)}:
+                    spec = metadata.tables[name].c[column]
+                    conn.exec_driver_sql(f'ALTER TABLE {name} ADD COLUMN {column} '
+                                         f'{spec.type.compile(dialect=conn.dialect)}')
             conn.execute(schema_version.insert().values(version=version, applied_at=datetime.now(timezone.utc)))
     return SCHEMA_VERSION
 

@@ -10,7 +10,8 @@ import yaml
 
 from alerts.evaluate import FIRING, INACTIVE, fingerprint, new_state, read, step
 from alerts.rules import RuleFile
-from moodwire.records import TopicWindow
+from alerts.receivers import plain_text
+from moodwire.records import AlertEvent, TopicWindow, decode
 
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=timezone.utc)
 STEP = timedelta(minutes=5)
@@ -70,6 +71,20 @@ def test_hysteresis_and_keep_firing_for_stop_flapping_on_a_noisy_series():
 def test_too_few_items_never_fire():
     _, events = run(rule(), [window(i, -0.9, count=2) for i in range(10)])
     assert events == []
+
+
+def test_a_resolution_from_too_few_items_says_so_not_only_the_value():
+    # firing on -0.9, then the news dries up: 2 items (min_count 3) still averaging -0.9
+    _, events = run(rule(), [window(i, -0.9) for i in range(3)] + [window(i, -0.9, count=2) for i in range(3, 5)])
+    assert [e.status for e in events] == ["firing", "resolved"]
+    firing, resolved = events
+    assert firing.reason is None
+    assert resolved.value == -0.9 and resolved.reason == "2 items in the window, under min_count 3: not judged"
+    assert "(2 items in the window, under min_count 3: not judged)" in plain_text([resolved])
+    assert decode(AlertEvent, resolved.encode()) == resolved
+    # a value that recovers says nothing extra, even when the window is also thin
+    _, events = run(rule(), [window(0, -0.9), window(1, 0.4, count=2)])
+    assert [e.status for e in events] == ["firing", "resolved"] and events[1].reason is None
 
 
 def test_reminders_while_firing_carry_the_same_start_and_the_next_seq():

@@ -71,7 +71,8 @@ def seed(engine, end: datetime | None = None) -> dict:
                                  for i in worst])
     old = AlertEvent(fingerprint="fp-energy", rule="negative-turn", topic="Energy | Oil", status="resolved",
                      value=-0.05, threshold=-0.3, window="1h", starts_at=end - timedelta(hours=5),
-                     ends_at=end - timedelta(hours=4), seq=2, severity="warning")
+                     ends_at=end - timedelta(hours=4), seq=2, severity="warning",
+                     reason="2 items in the window, under min_count 3: not judged")
     hook = Destination("hook", "route", ("rule", "topic"), timedelta(0), timedelta(0), timedelta(hours=4))
     for e in (event, old):
         record_event(engine, e, [hook])

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import delete
 
-from dashboards import data, figures
+from dashboards import components, data, figures
 from dashboards.auth import hash_password, load_users, verify_password, _safe_next
 from dashboards.components import safe_href
 from dashboards.errors import DashboardError
@@ -49,6 +49,10 @@ def test_alert_episodes_carry_evidence_delivery_and_acknowledgement(seeded):
     assert data.acknowledge(engine, "fp-macro", macro["starts_at"].to_pydatetime(), "ana")
     assert not data.acknowledge(engine, "fp-macro", macro["starts_at"].to_pydatetime(), "bob")
     assert data.alert_episodes(engine).iloc[0]["acked_by"] == "ana"
+    energy = episodes.iloc[1]  # resolved for lack of items: the card says so next to the value
+    assert energy["reason"] == "2 items in the window, under min_count 3: not judged" and pd.isna(macro["reason"])
+    card = str(components.alert_card(1, energy))
+    assert "(2 items in the window, under min_count 3: not judged)" in card
     # Only episodes overlapping the range: the Energy one ended 4 hours before the end.
     recent = data.alert_episodes(engine, data.TimeRange(s["end"] - timedelta(hours=2), s["end"]))
     assert list(recent["topic"]) == ["Macro"]
