@@ -45,6 +45,22 @@ class Record(BaseModel):
     def encode(self) -> bytes:
         return self.model_dump_json().encode("utf-8")
 
+    @classmethod
+    def trusted(cls, **values):
+        """An instance of values valid by construction (computed from validated records),
+        not validated again: ``model_construct`` for a complete set of fields, ~4x cheaper
+        (the aggregate worker builds hundreds of window records a second). Callers test that
+        what they build survives the strict ``decode`` unchanged."""
+        if len(values) != len(cls.model_fields):
+            raise TypeError(f"{cls.__name__}.trusted needs every field: missing "
+                            f"{sorted(set(cls.model_fields) - set(values))}, unknown {sorted(set(values) - set(cls.model_fields))}")
+        record = cls.__new__(cls)
+        object.__setattr__(record, "__dict__", values)
+        object.__setattr__(record, "__pydantic_fields_set__", set(values))
+        object.__setattr__(record, "__pydantic_extra__", None)
+        object.__setattr__(record, "__pydantic_private__", None)
+        return record
+
 
 def item_id(url: str | None, source: str, title: str) -> str:
     """Hex SHA-256 of the canonical URL, or of source + title when there is no URL."""

@@ -136,12 +136,12 @@ def point_of(item: ScoredNews) -> tuple:
 
 
 def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Bucket, final: bool) -> TopicWindow:
-    """The window record of ``bucket``'s sums. Built without re-validation (``model_construct``):
+    """The window record of ``bucket``'s sums. Built without re-validation (``Record.trusted``):
     every field is computed here from validated items, in range by construction; validating
     ~10 evidence entries per record took most of the aggregate worker's time
     (tests/streams/test_windows.py checks the records against a validated copy)."""
     n = bucket.count
-    return TopicWindow.model_construct(
+    return TopicWindow.trusted(
         topic=topic, window=name, start=start, end=end, count=n, mean_score=max(-1.0, min(1.0, bucket.mean)),
         sum_sq=bucket.sum_sq, negative_share=bucket.negative / n if n else 0.0,
         neutral_share=bucket.neutral / n if n else 0.0, positive_share=bucket.positive / n if n else 0.0,
@@ -154,5 +154,4 @@ def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Buc
 @lru_cache(maxsize=16_384)  # the same items are the evidence of many overlapping windows
 def _evidence(point: tuple) -> Evidence:
     score, item, title, url, published = point
-    return Evidence.model_construct(id=item, title=title, url=url, score=score,
-                                    published_at=datetime.fromisoformat(published))
+    return Evidence.trusted(id=item, title=title, url=url, score=score, published_at=datetime.fromisoformat(published))

@@ -4,6 +4,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from pydantic import ValidationError
 from hypothesis import given, settings, strategies as st
 
 from moodwire.errors import RecordError
@@ -123,3 +124,18 @@ def test_arbitrary_json_values_never_escape_as_other_errors(value):
 def test_any_unicode_title_roundtrips(title, source):
     item = news(title=title, source=source, id=item_id(None, source, title), url=None)
     assert decode(NewsItem, item.encode()) == item
+
+
+def test_trusted_records_equal_validated_ones_and_need_every_field():
+    values = dict(topic="Macro", window="1h", start=datetime(2026, 11, 20, 9, tzinfo=timezone.utc),
+                  end=datetime(2026, 11, 20, 10, tzinfo=timezone.utc), count=4, mean_score=-0.25, sum_sq=1.5,
+                  negative_share=0.5, neutral_share=0.25, positive_share=0.25, late_count=1, most_negative=["a"],
+                  most_positive=["b"], evidence=[], final=True)
+    trusted = TopicWindow.trusted(**values)
+    assert trusted == TopicWindow(**values) and trusted.model_fields_set == set(values)
+    assert decode(TopicWindow, trusted.encode()) == trusted
+    with pytest.raises(ValidationError, match="frozen"):
+        trusted.count = 5  # frozen like any record
+    del values["final"]
+    with pytest.raises(TypeError, match=r"needs every field: missing \['final'\]"):
+        TopicWindow.trusted(**values)
