@@ -51,9 +51,16 @@ def verified_ends(bootstrap: str, listed: Mapping[TP, int | None], timeout_s: fl
     probe = {tp: offset for tp, offset in listed.items() if offset is not None}
     if not probe:
         return ends
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             auto_offset_reset="earliest", fetch_max_wait_ms=50, max_partition_fetch_bytes=1 << 16)
+    # kafka-python narrates its connections at INFO and logs "Metadata refresh: failed Cancelled"
+    # at ERROR when the probe closes; neither is news to an operator (a probe that gets no
+    # answer is reported below), so its logger is quiet for the probe's duration.
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    consumer = None
     try:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                 auto_offset_reset="earliest", fetch_max_wait_ms=50, max_partition_fetch_bytes=1 << 16)
         parts = {TopicPartition(tp.topic, tp.partition): tp for tp in probe}
         consumer.assign(list(parts))
         for kp, tp in parts.items():
@@ -71,7 +78,9 @@ def verified_ends(bootstrap: str, listed: Mapping[TP, int | None], timeout_s: fl
             log.warning("no fetch answer for %s within %.0f s: their end offsets are the broker's ListOffsets "
                         "figures (wrong on the embedded broker)", sorted(map(str, pending)), timeout_s)
     finally:
-        consumer.close()
+        if consumer is not None:
+            consumer.close()
+        kafka_log.setLevel(level)
     return ends
 
 
