@@ -19,8 +19,11 @@ through ``streams.faust_state``, which names each write's partition and sets the
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import sys
 import time
+import traceback
 from pathlib import Path
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -288,10 +291,45 @@ def _quiet_clients(level: str) -> None:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
 
 
-def run_worker(app: AggregateApp, loglevel: str = "INFO") -> None:
-    """Run the Faust worker until SIGINT/SIGTERM (clean shutdown, offsets committed)."""
-    worker = faust.Worker(app.app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
+def dump_stacks() -> None:
+    """SIGUSR2: log every asyncio task's and thread's stack at WARNING — ask a worker that
+    seems stalled (lag > 0, nothing processed) what it is waiting on."""
+    out = io.StringIO()
+    try:
+        tasks = asyncio.all_tasks(asyncio.get_running_loop())
+    except RuntimeError:  # no loop running in this thread
+        tasks = set()
+    for task in sorted(tasks, key=lambda t: t.get_name()):
+        print(f"--- task {task.get_name()}: " + " → ".join(_awaiting(task.get_coro())), file=out)
+    for ident, stack in sys._current_frames().items():
+        print(f"--- thread {ident}", file=out)
+        traceback.print_stack(stack, limit=10, file=out)
+    log.warning("stack dump (SIGUSR2): %d asyncio tasks, %d threads\n%s", len(tasks), len(sys._current_frames()),
+                out.getvalue())
 
+
+def _awaiting(coro) -> list[str]:
+    """The chain of coroutines (and generators) ``coro`` is suspended in, outermost first."""
+    chain = []
+    while coro is not None and len(chain) < 20:
+        if isinstance(coro, asyncio.Task):  # awaiting another task: follow it
+            coro = coro.get_coro()
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_qualname} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return chain or [repr(coro)]
+
+
+class _Worker(faust.Worker):
+    def _on_sigusr2(self) -> None:  # mode's default starts pdb on the worker's terminal: a hung worker
+        dump_stacks()
+
+
+def run_worker(app: AggregateApp, loglevel: str = "INFO") -> None:
+    """Run the Faust worker until SIGINT/SIGTERM (clean shutdown, offsets committed); SIGUSR2
+    logs its stacks (``dump_stacks``)."""
+    worker = _Worker(app.app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 
 

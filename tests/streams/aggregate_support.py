@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -101,7 +102,12 @@ def final_windows(bootstrap: str, topics: set[str], want: int, timeout_s: float 
         for w in windows_of(bootstrap, topics):
             if w.final:
                 finals[(w.topic, w.window, w.start)] = w
-        if len(finals) >= want or time.monotonic() > deadline:
+        if len(finals) >= want:
+            return finals
+        if time.monotonic() > deadline:
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGUSR2)  # the worker logs its stacks: what is it waiting on?
+                time.sleep(2)
             return finals
         if process is not None and process.poll() is not None:
             raise AssertionError(f"aggregate exited with {process.returncode}:\n"

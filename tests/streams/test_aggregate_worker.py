@@ -89,6 +89,11 @@ def test_windows_are_exact_and_late_or_malformed_records_are_dead_lettered(fresh
         malformed = [d for d in letters if d.stage == "aggregate" and not d.error.startswith("late:")]
         assert sorted(base64.b64decode(d.payload_b64) for d in malformed) == sorted(garbage)
         assert all("ScoredNews" in d.error for d in malformed)
+        # Asked with SIGUSR2, a running worker logs what each task and thread is waiting on.
+        os.killpg(worker.pid, signal.SIGUSR2)
+        wait_for_log(log, "stack dump (SIGUSR2)", 1, worker, timeout_s=30)
+        dump = log.read_text(errors="replace").split("stack dump (SIGUSR2)", 1)[1]
+        assert "Agent._execute_actor" in dump and "Consumer._drain_messages" in dump and "--- thread" in dump, dump[:3000]
     finally:
         stop(worker)
     assert worker.returncode == 0, log.read_text()[-3000:]
@@ -120,7 +125,8 @@ def _kill_and_restart(bootstrap: str, tmp_path: Path, store: str, kills: int = 2
         except AssertionError as exc:  # what the workers said about recovery, skips and gaps
             said = [line for line in text.splitlines()
                     if any(w in line for w in ("recovered:", "never delivered", "WARNING", "ERROR", "heartbeat"))]
-            raise AssertionError(f"{exc}\nworker log (selected lines):\n" + "\n".join(said[-60:])) from exc
+            dump = text[text.rfind("stack dump (SIGUSR2)"):][:12000] if "stack dump (SIGUSR2)" in text else ""
+            raise AssertionError(f"{exc}\nworker log (selected lines):\n" + "\n".join(said[-60:]) + "\n" + dump) from exc
         assert text.count("recovered:") >= kills + 1 and "recovered: 0 buckets" in text
     finally:
         stop(worker)
