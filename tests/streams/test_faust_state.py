@@ -57,3 +57,31 @@ def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
     seq.give_up_s = 0  # the hole persists: the records are gone (retention): carry on, counted as an error
     assert admit(1, 13, 14) == [13, 14]
     assert metrics.errors.labels("offset_gap")._value.get() == 1
+
+
+def test_changelog_records_are_the_bytes_the_tables_own_codec_writes(tmp_path):
+    """Changelog serializes JSON tables itself (speed); recovery decodes with the table's codec,
+    so the bytes must be what that codec writes."""
+    import faust
+
+    from moodwire.kafka import faust_config
+    from moodwire.settings import load_settings
+    from streams.faust_state import Changelog
+
+    settings = load_settings(environ={"MOODWIRE_KAFKA_BOOTSTRAP": "127.0.0.1:9"})
+    app = faust.App(**faust_config(settings, "codec-check", str(tmp_path)))
+    table = app.Table("buckets", default=None, partitions=4)
+    changelog = Changelog(table)
+    assert changelog.json
+    bucket = {"count": 3, "total": -0.30000000000000004, "sum_sq": 0.5, "late": 0, "offset": 12, "partition": 2,
+              "most_negative": [[-0.9, "ab12", "Ünïcode “title” \x1f", None, "2026-11-20T09:00:00.123000+00:00"]]}
+    marker = {"offset": 5, "max_event": None}
+    for key, value in (("Macro\x1f300\x1f1763629200", bucket), ("~partition/3", marker)):
+        changelog.put(2, key, value)
+        assert table.data[key] is value
+        partition, raw_key, payload = changelog.records[-1]
+        assert partition == 2
+        assert raw_key == table.changelog_topic.prepare_key(key, table.key_serializer)[0]
+        assert payload == table.changelog_topic.prepare_value(value, table.value_serializer)[0]
+    changelog.put(2, "~partition/3", None)  # a delete: a tombstone, and gone locally
+    assert changelog.records[-1][2] is None and "~partition/3" not in table.data
