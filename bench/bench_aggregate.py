@@ -8,7 +8,7 @@ news.scored; each worker process then runs until its ``moodwire_aggregate_items`
 (Prometheus) reaches the item count. Throughput is counted from the first processed item to
 the last, so start-up and the group join are reported apart.
 
-    python bench/bench_aggregate.py [--n 50000] [--naive-n 10000] [--sink]
+    python bench/bench_aggregate.py [--n 50000] [--naive-n 10000] [--rounds 3] [--sink]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import random
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,37 +104,50 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=24.0,
                         help="publish times spread over this many hours (event-time density drives the work)")
     parser.add_argument("--sink", action="store_true", help="also write items and windows to a SQLite store")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the Faust workers this many times, interleaved (this machine's speed drifts "
+                             "between runs); medians are reported, the naive baseline runs once")
     opts = parser.parse_args()
-    results = []
+    workers = [("moodwire aggregate", opts.n), ("no-op faust agent (ceiling)", opts.n),
+               ("no-op agent, moodwire consumer", opts.n)]
+    rates: dict[str, list[float]] = {name: [] for name, _ in workers}
     with tempfile.TemporaryDirectory() as home:
-        for name, n in (("moodwire aggregate", opts.n), ("naive per-item windowed tables", opts.naive_n),
-                        ("no-op faust agent (ceiling)", opts.n), ("no-op agent, moodwire consumer", opts.n)):
-            with embedded_broker(partitions=4) as broker:
-                load_s = load(broker.bootstrap, n, opts.hours * n / opts.n)
-                port = free_port()
-                env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": broker.bootstrap, "MOODWIRE_HOME": home,
-                       "MOODWIRE_METRICS_PORT": str(port), "MOODWIRE_LOG_LEVEL": "WARNING",
-                       "MOODWIRE_AGGREGATE_IDLE_CLOCK": "false"}
-                if name.startswith("moodwire"):
-                    args = [sys.executable, "-m", "moodwire.cli", "aggregate", "--sink" if opts.sink else "--no-sink",
-                            "--datadir", f"{home}/agg"]
-                else:
-                    mode = ("naive" if name.startswith("naive") else
-                            "noop-moodwire" if name.endswith("moodwire consumer") else "noop")
-                    args = [sys.executable, str(ROOT / "bench" / "naive_windows_app.py"), mode, broker.bootstrap,
-                            f"{home}/{mode}", str(port)]
-                result = measure(name, args, env, port, n, limit_s=600)
-                result["load_s"] = load_s
-                results.append(result)
-                print(f"{name:32s} {result['items']:>8.0f} items  {result['rate']:8.0f} items/s"
-                      f"  (start-up {result['startup_s']:.1f} s; loading news.scored took {load_s:.1f} s)"
-                      + ("" if result["complete"] else "  INCOMPLETE"), flush=True)
-    ours, naive, ceiling, own_ceiling = results
-    print(f"speed-up over naive per-item updates: {ours['rate'] / naive['rate']:.1f}x; "
-          f"share of the no-op Faust ceiling: {ours['rate'] / ceiling['rate']:.2f} "
-          f"(of the no-op with Moodwire's consumer: {ours['rate'] / own_ceiling['rate']:.2f}); "
-          f"goal 5,000 items/s: {'met' if ours['rate'] >= 5000 else 'missed'} ({ours['rate']:.0f})")
+        naive = run_one(("naive per-item windowed tables", opts.naive_n), opts, home)
+        for _ in range(opts.rounds):
+            for worker in workers:
+                rates[worker[0]].append(run_one(worker, opts, home)["rate"])
+    ours, ceiling, own = (statistics.median(rates[name]) for name, _ in workers)
+    share = statistics.median(a / b for a, b in zip(rates["moodwire aggregate"], rates["no-op agent, moodwire consumer"]))
+    print(f"medians over {opts.rounds} round(s): moodwire aggregate {ours:.0f}, no-op Faust {ceiling:.0f}, "
+          f"no-op on Moodwire's consumer {own:.0f} items/s")
+    print(f"speed-up over naive per-item updates: {ours / naive['rate']:.1f}x; "
+          f"share of the no-op Faust ceiling: {ours / ceiling:.2f} "
+          f"(of the no-op with Moodwire's consumer, per round: {share:.2f}); "
+          f"goal 5,000 items/s: {'met' if ours >= 5000 else 'missed'} ({ours:.0f})")
 
+
+def run_one(worker: tuple[str, int], opts, root: str) -> dict:
+    name, n = worker
+    home = tempfile.mkdtemp(dir=root)  # each run its own store and Faust data
+    with embedded_broker(partitions=4) as broker:
+        load_s = load(broker.bootstrap, n, opts.hours * n / opts.n)
+        port = free_port()
+        env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": broker.bootstrap, "MOODWIRE_HOME": home,
+               "MOODWIRE_METRICS_PORT": str(port), "MOODWIRE_LOG_LEVEL": "WARNING",
+               "MOODWIRE_AGGREGATE_IDLE_CLOCK": "false"}
+        if name.startswith("moodwire"):
+            args = [sys.executable, "-m", "moodwire.cli", "aggregate", "--sink" if opts.sink else "--no-sink",
+                    "--datadir", f"{home}/agg"]
+        else:
+            mode = ("naive" if name.startswith("naive") else
+                    "noop-moodwire" if name.endswith("moodwire consumer") else "noop")
+            args = [sys.executable, str(ROOT / "bench" / "naive_windows_app.py"), mode, broker.bootstrap,
+                    f"{home}/{mode}", str(port)]
+        result = measure(name, args, env, port, n, limit_s=600)
+    print(f"{name:32s} {result['items']:>8.0f} items  {result['rate']:8.0f} items/s"
+          f"  (start-up {result['startup_s']:.1f} s; loading news.scored took {load_s:.1f} s)"
+          + ("" if result["complete"] else "  INCOMPLETE"), flush=True)
+    return result
 
 if __name__ == "__main__":
     main()
