@@ -291,10 +291,14 @@ def _quiet_clients(level: str) -> None:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
 
 
-def dump_stacks() -> None:
+def dump_stacks(app=None) -> None:
     """SIGUSR2: log every asyncio task's and thread's stack at WARNING — ask a worker that
-    seems stalled (lag > 0, nothing processed) what it is waiting on."""
+    seems stalled (lag > 0, nothing processed) what it is waiting on. An agent's own chain is
+    listed from its actor (a task awaiting an actor cannot be followed into it)."""
     out = io.StringIO()
+    for agent in (app.agents.values() if app is not None else ()):
+        for actor in list(getattr(agent, "_actors", ())):
+            print(f"--- agent {agent.name}: " + " → ".join(_awaiting(actor.it)), file=out)
     try:
         tasks = asyncio.all_tasks(asyncio.get_running_loop())
     except RuntimeError:  # no loop running in this thread
@@ -323,7 +327,7 @@ def _awaiting(coro) -> list[str]:
 
 class _Worker(faust.Worker):
     def _on_sigusr2(self) -> None:  # mode's default starts pdb on the worker's terminal: a hung worker
-        dump_stacks()
+        dump_stacks(self.app)
 
 
 def run_worker(app: AggregateApp, loglevel: str = "INFO") -> None:

@@ -93,7 +93,8 @@ def test_windows_are_exact_and_late_or_malformed_records_are_dead_lettered(fresh
         os.killpg(worker.pid, signal.SIGUSR2)
         wait_for_log(log, "stack dump (SIGUSR2)", 1, worker, timeout_s=30)
         dump = log.read_text(errors="replace").split("stack dump (SIGUSR2)", 1)[1]
-        assert "Agent._execute_actor" in dump and "Consumer._drain_messages" in dump and "--- thread" in dump, dump[:3000]
+        assert "--- agent" in dump and "AggregateApp._aggregate_agent.<locals>.aggregate" in dump, dump[:3000]
+        assert "Consumer._drain_messages" in dump and "--- thread" in dump, dump[:3000]
     finally:
         stop(worker)
     assert worker.returncode == 0, log.read_text()[-3000:]
