@@ -20,6 +20,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainSeriali
 from moodwire.errors import RecordError
 
 MAX_PAYLOAD_BYTES = 1_000_000
+MAX_DEAD_PAYLOAD = 144 * 1024  # bytes of a failed payload a dead letter carries: base64 stays under str_max_length
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -174,9 +175,19 @@ class DeadLetter(Record):
     @classmethod
     def of(cls, stage: str, topic: str, partition: int | None, offset: int | None, error: str,
            payload: bytes | None) -> "DeadLetter":
-        return cls(stage=stage, topic=topic, partition=partition, offset=offset, error=error[:2000],
-                   payload_b64=base64.b64encode(payload or b"").decode("ascii"),
-                   at=datetime.now(timezone.utc))
+        """A dead letter keeps up to ``MAX_DEAD_PAYLOAD`` bytes of the payload: more did not
+        fit a record's string limit (a ValidationError, so the stage failed on that message
+        again and again), and a whole near-1 MB payload in base64 would exceed the broker's
+        message size. A cut payload says so, with where the whole record is."""
+        payload = payload or b""
+        error = error[:2000]
+        if len(payload) > MAX_DEAD_PAYLOAD:
+            where = f"{topic}[{partition}]@{offset}" if partition is not None and offset is not None else topic
+            error += (f" (payload cut to its first {MAX_DEAD_PAYLOAD} of {len(payload)} bytes, "
+                      f"sha256 {hashlib.sha256(payload).hexdigest()}; the whole record is at {where})")
+            payload = payload[:MAX_DEAD_PAYLOAD]
+        return cls(stage=stage, topic=topic, partition=partition, offset=offset, error=error,
+                   payload_b64=base64.b64encode(payload).decode("ascii"), at=datetime.now(timezone.utc))
 
 
 R = TypeVar("R", bound=Record)

@@ -139,3 +139,21 @@ def test_trusted_records_equal_validated_ones_and_need_every_field():
     del values["final"]
     with pytest.raises(TypeError, match=r"needs every field: missing \['final'\]"):
         TopicWindow.trusted(**values)
+
+
+def test_a_dead_letter_cuts_a_huge_payload_and_says_where_the_whole_record_is():
+    import base64
+    import hashlib
+
+    from moodwire.records import MAX_DEAD_PAYLOAD, DeadLetter
+
+    small = DeadLetter.of("classify", "news.raw", 2, 41, "NewsItem: bad", b"{oops")
+    assert base64.b64decode(small.payload_b64) == b"{oops" and small.error == "NewsItem: bad"
+    huge = b"x" * 999_000
+    letter = DeadLetter.of("classify", "news.raw", 2, 42, "NewsItem: payload is not JSON", huge)
+    assert base64.b64decode(letter.payload_b64) == huge[:MAX_DEAD_PAYLOAD]
+    assert letter.error.startswith(f"NewsItem: payload is not JSON (payload cut to its first {MAX_DEAD_PAYLOAD} of "
+                                   "999000 bytes")
+    assert hashlib.sha256(huge).hexdigest() in letter.error and "news.raw[2]@42" in letter.error
+    assert len(letter.encode()) < 250_000  # well inside a broker's default 1 MB message limit
+    assert decode(DeadLetter, letter.encode()) == letter

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from moodwire.broker import free_port
-from moodwire.records import DeadLetter, decode
+from moodwire.records import MAX_DEAD_PAYLOAD, DeadLetter, decode
 from moodwire.store import open_store, scored_news, topic_windows
 from moodwire.topics import DEADLETTER
 from tests.streams.aggregate_support import (T0, assert_windows_equal, expected_windows, final_windows, make,
@@ -65,7 +65,8 @@ def test_windows_are_exact_and_late_or_malformed_records_are_dead_lettered(fresh
     items = scored_items(TOPICS, 1500, seed=11)
     rng = random.Random(5)
     late = [make("Earnings", T0 + timedelta(minutes=3 + i), rng, f"late{i}") for i in range(3)]
-    garbage = [b"{not json", b'{"id": "x"}']
+    big = b'{"title": "' + b"x" * 400_000 + b'"'  # malformed and large: its dead letter carries a cut payload
+    garbage = [b"{not json", b'{"id": "x"}', big]
     produce(fresh_embedded, items + late, garbage)
     log = tmp_path / "aggregate.log"
     port = free_port()
@@ -87,7 +88,10 @@ def test_windows_are_exact_and_late_or_malformed_records_are_dead_lettered(fresh
         assert sorted(decode(type(late[0]), base64.b64decode(d.payload_b64)).id for d in late_letters) == \
             sorted(i.id for i in late)
         malformed = [d for d in letters if d.stage == "aggregate" and not d.error.startswith("late:")]
-        assert sorted(base64.b64decode(d.payload_b64) for d in malformed) == sorted(garbage)
+        payloads = sorted(base64.b64decode(d.payload_b64) for d in malformed)
+        assert payloads == sorted([b"{not json", b'{"id": "x"}', big[:MAX_DEAD_PAYLOAD]])
+        [cut] = [d for d in malformed if "payload cut" in d.error]
+        assert f"of {len(big)} bytes" in cut.error and f"news.scored[{cut.partition}]@{cut.offset}" in cut.error
         assert all("ScoredNews" in d.error for d in malformed)
         # Asked with SIGUSR2, a running worker logs what each task and thread is waiting on.
         os.killpg(worker.pid, signal.SIGUSR2)
