@@ -40,8 +40,7 @@ def alert_card(index: int, a) -> html.Div:
            else html.Button("Acknowledge", id={"type": ids.ALERT_ACTION, "action": "ack", "index": index},
                             className="ack"))
     until = f" until {a.ends_at:%Y-%m-%d %H:%M}" if isinstance(a.ends_at, pd.Timestamp) and not pd.isna(a.ends_at) else ""
-    reason = getattr(a, "reason", None)
-    why = f" ({reason})" if isinstance(reason, str) and reason else ""  # a resolution the value did not earn
+    why = f" ({a.reason})" if isinstance(a.reason, str) and a.reason else ""  # a resolution the value did not earn
     return html.Div([
         html.Div([html.Strong(f"{a.rule} on {a.topic}"), html.Span(f" {status}", className=f"status-{status}"),
                   html.Span(f" · {a.severity} · {a.window} window · value {fmt(a.value)} vs {fmt(a.threshold)} · "

@@ -314,7 +314,7 @@ def dump_stacks(app=None) -> None:
 
 def _awaiting(coro) -> list[str]:
     """The chain of coroutines (and generators) ``coro`` is suspended in, outermost first."""
-    chain = []
+    chain, first = [], coro
     while coro is not None and len(chain) < 20:
         if isinstance(coro, asyncio.Task):  # awaiting another task: follow it
             coro = coro.get_coro()
@@ -322,7 +322,7 @@ def _awaiting(coro) -> list[str]:
         if frame is not None:
             chain.append(f"{frame.f_code.co_qualname} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
         coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return chain or [repr(coro)]
+    return chain or [repr(first)]
 
 
 class _Worker(faust.Worker):

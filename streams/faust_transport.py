@@ -84,21 +84,9 @@ def verified_ends(bootstrap: str, listed: Mapping[TP, int | None], timeout_s: fl
     return ends
 
 
-class _PassEverything(dict):
-    """Faust's per-partition read offsets, stored but never used to drop or gap-fill: every
-    lookup answers None, which Faust's fetch loop reads as "nothing read yet"."""
-
-    def __getitem__(self, tp):
-        return None
-
-
 class Consumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose ``highwaters`` (used by table recovery) are verified and
-    which passes every fetched record on (see the module notes)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._read_offset = _PassEverything()
+    whose fetch loop passes every fetched record on, inline (see the module notes)."""
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         listed = await super().highwaters(*partitions)
@@ -110,10 +98,9 @@ class Consumer(faust_aiokafka.Consumer):
                      ", ".join(f"{tp.topic}[{tp.partition}] {a}→{b}" for tp, (a, b) in sorted(moved.items())))
         return ends
 
-
     async def _drain_messages(self, fetcher) -> None:  # pragma: no cover - runs in every worker test
-        """faust-streaming 0.15.3's fetch loop with delivery through ``_deliver``. Its gap
-        bookkeeping is gone with the read offsets (``_PassEverything``: it never ran here)."""
+        """faust-streaming 0.15.3's fetch loop with delivery through ``_deliver`` and without
+        its read-offset filter (the gaps it acknowledged and the records it dropped)."""
         callback, getmany = self.callback, self.getmany
         consumer_should_stop, fetcher_should_stop = self._stopped.is_set, fetcher._stopped.is_set
         set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
@@ -125,7 +112,7 @@ class Consumer(faust_aiokafka.Consumer):
                 records = getmany(timeout=1.0)
                 await self.sleep(0)  # as Faust: getmany may be called in a loop that never yields
                 if not self.should_stop:
-                    async for tp, message in records:
+                    async for _tp, message in records:
                         since_yield += 1
                         if since_yield > 100:
                             await asyncio.sleep(0)
@@ -134,7 +121,6 @@ class Consumer(faust_aiokafka.Consumer):
                             self._n_acked = 0
                             await self.commit()
                         await self._deliver(callback, message)
-                        self._read_offset[tp] = message.offset
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
