@@ -7,9 +7,15 @@ timeouts with 1 s heartbeats and short fetch waits.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError, RebalanceInProgressError
+
 from moodwire.settings import Settings
+
+log = logging.getLogger("moodwire.kafka")
 
 
 def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
@@ -36,6 +42,23 @@ def consumer_config(settings: Settings, group_id: str, client_id: str) -> dict[s
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "max_poll_interval_ms": 300_000,
     }
+
+
+def commit_or_redeliver(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], what: str) -> bool:
+    """Commit the next offsets to read after what was processed; ``True`` when the commit landed.
+
+    A rebalance refuses the commit: ``RebalanceInProgressError`` while this member has not yet
+    rejoined (a worker joining the group starts one; the next ``poll`` completes it), and
+    ``CommitFailedError`` once the partitions have moved. Either way ``what`` stays uncommitted and
+    is read again by whoever owns the partitions after the rebalance: duplicates, never loss."""
+    if not offsets:
+        return True
+    try:
+        consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+    except (RebalanceInProgressError, CommitFailedError) as exc:
+        log.warning("commit refused by a rebalance, %s will be re-delivered: %s", what, exc)
+        return False
+    return True
 
 
 def faust_config(settings: Settings, app_id: str, datadir: str | None = None) -> dict[str, Any]:

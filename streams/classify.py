@@ -16,11 +16,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from moodwire.errors import RecordError
-from moodwire.kafka import consumer_config
+from moodwire.kafka import commit_or_redeliver, consumer_config
 from moodwire.records import DeadLetter, NewsItem, ScoredNews, decode
 from moodwire.settings import Settings
 from moodwire.topics import DEADLETTER, NEWS_RAW, NEWS_SCORED
@@ -106,10 +106,7 @@ class ClassifyWorker:
             self.publisher.publish(NEWS_SCORED, [(s.topic.encode(), s) for s in scored])
         if batch.dead:
             self.publisher.publish(DEADLETTER, [(None, d) for d in batch.dead])
-        try:
-            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in batch.offsets.items()})
-        except CommitFailedError as exc:  # partitions moved; the new owner re-reads (duplicates, no loss)
-            log.warning("commit failed after a rebalance, batch will be re-delivered: %s", exc)
+        if not commit_or_redeliver(self.consumer, batch.offsets, f"a batch of {len(batch)}"):
             self.metrics.errors.labels("commit").inc()
         m = self.metrics
         m.items.inc(len(batch.items))

@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from kafka import KafkaConsumer, OffsetAndMetadata
-from kafka.errors import CommitFailedError, KafkaError
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.outbox import (backoff, due_batches, mark_failed, mark_retry, mark_sent, record_event,
@@ -25,7 +25,7 @@ from alerts.outbox import (backoff, due_batches, mark_failed, mark_retry, mark_s
 from alerts.receivers import DeliveryError, make_sender
 from alerts.routing import NotifyConfig, labels_of, route
 from moodwire.errors import RecordError
-from moodwire.kafka import consumer_config
+from moodwire.kafka import commit_or_redeliver, consumer_config
 from moodwire.records import AlertEvent, DeadLetter, decode
 from moodwire.settings import Settings
 from moodwire.store import StoreError
@@ -76,10 +76,8 @@ class Notifier:
         if dead:
             self.publisher.publish(DEADLETTER, [(None, d) for d in dead])
             self.metrics.deadlettered.inc(len(dead))
-        try:
-            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
-        except CommitFailedError as exc:  # re-delivered after the rebalance; the outbox drops repeats
-            log.warning("commit failed after a rebalance, events will be re-delivered: %s", exc)
+        if not commit_or_redeliver(self.consumer, offsets, f"{len(dead) + n} alert events"):
+            self.metrics.errors.labels("commit").inc()  # re-delivered events: the outbox drops repeats
         self.metrics.items.inc(n)
         return n
 

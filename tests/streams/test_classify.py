@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from moodwire.broker import free_port
 from moodwire.records import DeadLetter, NewsItem, ScoredNews, decode, item_id
@@ -66,6 +66,31 @@ def collect(bootstrap: str, topic: str, keep, want: int, timeout_s: float = 120)
         time.sleep(1.0)
         got = read_all(bootstrap, topic, keep)
     return got
+
+
+class Tail:
+    """What ``keep`` accepts on ``topic`` from now on, read incrementally (re-reading a topic that
+    earlier tests filled from its start, in a bounded time, can miss its end on a busy machine)."""
+
+    def __init__(self, bootstrap: str, topic: str, keep) -> None:
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                      fetch_max_wait_ms=50)
+        partitions = [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic))]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            self.consumer.position(tp)  # resolve the end now, before anything new is produced
+        self.keep, self.got = keep, []
+
+    def read(self, for_s: float = 1.0) -> list:
+        deadline = time.monotonic() + for_s
+        while time.monotonic() < deadline:
+            for records in self.consumer.poll(timeout_ms=100).values():
+                self.got.extend(x for x in (self.keep(r) for r in records) if x is not None)
+        return self.got
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def start_classify(bootstrap: str, model: Path, log: Path, max_batch: int = 16, metrics_port: int = 0) -> subprocess.Popen:
@@ -181,3 +206,33 @@ def test_two_classify_processes_share_the_partitions(kafka, tiny_model, tmp_path
             w.wait(timeout=60)
     assert {s.id for s, _ in scored} == ids
     assert all(c > 0 for c in counts), f"each process should have scored part of the stream: {counts}"
+
+
+def test_a_worker_joining_mid_stream_neither_stops_the_first_nor_loses_items(kafka, tiny_model, tmp_path, unique):
+    """Scaling out while the stream flows: the first worker's pipelined commit meets the rebalance
+    the newcomer starts (kafka-python refuses it with RebalanceInProgressError until the next poll
+    completes the join). The batch is re-delivered, the worker keeps going, nothing is lost."""
+    news = items(unique, 1500)
+    ids = {i.id for i in news}
+    tail = Tail(kafka, NEWS_SCORED, scored_of(ids))
+    produce(kafka, news)
+    logs = [tmp_path / "c0.log", tmp_path / "c1.log"]
+    first = start_classify(kafka, tiny_model, logs[0], max_batch=2)
+    second = None
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len(tail.read(0.3)) < 40:
+            assert first.poll() is None, "the first worker stopped:\n" + logs[0].read_text()[-3000:]
+        assert 0 < len({s.id for s, _ in tail.got}) < len(ids), "the newcomer must join mid-stream"
+        second = start_classify(kafka, tiny_model, logs[1], max_batch=2)
+        while {s.id for s, _ in tail.read()} < ids and time.monotonic() < deadline + 240:
+            assert first.poll() is None, "the first worker stopped:\n" + logs[0].read_text()[-3000:]
+    finally:
+        tail.close()
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                worker.send_signal(signal.SIGINT)
+        codes = [w.wait(timeout=60) for w in (first, second) if w is not None]
+    assert {s.id for s, _ in tail.got} == ids  # duplicates allowed (at-least-once), losses not
+    assert codes == [0, 0], [log.read_text()[-3000:] for log in logs]
+    assert "Traceback" not in logs[0].read_text()
