@@ -130,8 +130,10 @@ def test_committed_offsets_are_per_partition(kafka, unique):
 def test_a_commit_refused_by_a_rebalance_is_reported_and_the_group_reads_on(kafka, unique):
     """A member joining the group starts a rebalance; the first member's next poll starts its
     rejoin and returns before it completes, and a commit then is refused. The helper says so
-    instead of raising, and the settled group reads what comes next (the classify test checks
-    end to end that the uncommitted records come again and none is lost)."""
+    instead of raising, and the group reads what comes next (the classify test checks end to
+    end that the uncommitted records come again and none is lost). Whether the first member
+    itself completes the rebalance is not asserted: on Apache Kafka a kafka-python 3.0.12
+    member was seen stuck in it for over 60 s (evicted; the newcomer then reads everything)."""
     topic, group = f"refused.{unique}", f"g.{unique}"
     create_topics(kafka, 2, 1, (topic,))
     settings = _settings(kafka)
@@ -152,9 +154,8 @@ def test_a_commit_refused_by_a_rebalance_is_reported_and_the_group_reads_on(kafk
     try:
         refused, deadline = False, time.monotonic() + 60
         while not refused and time.monotonic() < deadline:
-            first.poll(timeout_ms=0)
+            first.poll(timeout_ms=1)  # not 0: see streams/classify.py
             refused = not commit_or_redeliver(first, offsets, "the test's records")
-            time.sleep(0.05)
         assert refused, "the commit was never refused while the newcomer joined"
         _produce_x(settings, topic, 10)  # offsets 5..9 of each partition
         deadline = time.monotonic() + 90

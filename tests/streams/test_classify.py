@@ -208,10 +208,14 @@ def test_two_classify_processes_share_the_partitions(kafka, tiny_model, tmp_path
     assert all(c > 0 for c in counts), f"each process should have scored part of the stream: {counts}"
 
 
-def test_a_worker_joining_mid_stream_neither_stops_the_first_nor_loses_items(kafka, tiny_model, tmp_path, unique):
+def test_a_worker_joining_mid_stream_neither_stops_the_first_nor_loses_items(fresh_embedded, tiny_model, tmp_path,
+                                                                           unique):
     """Scaling out while the stream flows: the first worker's pipelined commit meets the rebalance
     the newcomer starts (kafka-python refuses it with RebalanceInProgressError until the next poll
-    completes the join). The batch is re-delivered, the worker keeps going, nothing is lost."""
+    completes the join). The batch is re-delivered, the worker keeps going, nothing is lost.
+    A broker of its own: on the session's broker, after the other tests' workers, the first
+    worker once scored nothing in 180 s (not understood yet; see the session 6 note)."""
+    kafka = fresh_embedded
     news = items(unique, 1500)
     ids = {i.id for i in news}
     tail = Tail(kafka, NEWS_SCORED, scored_of(ids))
