@@ -149,5 +149,6 @@ def run_one(worker: tuple[str, int], opts, root: str) -> dict:
           + ("" if result["complete"] else "  INCOMPLETE"), flush=True)
     return result
 
+
 if __name__ == "__main__":
     main()

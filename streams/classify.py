@@ -74,10 +74,9 @@ class ClassifyWorker:
             remaining = self.max_wait - (time.monotonic() - batch.opened) if len(batch) else 0.5
             if remaining <= 0:
                 break
-            # Never 0 ms: on Apache Kafka a kafka-python 3.0 member that polls with 0 ms during a
-            # rebalance was seen stuck in it for 40 s and more (2 runs of 3; 1 ms recovered in 3 of 3).
-            polled = self.consumer.poll(timeout_ms=max(1, math.ceil(remaining * 1000)),
-                                        max_records=self.max_batch - len(batch))
+            # Rounded up, never to 0 ms: on Apache Kafka a kafka-python 3.0 member that polls with 0 ms
+            # during a rebalance was seen stuck in it for 40 s and more (2 runs of 3; 1 ms recovered in 3 of 3).
+            polled = self.consumer.poll(timeout_ms=math.ceil(remaining * 1000), max_records=self.max_batch - len(batch))
             if not polled and not len(batch):
                 break
             for tp, records in polled.items():

@@ -305,11 +305,11 @@ def dump_stacks(app=None) -> None:
         tasks = set()
     for task in sorted(tasks, key=lambda t: t.get_name()):
         print(f"--- task {task.get_name()}: " + " → ".join(_awaiting(task.get_coro())), file=out)
-    for ident, stack in sys._current_frames().items():
+    frames = sys._current_frames()
+    for ident, stack in frames.items():
         print(f"--- thread {ident}", file=out)
         traceback.print_stack(stack, limit=10, file=out)
-    log.warning("stack dump (SIGUSR2): %d asyncio tasks, %d threads\n%s", len(tasks), len(sys._current_frames()),
-                out.getvalue())
+    log.warning("stack dump (SIGUSR2): %d asyncio tasks, %d threads\n%s", len(tasks), len(frames), out.getvalue())
 
 
 def _awaiting(coro) -> list[str]:
