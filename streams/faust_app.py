@@ -72,7 +72,9 @@ class AggregateApp:
         config = faust_config(settings, APP_ID, datadir)
         Path(config["datadir"]).mkdir(parents=True, exist_ok=True)
         app = faust.App(**config)
-        install_transport(app)  # end offsets verified by a fetch: table recovery reads the whole changelog
+        # End offsets verified by a fetch (table recovery reads the whole changelog); partitions
+        # read from where the agents' state says after a rebalance.
+        install_transport(app, positions=self._positions)
         self.app = app
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.scored = app.topic(NEWS_SCORED, partitions=settings.kafka_partitions, **raw)
@@ -87,9 +89,11 @@ class AggregateApp:
         if sink:
             app.agent(self.scored, name="sink-items")(self._sink_agent(ScoredNews, upsert_items, 500))
             app.agent(self.windows_topic, name="sink-windows")(self._sink_agent(TopicWindow, upsert_windows, 500))
+        self.sequences = [self.sequence]
         if rules:
             self.evaluator = AlertEvaluator(app, rules, settings.kafka_partitions, self._send, self._dead,
                                             self.metrics)
+            self.sequences.append(self.evaluator.sequence)
         app.timer(max(0.05, self.emit_interval or 0.05), name="emit-windows")(self._emit_pending)
         app.timer(max(0.5, min(5.0, self.idle / 2)), name="heartbeat")(self._heartbeat)
 
@@ -97,6 +101,9 @@ class AggregateApp:
     @property
     def state(self):
         return self.table.data
+
+    def _positions(self, assignment) -> dict[TP, int]:
+        return {tp: offset for sequence in self.sequences for tp, offset in sequence.positions(assignment).items()}
 
     async def _recovered(self) -> None:
         for partition in list(self.aggregator.index):
@@ -253,7 +260,10 @@ class AggregateApp:
     async def _heartbeat(self) -> None:
         """Close windows of idle partitions: an idle partition follows the furthest watermark of
         this worker's partitions and, when every partition is idle, the wall clock minus the
-        allowed lateness (``idle_clock``). Heartbeat advances are not persisted."""
+        allowed lateness (``idle_clock``). Heartbeat advances are not persisted. First, a seek
+        back that brought nothing is repeated (``InSequence.watch``)."""
+        for sequence in self.sequences:
+            await sequence.watch()
         assigned = sorted(tp.partition for tp in self.app.consumer.assignment() if tp.topic == NEWS_SCORED)
         if not assigned:
             return

@@ -54,15 +54,34 @@ class InSequence:
     events past a hole in the offsets are set aside (the caller neither folds nor counts
     them) and the partition is sought back to the hole; the records come again, in order.
 
+    Set-aside events are never acknowledged (their message keeps a reference the stream's
+    own ack does not drop): Faust commits a run of acknowledged offsets that starts one past
+    its committed offset even when that offset itself never came, so acknowledging them let
+    the group's committed offset pass the marker, over records never folded in. Whatever the
+    committed offset says, a partition is read from its marker once assigned (``positions``,
+    used by ``faust_transport.Consumer.perform_seek``).
+
     The agents' topics are neither compacted nor transactional, so offsets are contiguous;
     if a hole persists ``give_up_s`` after seeking back (records deleted by retention, a
     transactional producer), the records are really gone: said as an error and counted, and
-    the partition carries on from what is there."""
+    the partition carries on from what is there. If nothing at all comes ``give_up_s`` after
+    a seek back (``watch``, from a timer), the partition is sought back again, and said so."""
 
     def __init__(self, app, topic: str, table, metrics, give_up_s: float = 30.0) -> None:
         self.app, self.topic, self.table, self.metrics = app, topic, table, metrics
         self.give_up_s = give_up_s
         self.rewinds: dict[int, tuple[int, float]] = {}  # partition → (offset sought back to, when)
+
+    def positions(self, assignment) -> dict[TP, int]:
+        """Where each assigned partition of the topic must be read from: the offset after its
+        marker (partitions without one: wherever the consumer is)."""
+        out = {}
+        for tp in assignment:
+            if tp.topic == self.topic:
+                offset = self.next_offset(tp.partition)
+                if offset is not None:
+                    out[TP(tp.topic, tp.partition)] = offset
+        return out
 
     def next_offset(self, partition: int) -> int | None:
         """The offset after the partition's marker (``{"offset": …}`` under ``marker_key``)."""
@@ -88,7 +107,8 @@ class InSequence:
         if len(admitted) == len(ordered):
             self.rewinds.pop(partition, None)
             return admitted
-        hole_end = ordered[len(admitted)].message.offset
+        set_aside = ordered[len(admitted):]
+        hole_end = set_aside[0].message.offset
         rewind = self.rewinds.get(partition)
         now = time.monotonic()
         if rewind is not None and rewind[0] == expected and now - rewind[1] >= self.give_up_s:
@@ -105,7 +125,26 @@ class InSequence:
                         hole_end - 1, hole_end, expected)
             # In the consumer's own thread (aiokafka's seek is not thread-safe), waiting for it.
             await self.app.consumer.seek_wait({TP(self.topic, partition): expected})
+        for event in set_aside:  # never acknowledged: the stream's ack leaves this reference
+            event.message.incref()
         return admitted
+
+    async def watch(self) -> None:
+        """Seek back again where nothing was folded ``give_up_s`` after seeking back (a fetch
+        that never came was seen once, on Apache Kafka after SIGKILL restarts)."""
+        if not self.rewinds:
+            return
+        now = time.monotonic()
+        assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic}
+        for partition, (offset, when) in list(self.rewinds.items()):
+            if partition not in assigned or self.next_offset(partition) != offset:
+                self.rewinds.pop(partition, None)  # moved on, or no longer ours
+            elif now - when >= self.give_up_s:
+                self.rewinds[partition] = (offset, now)
+                self.metrics.rewinds.inc()
+                log.warning("%s[%d]: nothing came %.0f s after seeking back to %d; seeking to it again",
+                            self.topic, partition, now - when, offset)
+                await self.app.consumer.seek_wait({TP(self.topic, partition): offset})
 
 
 def as_current(event) -> None:

@@ -21,6 +21,14 @@ agents. Here every fetched record is passed on; the agents are idempotent by off
 offset per rule and topic; the sinks upsert) and the aggregate and alert agents seek back when they see
 a jump (``faust_state.InSequence``, in both agents).
 
+Faust seeks every assigned partition to the group's committed offset when a rebalance ends.
+The agents' state is the source of truth for what was folded in: where a partition's state
+says it must be read from an earlier offset (``positions``, from ``faust_state.InSequence``),
+the consumer seeks there after Faust's own seek. A committed offset past the state (records
+acknowledged but never folded) is then read again rather than silently skipped, whether or
+not later records arrive to show the hole. It never seeks forward: other agents (the store
+sink) read the same partitions from the committed offset.
+
 Faust's fetch loop hands each record to the streams with ``wait_first(delivery, flow stop)``:
 four tasks and an ``asyncio.wait`` per record, a large share of a busy worker's CPU here (py-spy,
 bench/bench_aggregate.py). Delivery almost never waits, so the consumer runs it inline and
@@ -33,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -97,6 +105,24 @@ class Consumer(faust_aiokafka.Consumer):
             log.info("end offsets corrected by a fetch (listed → true): %s",
                      ", ".join(f"{tp.topic}[{tp.partition}] {a}→{b}" for tp, (a, b) in sorted(moved.items())))
         return ends
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, then back to where the agents' state says a
+        partition must be read from, where that is earlier (see the module notes)."""
+        await super().perform_seek()
+        positions = getattr(self.transport, "positions", None)
+        if positions is None:
+            return
+        back = {}
+        for tp, offset in positions(self.assignment()).items():
+            committed = self._committed_offset.get(tp)
+            if committed is not None and offset < committed:
+                back[tp] = offset
+        if back:
+            for tp, offset in sorted(back.items()):
+                log.warning("%s[%d]: the group's committed offset %d is past what the state has folded in; "
+                            "reading from %d", tp.topic, tp.partition, self._committed_offset[tp], offset)
+            await self.seek_wait(back)
 
     async def _drain_messages(self, fetcher) -> None:  # pragma: no cover - runs in every worker test
         """faust-streaming 0.15.3's fetch loop with delivery through ``_deliver`` and without
@@ -173,11 +199,14 @@ async def _resume(coro, waiting_on):
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    positions: Callable[[set[TP]], Mapping[TP, int]] | None = None
 
 
-def install(app) -> None:
-    """Give ``app`` this transport (before its consumer starts)."""
+def install(app, positions: Callable[[set[TP]], Mapping[TP, int]] | None = None) -> None:
+    """Give ``app`` this transport (before its consumer starts). ``positions(assignment)``:
+    the offset each partition must be read from according to the agents' state."""
     app.transport = Transport(app.conf.broker_consumer, app)
+    app.transport.positions = positions
 
 
 __all__ = ["verified_ends", "install", "Consumer", "Transport"]

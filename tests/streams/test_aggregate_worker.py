@@ -217,3 +217,76 @@ def test_an_unreachable_broker_or_missing_topics_fail_fast_with_what_to_fix(tmp_
         run = subprocess.run([sys.executable, "-m", "moodwire.cli", "aggregate"], env=env, capture_output=True,
                              text=True, timeout=120)
     assert run.returncode == 2 and "news.scored" in run.stderr and "moodwire topics create" in run.stderr
+
+
+def _commit_past_the_marker(bootstrap: str, tmp_path: Path, store: str) -> None:
+    """The group's committed offsets jump past what the worker's state has folded (what a
+    previous incarnation committing records it had set aside would leave): the restarted
+    worker must go back to its state's own position and still give exactly the expected
+    windows, whether or not news arrives after the jump."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+    from moodwire.kafka import commit_or_redeliver
+    from moodwire.topics import NEWS_SCORED
+
+    first = scored_items(TOPICS, 1000, seed=33)
+    produce(bootstrap, first)
+    log = tmp_path / "aggregate.log"
+    datadir = tmp_path / "faust-data"
+    worker = start_aggregate(bootstrap, tmp_path / "home", log, store=store, datadir=datadir)
+    try:
+        final_windows(bootstrap, set(TOPICS), len(expected_windows(first)), process=worker, log=log)
+        stop(worker)
+        probe = KafkaConsumer(bootstrap_servers=bootstrap)
+        parts = [TopicPartition(NEWS_SCORED, p) for p in sorted(probe.partitions_for_topic(NEWS_SCORED))]
+        folded = probe.end_offsets(parts)
+        second = [i.model_copy(update={"published_at": i.published_at + timedelta(hours=3)})
+                  for i in scored_items(TOPICS, 2000, seed=34)]
+        produce(bootstrap, second)
+        ends = probe.end_offsets(parts)
+        probe.close()
+        # Past the worker's state: on half the partitions to their end (nothing after the jump
+        # shows the worker a hole), on the others over three quarters of the new records.
+        jump = {tp: ends[tp] if tp.partition % 2 else folded[tp] + (ends[tp] - folded[tp]) * 3 // 4 for tp in parts}
+        # Committed by a member of the group (the embedded broker refuses an admin's commit for a
+        # group that had members: UnknownMemberIdError), under the protocol name of Faust's
+        # assignor (it refuses another one for that group: InconsistentGroupProtocolError).
+        class AsFaust(RoundRobinPartitionAssignor):
+            name = "faust"
+
+        member = KafkaConsumer(bootstrap_servers=bootstrap, group_id="moodwire-aggregate", enable_auto_commit=False,
+                               partition_assignment_strategy=[AsFaust])
+        member.subscribe([NEWS_SCORED])
+        deadline = time.monotonic() + 60
+        while True:
+            member.poll(timeout_ms=100, max_records=1)
+            if len(member.assignment()) == len(parts) and commit_or_redeliver(member, jump, "the jump"):
+                break
+            assert time.monotonic() < deadline, "the group's offsets could not be moved"
+        member.close()
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        moved = admin.list_group_offsets("moodwire-aggregate")["moodwire-aggregate"]
+        admin.close()
+        assert {tp: moved[tp].offset for tp in parts} == jump
+        worker = start_aggregate(bootstrap, tmp_path / "home", log, store=store, datadir=datadir)
+        expected = expected_windows(scored_in_topic(bootstrap, set(TOPICS)))
+        finals = final_windows(bootstrap, set(TOPICS), len(expected), timeout_s=240, process=worker, log=log)
+        text = log.read_text()
+        try:
+            assert_windows_equal(finals, expected)
+        except AssertionError as exc:
+            said = [line for line in text.splitlines()
+                    if any(w in line for w in ("recovered:", "seeking", "WARNING", "ERROR", "heartbeat"))]
+            dump = text[text.rfind("stack dump (SIGUSR2)"):][:12000] if "stack dump (SIGUSR2)" in text else ""
+            raise AssertionError(f"{exc}\nworker log (selected lines):\n" + "\n".join(said[-60:]) + "\n" + dump) from exc
+        assert text.count("is past what the state has folded in; reading from") == len(parts)
+    finally:
+        stop(worker)
+
+
+def test_committed_offsets_past_the_state_are_sought_back_memory_store_embedded(fresh_embedded, tmp_path):
+    _commit_past_the_marker(fresh_embedded, tmp_path, "memory://")
+
+
+def test_committed_offsets_past_the_state_are_sought_back_rocksdb_store_apache_kafka(fresh_apache_kafka, tmp_path):
+    _commit_past_the_marker(fresh_apache_kafka, tmp_path, "rocksdb://")

@@ -20,10 +20,21 @@ class Consumer:  # records the seeks the agent asks for (the real consumer is ex
     async def seek_wait(self, partitions: dict[TP, int]) -> None:
         self.seeks += list(partitions.items())
 
+    def assignment(self) -> set[TP]:
+        return {TP("news.scored", 0), TP("news.scored", 1)}
+
+
+class Message:  # Faust's reference count: the stream's ack drops one, the consumer acks at zero
+    def __init__(self, offset: int) -> None:
+        self.offset, self.refcount = offset, 1
+
+    def incref(self) -> None:
+        self.refcount += 1
+
 
 class Event:  # weak-referenceable, as Faust's events (InSequence makes one current)
     def __init__(self, offset: int) -> None:
-        self.message = SimpleNamespace(offset=offset)
+        self.message = Message(offset)
 
 
 def events(*offsets: int) -> list:
@@ -40,8 +51,12 @@ def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
     table = SimpleNamespace(data={marker_key(1): {"offset": 9}})  # partition 0: nothing folded yet
     seq = InSequence(app, "news.scored", table, metrics, give_up_s=3600)
 
+    held: list = []  # every event offered, to see which were kept from the stream's ack
+
     def admit(partition, *offs):
-        return offsets(asyncio.run(seq.admit(partition, events(*offs))))
+        batch = events(*offs)
+        held.extend(batch)
+        return offsets(asyncio.run(seq.admit(partition, batch)))
 
     assert admit(0, 5, 4, 6) == [4, 5, 6]             # nothing folded yet: from the first offset seen
     assert admit(1, 11, 10, 12) == [10, 11, 12]       # sorted, from the marker's next offset
@@ -49,14 +64,36 @@ def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
     assert app.consumer.seeks == []
     assert admit(1, 10, 11, 15, 16) == [10, 11]       # a hole inside the batch: the run before it only
     assert app.consumer.seeks == [(TP("news.scored", 1), 12)]
+    # The set-aside events are never acknowledged (the committed offset cannot pass the hole).
+    assert {e.message.offset: e.message.refcount for e in held[-4:]} == {10: 1, 11: 1, 15: 2, 16: 2}
+    # Once assigned, partitions are read from their marker, whatever the group committed.
+    assert seq.positions({TP("news.scored", 1), TP("news.scored", 0), TP("sentiment.windows", 1)}) == \
+        {TP("news.scored", 1): 10}
     table.data[marker_key(1)] = {"offset": 11}  # the agent folded 10 and 11
     assert admit(1, 13, 14) == []                      # records fetched before the seek: set aside
     assert app.consumer.seeks == [(TP("news.scored", 1), 12)]  # sought back once per hole
     assert metrics.rewinds._value.get() == 1
+    asyncio.run(seq.watch())  # within give_up_s of the seek: nothing more
+    assert app.consumer.seeks == [(TP("news.scored", 1), 12)]
 
     seq.give_up_s = 0  # the hole persists: the records are gone (retention): carry on, counted as an error
     assert admit(1, 13, 14) == [13, 14]
     assert metrics.errors.labels("offset_gap")._value.get() == 1
+
+
+def test_a_seek_back_that_brings_nothing_is_repeated_and_said(caplog):
+    app = SimpleNamespace(consumer=Consumer())
+    metrics = StageMetrics("test")
+    table = SimpleNamespace(data={marker_key(1): {"offset": 9}, marker_key(0): {"offset": 3}})
+    seq = InSequence(app, "news.scored", table, metrics, give_up_s=0)
+    asyncio.run(seq.admit(1, events(12, 13)))   # 10 and 11 missing: sought back to 10
+    asyncio.run(seq.admit(0, events(6)))        # 4 and 5 missing: sought back to 4
+    table.data[marker_key(0)] = {"offset": 5}    # partition 0 then moved on; partition 1 got nothing
+    asyncio.run(seq.watch())
+    assert app.consumer.seeks == [(TP("news.scored", 1), 10), (TP("news.scored", 0), 4), (TP("news.scored", 1), 10)]
+    assert "news.scored[1]: nothing came" in caplog.text and "seeking to it again" in caplog.text
+    assert metrics.rewinds._value.get() == 3
+    assert list(seq.rewinds) == [1]             # partition 0 is no longer watched
 
 
 def test_changelog_records_are_the_bytes_the_tables_own_codec_writes(tmp_path):
