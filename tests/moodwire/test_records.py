@@ -54,6 +54,15 @@ def test_times_are_utc_iso_with_z():
     assert data["published_at"] == "2026-11-28T12:00:00.000Z"
 
 
+def test_times_hold_milliseconds_so_encode_decode_round_trips():
+    item = news(published_at=datetime.fromisoformat("2026-11-28T13:00:00.123456+01:00"),
+                fetched_at=datetime.fromisoformat("2026-11-28T12:00:00.5Z"))
+    assert item.published_at == datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    assert item.fetched_at == datetime(2026, 11, 28, 12, 0, 0, 500000, tzinfo=timezone.utc)
+    assert item.published_at.tzinfo is timezone.utc and item.fetched_at.tzinfo is timezone.utc
+    assert decode(NewsItem, item.encode()) == item
+
+
 @pytest.mark.parametrize("payload, fragment", [
     (b"not json", "not JSON"),
     (b"[1, 2]", "must be a JSON object"),
