@@ -162,13 +162,16 @@ def _json(value) -> bytes:
 _PARTITIONER = DefaultPartitioner()  # murmur2 of the key: the same partition as kafka-python and Java clients
 
 
-async def send_records(app, topic: str, records) -> dict[int, int]:
-    """Send ``(partition, key, value)`` records (partition ``None``: the key's partition, as
-    any Kafka client would choose it) in per-partition batches, in order, and wait for every
-    acknowledgement. Returns each partition's last offset."""
+async def enqueue_records(app, topic: str, records) -> "asyncio.Future[dict[int, int]]":
+    """Hand ``(partition, key, value)`` records (partition ``None``: the key's partition, as any
+    Kafka client would choose it) to the producer in per-partition batches, in order. When this
+    returns they are queued behind everything queued before; the future it returns resolves,
+    to each partition's last offset, once every one of them is acknowledged."""
     records = list(records)
     if not records:
-        return {}
+        done = asyncio.get_running_loop().create_future()
+        done.set_result({})
+        return done
     producer = app.producer._ensure_producer()  # the app's aiokafka producer (faust-streaming is pinned)
     partitions = sorted(await producer.partitions_for(topic))
     batches: dict[int, list] = {}
@@ -182,6 +185,10 @@ async def send_records(app, topic: str, records) -> dict[int, int]:
                 raise ValueError(f"{topic}: a record of {len(value or b'')} bytes exceeds the producer's batch size")
     sent = [(partition, batch, await producer.send_batch(batch, topic, partition=partition))
             for partition, group in batches.items() for batch in group]
+    return asyncio.ensure_future(_last_offsets(sent))
+
+
+async def _last_offsets(sent) -> dict[int, int]:
     done = await asyncio.gather(*(future for _, _, future in sent))
     last: dict[int, int] = {}
     for (partition, batch, _), metadata in zip(sent, done):
@@ -189,10 +196,18 @@ async def send_records(app, topic: str, records) -> dict[int, int]:
     return last
 
 
+async def send_records(app, topic: str, records) -> dict[int, int]:
+    """``enqueue_records`` and wait for every acknowledgement. Returns each partition's last offset."""
+    return await (await enqueue_records(app, topic, records))
+
+
 class Changelog:
     """Writes of a changelog-backed table, sent together: ``put`` sets (``None``: deletes) a
     key locally at once — make an event of ``partition`` current first (rocksdb) — and
-    ``flush`` sends the changelog records, in order, and waits for their acknowledgements.
+    ``flush`` sends the changelog records, in order, and waits for their acknowledgements
+    (``enqueue`` queues them and returns the acknowledgement to wait for). ``hold`` sets a key
+    locally like ``put`` but returns its record for the caller to ``send`` later (a marker
+    that may only land once other records are acknowledged).
     Keys and values are serialized as the table itself would (its recovery reads them)."""
 
     def __init__(self, table) -> None:
@@ -204,6 +219,9 @@ class Changelog:
         self.json = table.key_serializer == "json" and table.value_serializer == "json"
 
     def put(self, partition: int, key, value) -> None:
+        self.records.append(self.hold(partition, key, value))
+
+    def hold(self, partition: int, key, value) -> tuple[int, bytes, bytes | None]:
         table, topic = self.table, self.topic
         if value is None:
             table.data.pop(key, None)
@@ -212,11 +230,24 @@ class Changelog:
             table.data[key] = value
             payload = _json(value) if self.json else topic.prepare_value(value, table.value_serializer)[0]
         raw_key = _json(key) if self.json else topic.prepare_key(key, table.key_serializer)[0]
-        self.records.append((partition, raw_key, payload))
+        return partition, raw_key, payload
 
     async def flush(self) -> None:
-        records, self.records = self.records, []
+        await (await self.enqueue())
+
+    async def send(self, records: list[tuple[int, bytes, bytes | None]]) -> None:
+        await (await self.enqueue(records))
+
+    async def enqueue(self, records: list | None = None) -> "asyncio.Future[None]":
+        """Queue ``records`` (default: everything ``put`` since the last call) behind what was
+        queued before; returns the future of their acknowledgement."""
+        if records is None:
+            records, self.records = self.records, []
         name = self.topic.get_topic_name()
-        for partition, offset in (await send_records(self.table.app, name, records)).items():
+        acked = await enqueue_records(self.table.app, name, records)
+        return asyncio.ensure_future(self._persisted(name, acked))
+
+    async def _persisted(self, name: str, acked) -> None:
+        for partition, offset in (await acked).items():
             # What Faust's own changelog callback does: rocksdb recovery resumes after it.
             self.table.data.set_persisted_offset(TP(name, partition), offset)
