@@ -6,7 +6,7 @@
 - ``noop``: a ``take_events`` agent that decodes each record and does nothing else — the
   ceiling of a Faust worker on this machine and broker;
 - ``noop-moodwire``: the same with Moodwire's consumer (``streams.faust_transport``: inline
-  record delivery) — the ceiling of ``moodwire aggregate``.
+  record delivery) and monitor (``streams.faust_monitor``) — the ceiling of ``moodwire aggregate``.
 
     python bench/naive_windows_app.py naive|noop|noop-moodwire BOOTSTRAP DATADIR METRICS_PORT
 """
@@ -26,6 +26,7 @@ from moodwire.kafka import faust_config  # noqa: E402
 from moodwire.records import ScoredNews, decode  # noqa: E402
 from moodwire.settings import load_settings  # noqa: E402
 from moodwire.topics import NEWS_SCORED  # noqa: E402
+from streams.faust_monitor import LeanMonitor  # noqa: E402
 from streams.faust_transport import install as install_transport  # noqa: E402
 
 
@@ -34,7 +35,10 @@ def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
     registry = CollectorRegistry()
     items = Counter("moodwire_aggregate_items", "items", registry=registry)
     start_http_server(port, addr="127.0.0.1", registry=registry)
-    app = faust.App(**faust_config(settings, "naive-windows", datadir))
+    config = faust_config(settings, "naive-windows", datadir)
+    if mode == "noop-moodwire":
+        config["Monitor"] = LeanMonitor  # as moodwire aggregate
+    app = faust.App(**config)
     if mode == "noop-moodwire":
         install_transport(app)
     scored = app.topic(NEWS_SCORED, partitions=settings.kafka_partitions, key_serializer="raw", value_serializer="raw")

@@ -42,6 +42,7 @@ from moodwire.topics import DEADLETTER, NEWS_SCORED, SENTIMENT_WINDOWS
 from streams.aggregate import MARKER_PREFIX, Aggregator, marker_key
 from streams.alerting import AlertEvaluator
 from streams.faust_state import Changelog, InSequence, as_current, by_partition, enqueue_records
+from streams.faust_monitor import LeanMonitor
 from streams.faust_transport import install as install_transport
 from streams.metrics import StageMetrics
 from streams.sink import upsert_items, upsert_windows
@@ -70,7 +71,8 @@ class AggregateApp:
         self.settling: deque[asyncio.Future] = deque()  # batches whose markers are not yet acknowledged
         self.engine = open_store(settings.store) if sink else None
 
-        config = faust_config(settings, APP_ID, datadir)
+        # Faust's monitor without its per-event bookkeeping (its web views are off).
+        config = {**faust_config(settings, APP_ID, datadir), "Monitor": LeanMonitor}
         Path(config["datadir"]).mkdir(parents=True, exist_ok=True)
         app = faust.App(**config)
         # End offsets verified by a fetch (table recovery reads the whole changelog); partitions

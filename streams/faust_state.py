@@ -160,6 +160,19 @@ def _json(value) -> bytes:
 
 
 _PARTITIONER = DefaultPartitioner()  # murmur2 of the key: the same partition as kafka-python and Java clients
+_PARTITION_OF: dict[tuple[bytes, int], int] = {}  # (key, partition count) → partition: murmur2 is pure Python
+
+
+def _partition_of(key: bytes, partitions: list[int]) -> int:
+    """The key's partition, as any Kafka client would choose it (a random one for no key)."""
+    if key is None:
+        return _PARTITIONER(key, partitions, partitions)
+    found = _PARTITION_OF.get((key, len(partitions)))
+    if found is None:
+        if len(_PARTITION_OF) > 65_536:  # keys are topics and item ids here: bounded, but not by us
+            _PARTITION_OF.clear()
+        found = _PARTITION_OF[(key, len(partitions))] = _PARTITIONER(key, partitions, partitions)
+    return found
 
 
 async def enqueue_records(app, topic: str, records) -> "asyncio.Future[dict[int, int]]":
@@ -177,7 +190,7 @@ async def enqueue_records(app, topic: str, records) -> "asyncio.Future[dict[int,
     batches: dict[int, list] = {}
     for partition, key, value in records:
         if partition is None:
-            partition = _PARTITIONER(key, partitions, partitions)
+            partition = _partition_of(key, partitions)
         group = batches.setdefault(partition, [producer.create_batch()])
         if group[-1].append(key=key, value=value, timestamp=None) is None:
             group.append(producer.create_batch())

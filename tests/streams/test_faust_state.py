@@ -122,3 +122,36 @@ def test_changelog_records_are_the_bytes_the_tables_own_codec_writes(tmp_path):
         assert payload == table.changelog_topic.prepare_value(value, table.value_serializer)[0]
     changelog.put(2, "~partition/3", None)  # a delete: a tombstone, and gone locally
     assert changelog.records[-1][2] is None and "~partition/3" not in table.data
+
+
+def test_keyed_records_go_where_any_kafka_client_would_send_them():
+    """The partition of a keyed record is cached (murmur2 is pure Python); it must stay the one
+    kafka-python (and so the Java client) picks, for every partition count."""
+    from kafka.partitioner import murmur2
+
+    from streams.faust_state import _partition_of
+
+    keys = [b"Macro", b"Energy | Oil", "Ünïcode".encode(), b"", b"x" * 300]
+    for count in (1, 3, 4, 12):
+        partitions = list(range(count))
+        for _ in range(2):  # computed, then cached
+            assert [_partition_of(k, partitions) for k in keys] == \
+                [(murmur2(k) & 0x7FFFFFFF) % count for k in keys]  # kafka-python's DefaultPartitioner
+    assert _partition_of(None, [0, 1, 2, 3]) in {0, 1, 2, 3}
+
+
+def test_the_aggregate_worker_keeps_no_per_event_faust_statistics(tmp_path):
+    from moodwire.settings import load_settings
+    from streams.faust_app import AggregateApp
+    from streams.faust_monitor import LeanMonitor
+
+    worker = AggregateApp(load_settings(environ={"MOODWIRE_KAFKA_BOOTSTRAP": "127.0.0.1:9"}), sink=False,
+                          datadir=str(tmp_path))
+    monitor = worker.app.monitor
+    assert isinstance(monitor, LeanMonitor)
+    event = SimpleNamespace(message=Message(5))
+    assert monitor.on_stream_event_in(TP("news.scored", 0), 5, object(), event) is None
+    monitor.on_table_get(worker.table, "k")
+    assert monitor.events_total == 0 and not monitor.tables  # nothing counted
+    monitor.on_tp_commit({TP("news.scored", 0): 6})  # what Faust still tracks: commits, sends, rebalances
+    assert monitor.tp_committed_offsets[TP("news.scored", 0)] == 6

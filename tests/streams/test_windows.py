@@ -8,7 +8,7 @@ import pytest
 
 from moodwire.records import ScoredNews, TopicWindow, decode, item_id
 from moodwire.spans import parse_span
-from streams.windows import Bucket, bucket_start, to_window
+from streams.windows import Bucket, bucket_start, point_of, to_window
 
 T0 = datetime(2026, 11, 18, 13, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -69,6 +69,21 @@ def test_windows_match_an_independent_pandas_computation():
         assert w.most_positive == expected_pos
         assert [e.id for e in w.evidence] == expected_neg + expected_pos
         assert all(e.title.startswith("item ") for e in w.evidence)
+
+
+def test_evidence_ties_at_the_cut_are_decided_by_id():
+    """Six items with the same top score: the five with the lowest ids are the most positive,
+    whichever order they come in (and the same for the most negative)."""
+    for order in (list(range(8)), list(reversed(range(8)))):
+        b = Bucket()
+        b.add_many(scored(i, "Macro", i, 0.75 if i < 6 else 0.1) for i in order)
+        assert b.most_positive == [(0.75, scored(i, "Macro", i, 0.75).id, *point_of(scored(i, "Macro", i, 0.75))[2:])
+                                   for i in sorted(range(6), key=lambda i: scored(i, "Macro", i, 0.75).id)][:5]
+        worst = Bucket()
+        worst.add_many(scored(i, "Macro", i, -0.75 if i < 6 else 0.1) for i in order)
+        assert [p[1] for p in worst.most_negative] == sorted(scored(i, "Macro", i, -0.75).id for i in range(6))[:5]
+        total = Bucket.total_of([b, worst])
+        assert [p[1] for p in total.most_positive] == [p[1] for p in b.most_positive]
 
 
 def test_window_records_built_unvalidated_are_valid_records():
