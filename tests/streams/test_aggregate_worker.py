@@ -104,6 +104,18 @@ def test_windows_are_exact_and_late_or_malformed_records_are_dead_lettered(fresh
     assert worker.returncode == 0, log.read_text()[-3000:]
 
 
+def assert_exact(finals: dict, expected, text: str) -> None:
+    """``assert_windows_equal``, failing with what the workers said about recovery, seeks, skips
+    and gaps, and the last stack dump (``final_windows`` asks for one when it times out)."""
+    try:
+        assert_windows_equal(finals, expected)
+    except AssertionError as exc:
+        said = [line for line in text.splitlines()
+                if any(w in line for w in ("recovered:", "seeking", "never delivered", "WARNING", "ERROR", "heartbeat"))]
+        dump = text[text.rfind("stack dump (SIGUSR2)"):][:12000] if "stack dump (SIGUSR2)" in text else ""
+        raise AssertionError(f"{exc}\nworker log (selected lines):\n" + "\n".join(said[-60:]) + "\n" + dump) from exc
+
+
 def _kill_and_restart(bootstrap: str, tmp_path: Path, store: str, kills: int = 2) -> None:
     items = scored_items(TOPICS, 4000, seed=21)
     produce(bootstrap, items)
@@ -125,13 +137,7 @@ def _kill_and_restart(bootstrap: str, tmp_path: Path, store: str, kills: int = 2
         finals = final_windows(bootstrap, set(TOPICS), len(expected), timeout_s=300, process=worker, log=log)
         assert [d.error for d in dead_letters(bootstrap)] == []
         text = log.read_text()
-        try:
-            assert_windows_equal(finals, expected)
-        except AssertionError as exc:  # what the workers said about recovery, skips and gaps
-            said = [line for line in text.splitlines()
-                    if any(w in line for w in ("recovered:", "never delivered", "WARNING", "ERROR", "heartbeat"))]
-            dump = text[text.rfind("stack dump (SIGUSR2)"):][:12000] if "stack dump (SIGUSR2)" in text else ""
-            raise AssertionError(f"{exc}\nworker log (selected lines):\n" + "\n".join(said[-60:]) + "\n" + dump) from exc
+        assert_exact(finals, expected, text)
         assert text.count("recovered:") >= kills + 1 and "recovered: 0 buckets" in text
     finally:
         stop(worker)
@@ -272,13 +278,7 @@ def _commit_past_the_marker(bootstrap: str, tmp_path: Path, store: str) -> None:
         expected = expected_windows(scored_in_topic(bootstrap, set(TOPICS)))
         finals = final_windows(bootstrap, set(TOPICS), len(expected), timeout_s=240, process=worker, log=log)
         text = log.read_text()
-        try:
-            assert_windows_equal(finals, expected)
-        except AssertionError as exc:
-            said = [line for line in text.splitlines()
-                    if any(w in line for w in ("recovered:", "seeking", "WARNING", "ERROR", "heartbeat"))]
-            dump = text[text.rfind("stack dump (SIGUSR2)"):][:12000] if "stack dump (SIGUSR2)" in text else ""
-            raise AssertionError(f"{exc}\nworker log (selected lines):\n" + "\n".join(said[-60:]) + "\n" + dump) from exc
+        assert_exact(finals, expected, text)
         assert text.count("is past what the state has folded in; reading from") == len(parts)
     finally:
         stop(worker)
