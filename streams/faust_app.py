@@ -233,7 +233,7 @@ class AggregateApp:
         await asyncio.gather(*acked)
         if before is not None:
             await before
-        await self.changelog.send(markers)
+        await self.changelog.flush(markers)
 
     async def _settled(self, depth: int = 0) -> None:
         """Wait until at most ``depth`` batches are unacknowledged; a failed one raises here."""

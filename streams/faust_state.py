@@ -7,7 +7,7 @@ that partition's events current, and name the partition in every write.
 ``faust.streams._current_event`` is internal to faust-streaming, which is pinned (0.15.3)
 for that reason.
 
-Records leave in whole producer batches (``send_records``, ``Changelog``): aiokafka's
+Records leave in whole producer batches (``enqueue_records``, ``Changelog``): aiokafka's
 per-record ``send`` (Faust's path too) measured ~0.5 ms a record on this 2-core machine, a
 batch built with ``create_batch`` a few µs a record (bench/bench_aggregate.py).
 """
@@ -209,17 +209,12 @@ async def _last_offsets(sent) -> dict[int, int]:
     return last
 
 
-async def send_records(app, topic: str, records) -> dict[int, int]:
-    """``enqueue_records`` and wait for every acknowledgement. Returns each partition's last offset."""
-    return await (await enqueue_records(app, topic, records))
-
-
 class Changelog:
     """Writes of a changelog-backed table, sent together: ``put`` sets (``None``: deletes) a
     key locally at once — make an event of ``partition`` current first (rocksdb) — and
     ``flush`` sends the changelog records, in order, and waits for their acknowledgements
     (``enqueue`` queues them and returns the acknowledgement to wait for). ``hold`` sets a key
-    locally like ``put`` but returns its record for the caller to ``send`` later (a marker
+    locally like ``put`` but returns its record for the caller to ``flush`` later (a marker
     that may only land once other records are acknowledged).
     Keys and values are serialized as the table itself would (its recovery reads them)."""
 
@@ -245,10 +240,8 @@ class Changelog:
         raw_key = _json(key) if self.json else topic.prepare_key(key, table.key_serializer)[0]
         return partition, raw_key, payload
 
-    async def flush(self) -> None:
-        await (await self.enqueue())
-
-    async def send(self, records: list[tuple[int, bytes, bytes | None]]) -> None:
+    async def flush(self, records: list[tuple[int, bytes, bytes | None]] | None = None) -> None:
+        """Send ``records`` (default: everything ``put`` since the last call) and wait for them."""
         await (await self.enqueue(records))
 
     async def enqueue(self, records: list | None = None) -> "asyncio.Future[None]":
