@@ -5,8 +5,9 @@
   (Faust's default; the cost per update is the same);
 - ``noop``: a ``take_events`` agent that decodes each record and does nothing else — the
   ceiling of a Faust worker on this machine and broker;
-- ``noop-moodwire``: the same with Moodwire's consumer (``streams.faust_transport``: inline
-  record delivery) and monitor (``streams.faust_monitor``) — the ceiling of ``moodwire aggregate``.
+- ``noop-moodwire``: the same work on Moodwire's consumer (``streams.faust_transport``: the
+  records reach a handler a fetched batch at a time, as ``moodwire aggregate``'s agents get them)
+  and monitor (``streams.faust_monitor``) — the ceiling of ``moodwire aggregate``.
 
     python bench/naive_windows_app.py naive|noop|noop-moodwire BOOTSTRAP DATADIR METRICS_PORT
 """
@@ -39,8 +40,9 @@ def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
     if mode == "noop-moodwire":
         config["Monitor"] = LeanMonitor  # as moodwire aggregate
     app = faust.App(**config)
+    batches: dict[str, list] = {}
     if mode == "noop-moodwire":
-        install_transport(app)
+        install_transport(app, batches=batches)
     scored = app.topic(NEWS_SCORED, partitions=settings.kafka_partitions, key_serializer="raw", value_serializer="raw")
     tables = [
         app.Table("w5m", default=int, partitions=settings.kafka_partitions).tumbling(timedelta(minutes=5), expires=timedelta(days=2)),
@@ -61,7 +63,20 @@ def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
                 table[item.topic] += 1  # one windowed update per item and table
             items.inc()
 
-    app.agent(scored, name=mode)(naive if mode == "naive" else noop)
+    async def noop_batch(messages):
+        for message in messages:
+            decode(ScoredNews, message.value)
+        items.inc(len(messages))
+        for message in messages:
+            message.ack(app.consumer)
+
+    async def registered(stream):  # the agent subscribes the topic; its records go to noop_batch
+        async for _event in stream:
+            raise RuntimeError("records go to the batch handler")
+
+    if mode == "noop-moodwire":
+        batches[NEWS_SCORED] = [noop_batch]
+    app.agent(scored, name=mode)({"naive": naive, "noop": noop, "noop-moodwire": registered}[mode])
     Path(datadir).mkdir(parents=True, exist_ok=True)
     faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
 

@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     aggregate_idle_clock: bool = Field(True, description="when every partition is idle, close windows by the wall "
                                                          "clock (off for back-tests of old news)")
     aggregate_emit_interval_ms: int = Field(1000, ge=0, le=600_000, description="throttle of window updates")
-    aggregate_batch: int = Field(1000, ge=1, le=100_000, description="records per micro-batch")
-    aggregate_batch_wait_ms: int = Field(200, ge=1, le=60_000)
+    aggregate_batch: int = Field(1000, ge=1, le=100_000, description="most records per micro-batch (a fetch "
+                                                                      "may bring fewer; none is waited for)")
     aggregate_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     aggregate_recovery_check: bool = Field(
         True, description="Faust recovery consistency check (persisted offsets vs. the changelog's verified end)")

@@ -49,7 +49,8 @@ def evidence_for(rule: Rule, window: TopicWindow, k: int = 5) -> list[Evidence]:
 
 
 class AlertEvaluator:
-    """Registers the agent and its table on an existing Faust app (the aggregate worker's)."""
+    """Registers its table on an existing Faust app (the aggregate worker's, which registers the
+    agent ``evaluate-alerts`` on ``windows`` with ``on_batch`` as its handler)."""
 
     def __init__(self, app, rules: list[Rule], partitions: int, send, dead, metrics) -> None:
         self.rules = rules
@@ -58,29 +59,34 @@ class AlertEvaluator:
         self.windows = app.topic(SENTIMENT_WINDOWS, partitions=partitions, **raw)
         self.alerts = app.topic(ALERTS, partitions=partitions, **raw)
         self.table = app.Table(TABLE, default=None, partitions=partitions)
-        self.sequence = InSequence(app, SENTIMENT_WINDOWS, self.table, metrics)
         self.changelog = Changelog(self.table)
-        app.agent(self.windows, name="evaluate-alerts")(self._agent)
+        self.sequence = InSequence(app, SENTIMENT_WINDOWS, self.changelog.state, metrics)
+        self.app = app
 
-    async def _agent(self, stream) -> None:
-        async for events in stream.take_events(500, within=0.5):
-            for partition, group in by_partition(events).items():
-                admitted = await self.sequence.admit(partition, group)
-                if admitted:
-                    await self._evaluate(partition, admitted)
+    async def on_batch(self, messages: list) -> None:
+        """A fetched batch of sentiment.windows (the worker registers the agent ``evaluate-alerts``
+        with this as its batch handler, ``streams.faust_transport``); each message acknowledged
+        once its partition's group is evaluated."""
+        for partition, group in by_partition(messages).items():
+            admitted = await self.sequence.admit(partition, group)
+            if admitted:
+                await self._evaluate(partition, admitted)
+        consumer = self.app.consumer
+        for message in messages:
+            message.ack(consumer)
 
-    async def _evaluate(self, partition: int, events: list) -> None:
-        as_current(events[-1])
-        state = self.table.data
+    async def _evaluate(self, partition: int, messages: list) -> None:
+        state = self.changelog.state
         writes: dict[str, dict] = {}
         out: list[AlertEvent] = []
         bad: list[DeadLetter] = []
-        for event in sorted(events, key=lambda e: e.message.offset):
-            offset = event.message.offset
+        for message in sorted(messages, key=lambda m: m.offset):
+            offset = message.offset
             try:
-                window = decode(TopicWindow, event.value)
+                window = decode(TopicWindow, message.value)
             except RecordError as exc:
-                bad.append(DeadLetter.of("evaluate-alerts", SENTIMENT_WINDOWS, partition, offset, str(exc), event.value))
+                bad.append(DeadLetter.of("evaluate-alerts", SENTIMENT_WINDOWS, partition, offset, str(exc),
+                                         message.value))
                 continue
             if not window.final:
                 continue
@@ -107,9 +113,9 @@ class AlertEvaluator:
                         e.topic, e.value, e.threshold, e.seq, e.fingerprint)
         # The partition marker: the next batch must start right after it (InSequence).
         marker = state.get(marker_key(partition)) or {"offset": -1}
-        writes[marker_key(partition)] = {"offset": max(marker["offset"], *(e.message.offset for e in events)),
+        writes[marker_key(partition)] = {"offset": max(marker["offset"], *(m.offset for m in messages)),
                                                  "partition": partition}
-        as_current(events[-1])
+        as_current(self.app, messages[-1])  # this partition receives the writes (after the awaits above)
         for key, value in writes.items():
             self.changelog.put(partition, key, value)
         await self.changelog.flush()

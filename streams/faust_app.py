@@ -2,14 +2,19 @@
 pure ``streams.aggregate.Aggregator`` → write state and send records, each step awaited.
 
 Components started: one Faust app (consumer group ``moodwire-aggregate``) with
-- agent ``aggregate`` on ``news.scored``: micro-batches (``take_events``) grouped by source
-  partition; bucket writes to the changelog-backed table ``sentiment-buckets``; final windows
-  and late items (to ``news.deadletter``); then the partition marker;
+- agent ``aggregate`` on ``news.scored``: micro-batches (at most ``aggregate_batch`` records of a
+  fetch) grouped by source partition; bucket writes to the changelog-backed table
+  ``sentiment-buckets``; final windows and late items (to ``news.deadletter``); then the
+  partition marker;
 - agents ``sink-items`` (``news.scored``) and ``sink-windows`` (``sentiment.windows``):
   idempotent upserts into the store (off with ``--no-sink``);
 - agent ``evaluate-alerts`` (``sentiment.windows`` → ``alerts``) when MOODWIRE_ALERT_RULES is
   set (``streams.alerting``);
 - timers: the throttled emitter of changed windows, and the idle-partition heartbeat.
+
+Every agent takes its records a fetched batch at a time (whole-batch delivery,
+``streams.faust_transport``): the Faust agents are registered so that Faust subscribes their
+topics and assigns partitions with the tables, and the records go to the handlers named here.
 
 Table recovery reads the changelog to end offsets verified by a fetch (``streams.faust_transport``;
 the embedded broker under-reports them). Micro-batches mix source partitions: table writes go
@@ -69,6 +74,7 @@ class AggregateApp:
         # timer before a batch must not reach the topic after that batch's fresher final record.
         self.window_lock = asyncio.Lock()
         self.settling: deque[asyncio.Future] = deque()  # batches whose markers are not yet acknowledged
+        self._quiet = False  # the Kafka clients' loggers quietened (after the worker set logging up)
         self.engine = open_store(settings.store) if sink else None
 
         # Faust's monitor without its per-event bookkeeping (its web views are off).
@@ -77,7 +83,8 @@ class AggregateApp:
         app = faust.App(**config)
         # End offsets verified by a fetch (table recovery reads the whole changelog); partitions
         # read from where the agents' state says after a rebalance.
-        install_transport(app, positions=self._positions)
+        self.batches: dict[str, list] = defaultdict(list)  # topic → batch handlers
+        install_transport(app, positions=self._positions, batches=self.batches)
         self.app = app
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.scored = app.topic(NEWS_SCORED, partitions=settings.kafka_partitions, **raw)
@@ -86,18 +93,19 @@ class AggregateApp:
         # Keys and values are plain JSON on the changelog (no model types: recovery needs none).
         self.table = app.Table(TABLE, default=None, partitions=settings.kafka_partitions)
         self.table.on_recover(self._recovered)
-        self.sequence = InSequence(app, NEWS_SCORED, self.table, self.metrics)
         self.changelog = Changelog(self.table)
-        app.agent(self.scored, name="aggregate")(self._aggregate_agent())
+        self.sequence = InSequence(app, NEWS_SCORED, self.changelog.state, self.metrics)
+        self._agent(self.scored, "aggregate", self._on_scored)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_before_shutdown.connect(self._on_revoked)
         if sink:
-            app.agent(self.scored, name="sink-items")(self._sink_agent(ScoredNews, upsert_items, 500))
-            app.agent(self.windows_topic, name="sink-windows")(self._sink_agent(TopicWindow, upsert_windows, 500))
+            self._agent(self.scored, "sink-items", self._sink(ScoredNews, upsert_items))
+            self._agent(self.windows_topic, "sink-windows", self._sink(TopicWindow, upsert_windows))
         self.sequences = [self.sequence]
         if rules:
             self.evaluator = AlertEvaluator(app, rules, settings.kafka_partitions, self._send, self._dead,
                                             self.metrics)
+            self._agent(self.evaluator.windows, "evaluate-alerts", self.evaluator.on_batch)
             self.sequences.append(self.evaluator.sequence)
         app.timer(max(0.05, self.emit_interval or 0.05), name="emit-windows")(self._emit_pending)
         app.timer(max(0.5, min(5.0, self.idle / 2)), name="heartbeat")(self._heartbeat)
@@ -105,7 +113,8 @@ class AggregateApp:
     # ------------------------------------------------------------------ state access
     @property
     def state(self):
-        return self.table.data
+        """The table as it will be once the queued writes land (``faust_state.Changelog``)."""
+        return self.changelog.state
 
     def _positions(self, assignment) -> dict[TP, int]:
         return {tp: offset for sequence in self.sequences for tp, offset in sequence.positions(assignment).items()}
@@ -153,25 +162,40 @@ class AggregateApp:
         return await self._enqueue(self.deadletter, [(None, d.encode()) for d in letters])
 
     # ------------------------------------------------------------------ agents
-    def _aggregate_agent(self):
-        async def aggregate(stream):
+    def _agent(self, topic, name: str, handler) -> None:
+        """Register agent ``name`` on ``topic``, its records going to ``handler`` a fetched batch at
+        a time (the agent itself receives none; see the module notes)."""
+        async def registered(stream):
+            async for _event in stream:
+                raise RuntimeError(f"agent {name} received a record from Faust's streams: {topic.get_topic_name()} "
+                                   "records go to its batch handler (streams.faust_transport)")
+        self.app.agent(topic, name=name)(registered)
+        self.batches[topic.get_topic_name()].append(handler)
+
+    async def _on_scored(self, messages: list) -> None:
+        """A fetched batch of news.scored, in micro-batches of at most ``aggregate_batch`` records;
+        each message acknowledged once its micro-batch is applied (``_apply``)."""
+        if not self._quiet:
             _quiet_clients(self.settings.log_level)
-            wait = self.settings.aggregate_batch_wait_ms / 1000
-            async for events in stream.take_events(self.settings.aggregate_batch, within=wait):
-                started = time.perf_counter()
-                groups = {}
-                for partition, group in by_partition(events).items():
-                    admitted = await self.sequence.admit(partition, group)
-                    if admitted:
-                        groups[partition] = admitted
-                async with self.window_lock:
-                    await self._apply(groups)
-                self.metrics.batch_size.observe(len(events))
-                self.metrics.items.inc(len(events))
-                elapsed = time.perf_counter() - started
-                if elapsed > 0:
-                    self.metrics.items_per_s.set(len(events) / elapsed)
-        return aggregate
+            self._quiet = True
+        consumer, size = self.app.consumer, self.settings.aggregate_batch
+        for at in range(0, len(messages), size):
+            chunk = messages[at:at + size]
+            started = time.perf_counter()
+            groups = {}
+            for partition, group in by_partition(chunk).items():
+                admitted = await self.sequence.admit(partition, group)
+                if admitted:
+                    groups[partition] = admitted
+            async with self.window_lock:
+                await self._apply(groups)
+            for message in chunk:
+                message.ack(consumer)
+            self.metrics.batch_size.observe(len(chunk))
+            self.metrics.items.inc(len(chunk))
+            elapsed = time.perf_counter() - started
+            if elapsed > 0:
+                self.metrics.items_per_s.set(len(chunk) / elapsed)
 
     async def _apply(self, groups: dict[int, list]) -> None:
         """One micro-batch, all partitions at once, in two acknowledged steps:
@@ -187,25 +211,24 @@ class AggregateApp:
         partition is read from the marker when it is assigned again (``faust_transport``)."""
         await self._settled(depth=1)  # at most two batches unacknowledged: memory stays bounded
         done = []
-        for partition, events in groups.items():
-            as_current(events[-1])  # table writes go to this partition (changelog and rocksdb)
+        for partition, messages in groups.items():
+            as_current(self.app, messages[-1])  # table writes go to this partition (changelog and rocksdb)
             self.last_seen[partition] = time.monotonic()
             records, bad = [], []
-            for event in events:
-                msg = event.message
+            for msg in messages:
                 try:
-                    records.append((msg.offset, decode(ScoredNews, event.value)))
+                    records.append((msg.offset, decode(ScoredNews, msg.value)))
                 except RecordError as exc:
-                    bad.append(DeadLetter.of("aggregate", msg.topic, partition, msg.offset, str(exc), event.value))
+                    bad.append(DeadLetter.of("aggregate", msg.topic, partition, msg.offset, str(exc), msg.value))
             result = self.aggregator.apply(self.state, partition, records)
             for key, value in result.bucket_writes.items():
                 self.changelog.put(partition, key, value)
             bad += [DeadLetter.of("aggregate", NEWS_SCORED, partition, m.offset, m.reason, m.item.encode())
                     for m in result.misrouted]
-            done.append((partition, events, result, bad))
+            done.append((partition, messages, result, bad))
 
         windows, letters = [], []
-        for partition, events, result, bad in done:
+        for partition, messages, result, bad in done:
             windows += result.windows
             letters += bad + [DeadLetter.of("aggregate", NEWS_SCORED, partition, late.offset, late.reason,
                                             late.item.encode()) for late in result.late]
@@ -217,10 +240,10 @@ class AggregateApp:
                                      self._enqueue_dead(letters))
 
         markers = []
-        for partition, events, result, bad in done:
+        for partition, messages, result, bad in done:
             # Malformed records advance the marker too: they are in the dead-letter topic now.
-            last = max(e.message.offset for e in events)
-            as_current(events[-1])
+            last = max(m.offset for m in messages)
+            as_current(self.app, messages[-1])
             markers.append(self.changelog.hold(partition, marker_key(partition),
                                                {**result.marker, "offset": max(last, result.marker["offset"])}))
             for window in result.touched:
@@ -229,16 +252,24 @@ class AggregateApp:
         self.settling.append(asyncio.ensure_future(self._settle(acked, before, markers)))
 
     async def _settle(self, acked, before, markers) -> None:
-        """Step 2 of a batch: its markers, once its step 1 and the batch before it are acknowledged."""
+        """Step 2 of a batch: its markers, once its step 1 and the batch before it are acknowledged
+        (a failed batch before it fails this one too)."""
         await asyncio.gather(*acked)
         if before is not None:
-            await before
+            await asyncio.shield(before)
         await self.changelog.flush(markers)
 
     async def _settled(self, depth: int = 0) -> None:
-        """Wait until at most ``depth`` batches are unacknowledged; a failed one raises here."""
+        """Wait until at most ``depth`` batches are unacknowledged; a failed one raises here.
+        Shielded: the fetch loop that waits here is cancelled when the worker stops, and that
+        must not cancel the batches settling (their markers are still sent before it stops)."""
         while self.settling and (len(self.settling) > depth or self.settling[0].done()):
-            await self.settling.popleft()
+            task = self.settling[0]
+            try:
+                await asyncio.shield(task)
+            finally:
+                if task.done() and self.settling and self.settling[0] is task:
+                    self.settling.popleft()
 
     async def _on_revoked(self, app, revoked=None, **kwargs) -> None:
         """Markers land before another worker takes the partitions over, or this worker stops
@@ -250,26 +281,29 @@ class AggregateApp:
             log.warning("partition markers not acknowledged before the partitions moved (%r): their batches "
                         "will be read again", exc)
 
-    def _sink_agent(self, record_type, upsert, batch: int):
-        async def sink(stream):
+    def _sink(self, record_type, upsert):
+        async def sink(messages: list) -> None:
+            """Upsert a fetched batch into the store; acknowledged once it is there."""
             loop = asyncio.get_running_loop()
-            async for events in stream.take_events(batch, within=1.0):
-                rows = []
-                for event in events:
-                    try:
-                        rows.append(decode(record_type, event.value))
-                    except RecordError:
-                        pass  # the aggregate agent dead-letters malformed news.scored records
-                delay = 1.0
-                while True:
-                    try:
-                        await loop.run_in_executor(None, upsert, self.engine, rows)
-                        break
-                    except StoreError as exc:  # keep the offsets uncommitted and retry: nothing is lost
-                        self.metrics.errors.labels("store").inc()
-                        log.error("%s (retrying in %.0f s)", exc, delay)
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 60.0)
+            rows = []
+            for message in messages:
+                try:
+                    rows.append(decode(record_type, message.value))
+                except RecordError:
+                    pass  # the aggregate agent dead-letters malformed news.scored records
+            delay = 1.0
+            while True:
+                try:
+                    await loop.run_in_executor(None, upsert, self.engine, rows)
+                    break
+                except StoreError as exc:  # keep the offsets uncommitted and retry: nothing is lost
+                    self.metrics.errors.labels("store").inc()
+                    log.error("%s (retrying in %.0f s)", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 60.0)
+            consumer = self.app.consumer
+            for message in messages:
+                message.ack(consumer)
         return sink
 
     # ------------------------------------------------------------------ timers

@@ -1,9 +1,10 @@
 """Writing Faust tables from micro-batches that mix source partitions.
 
 Faust writes a table key's changelog record to the partition of the *current event*, and
-its rocksdb store picks the per-partition database from it too. A ``take_events`` batch
-holds events of several partitions, so the agents group a batch by partition, make one of
-that partition's events current, and name the partition in every write.
+its rocksdb store picks the per-partition database from it too. A fetched batch (whole-batch
+delivery, ``streams.faust_transport``) holds messages of several partitions, so the handlers
+group a batch by partition, make an event of that partition current, and name the partition
+in every write.
 ``faust.streams._current_event`` is internal to faust-streaming, which is pinned (0.15.3)
 for that reason.
 
@@ -20,42 +21,45 @@ import logging
 import time
 import weakref
 from collections import defaultdict
+from collections.abc import Mapping
+from operator import attrgetter
 
 from aiokafka.partitioner import DefaultPartitioner
+from faust.events import Event
 from faust.streams import _current_event
-from faust.types import TP
+from faust.types import TP, Message
 
 from streams.aggregate import marker_key
 
 log = logging.getLogger("moodwire.streams")
 
 
-def by_partition(events) -> dict[int, list]:
-    """The batch's events grouped by source partition, each group in arrival order, each
-    offset once: after a restart the consumer was seen to deliver one record twice within a
-    ``take_events`` batch (embedded broker, the last offset of a partition)."""
+def by_partition(messages) -> dict[int, list]:
+    """A fetched batch's messages (Faust ``Message``) grouped by source partition, each group in
+    arrival order, each offset once: after a restart the consumer was seen to deliver one record
+    twice within a batch (embedded broker, the last offset of a partition)."""
     groups: dict[int, list] = defaultdict(list)
     seen: set[tuple[int, int]] = set()
-    for event in events:
-        at = (event.message.partition, event.message.offset)
+    for message in messages:
+        at = (message.partition, message.offset)
         if at not in seen:
             seen.add(at)
-            groups[at[0]].append(event)
+            groups[at[0]].append(message)
     return groups
 
 
 class InSequence:
-    """Admits a partition's events only as an unbroken run of offsets from the next offset
+    """Admits a partition's messages only as an unbroken run of offsets from the next offset
     the agent's own state expects (its partition marker). That state, written with the
     results, is the source of truth for progress; the consumer's position is not. After a
     restart the fetcher was seen (embedded broker) to start past the committed offset and
     bring the skipped records later, even inside one batch: folding a later record first
     would move the marker past the earlier ones, which would then be skipped as done. So
-    events past a hole in the offsets are set aside (the caller neither folds nor counts
+    messages past a hole in the offsets are set aside (the caller neither folds nor counts
     them) and the partition is sought back to the hole; the records come again, in order.
 
-    Set-aside events are never acknowledged (their message keeps a reference the stream's
-    own ack does not drop): Faust commits a run of acknowledged offsets that starts one past
+    Set-aside messages are never acknowledged (they keep a reference the handler's own ack
+    does not drop): Faust commits a run of acknowledged offsets that starts one past
     its committed offset even when that offset itself never came, so acknowledging them let
     the group's committed offset pass the marker, over records never folded in. Whatever the
     committed offset says, a partition is read from its marker once assigned (``positions``,
@@ -67,8 +71,8 @@ class InSequence:
     the partition carries on from what is there. If nothing at all comes ``give_up_s`` after
     a seek back (``watch``, from a timer), the partition is sought back again, and said so."""
 
-    def __init__(self, app, topic: str, table, metrics, give_up_s: float = 30.0) -> None:
-        self.app, self.topic, self.table, self.metrics = app, topic, table, metrics
+    def __init__(self, app, topic: str, state: Mapping, metrics, give_up_s: float = 30.0) -> None:
+        self.app, self.topic, self.state, self.metrics = app, topic, state, metrics
         self.give_up_s = give_up_s
         self.rewinds: dict[int, tuple[int, float]] = {}  # partition → (offset sought back to, when)
 
@@ -85,30 +89,30 @@ class InSequence:
 
     def next_offset(self, partition: int) -> int | None:
         """The offset after the partition's marker (``{"offset": …}`` under ``marker_key``)."""
-        marker = self.table.data.get(marker_key(partition))
+        marker = self.state.get(marker_key(partition))
         return None if marker is None else marker["offset"] + 1
 
-    async def admit(self, partition: int, events: list) -> list:
-        """The events that may be folded in now, in offset order (replays below the marker
-        included: the state skips them). One of the partition's events is made current first:
-        the rocksdb store reads a key from the current event's partition only."""
-        as_current(events[-1])
-        ordered = sorted(events, key=lambda e: e.message.offset)
+    async def admit(self, partition: int, messages: list) -> list:
+        """The messages that may be folded in now, in offset order (replays below the marker
+        included: the state skips them). The partition is made current first: the rocksdb
+        store reads a key from the current event's partition only."""
+        as_current(self.app, messages[-1])
+        ordered = sorted(messages, key=_offset)
         expected = self.next_offset(partition)
         if expected is None:
-            expected = ordered[0].message.offset
+            expected = ordered[0].offset
         admitted = []
-        for event in ordered:
-            offset = event.message.offset
+        for message in ordered:
+            offset = message.offset
             if offset > expected:
                 break
-            admitted.append(event)
+            admitted.append(message)
             expected = max(expected, offset + 1)
         if len(admitted) == len(ordered):
             self.rewinds.pop(partition, None)
             return admitted
         set_aside = ordered[len(admitted):]
-        hole_end = set_aside[0].message.offset
+        hole_end = set_aside[0].offset
         rewind = self.rewinds.get(partition)
         now = time.monotonic()
         if rewind is not None and rewind[0] == expected and now - rewind[1] >= self.give_up_s:
@@ -125,8 +129,8 @@ class InSequence:
                         hole_end - 1, hole_end, expected)
             # In the consumer's own thread (aiokafka's seek is not thread-safe), waiting for it.
             await self.app.consumer.seek_wait({TP(self.topic, partition): expected})
-        for event in set_aside:  # never acknowledged: the stream's ack leaves this reference
-            event.message.incref()
+        for message in set_aside:  # never acknowledged: the handler's ack leaves this reference
+            message.incref()
         return admitted
 
     async def watch(self) -> None:
@@ -147,8 +151,28 @@ class InSequence:
                 await self.app.consumer.seek_wait({TP(self.topic, partition): offset})
 
 
-def as_current(event) -> None:
-    """Make ``event`` the current event (its partition receives the following table writes)."""
+_offset = attrgetter("offset")
+_CURRENT: dict[tuple[int, str, int], Event] = {}  # (app, topic, partition) → the event made current
+
+
+def as_current(app, message) -> None:
+    """Make an event of ``message``'s partition Faust's current event: that partition receives
+    the following table writes. Faust holds the current event by weak reference; one event per
+    partition is kept here (rocksdb reads only its ``message.partition``)."""
+    at = (id(app), message.topic, message.partition)
+    event = _CURRENT.get(at)
+    if event is None:
+        event = _CURRENT[at] = Event(app, message.key, message.value, message.headers, message)
+    _current_event.set(weakref.ref(event))
+
+
+def as_current_partition(app, topic: str, partition: int) -> None:
+    """``as_current`` for a partition no message is at hand for (a changelog partition)."""
+    at = (id(app), topic, partition)
+    event = _CURRENT.get(at)
+    if event is None:
+        message = Message(topic, partition, -1, 0.0, 0, None, None, None, None)
+        event = _CURRENT[at] = Event(app, None, None, None, message)
     _current_event.set(weakref.ref(event))
 
 
@@ -209,19 +233,32 @@ async def _last_offsets(sent) -> dict[int, int]:
     return last
 
 
+_MISSING = object()
+
+
 class Changelog:
-    """Writes of a changelog-backed table, sent together: ``put`` sets (``None``: deletes) a
-    key locally at once — make an event of ``partition`` current first (rocksdb) — and
-    ``flush`` sends the changelog records, in order, and waits for their acknowledgements
-    (``enqueue`` queues them and returns the acknowledgement to wait for). ``hold`` sets a key
-    locally like ``put`` but returns its record for the caller to ``flush`` later (a marker
-    that may only land once other records are acknowledged).
+    """Writes of a changelog-backed table, sent together. ``put`` sets (``None``: deletes) a key
+    at once in ``state`` — the table as it will be once every queued write lands — and ``flush``
+    sends the changelog records, in order, and waits for their acknowledgements (``enqueue``
+    queues them and returns the acknowledgement to wait for). ``hold`` sets a key like ``put``
+    but returns its record for the caller to ``flush`` later (a marker that may only land once
+    other records are acknowledged).
+
+    The table's own store is written only once the changelog has acknowledged the write, in the
+    order the writes were queued; until then the write is ``pending`` (read first through
+    ``state``). With rocksdb the store outlives the process: writing it at once left it, after a
+    SIGKILL, ahead of the changelog — a restarted worker recovered only the changelog records
+    after its persisted offset, kept the unsent partition marker, skipped the records that marker
+    covered, and the window records they had made final were never sent (a test run, session 8).
     Keys and values are serialized as the table itself would (its recovery reads them)."""
 
     def __init__(self, table) -> None:
         self.table = table
         self.topic = table.changelog_topic
-        self.records: list[tuple[int, bytes, bytes | None]] = []
+        self.records: list[tuple] = []
+        self.pending: dict = {}  # key → value (None: deleted) written but not yet acknowledged
+        self.state = StateView(table, self.pending)
+        self._applied: asyncio.Future | None = None  # the last queued write's application to the store
         # JSON tables (the default): the bytes Faust's json codec writes, without its four
         # layers of registry and schema calls per record (~4 % of a busy worker here).
         self.json = table.key_serializer == "json" and table.value_serializer == "json"
@@ -229,31 +266,80 @@ class Changelog:
     def put(self, partition: int, key, value) -> None:
         self.records.append(self.hold(partition, key, value))
 
-    def hold(self, partition: int, key, value) -> tuple[int, bytes, bytes | None]:
+    def hold(self, partition: int, key, value) -> tuple:
         table, topic = self.table, self.topic
+        self.pending[key] = value
         if value is None:
-            table.data.pop(key, None)
             payload = None
         else:
-            table.data[key] = value
             payload = _json(value) if self.json else topic.prepare_value(value, table.value_serializer)[0]
         raw_key = _json(key) if self.json else topic.prepare_key(key, table.key_serializer)[0]
-        return partition, raw_key, payload
+        return partition, raw_key, payload, key, value
 
-    async def flush(self, records: list[tuple[int, bytes, bytes | None]] | None = None) -> None:
-        """Send ``records`` (default: everything ``put`` since the last call) and wait for them."""
-        await (await self.enqueue(records))
+    async def flush(self, records: list[tuple] | None = None) -> None:
+        """Send ``records`` (default: everything ``put`` since the last call) and wait for them
+        (a cancelled caller leaves them queued and their application to the store running)."""
+        await asyncio.shield(await self.enqueue(records))
 
     async def enqueue(self, records: list | None = None) -> "asyncio.Future[None]":
         """Queue ``records`` (default: everything ``put`` since the last call) behind what was
-        queued before; returns the future of their acknowledgement."""
+        queued before; returns the future of their acknowledgement and application to the store."""
         if records is None:
             records, self.records = self.records, []
         name = self.topic.get_topic_name()
-        acked = await enqueue_records(self.table.app, name, records)
-        return asyncio.ensure_future(self._persisted(name, acked))
+        acked = await enqueue_records(self.table.app, name, [r[:3] for r in records])
+        self._applied = asyncio.ensure_future(self._persisted(name, acked, records, self._applied))
+        return self._applied
 
-    async def _persisted(self, name: str, acked) -> None:
-        for partition, offset in (await acked).items():
+    async def _persisted(self, name: str, acked, records: list[tuple], before) -> None:
+        offsets = await acked
+        if before is not None:  # applied in the order queued (acknowledgements of two queues can cross)
+            await asyncio.wait((before,))  # whatever became of it: its records are another queue's
+        app, data, pending = self.table.app, self.table.data, self.pending
+        for partition, _, _, key, value in records:
+            as_current_partition(app, name, partition)  # rocksdb writes the current event's partition
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+            if pending.get(key, _MISSING) is value:  # nothing newer queued for the key
+                del pending[key]
+        for partition, offset in offsets.items():
             # What Faust's own changelog callback does: rocksdb recovery resumes after it.
-            self.table.data.set_persisted_offset(TP(name, partition), offset)
+            data.set_persisted_offset(TP(name, partition), offset)
+
+
+class StateView(Mapping):
+    """A table as it will be once its queued writes land: ``pending`` first, then the store."""
+
+    def __init__(self, table, pending: dict) -> None:
+        self.table, self.pending = table, pending
+
+    def __getitem__(self, key):
+        value = self.pending.get(key, _MISSING)
+        if value is _MISSING:
+            return self.table.data[key]
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key, default=None):
+        value = self.pending.get(key, _MISSING)
+        if value is _MISSING:
+            return self.table.data.get(key, default)
+        return default if value is None else value
+
+    def __contains__(self, key) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    def __iter__(self):
+        pending = self.pending
+        for key in self.table.data.keys():
+            if key not in pending:
+                yield key
+        for key, value in list(pending.items()):
+            if value is not None:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -29,11 +29,24 @@ acknowledged but never folded) is then read again rather than silently skipped, 
 not later records arrive to show the hole. It never seeks forward: other agents (the store
 sink) read the same partitions from the committed offset.
 
-Faust's fetch loop hands each record to the streams with ``wait_first(delivery, flow stop)``:
-four tasks and an ``asyncio.wait`` per record, a large share of a busy worker's CPU here (py-spy,
-bench/bench_aggregate.py). Delivery almost never waits, so the consumer runs it inline and
-falls back to Faust's interruptible race only when it does wait (flow control during a
-rebalance, a full stream buffer, a full producer buffer) — the same outcome either way.
+Whole-batch delivery (``batches``): Faust turns every record into an event per subscribed
+stream, queues it, and the agent's ``take_events`` buffers, iterates and acknowledges it again,
+one by one — with a no-op agent that machinery alone held a worker under ~4,500 records/s here
+(bench/bench_aggregate.py). For a topic named in ``batches`` the fetch loop instead hands every
+fetched batch (a ``getmany`` answer), as Faust ``Message`` objects in fetch order, to each of the
+topic's handlers, awaited before the next fetch. The topic's Faust agents stay registered (they
+make the subscription, the partition assignment with the tables, and the acknowledgements what
+Faust expects) but receive nothing. Each message is tracked as unacknowledged (as Faust's
+conductor does, without calling the sensors) and referenced once per handler; a handler acknowledges each message when done
+(``message.ack(consumer)``), or keeps it from the commit by not doing so (``InSequence``). An
+error in a handler stops the worker (Faust's crash of the fetcher): its state replays from the
+markers on restart.
+
+Other topics keep Faust's delivery, run inline: Faust hands each record to the streams with
+``wait_first(delivery, flow stop)`` (four tasks and an ``asyncio.wait`` per record); delivery
+almost never waits, so the consumer runs it inline and falls back to Faust's interruptible
+race only when it does wait (flow control during a rebalance, a full stream buffer, a full
+producer buffer) — the same outcome either way.
 """
 
 from __future__ import annotations
@@ -41,7 +54,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -130,6 +143,10 @@ class Consumer(faust_aiokafka.Consumer):
         callback, getmany = self.callback, self.getmany
         consumer_should_stop, fetcher_should_stop = self._stopped.is_set, fetcher._stopped.is_set
         set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
+        # Tracked as Faust's conductor tracks a streamed message, minus the per-message sensor
+        # call (~5 % of a busy worker; Moodwire's monitor keeps no per-message statistics).
+        track = self._unacked_messages.add
+        batches = getattr(self.transport, "batches", None) or {}
         commit_every = self._commit_every
         since_yield = 0
         try:
@@ -138,7 +155,14 @@ class Consumer(faust_aiokafka.Consumer):
                 records = getmany(timeout=1.0)
                 await self.sleep(0)  # as Faust: getmany may be called in a loop that never yields
                 if not self.should_stop:
+                    taken: dict[str, list] = {}
                     async for _tp, message in records:
+                        handlers = batches.get(message.topic)
+                        if handlers:
+                            track(message)
+                            message.incref(len(handlers))
+                            taken.setdefault(message.topic, []).append(message)
+                            continue
                         since_yield += 1
                         if since_yield > 100:
                             await asyncio.sleep(0)
@@ -147,6 +171,15 @@ class Consumer(faust_aiokafka.Consumer):
                             self._n_acked = 0
                             await self.commit()
                         await self._deliver(callback, message)
+                    for topic, messages in taken.items():
+                        handlers = batches[topic]
+                        if len(handlers) == 1:
+                            await handlers[0](messages)
+                        else:
+                            await asyncio.gather(*(handler(messages) for handler in handlers))
+                    if taken and commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -197,16 +230,24 @@ async def _resume(coro, waiting_on):
         raise
 
 
+BatchHandler = Callable[[list], Awaitable[None]]
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
     positions: Callable[[set[TP]], Mapping[TP, int]] | None = None
+    batches: Mapping[str, list[BatchHandler]] | None = None
 
 
-def install(app, positions: Callable[[set[TP]], Mapping[TP, int]] | None = None) -> None:
+def install(app, positions: Callable[[set[TP]], Mapping[TP, int]] | None = None,
+            batches: Mapping[str, list[BatchHandler]] | None = None) -> None:
     """Give ``app`` this transport (before its consumer starts). ``positions(assignment)``:
-    the offset each partition must be read from according to the agents' state."""
+    the offset each partition must be read from according to the agents' state. ``batches``:
+    topic → the handlers its records go to, a fetched batch at a time (see the module notes; the
+    mapping is read when the consumer starts, so handlers may be added until then)."""
     app.transport = Transport(app.conf.broker_consumer, app)
     app.transport.positions = positions
+    app.transport.batches = batches
 
 
-__all__ = ["verified_ends", "install", "Consumer", "Transport"]
+__all__ = ["verified_ends", "install", "BatchHandler", "Consumer", "Transport"]

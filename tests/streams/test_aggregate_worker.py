@@ -97,7 +97,7 @@ def test_windows_are_exact_and_late_or_malformed_records_are_dead_lettered(fresh
         os.killpg(worker.pid, signal.SIGUSR2)
         wait_for_log(log, "stack dump (SIGUSR2)", 1, worker, timeout_s=30)
         dump = log.read_text(errors="replace").split("stack dump (SIGUSR2)", 1)[1]
-        assert "--- agent" in dump and "AggregateApp._aggregate_agent.<locals>.aggregate" in dump, dump[:3000]
+        assert "--- agent" in dump and "AggregateApp._agent.<locals>.registered" in dump, dump[:3000]
         assert "Consumer._drain_messages" in dump and "--- thread" in dump, dump[:3000]
     finally:
         stop(worker)
@@ -120,7 +120,7 @@ def _kill_and_restart(bootstrap: str, tmp_path: Path, store: str, kills: int = 2
     items = scored_items(TOPICS, 4000, seed=21)
     produce(bootstrap, items)
     log = tmp_path / "aggregate.log"
-    extra = {"MOODWIRE_AGGREGATE_BATCH": "40", "MOODWIRE_AGGREGATE_BATCH_WAIT_MS": "20"}
+    extra = {"MOODWIRE_AGGREGATE_BATCH": "40"}
     datadir = tmp_path / "faust-data"
     worker = start_aggregate(bootstrap, tmp_path / "home", log, store=store, datadir=datadir, extra=extra)
     try:
@@ -154,7 +154,7 @@ def test_sigkill_mid_stream_then_restart_gives_exact_windows_rocksdb_store_apach
 def test_two_workers_share_the_partitions_and_one_takes_over(fresh_embedded, tmp_path):
     items = scored_items(TOPICS, 4000, seed=31)
     produce(fresh_embedded, items)
-    extra = {"MOODWIRE_AGGREGATE_BATCH": "40", "MOODWIRE_AGGREGATE_BATCH_WAIT_MS": "20"}
+    extra = {"MOODWIRE_AGGREGATE_BATCH": "40"}
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     workers = [start_aggregate(fresh_embedded, tmp_path / f"home{i}", logs[i], extra=extra) for i in range(2)]
     try:

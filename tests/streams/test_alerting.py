@@ -102,8 +102,7 @@ def test_sigkill_of_the_evaluator_neither_loses_nor_changes_an_alert(fresh_embed
     rules.write_text(RULES)
     produce(fresh_embedded, episode())
     log = tmp_path / "aggregate.log"
-    extra = {"MOODWIRE_ALERT_RULES": str(rules), "MOODWIRE_AGGREGATE_BATCH": "30",
-             "MOODWIRE_AGGREGATE_BATCH_WAIT_MS": "20"}
+    extra = {"MOODWIRE_ALERT_RULES": str(rules), "MOODWIRE_AGGREGATE_BATCH": "30"}
     worker = start_aggregate(fresh_embedded, tmp_path / "home", log, extra=extra)
     try:
         wait_for_log(log, "recovered:", 1, worker)

@@ -1,4 +1,4 @@
-"""``InSequence``: a partition's events are folded in only as an unbroken run of offsets from
+"""``InSequence``: a partition's messages are folded in only as an unbroken run of offsets from
 the state's marker; past a hole the partition is sought back (the records come again)."""
 
 from __future__ import annotations
@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from faust.types import TP
+import faust
+import pytest
+from faust.types import TP, Message
 
 from streams.aggregate import marker_key
-from streams.faust_state import InSequence
+from streams.faust_state import Changelog, InSequence
 from streams.metrics import StageMetrics
 
 
@@ -24,37 +26,28 @@ class Consumer:  # records the seeks the agent asks for (the real consumer is ex
         return {TP("news.scored", 0), TP("news.scored", 1)}
 
 
-class Message:  # Faust's reference count: the stream's ack drops one, the consumer acks at zero
-    def __init__(self, offset: int) -> None:
-        self.offset, self.refcount = offset, 1
-
-    def incref(self) -> None:
-        self.refcount += 1
-
-
-class Event:  # weak-referenceable, as Faust's events (InSequence makes one current)
-    def __init__(self, offset: int) -> None:
-        self.message = Message(offset)
-
-
-def events(*offsets: int) -> list:
-    return [Event(o) for o in offsets]
+def messages(partition: int, *offsets: int) -> list[Message]:
+    """Faust messages as the transport hands them to one batch handler (one reference each)."""
+    out = [Message("news.scored", partition, o, 0.0, 0, None, b"k", b"v", None) for o in offsets]
+    for message in out:
+        message.incref()
+    return out
 
 
 def offsets(admitted: list) -> list[int]:
-    return [e.message.offset for e in admitted]
+    return [m.offset for m in admitted]
 
 
 def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
     app = SimpleNamespace(consumer=Consumer())
     metrics = StageMetrics("test")
-    table = SimpleNamespace(data={marker_key(1): {"offset": 9}})  # partition 0: nothing folded yet
-    seq = InSequence(app, "news.scored", table, metrics, give_up_s=3600)
+    state = {marker_key(1): {"offset": 9}}  # partition 0: nothing folded yet
+    seq = InSequence(app, "news.scored", state, metrics, give_up_s=3600)
 
-    held: list = []  # every event offered, to see which were kept from the stream's ack
+    held: list = []  # every message offered, to see which were kept from the handler's ack
 
     def admit(partition, *offs):
-        batch = events(*offs)
+        batch = messages(partition, *offs)
         held.extend(batch)
         return offsets(asyncio.run(seq.admit(partition, batch)))
 
@@ -64,12 +57,12 @@ def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
     assert app.consumer.seeks == []
     assert admit(1, 10, 11, 15, 16) == [10, 11]       # a hole inside the batch: the run before it only
     assert app.consumer.seeks == [(TP("news.scored", 1), 12)]
-    # The set-aside events are never acknowledged (the committed offset cannot pass the hole).
-    assert {e.message.offset: e.message.refcount for e in held[-4:]} == {10: 1, 11: 1, 15: 2, 16: 2}
+    # The set-aside messages are never acknowledged (the committed offset cannot pass the hole).
+    assert {m.offset: m.refcount for m in held[-4:]} == {10: 1, 11: 1, 15: 2, 16: 2}
     # Once assigned, partitions are read from their marker, whatever the group committed.
     assert seq.positions({TP("news.scored", 1), TP("news.scored", 0), TP("sentiment.windows", 1)}) == \
         {TP("news.scored", 1): 10}
-    table.data[marker_key(1)] = {"offset": 11}  # the agent folded 10 and 11
+    state[marker_key(1)] = {"offset": 11}  # the agent folded 10 and 11
     assert admit(1, 13, 14) == []                      # records fetched before the seek: set aside
     assert app.consumer.seeks == [(TP("news.scored", 1), 12)]  # sought back once per hole
     assert metrics.rewinds._value.get() == 1
@@ -84,11 +77,11 @@ def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
 def test_a_seek_back_that_brings_nothing_is_repeated_and_said(caplog):
     app = SimpleNamespace(consumer=Consumer())
     metrics = StageMetrics("test")
-    table = SimpleNamespace(data={marker_key(1): {"offset": 9}, marker_key(0): {"offset": 3}})
-    seq = InSequence(app, "news.scored", table, metrics, give_up_s=0)
-    asyncio.run(seq.admit(1, events(12, 13)))   # 10 and 11 missing: sought back to 10
-    asyncio.run(seq.admit(0, events(6)))        # 4 and 5 missing: sought back to 4
-    table.data[marker_key(0)] = {"offset": 5}    # partition 0 then moved on; partition 1 got nothing
+    state = {marker_key(1): {"offset": 9}, marker_key(0): {"offset": 3}}
+    seq = InSequence(app, "news.scored", state, metrics, give_up_s=0)
+    asyncio.run(seq.admit(1, messages(1, 12, 13)))   # 10 and 11 missing: sought back to 10
+    asyncio.run(seq.admit(0, messages(0, 6)))        # 4 and 5 missing: sought back to 4
+    state[marker_key(0)] = {"offset": 5}    # partition 0 then moved on; partition 1 got nothing
     asyncio.run(seq.watch())
     assert app.consumer.seeks == [(TP("news.scored", 1), 10), (TP("news.scored", 0), 4), (TP("news.scored", 1), 10)]
     assert "news.scored[1]: nothing came" in caplog.text and "seeking to it again" in caplog.text
@@ -115,13 +108,55 @@ def test_changelog_records_are_the_bytes_the_tables_own_codec_writes(tmp_path):
     marker = {"offset": 5, "max_event": None}
     for key, value in (("Macro\x1f300\x1f1763629200", bucket), ("~partition/3", marker)):
         changelog.put(2, key, value)
-        assert table.data[key] is value
-        partition, raw_key, payload = changelog.records[-1]
+        assert changelog.state[key] is value
+        partition, raw_key, payload, _, _ = changelog.records[-1]
         assert partition == 2
         assert raw_key == table.changelog_topic.prepare_key(key, table.key_serializer)[0]
         assert payload == table.changelog_topic.prepare_value(value, table.value_serializer)[0]
-    changelog.put(2, "~partition/3", None)  # a delete: a tombstone, and gone locally
-    assert changelog.records[-1][2] is None and "~partition/3" not in table.data
+    changelog.put(2, "~partition/3", None)  # a delete: a tombstone, and gone from the state
+    assert changelog.records[-1][2] is None and "~partition/3" not in changelog.state
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_the_store_holds_only_what_the_changelog_acknowledged_in_the_order_queued(tmp_path, store):
+    """After a SIGKILL a rocksdb store is what the next worker starts from: it must never be ahead
+    of the changelog (an unsent marker there once hid records whose final windows were never sent)."""
+    from moodwire.kafka import faust_config
+    from moodwire.settings import load_settings
+
+    settings = load_settings(environ={"MOODWIRE_KAFKA_BOOTSTRAP": "127.0.0.1:9", "MOODWIRE_AGGREGATE_STORE": store})
+    app = faust.App(**faust_config(settings, "pending-check", str(tmp_path)))
+    table = app.Table("buckets", default=None, partitions=4)
+    changelog = Changelog(table)
+    name = table.changelog_topic.get_topic_name()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        changelog.put(1, "k", {"v": 1})
+        changelog.put(1, "gone", {"v": 0})
+        first, changelog.records = changelog.records, []
+        changelog.put(1, "k", {"v": 2})
+        changelog.put(1, "gone", None)
+        changelog.put(3, "~partition/3", {"offset": 7})
+        second, changelog.records = changelog.records, []
+        acks = [loop.create_future(), loop.create_future()]
+        applied_first = asyncio.ensure_future(changelog._persisted(name, acks[0], first, None))
+        applied_second = asyncio.ensure_future(changelog._persisted(name, acks[1], second, applied_first))
+        state = changelog.state
+        assert state["k"] == {"v": 2} and "gone" not in state and state["~partition/3"] == {"offset": 7}
+        assert table.data.get("k") is None and table.data.get("~partition/3") is None  # nothing acknowledged
+        acks[1].set_result({1: 11, 3: 4})  # the later queue acknowledged first: it waits for the earlier
+        await asyncio.sleep(0.01)
+        assert not applied_second.done() and table.data.get("k") is None
+        acks[0].set_result({1: 9})
+        await applied_second
+        assert table.data.get("k") == {"v": 2} and table.data.get("gone") is None
+        assert table.data.get("~partition/3") == {"offset": 7}
+        assert changelog.pending == {}
+        if store == "memory://":  # rocksdb iterates the partitions assigned to the worker only (none here)
+            assert dict(state) == {"k": {"v": 2}, "~partition/3": {"offset": 7}}
+
+    asyncio.run(scenario())
 
 
 def test_keyed_records_go_where_any_kafka_client_would_send_them():
@@ -149,7 +184,7 @@ def test_the_aggregate_worker_keeps_no_per_event_faust_statistics(tmp_path):
                           datadir=str(tmp_path))
     monitor = worker.app.monitor
     assert isinstance(monitor, LeanMonitor)
-    event = SimpleNamespace(message=Message(5))
+    event = SimpleNamespace(message=messages(0, 5)[0])
     assert monitor.on_stream_event_in(TP("news.scored", 0), 5, object(), event) is None
     monitor.on_table_get(worker.table, "k")
     assert monitor.events_total == 0 and not monitor.tables  # nothing counted
