@@ -204,7 +204,8 @@ class AggregateApp:
         letters go to other topics: the marker is sent only once all of them are acked.
 
         Pipelined: step 1 is queued on the producer (in order, under the window lock) and the
-        local state, markers included, is updated at once, so the next batch is computed while
+        worker's view of the state, markers included, is updated at once (``Changelog.state``; the
+        table's store only once the changelog acknowledged), so the next batch is computed while
         the broker acknowledges this one; step 2 runs in ``settling`` tasks, each after the one
         before it. A crash before a marker lands replays its batch, which the buckets' offsets
         make idempotent; the consumer's committed offset may then be past the marker, and the
