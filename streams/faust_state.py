@@ -341,5 +341,16 @@ class StateView(Mapping):
             if value is not None:
                 yield key
 
+    def items(self):
+        """(key, value) pairs, the store's read in one pass (a rocksdb lookup per key would search
+        every partition's database outside an event)."""
+        pending = self.pending
+        for key, value in self.table.data.items():
+            if key not in pending:
+                yield key, value
+        for key, value in list(pending.items()):
+            if value is not None:
+                yield key, value
+
     def __len__(self) -> int:
         return sum(1 for _ in self)
