@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -261,4 +262,14 @@ def test_a_worker_joining_mid_stream_neither_stops_the_first_nor_loses_items(fre
         codes = [w.wait(timeout=60) for w in (first, second) if w is not None]
     assert {s.id for s, _ in tail.got} == ids  # duplicates allowed (at-least-once), losses not
     assert codes == [0, 0], [log.read_text()[-3000:] for log in logs]
-    assert "Traceback" not in logs[0].read_text()
+    assert unexpected_tracebacks(logs[0].read_text()) == []
+
+
+def unexpected_tracebacks(text: str) -> list[str]:
+    """The log records of a worker log that carry a traceback, except those kafka-python logged
+    about an error it handled itself (a full run once had ``kafka.net.transport: Error receiving
+    network data closing socket`` with its traceback while the group rebalanced; the worker lost
+    nothing and exited 0)."""
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ )", text)
+    return [r[:2000] for r in records
+            if "Traceback" in r and not re.match(r"\S+ \S+ (ERROR|WARNING) kafka\.", r)]
