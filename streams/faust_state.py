@@ -159,20 +159,21 @@ def as_current(app, message) -> None:
     """Make an event of ``message``'s partition Faust's current event: that partition receives
     the following table writes. Faust holds the current event by weak reference; one event per
     partition is kept here (rocksdb reads only its ``message.partition``)."""
-    at = (id(app), message.topic, message.partition)
-    event = _CURRENT.get(at)
-    if event is None:
-        event = _CURRENT[at] = Event(app, message.key, message.value, message.headers, message)
-    _current_event.set(weakref.ref(event))
+    _make_current(app, message.topic, message.partition, message)
 
 
 def as_current_partition(app, topic: str, partition: int) -> None:
     """``as_current`` for a partition no message is at hand for (a changelog partition)."""
+    _make_current(app, topic, partition, None)
+
+
+def _make_current(app, topic: str, partition: int, message) -> None:
     at = (id(app), topic, partition)
     event = _CURRENT.get(at)
     if event is None:
-        message = Message(topic, partition, -1, 0.0, 0, None, None, None, None)
-        event = _CURRENT[at] = Event(app, None, None, None, message)
+        if message is None:
+            message = Message(topic, partition, -1, 0.0, 0, None, None, None, None)
+        event = _CURRENT[at] = Event(app, message.key, message.value, message.headers, message)
     _current_event.set(weakref.ref(event))
 
 
