@@ -7,7 +7,8 @@
   ceiling of a Faust worker on this machine and broker;
 - ``noop-moodwire``: the same work on Moodwire's consumer (``streams.faust_transport``: the
   records reach a handler a fetched batch at a time, as ``moodwire aggregate``'s agents get them)
-  and monitor (``streams.faust_monitor``) — the ceiling of ``moodwire aggregate``.
+  and monitor (``streams.faust_monitor``) and garbage-collector thresholds
+  (``streams.faust_app.tune_gc``) — the ceiling of ``moodwire aggregate``.
 
     python bench/naive_windows_app.py naive|noop|noop-moodwire BOOTSTRAP DATADIR METRICS_PORT
 """
@@ -27,6 +28,7 @@ from moodwire.kafka import faust_config  # noqa: E402
 from moodwire.records import ScoredNews, decode  # noqa: E402
 from moodwire.settings import load_settings  # noqa: E402
 from moodwire.topics import NEWS_SCORED  # noqa: E402
+from streams.faust_app import tune_gc  # noqa: E402
 from streams.faust_monitor import LeanMonitor  # noqa: E402
 from streams.faust_transport import install as install_transport  # noqa: E402
 
@@ -78,6 +80,8 @@ def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
         batches[NEWS_SCORED] = [noop_batch]
     app.agent(scored, name=mode)({"naive": naive, "noop": noop, "noop-moodwire": registered}[mode])
     Path(datadir).mkdir(parents=True, exist_ok=True)
+    if mode == "noop-moodwire":
+        tune_gc()  # as moodwire aggregate
     faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 

@@ -24,6 +24,7 @@ through ``streams.faust_state``, which names each write's partition and sets the
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import logging
 import sys
@@ -318,12 +319,15 @@ class AggregateApp:
     async def _emit(self, pending: dict):
         batch, self.pending = pending, {}
         watermarks: dict[int, Any] = {}
-        windows = []
+        runs: dict[tuple[str, str], list[datetime]] = defaultdict(list)  # (topic, window) → starts
         for (topic, name, start), partition in sorted(batch.items()):
             if partition not in watermarks:
                 watermarks[partition] = self.aggregator.watermark(self.state, partition)
-            windows.append(self.aggregator.window_of(self.state, topic, self.aggregator.spec(name), start,
-                                                     watermarks[partition]))
+            runs[topic, name].append(start)
+        windows = []
+        for (topic, name), starts in runs.items():  # consecutive windows share their partial sums
+            windows += self.aggregator.windows_of(self.state, topic, self.aggregator.spec(name), starts,
+                                                  watermarks[batch[topic, name, starts[0]]])
         return await self._enqueue(self.windows_topic, [(w.topic.encode(), w.encode()) for w in windows])
 
     def _backlog(self, partition: int) -> int | None:
@@ -419,6 +423,25 @@ def _awaiting(coro) -> list[str]:
     return chain or [repr(first)]
 
 
+# Python's cyclic garbage collector, set for a worker that makes and drops ~100 objects per
+# record (decoded records, Faust messages, window records): with the default thresholds
+# (700, 10, 10) a young-generation pass ran every 700 allocations and an older-generation pass
+# every 7,000, each walking the surviving table state. Measured (bench/bench_aggregate.py
+# items, 40,000, this 2-core machine, 4 runs each): main-thread CPU 181 µs/item at the default,
+# 144 µs/item at these thresholds. Reference cycles are still collected: the young generation
+# every 30,000 allocations (a fraction of a second at full speed), all generations more rarely.
+GC_THRESHOLDS = (30_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """``GC_THRESHOLDS``, after moving what start-up built (modules, the app) out of the
+    collector's reach (``gc.freeze``): the rare full collection then walks only the worker's
+    own state."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 class _Worker(faust.Worker):
     def _on_sigusr2(self) -> None:  # mode's default starts pdb on the worker's terminal: a hung worker
         dump_stacks(self.app)
@@ -427,6 +450,7 @@ class _Worker(faust.Worker):
 def run_worker(app: AggregateApp, loglevel: str = "INFO") -> None:
     """Run the Faust worker until SIGINT/SIGTERM (clean shutdown, offsets committed); SIGUSR2
     logs its stacks (``dump_stacks``)."""
+    tune_gc()
     worker = _Worker(app.app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 

@@ -8,7 +8,7 @@ import pytest
 
 from moodwire.records import ScoredNews, TopicWindow, decode, item_id
 from moodwire.spans import parse_span
-from streams.windows import Bucket, bucket_start, point_of, to_window
+from streams.windows import EMPTY, EVIDENCE_K, Bucket, _highest, _lowest, bucket_start, point_of, to_window
 
 T0 = datetime(2026, 11, 18, 13, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -111,3 +111,33 @@ def test_bucket_round_trips_through_its_table_form():
         b.add(scored(i, "Macro", 0, s))
     assert Bucket.from_dict(b.to_dict()) == b
     assert b.std_error() == pytest.approx(pd.Series([-0.5, 0.2, 0.9]).sem())
+
+
+@pytest.mark.parametrize("n", [0, 1, 4, 5, 6, 10, 47, 48, 49, 120])
+def test_evidence_selection_is_the_same_for_few_and_many_points(n):
+    """Few points are fully sorted, many selected with heaps: both give the lowest / highest
+    ``EVIDENCE_K`` by score, ties (frequent here: scores from a short list) by id."""
+    rng = random.Random(n)
+    for _ in range(50):
+        points = [(rng.choice([-0.5, 0.0, 0.0, 0.25, round(rng.uniform(-1, 1), 2)]), f"{rng.getrandbits(32):08x}",
+                   "t", None, "2026-11-18T13:00:00+00:00") for _ in range(n)]
+        assert _lowest(points) == sorted(points)[:EVIDENCE_K]
+        assert _highest(points) == sorted(points, key=lambda p: (-p[0], p[1]))[:EVIDENCE_K]
+        assert _lowest(set(points)) == _lowest(points) and _highest(set(points)) == _highest(points)
+
+
+def test_merged_buckets_equal_the_sum_of_their_items():
+    rng = random.Random(3)
+    items = [scored(i, "IPO", i, round(rng.uniform(-1, 1), 3)) for i in range(40)]
+    for cut in (0, 1, 17, 40):
+        left, right, whole = Bucket(), Bucket(), Bucket()
+        left.add_many(items[:cut])
+        right.add_many(items[cut:])
+        whole.add_many(items)
+        for merged in (left.merged(right), right.merged(left)):
+            assert (merged.count, merged.negative, merged.neutral, merged.positive, merged.late) == \
+                (whole.count, whole.negative, whole.neutral, whole.positive, whole.late)
+            assert merged.total == pytest.approx(whole.total) and merged.sum_sq == pytest.approx(whole.sum_sq)
+            assert (merged.most_negative, merged.most_positive) == (whole.most_negative, whole.most_positive)
+    assert EMPTY.merged(whole) is whole and whole.merged(EMPTY) is whole  # the sum of nothing
+    assert Bucket().merged(whole) == whole and EMPTY == Bucket()
