@@ -69,8 +69,7 @@ def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
         for message in messages:
             decode(ScoredNews, message.value)
         items.inc(len(messages))
-        for message in messages:
-            message.ack(app.consumer)
+        app.consumer.ack_many(messages)
 
     async def registered(stream):  # the agent subscribes the topic; its records go to noop_batch
         async for _event in stream:

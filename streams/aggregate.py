@@ -21,6 +21,8 @@ import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from operator import itemgetter
 
 from moodwire.records import ScoredNews, TopicWindow
 from moodwire.spans import WindowSpec
@@ -45,6 +47,11 @@ def parse_bucket_key(key: str) -> tuple[str, timedelta, datetime]:
 
 def marker_key(partition: int) -> str:
     return f"{MARKER_PREFIX}{partition}"
+
+
+@lru_cache(maxsize=65_536)  # window starts recur batch after batch (a 24 h window is touched for a day)
+def _instant(seconds: int) -> datetime:
+    return EPOCH + timedelta(seconds=seconds)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -105,6 +112,9 @@ class Aggregator:
         self.index: dict[int, set[str]] = {}      # partition → bucket keys held for it
         self.held: set[str] = set()                # every partition's bucket keys (a miss costs no lookup)
         self.by_name = {spec.name: spec for spec in self.windows}
+        self.covering: dict[int, list[tuple[str, int]]] = {  # step (s) → (window name, steps per window)
+            step: [(w.name, w.span // w.step) for w in self.windows if int(w.step.total_seconds()) == step]
+            for step in self.step_seconds}
         self.topics: dict[int, dict[str, tuple[datetime, datetime]]] = {}  # partition → topic → first, last bucket start
         self.expiry: dict[int, list[tuple[datetime, str]]] = {}  # partition → heap of (bucket end, key)
         self.clock_watermark: dict[int, datetime] = {}  # heartbeat advances (not persisted)
@@ -141,7 +151,7 @@ class Aggregator:
         per_key: dict[str, list[tuple[int, ScoredNews, bool]]] = {}
         points: dict[str, tuple] = {}
         last = done
-        for offset, item in sorted(records, key=lambda r: r[0]):
+        for offset, item in sorted(records, key=itemgetter(0)):
             if offset <= last:  # processed before (marker), or delivered twice in this batch
                 result.skipped += 1
                 continue
@@ -286,13 +296,15 @@ class Aggregator:
         return self.by_name[name]
 
     def _touched(self, writes) -> set[tuple[str, str, datetime]]:
-        touched = set()
+        """The windows (topic, name, start) holding a written bucket: found in whole seconds
+        (a batch touches each window through many of its buckets), each made a time once."""
+        seconds = set()
         for key in writes:
-            topic, step, start = parse_bucket_key(key)
-            for spec in self.windows:
-                if spec.step == step:
-                    touched.update((topic, spec.name, s) for s in spec.starts_covering(start))
-        return touched
+            topic, step, start = key.split(SEP)
+            step_s, start_s = int(step), int(start)
+            for name, k in self.covering[step_s]:
+                seconds.update((topic, name, start_s - j * step_s) for j in range(k))
+        return {(topic, name, _instant(at)) for topic, name, at in seconds}
 
     def _newly_final(self, state, partition, old_wm, new_wm, already) -> list[TopicWindow]:
         """Windows holding data whose end lies in (old_wm, new_wm]: enumerated from the aligned

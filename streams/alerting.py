@@ -71,9 +71,7 @@ class AlertEvaluator:
             admitted = await self.sequence.admit(partition, group)
             if admitted:
                 await self._evaluate(partition, admitted)
-        consumer = self.app.consumer
-        for message in messages:
-            message.ack(consumer)
+        self.app.consumer.ack_many(messages)
 
     async def _evaluate(self, partition: int, messages: list) -> None:
         state = self.changelog.state

@@ -190,8 +190,7 @@ class AggregateApp:
                     groups[partition] = admitted
             async with self.window_lock:
                 await self._apply(groups)
-            for message in chunk:
-                message.ack(consumer)
+            consumer.ack_many(chunk)
             self.metrics.batch_size.observe(len(chunk))
             self.metrics.items.inc(len(chunk))
             elapsed = time.perf_counter() - started
@@ -303,9 +302,7 @@ class AggregateApp:
                     log.error("%s (retrying in %.0f s)", exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 60.0)
-            consumer = self.app.consumer
-            for message in messages:
-                message.ack(consumer)
+            self.app.consumer.ack_many(messages)
         return sink
 
     # ------------------------------------------------------------------ timers

@@ -1,14 +1,18 @@
 """The consumer's inline delivery (``streams.faust_transport``): a delivery that has to wait is
 finished by ``_resume`` exactly as an asyncio Task would finish it — its result, the errors
-of what it waited on, bare yields, and cancellation all reach the delivery coroutine."""
+of what it waited on, bare yields, and cancellation all reach the delivery coroutine; a batch's
+acknowledgement is Faust's, message by message."""
 
 from __future__ import annotations
 
 import asyncio
 
+import faust
 import pytest
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 
-from streams.faust_transport import _resume
+from streams.faust_transport import _resume, install
 
 
 def _start(coro):
@@ -96,3 +100,36 @@ def test_cancelling_the_rest_cancels_the_delivery_and_releases_what_it_held():
         await asyncio.wait_for(queue.put("next"), 1)  # no dangling putter left behind
 
     asyncio.run(main())
+
+
+def test_acknowledging_a_batch_at_once_is_acknowledging_each_message(tmp_path):
+    """``Consumer.ack_many`` (one hold of Faust's ack lock per batch) leaves the consumer's
+    commit bookkeeping as ``Message.ack`` per message does: two handlers' references each,
+    offsets below the committed one not recorded, a message held back (``InSequence``'s extra
+    reference) never acknowledged."""
+    async def acknowledge(way: str):
+        app = faust.App(f"ack-{way}", broker="kafka://127.0.0.1:9", datadir=str(tmp_path / way))
+        install(app)
+        app.topics.add(app.topic("news.scored"))
+        await app.topics._update_indices()  # what the conductor does at subscription: acks enabled
+        consumer, tp = app.consumer, TP("news.scored", 0)
+        consumer._committed_offset[tp] = 3
+        messages = [ConsumerMessage("news.scored", 0, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, tp)
+                    for offset in range(10)]
+        for message in messages:
+            consumer._unacked_messages.add(message)
+            message.incref(2)  # two handlers
+        messages[7].incref()  # held back
+        for handler in ("sink", "aggregate"):
+            if way == "batch":
+                consumer.ack_many(messages)
+            else:
+                for message in messages:
+                    message.ack(consumer)
+        return (sorted(consumer._acked[tp]), consumer._n_acked, sorted(m.offset for m in consumer._unacked_messages),
+                [m.acked for m in messages], [m.refcount for m in messages])
+
+    one_by_one = asyncio.run(acknowledge("one-by-one"))
+    assert asyncio.run(acknowledge("batch")) == one_by_one
+    assert one_by_one == ([3, 4, 5, 6, 8, 9], 6, [0, 1, 2, 7], [o != 7 for o in range(10)],
+                          [1 if o == 7 else 0 for o in range(10)])
