@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     aggregate_idle_clock: bool = Field(True, description="when every partition is idle, close windows by the wall "
                                                          "clock (off for back-tests of old news)")
     aggregate_emit_interval_ms: int = Field(1000, ge=0, le=600_000, description="throttle of window updates")
-    aggregate_batch: int = Field(1000, ge=1, le=100_000, description="most records per micro-batch (a fetch "
+    # 4,000: fewer per-batch steps (bucket writes, final-window scans, two acknowledged sends) than
+    # 1,000 — bench items, 7 runs each: 119 vs 136 µs CPU/item, median 6,190 vs 4,931 items/s.
+    # Only a backlog fills a batch; live news comes a few records a fetch.
+    aggregate_batch: int = Field(4000, ge=1, le=100_000, description="most records per micro-batch (a fetch "
                                                                       "may bring fewer; none is waited for)")
     aggregate_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     aggregate_recovery_check: bool = Field(
