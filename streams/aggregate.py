@@ -41,8 +41,14 @@ def _key(topic: str, step_s: int, start_s: int) -> str:
 
 
 def parse_bucket_key(key: str) -> tuple[str, timedelta, datetime]:
+    topic, step_s, start_s = _key_parts(key)
+    return topic, timedelta(seconds=step_s), EPOCH + timedelta(seconds=start_s)
+
+
+def _key_parts(key: str) -> tuple[str, int, int]:
+    """(topic, step, bucket start) of a bucket key, in whole seconds (the inverse of ``_key``)."""
     topic, step, start = key.split(SEP)
-    return topic, timedelta(seconds=int(step)), EPOCH + timedelta(seconds=int(start))
+    return topic, int(step), int(start)
 
 
 def marker_key(partition: int) -> str:
@@ -300,8 +306,7 @@ class Aggregator:
         (a batch touches each window through many of its buckets), each made a time once."""
         seconds = set()
         for key in writes:
-            topic, step, start = key.split(SEP)
-            step_s, start_s = int(step), int(start)
+            topic, step_s, start_s = _key_parts(key)
             for name, k in self.covering[step_s]:
                 seconds.update((topic, name, start_s - j * step_s) for j in range(k))
         return {(topic, name, _instant(at)) for topic, name, at in seconds}

@@ -316,15 +316,15 @@ class AggregateApp:
     async def _emit(self, pending: dict):
         batch, self.pending = pending, {}
         watermarks: dict[int, Any] = {}
-        runs: dict[tuple[str, str], list[datetime]] = defaultdict(list)  # (topic, window) → starts
+        runs: dict[tuple[str, str, int], list[datetime]] = defaultdict(list)  # (topic, window, partition) → starts
         for (topic, name, start), partition in sorted(batch.items()):
+            runs[topic, name, partition].append(start)
+        windows = []
+        for (topic, name, partition), starts in runs.items():  # consecutive windows share their partial sums
             if partition not in watermarks:
                 watermarks[partition] = self.aggregator.watermark(self.state, partition)
-            runs[topic, name].append(start)
-        windows = []
-        for (topic, name), starts in runs.items():  # consecutive windows share their partial sums
             windows += self.aggregator.windows_of(self.state, topic, self.aggregator.spec(name), starts,
-                                                  watermarks[batch[topic, name, starts[0]]])
+                                                  watermarks[partition])
         return await self._enqueue(self.windows_topic, [(w.topic.encode(), w.encode()) for w in windows])
 
     def _backlog(self, partition: int) -> int | None:
