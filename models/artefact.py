@@ -12,6 +12,7 @@ A model directory holds:
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,18 @@ class ModelSpec:
     version: str = "dev"
     metrics: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    # {"topic_temperature": T, "sentiment_temperature": T, ...}: logits are divided by T at load.
+    calibration: dict = field(default_factory=dict)
+
+    def temperatures(self) -> tuple[float, float]:
+        temps = []
+        for task in ("topic", "sentiment"):
+            value = self.calibration.get(f"{task}_temperature", 1.0)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.01 <= value <= 100:
+                raise ArtefactError(f"model {self.label}: calibration {task}_temperature must be a number "
+                                    f"between 0.01 and 100, not {value!r}")
+            temps.append(float(value))
+        return temps[0], temps[1]
 
     def to_json(self) -> dict:
         return {"format": FORMAT_VERSION, **asdict(self)}
@@ -69,6 +82,24 @@ class ModelSpec:
     @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+class _UnusedPoolerFilter(logging.Filter):
+    """Drops transformers' "Some weights of the model checkpoint … were not used" warning when the
+    only unused weights are the pooler's: the network mean-pools token states and builds the
+    encoder without its pooler on purpose. Any other unused weight is still reported."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("Some weights of the model checkpoint"):
+            return True
+        listed = message[message.find("[") + 1 : message.find("]")]
+        names = [n.strip(" '\"") for n in listed.split(",") if n.strip()]
+        return not names or not all(n.startswith("pooler.") for n in names)
+
+
+_POOLER_FILTER = _UnusedPoolerFilter()
+logging.getLogger("transformers.modeling_utils").addFilter(_POOLER_FILTER)
 
 
 def build_network(spec: ModelSpec, relative_to: Path | None = None) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase]:
@@ -156,6 +187,7 @@ def load_model(directory: str | Path) -> tuple[MultiTaskClassifier, PreTrainedTo
         raise ArtefactError(f"{weights}: parameters missing from the file: {missing[:5]}")
     if spec.finetune == "lora":
         model.encoder = model.encoder.merge_and_unload()
+    model.temperatures = spec.temperatures()
     model.eval()
     for param in model.parameters():
         param.requires_grad = False

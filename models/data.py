@@ -28,19 +28,25 @@ def clean_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class LabelledSet:
-    """Texts with label indices of one task, plus optional continuous scores."""
+    """Texts with label indices of one task, plus optional continuous scores and source names."""
 
     task: str
     texts: list[str]
     labels: list[int]
     scores: list[float] | None = None
+    groups: list[str] | None = None  # the file's ``source`` column, when it has one
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, n: int) -> "LabelledSet":
-        return LabelledSet(self.task, self.texts[:n], self.labels[:n],
-                           None if self.scores is None else self.scores[:n])
+        return self.select(range(min(n, len(self.texts))))
+
+    def select(self, rows) -> "LabelledSet":
+        """The given rows, in the given order."""
+        rows = list(rows)
+        pick = (lambda values: None if values is None else [values[i] for i in rows])
+        return LabelledSet(self.task, pick(self.texts), pick(self.labels), pick(self.scores), pick(self.groups))
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
@@ -97,4 +103,7 @@ def load_labelled(path: str | Path, label_map: LabelMap) -> LabelledSet:
             scores = [float(s) for s in frame["score"]]
         except (TypeError, ValueError):
             raise DataError(f"{path}: the 'score' column must hold numbers") from None
-    return LabelledSet(label_map.task, texts, labels, scores)
+    groups = None
+    if "source" in frame.columns:
+        groups = [str(g).strip() or "unnamed" for g in frame["source"]]
+    return LabelledSet(label_map.task, texts, labels, scores, groups)

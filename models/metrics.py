@@ -61,7 +61,15 @@ def confusion_png(report: dict, path: str, title: str) -> None:
     matrix = np.asarray(report["confusion_matrix"])
     labels = report["labels"]
     size = max(4.0, 0.45 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    calibration = report.get("calibration")
+    if calibration is not None:  # confusion matrix on the left, reliability diagram on the right
+        fig, (ax, right) = plt.subplots(1, 2, figsize=(size + 1 + size, size),
+                                        gridspec_kw={"width_ratios": [size + 1, size]})
+        from models.calibration import reliability_axes
+
+        reliability_axes(right, calibration, "reliability")
+    else:
+        fig, ax = plt.subplots(figsize=(size + 1, size))
     im = ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)

@@ -60,10 +60,20 @@ class MultiTaskClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.topic_head = nn.Linear(hidden_size, n_topics)
         self.sentiment_head = nn.Linear(hidden_size, n_sentiments)
+        # Temperature scaling of each head's logits (models/calibration.py), set from the
+        # model description at load time; a plain attribute, not a parameter or buffer, so
+        # the weights file never holds it and training sees 1.0.
+        self.temperatures: tuple[float, float] = (1.0, 1.0)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         pooled = self.dropout(pooled)
-        return self.topic_head(pooled), self.sentiment_head(pooled)
+        topic, sentiment = self.topic_head(pooled), self.sentiment_head(pooled)
+        t_topic, t_sentiment = self.temperatures
+        if t_topic != 1.0:
+            topic = topic / t_topic
+        if t_sentiment != 1.0:
+            sentiment = sentiment / t_sentiment
+        return topic, sentiment

@@ -9,10 +9,18 @@ import torch
 from models.batching import encode, length_sorted_batches, pad
 
 
-@torch.inference_mode()
 def predict_probs(model, tokenizer, texts: Sequence[str], max_length: int,
                   batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities (topic, sentiment) for every text, in input order."""
+    topic, sentiment = predict_logits(model, tokenizer, texts, max_length, batch_size)
+    return topic.softmax(-1), sentiment.softmax(-1)
+
+
+@torch.inference_mode()
+def predict_logits(model, tokenizer, texts: Sequence[str], max_length: int,
+                   batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (topic, sentiment) for every text, in input order (fp32, on the CPU), after the
+    model's own temperatures."""
     ids = encode(tokenizer, texts, max_length)
     device = next(model.parameters()).device
     topic = torch.zeros((len(texts), model.topic_head.out_features))
@@ -22,8 +30,8 @@ def predict_probs(model, tokenizer, texts: Sequence[str], max_length: int,
         t_logits, s_logits = model(input_ids.to(device), mask.to(device))
         t_logits, s_logits = t_logits.cpu(), s_logits.cpu()
         index = torch.tensor(batch)
-        topic[index] = t_logits.float().softmax(-1)
-        sentiment[index] = s_logits.float().softmax(-1)
+        topic[index] = t_logits.float()
+        sentiment[index] = s_logits.float()
     return topic, sentiment
 
 

