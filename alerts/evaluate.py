@@ -8,6 +8,12 @@ JSON-able dict kept by the caller in a changelog-backed table:
        ▲                            │ condition fails                keep_firing_for──► resolved
        └────────────────────────────┘                                   (then inactive again)
 
+No data (a window with fewer than ``min_count`` items) is not a recovery. With the rule's
+``no_data: keep_state`` (the default, as Grafana's "keep last state") a firing alert stays
+firing while its windows hold too few items, for at most ``no_data_timeout``; then it resolves
+with the reason "no data …". With ``no_data: resolve`` it resolves at once, saying why. A
+pending or inactive alert treats no data as the condition not holding.
+
 Every transition to firing or resolved (and a reminder every ``repeat_interval`` while
 firing) yields one ``AlertEvent`` with the alert's stable fingerprint and the next sequence
 number.
@@ -42,6 +48,7 @@ class Reading:
     holds: bool
     recovered: bool  # past the recovery threshold (hysteresis); equals ``not holds`` without one
     why: str | None = None  # why the rule cannot judge this window (a firing alert then resolves)
+    no_data: bool = False  # fewer than min_count items: the window says nothing either way
 
 
 def baseline_of(history: Sequence[dict], window: TopicWindow, span: timedelta) -> list[dict]:
@@ -68,7 +75,7 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
             recovered = not holds
         else:
             recovered = value >= rule.recover if kind == "mean_below" else value <= rule.recover
-        return Reading(value, enough and holds, recovered or not enough, _unjudged(rule, window, recovered, enough))
+        return _reading(rule, window, value, holds, recovered, enough)
     if len(baseline) < MIN_BASELINE:
         return Reading(0.0, False, True, f"baseline of {len(baseline)} earlier windows, {MIN_BASELINE} needed")
     if kind == "volume_spike":
@@ -82,7 +89,7 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
             value = min(value, 1e6)
         holds = value > rule.threshold
         recovered = (value <= rule.recover) if rule.recover is not None else not holds
-        return Reading(value, enough and holds, recovered or not enough, _unjudged(rule, window, recovered, enough))
+        return _reading(rule, window, value, holds, recovered, enough)
     # shift: the window's mean against the count-weighted mean of the baseline windows
     total = sum(h["count"] for h in baseline)
     base_mean = sum(h["mean"] * h["count"] for h in baseline) / total if total else 0.0
@@ -93,7 +100,12 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
         recovered = not holds
     else:
         recovered = value >= rule.recover if below else value <= rule.recover
-    return Reading(value, enough and holds, recovered or not enough, _unjudged(rule, window, recovered, enough))
+    return _reading(rule, window, value, holds, recovered, enough)
+
+
+def _reading(rule: Rule, window: TopicWindow, value: float, holds: bool, recovered: bool, enough: bool) -> Reading:
+    return Reading(value, enough and holds, recovered or not enough, _unjudged(rule, window, recovered, enough),
+                   no_data=not enough)
 
 
 def _unjudged(rule: Rule, window: TopicWindow, recovered: bool, enough: bool) -> str | None:
@@ -105,7 +117,7 @@ def _unjudged(rule: Rule, window: TopicWindow, recovered: bool, enough: bool) ->
 
 def new_state() -> dict:
     return {"status": INACTIVE, "since": None, "clear_since": None, "starts_at": None, "seq": 0,
-            "last_event": None, "last_end": None, "value": None}
+            "last_event": None, "last_end": None, "value": None, "no_data_since": None}
 
 
 def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Reading,
@@ -143,6 +155,16 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
         return state, events
 
     # firing
+    if reading.no_data and rule.no_data == "keep_state":
+        no_data_since = _t(state.get("no_data_since")) or now
+        state["no_data_since"] = no_data_since.isoformat()
+        if now - no_data_since >= rule.no_data_timeout:
+            emit("resolved", ends_at=now, reason=(
+                f"no data: fewer than min_count {rule.min_count} items per {rule.window} window since "
+                f"{no_data_since.isoformat()} ({_span_text(rule.no_data_timeout)} or more)"))
+            state.update(status=INACTIVE, since=None, clear_since=None, starts_at=None, no_data_since=None)
+        return state, events
+    state["no_data_since"] = None
     if reading.recovered:
         clear_since = _t(state["clear_since"]) or now
         state["clear_since"] = clear_since.isoformat()
@@ -154,6 +176,14 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
     if now - _t(state["last_event"]) >= rule.repeat_interval:
         emit("firing")  # reminder: same starts_at, next seq
     return state, events
+
+
+def _span_text(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _t(value: str | None) -> datetime | None:

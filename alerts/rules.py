@@ -13,6 +13,8 @@ rules:
     for: 10m                       # hold this long (event time) before firing
     recover: -0.1                  # hysteresis: resolve only once the value is back past this
     keep_firing_for: 15m           # ... and has stayed there this long
+    no_data: keep_state            # keep_state | resolve: a firing alert whose windows hold fewer than
+    no_data_timeout: 6h            #   min_count items keeps firing this long, then resolves "no data"
     repeat_interval: 4h            # reminders while firing
     severity: critical             # info | warning | critical
     labels: {team: credit-risk}
@@ -111,11 +113,14 @@ class Rule(_Strict):
     for_: timedelta = Field(timedelta(0), alias="for")
     recover: float | None = None
     keep_firing_for: timedelta = timedelta(0)
+    no_data: Literal["keep_state", "resolve"] = "keep_state"
+    no_data_timeout: timedelta = timedelta(hours=6)
     repeat_interval: timedelta = timedelta(hours=4)
     severity: Literal["info", "warning", "critical"] = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
 
-    _spans = field_validator("baseline", "for_", "keep_firing_for", "repeat_interval", mode="before")(
+    _spans = field_validator("baseline", "for_", "keep_firing_for", "no_data_timeout", "repeat_interval",
+                             mode="before")(
         classmethod(lambda cls, v: _span(v)))
 
     @field_validator("window")

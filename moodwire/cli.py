@@ -567,6 +567,15 @@ def export(ctx: click.Context, model_dir, output, half) -> None:
     click.echo(f"exported to {out} (load it with MOODWIRE_MODEL={out})")
 
 
+def _register_commands() -> None:
+    from streams.backtest.command import backtest
+
+    cli.add_command(backtest)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli(prog_name="moodwire")
 

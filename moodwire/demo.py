@@ -159,8 +159,9 @@ class Demo:
                 for line in complete.decode(errors="replace").splitlines():
                     for a in json.loads(line)["alerts"]:
                         verb = "alert fired" if a["status"] == "firing" else "alert resolved"
+                        why = f" — {a['reason']}" if a.get("reason") else ""
                         self.say(f"{verb}: {a['rule']} on {a['topic']} (value {a['value']:+.2f}, window {a['window']} "
-                                 f"from {a['starts_at']})")
+                                 f"from {a['starts_at']}){why}")
             self.stop.wait(0.5)
         return 0
 

@@ -18,34 +18,17 @@ fingerprint and seq; receivers and ``moodwire notify`` drop repeats) but never l
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
-from alerts.evaluate import baseline_of, new_state, read, step
+from alerts.fold import fold_window
 from alerts.rules import Rule
 from moodwire.errors import RecordError
-from moodwire.records import AlertEvent, DeadLetter, Evidence, TopicWindow, decode
+from moodwire.records import AlertEvent, DeadLetter, TopicWindow, decode
 from moodwire.topics import ALERTS, SENTIMENT_WINDOWS
 from streams.aggregate import marker_key
 from streams.faust_state import Changelog, InSequence, as_current, by_partition
 
 log = logging.getLogger("moodwire.alerts")
 TABLE = "alerts-by-rule-topic"
-SEP = "\x1f"
-
-
-def evidence_for(rule: Rule, window: TopicWindow, k: int = 5) -> list[Evidence]:
-    """The headlines that moved the value most: the most negative items for a downward rule,
-    the most positive for an upward one, the most extreme either way for a volume spike."""
-    kind = rule.when.kind
-    negative_ids, positive_ids = set(window.most_negative), set(window.most_positive)
-    if kind in ("mean_below", "negative_share_above") or (kind == "shift" and rule.when.shift.below is not None):
-        chosen = [e for e in window.evidence if e.id in negative_ids]
-        return sorted(chosen, key=lambda e: (e.score, e.id))[:k]
-    if kind in ("mean_above",) or kind == "shift":
-        chosen = [e for e in window.evidence if e.id in positive_ids]
-        return sorted(chosen, key=lambda e: (-e.score, e.id))[:k]
-    unique = {e.id: e for e in window.evidence}.values()
-    return sorted(unique, key=lambda e: (-abs(e.score), e.id))[:k]
 
 
 class AlertEvaluator:
@@ -86,29 +69,15 @@ class AlertEvaluator:
                 bad.append(DeadLetter.of("evaluate-alerts", SENTIMENT_WINDOWS, partition, offset, str(exc),
                                          message.value))
                 continue
-            if not window.final:
-                continue
-            for rule in self.rules:
-                if rule.window != window.window or not rule.selects(window.topic):
-                    continue
-                key = f"{rule.name}{SEP}{window.topic}"
-                stored = writes.get(key) or state.get(key) or {"alert": new_state(), "history": [], "offset": -1}
-                if offset <= stored["offset"]:
-                    continue  # applied before a crash
-                reading = read(rule, window, baseline_of(stored["history"], window, rule.baseline))
-                alert, events_now = step(rule, window.topic, stored["alert"], window, reading,
-                                         evidence_for(rule, window))
-                out += events_now
-                writes[key] = {"alert": alert, "history": _remember(stored["history"], window, rule),
-                               "offset": offset, "partition": partition}
+            out += fold_window(self.rules, state, writes, window, offset, partition)
         # 1. alert events acknowledged   2. then the state that says they were sent
         await self.send(self.alerts, [(e.fingerprint.encode(), e.encode()) for e in out])
         if bad:
             await self.dead(bad)
         for e in out:
             self.metrics.alerts.labels(e.status).inc()
-            log.warning("alert %s: rule %s on %r, value %.3f vs %.3f (seq %d, fingerprint %s)", e.status, e.rule,
-                        e.topic, e.value, e.threshold, e.seq, e.fingerprint)
+            log.warning("alert %s: rule %s on %r, value %.3f vs %.3f (seq %d, fingerprint %s)%s", e.status, e.rule,
+                        e.topic, e.value, e.threshold, e.seq, e.fingerprint, f" — {e.reason}" if e.reason else "")
         # The partition marker: the next batch must start right after it (InSequence).
         marker = state.get(marker_key(partition)) or {"offset": -1}
         writes[marker_key(partition)] = {"offset": max(marker["offset"], *(m.offset for m in messages)),
@@ -119,13 +88,4 @@ class AlertEvaluator:
         await self.changelog.flush()
 
 
-def _remember(history: list[dict], window: TopicWindow, rule: Rule) -> list[dict]:
-    """The trailing baseline: final windows of the last ``baseline`` span, one per start."""
-    keep_from = window.start - rule.baseline
-    kept = [h for h in history if h["start"] != window.start.isoformat()
-            and datetime.fromisoformat(h["start"]) >= keep_from]
-    kept.append({"start": window.start.isoformat(), "count": window.count, "mean": window.mean_score})
-    return sorted(kept, key=lambda h: h["start"])
-
-
-__all__ = ["AlertEvaluator", "evidence_for", "TABLE"]
+__all__ = ["AlertEvaluator", "TABLE"]

@@ -23,3 +23,7 @@ class FetchError(StreamError):
 
 class ReplayError(StreamError):
     """A replay file cannot be read or a row cannot become a news item."""
+
+
+class BacktestError(StreamError):
+    """A back-test cannot run: its news, rules, expectations or output folder name the problem."""

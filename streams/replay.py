@@ -1,7 +1,7 @@
 """``moodwire replay FILE``: publish recorded news (JSONL or CSV) at a rate or time-compressed.
 
-Each row needs ``title`` and ``published_at``; ``url``, ``source``, ``body``, ``lang`` are
-optional. Rows are sent in publish-time order. ``--rate N`` sends N items per second;
+Each row needs ``title`` and ``published_at`` (ISO 8601; a date without a time of day is read
+as noon UTC and counted); ``url``, ``source``, ``body``, ``lang`` are optional. Rows are sent in publish-time order. ``--rate N`` sends N items per second;
 ``--speedup X`` keeps the recorded gaps divided by X; neither sends as fast as possible.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ from streams.normalize import make_item, parse_time
 class ReplayPlan:
     items: list[NewsItem]
     skipped: list[str]  # "file:line: reason" for rows that could not become items
+    date_only: int = 0  # rows whose published_at was a date without a time of day (read as 12:00 UTC)
+    rows: int = 0       # rows read
+
+
+_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 
 
 def read_recorded(path: str | Path, shift_to: datetime | None = None) -> ReplayPlan:
@@ -40,12 +46,16 @@ def read_recorded(path: str | Path, shift_to: datetime | None = None) -> ReplayP
     if not rows:
         raise ReplayError(f"replay file {path} has no rows")
     fetched_at = datetime.now(timezone.utc)
-    items, skipped = [], []
+    items, skipped, date_only = [], [], 0
     for where, row in rows:
         if not isinstance(row, dict):
-            skipped.append(f"{where}: not an object")
+            skipped.append(f"{where}: {row if isinstance(row, str) else 'not an object'}")
             continue
-        published = parse_time(row.get("published_at"))
+        raw_time = row.get("published_at")
+        if isinstance(raw_time, str) and _DATE_ONLY.match(raw_time):
+            raw_time = f"{raw_time.strip()}T12:00:00+00:00"  # a day without a time of day: its noon, UTC
+            date_only += 1
+        published = parse_time(raw_time)
         if published is None:
             skipped.append(f"{where}: published_at missing or not a time ({row.get('published_at')!r})")
             continue
@@ -66,7 +76,7 @@ def read_recorded(path: str | Path, shift_to: datetime | None = None) -> ReplayP
     if shift_to is not None:
         delta = shift_to - items[-1].published_at
         items = [i.model_copy(update={"published_at": i.published_at + delta}) for i in items]
-    return ReplayPlan(items, skipped)
+    return ReplayPlan(items, skipped, date_only, len(rows))
 
 
 def _rows(path: Path) -> Iterator[tuple[str, object]]:

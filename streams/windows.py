@@ -180,8 +180,19 @@ def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Buc
         neutral_share=bucket.neutral / n if n else 0.0, positive_share=bucket.positive / n if n else 0.0,
         late_count=bucket.late, most_negative=[p[1] for p in bucket.most_negative],
         most_positive=[p[1] for p in bucket.most_positive],
-        evidence=[_evidence(p) for p in (*bucket.most_negative, *bucket.most_positive) if len(p) >= 5],
-        final=final)
+        evidence=_distinct_evidence(bucket), final=final)
+
+
+def _distinct_evidence(bucket: Bucket) -> list[Evidence]:
+    """The window's evidence, most negative first, then most positive: each item once (in a
+    window of few items one item can be among both extremes)."""
+    seen: set[str] = set()
+    out = []
+    for point in (*bucket.most_negative, *bucket.most_positive):
+        if len(point) >= 5 and point[1] not in seen:
+            seen.add(point[1])
+            out.append(_evidence(point))
+    return out
 
 
 @lru_cache(maxsize=16_384)  # the same items are the evidence of many overlapping windows

@@ -73,9 +73,10 @@ def test_too_few_items_never_fire():
     assert events == []
 
 
-def test_a_resolution_from_too_few_items_says_so_not_only_the_value():
+def test_with_no_data_resolve_a_resolution_from_too_few_items_says_so_not_only_the_value():
     # firing on -0.9, then the news dries up: 2 items (min_count 3) still averaging -0.9
-    _, events = run(rule(), [window(i, -0.9) for i in range(3)] + [window(i, -0.9, count=2) for i in range(3, 5)])
+    r = rule(no_data="resolve")
+    _, events = run(r, [window(i, -0.9) for i in range(3)] + [window(i, -0.9, count=2) for i in range(3, 5)])
     assert [e.status for e in events] == ["firing", "resolved"]
     firing, resolved = events
     assert firing.reason is None
@@ -83,8 +84,28 @@ def test_a_resolution_from_too_few_items_says_so_not_only_the_value():
     assert "(2 items in the window, under min_count 3: not judged)" in plain_text([resolved])
     assert decode(AlertEvent, resolved.encode()) == resolved
     # a value that recovers says nothing extra, even when the window is also thin
-    _, events = run(rule(), [window(0, -0.9), window(1, 0.4, count=2)])
+    _, events = run(r, [window(0, -0.9), window(1, 0.4, count=2)])
     assert [e.status for e in events] == ["firing", "resolved"] and events[1].reason is None
+
+
+def test_by_default_a_firing_alert_keeps_firing_through_no_data_then_resolves_saying_no_data():
+    # firing, then thin windows (2 items < min_count 3) for an hour: still firing, no event
+    r = rule(no_data_timeout="2h")
+    thin = [window(i, 0.5, count=2) for i in range(3, 15)]  # 12 windows = 55 minutes after the first
+    state, events = run(r, [window(i, -0.9) for i in range(3)] + thin)
+    assert [e.status for e in events] == ["firing"] and state["status"] == FIRING
+    # news returns, still negative: the same episode goes on, no new firing
+    state, events = run(r, [window(i, -0.9) for i in range(3)] + thin + [window(15, -0.8)])
+    assert [e.status for e in events] == ["firing"]
+    # thin for longer than no_data_timeout: resolved, and the reason says no data
+    long_thin = [window(i, -0.9, count=1) for i in range(3, 3 + 25)]  # 2 h of 5-minute steps
+    state, events = run(r, [window(i, -0.9) for i in range(3)] + long_thin)
+    assert [e.status for e in events] == ["firing", "resolved"] and state["status"] == INACTIVE
+    assert events[1].reason.startswith("no data: fewer than min_count 3 items per 1h window since ")
+    assert "(2h or more)" in events[1].reason
+    # a thin window that recovered is no-data too: it does not resolve the alert early
+    _, events = run(r, [window(0, -0.9), window(1, 0.4, count=2)])
+    assert [e.status for e in events] == ["firing"]
 
 
 def test_reminders_while_firing_carry_the_same_start_and_the_next_seq():

@@ -1,0 +1,122 @@
+"""Rule-test files for ``moodwire backtest --expect``, in the spirit of ``promtool test rules``.
+
+```yaml
+expect:
+  - name: the bank run is caught          # optional; printed with the result
+    rule: negative-shift                  # the rule's name
+    key: Financials                       # optional: one topic or watchlist (default: any)
+    between: [2023-03-09T00:00Z, 2023-03-14T00:00Z]
+    min_alerts: 1                         # at least this many alerts start in [from, to)
+  - rule: negative-shift
+    between: [2023-02-15, 2023-03-06]
+    max_alerts: 3                         # at most this many (0: the rule stays quiet)
+```
+
+An alert counts once per firing episode (its fingerprint and start), by when it starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from moodwire.records import AlertEvent
+from moodwire.yamlfile import read_mapping
+from streams.errors import BacktestError
+
+
+def _instant(value) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = str(value).strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+class Expectation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    rule: str = Field(min_length=1)
+    key: str | None = None
+    between: tuple[datetime, datetime]
+    min_alerts: int | None = Field(None, ge=1)
+    max_alerts: int | None = Field(None, ge=0)
+
+    @field_validator("between", mode="before")
+    @classmethod
+    def _times(cls, value):
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ValueError("give [from, to] as two ISO 8601 times")
+        return tuple(_instant(v) for v in value)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Expectation":
+        if self.min_alerts is None and self.max_alerts is None:
+            raise ValueError("give min_alerts, max_alerts or both")
+        if self.between[0] >= self.between[1]:
+            raise ValueError("between: from must be before to")
+        return self
+
+    def describe(self) -> str:
+        bounds = []
+        if self.min_alerts is not None:
+            bounds.append(f"at least {self.min_alerts}")
+        if self.max_alerts is not None:
+            bounds.append(f"at most {self.max_alerts}")
+        where = f" on {self.key!r}" if self.key else ""
+        return (f"{self.name + ': ' if self.name else ''}rule {self.rule}{where} starts {' and '.join(bounds)} "
+                f"alert(s) in [{self.between[0].isoformat()}, {self.between[1].isoformat()})")
+
+
+class ExpectFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    expect: list[Expectation] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    expectation: Expectation
+    found: int
+    passed: bool
+    starts: list[str]
+
+    def line(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        seen = f"; starts: {', '.join(self.starts[:5])}" + (" …" if len(self.starts) > 5 else "") if self.starts else ""
+        return f"{verdict}: {self.expectation.describe()} — found {self.found}{seen}"
+
+
+def load_expectations(path: str | Path, rule_names: Sequence[str]) -> list[Expectation]:
+    data = read_mapping(path, "expectations file", BacktestError, "")
+    try:
+        expectations = ExpectFile.model_validate(data).expect
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BacktestError(f"expectations file {path}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
+    for i, e in enumerate(expectations, 1):
+        if e.rule not in rule_names:
+            raise BacktestError(f"expectations file {path}: expectation #{i}: rule {e.rule!r} is not in the rules "
+                                f"file (rules: {', '.join(rule_names)})")
+    return expectations
+
+
+def check(expectations: Sequence[Expectation], alerts: Sequence[AlertEvent]) -> list[Outcome]:
+    episodes = {(a.fingerprint, a.starts_at): a for a in alerts if a.status == "firing"}
+    out = []
+    for e in expectations:
+        starts = sorted(start for (_, start), a in episodes.items()
+                        if a.rule == e.rule and (e.key is None or a.topic == e.key)
+                        and e.between[0] <= start < e.between[1])
+        found = len(starts)
+        passed = (e.min_alerts is None or found >= e.min_alerts) and (e.max_alerts is None or found <= e.max_alerts)
+        out.append(Outcome(e, found, passed, [s.strftime("%Y-%m-%d %H:%M") for s in starts]))
+    return out

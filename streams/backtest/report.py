@@ -1,0 +1,177 @@
+"""The back-test report: one self-contained HTML page for risk officers.
+
+Per key (topic or watchlist) with news: the mean sentiment of the charted window with its 95 %
+band, the volume, the rules' fixed thresholds as lines and the periods the rules fired shaded
+(one trace for all of a chart's periods); below it each alert with its evidence headlines. At
+the top: what was run, and per rule the alerts fired, the time spent firing, the first firing
+and the median firing length. Plotly's script is inlined once; the page needs no network.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from alerts.rules import Rule
+from moodwire.records import AlertEvent, TopicWindow
+
+
+@dataclass(frozen=True)
+class Episode:
+    rule: str
+    key: str
+    starts_at: datetime
+    ends_at: datetime | None  # None: still firing at the end of the news
+    first: AlertEvent
+    last: AlertEvent
+
+    def length(self, end_of_news: datetime) -> timedelta:
+        return (self.ends_at or end_of_news) - self.starts_at
+
+
+def episodes(alerts: Sequence[AlertEvent]) -> list[Episode]:
+    grouped: dict[tuple, list[AlertEvent]] = defaultdict(list)
+    for a in alerts:
+        grouped[(a.fingerprint, a.starts_at)].append(a)
+    out = []
+    for events in grouped.values():
+        events = sorted(events, key=lambda a: a.seq)
+        resolved = next((a for a in events if a.status == "resolved"), None)
+        out.append(Episode(events[0].rule, events[0].topic, events[0].starts_at,
+                           resolved.ends_at if resolved else None, events[0], events[-1]))
+    return sorted(out, key=lambda e: (e.starts_at, e.rule, e.key))
+
+
+def _duration(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours / 24:.1f} d" if hours >= 48 else f"{hours:.1f} h"
+
+
+def rule_summary(rules: Sequence[Rule], eps: Sequence[Episode], end_of_news: datetime) -> list[dict]:
+    rows = []
+    for rule in rules:
+        mine = [e for e in eps if e.rule == rule.name]
+        lengths = [e.length(end_of_news) for e in mine]
+        rows.append({"rule": rule.name, "alerts": len(mine),
+                     "time_firing": _duration(sum(lengths, timedelta())) if mine else "–",
+                     "first": mine[0].starts_at.strftime("%Y-%m-%d %H:%M UTC") if mine else "–",
+                     "median_length": _duration(statistics.median(lengths)) if mine else "–"})
+    return rows
+
+
+def _threshold_text(rule: Rule) -> str:
+    kind = rule.when.kind
+    words = {"mean_below": "mean <", "mean_above": "mean >", "negative_share_above": "negative share >",
+             "volume_spike": "volume spike >", "shift": "change vs baseline"}[kind]
+    extra = f" ({'z' if rule.when.volume_spike and rule.when.volume_spike.z else '×'})" if kind == "volume_spike" else ""
+    return f"{words} {rule.threshold:+g}{extra}, window {rule.window}, min_count {rule.min_count}, for {rule.for_}"
+
+
+def _chart(key: str, windows: Sequence[TopicWindow], rules: Sequence[Rule], eps: Sequence[Episode],
+           end_of_news: datetime, div_id: str) -> str:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    xs = [w.end for w in windows]
+    means = [w.mean_score for w in windows]
+    half = [1.96 * math.sqrt(max(0.0, (w.sum_sq - w.count * w.mean_score ** 2) / (w.count - 1)) / w.count)
+            if w.count > 1 else 0.0 for w in windows]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
+    fig.add_trace(go.Scatter(x=xs, y=[min(1, m + h) for m, h in zip(means, half)], mode="lines",
+                             line={"width": 0}, showlegend=False, hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=xs, y=[max(-1, m - h) for m, h in zip(means, half)], mode="lines",
+                             line={"width": 0}, fill="tonexty", fillcolor="rgba(52,101,164,0.18)",
+                             name="95 % band", hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=xs, y=means, mode="lines", line={"color": "#204a87", "width": 1.6},
+                             name="mean sentiment", customdata=[w.count for w in windows],
+                             hovertemplate="%{x}<br>mean %{y:+.2f}<br>%{customdata} items<extra></extra>"),
+                  row=1, col=1)
+    fig.add_trace(go.Bar(x=xs, y=[w.count for w in windows], marker_color="#888a85", name="items in window"),
+                  row=2, col=1)
+    shade_x, shade_y = [], []
+    for e in eps:
+        shade_x += [e.starts_at, e.starts_at, e.ends_at or end_of_news, e.ends_at or end_of_news, None]
+        shade_y += [-1, 1, 1, -1, None]
+    if shade_x:
+        fig.add_trace(go.Scatter(x=shade_x, y=shade_y, fill="toself", fillcolor="rgba(204,0,0,0.15)",
+                                 line={"width": 0}, mode="lines", name="alert firing", hoverinfo="skip"),
+                      row=1, col=1)
+    for rule in rules:
+        if rule.when.kind in ("mean_below", "mean_above"):
+            fig.add_hline(y=rule.threshold, line={"dash": "dash", "color": "#a40000", "width": 1},
+                          annotation_text=f"{rule.name}: {_threshold_text(rule)}", annotation_font_size=10,
+                          row=1, col=1)
+    fig.update_yaxes(title_text="mean sentiment (p₊ − p₋)", range=[-1, 1], row=1, col=1)
+    fig.update_yaxes(title_text="items", row=2, col=1)
+    fig.update_xaxes(title_text="window end (UTC)", row=2, col=1)
+    fig.update_layout(template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 30, "b": 40},
+                      legend={"orientation": "h", "y": 1.08}, title={"text": html.escape(key), "font": {"size": 14}})
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
+
+
+def _alert_list(eps: Sequence[Episode], end_of_news: datetime) -> str:
+    if not eps:
+        return "<p class='quiet'>No alert fired on this key.</p>"
+    parts = []
+    for e in eps:
+        until = e.ends_at.strftime("%Y-%m-%d %H:%M") if e.ends_at else "still firing at the end of the news"
+        reason = f" — {html.escape(e.last.reason)}" if e.last.status == "resolved" and e.last.reason else ""
+        items = "".join(
+            f"<li>{ev.score:+.2f} · {ev.published_at.strftime('%Y-%m-%d %H:%M')} · "
+            + (f"<a href='{html.escape(ev.url)}'>{html.escape(ev.title)}</a>" if ev.url else html.escape(ev.title))
+            + "</li>" for ev in e.first.evidence)
+        parts.append(f"<div class='alert'><b>{html.escape(e.rule)}</b> fired "
+                     f"{e.starts_at.strftime('%Y-%m-%d %H:%M')} → {until} ({_duration(e.length(end_of_news))}), "
+                     f"value {e.first.value:+.3f} vs {e.first.threshold:+g}{reason}<ul>{items}</ul></div>")
+    return "".join(parts)
+
+
+def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], chart_window: str,
+           windows: Sequence[TopicWindow], alerts: Sequence[AlertEvent], end_of_news: datetime) -> str:
+    from plotly.offline import get_plotlyjs
+
+    eps = episodes(alerts)
+    by_key: dict[str, list[TopicWindow]] = defaultdict(list)
+    for w in windows:
+        if w.window == chart_window:
+            by_key[w.topic].append(w)
+    sections = []
+    for i, key in enumerate(sorted(by_key)):
+        series = sorted(by_key[key], key=lambda w: w.start)
+        mine = [e for e in eps if e.key == key]
+        key_rules = [r for r in rules if r.window == chart_window and r.selects(key)]
+        sections.append(f"<section><h2>{html.escape(key)}</h2>"
+                        f"{_chart(key, series, key_rules, mine, end_of_news, f'chart-{i}')}"
+                        f"{_alert_list(mine, end_of_news)}</section>")
+    summary = "".join(f"<tr><td>{html.escape(r['rule'])}</td><td>{r['alerts']}</td><td>{r['time_firing']}</td>"
+                      f"<td>{r['first']}</td><td>{r['median_length']}</td></tr>"
+                      for r in rule_summary(rules, eps, end_of_news))
+    rule_lines = "".join(f"<li><b>{html.escape(r.name)}</b>: {html.escape(_threshold_text(r))}"
+                         + (f" — {html.escape(r.description)}" if r.description else "") + "</li>" for r in rules)
+    fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; max-width: 1200px; }}
+table {{ border-collapse: collapse; margin: 8px 0 16px; }}
+th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: left; font-size: 13px; }}
+section {{ page-break-inside: avoid; border-top: 1px solid #ddd; margin-top: 18px; }}
+.alert {{ font-size: 13px; margin: 6px 0; }} .alert ul {{ margin: 2px 0 8px; }} .quiet {{ color: #777; font-size: 13px; }}
+@media print {{ body {{ margin: 0; }} a {{ color: #000; }} }}
+</style>
+<script>{get_plotlyjs()}</script></head><body>
+<h1>{html.escape(title)}</h1>
+<table>{fact_rows}</table>
+<h2>Rules</h2><ul>{rule_lines}</ul>
+<table><tr><th>rule</th><th>alerts fired</th><th>time firing</th><th>first firing</th><th>median firing length</th></tr>
+{summary}</table>
+<p>Charts: the <b>{html.escape(chart_window)}</b> window by its end time; the band is the 95 % interval of the mean;
+red shading marks when an alert was firing; dashed lines are the rules' fixed thresholds.</p>
+{''.join(sections)}
+</body></html>
+"""

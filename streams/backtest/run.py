@@ -1,0 +1,119 @@
+"""One back-test: news file → classified items → windows and alerts → files in the output folder.
+
+Outputs (``alerts.jsonl`` and ``windows.jsonl`` are byte-identical for the same inputs):
+``alerts.jsonl`` every alert event as ``moodwire aggregate`` would put it on ``alerts``;
+``windows.jsonl`` the final windows, ordered by key, window and start; ``report.html``;
+``scored.jsonl`` the classified items (the cache a second back-test reuses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from alerts.rules import load_rules
+from moodwire.settings import Settings
+from moodwire.spans import WindowSpec, parse_span, parse_windows
+from streams.backtest.expect import check, load_expectations
+from streams.backtest.fold import fold
+from streams.backtest.news import classify_items, within
+from streams.backtest.report import render
+from streams.errors import BacktestError, ReplayError
+from streams.replay import read_recorded
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    news_file: str
+    rules_file: str
+    out: str
+    start: datetime | None = None
+    end: datetime | None = None
+    windows: str | None = None  # span[/step],… ; default: the configured windows the rules use
+    expect_file: str | None = None
+    progress: bool = True
+
+
+def choose_windows(configured: str, override: str | None, used: set[str]) -> list[WindowSpec]:
+    """``override`` when given; otherwise the configured windows the rules use (all when none is
+    named: a back-test without matching rules still charts the configured windows)."""
+    try:
+        specs = parse_windows(override or configured)
+    except ValueError as exc:
+        raise BacktestError(f"--windows {override or configured!r}: {exc}") from None
+    if override:
+        return specs
+    chosen = [s for s in specs if s.name in used]
+    return chosen or specs
+
+
+def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say: Callable[[str], None]) -> int:
+    """Run the back-test; returns the exit status (1 when an expectation failed)."""
+    out = Path(run.out)
+    if out.exists() and not out.is_dir():
+        raise BacktestError(f"--out {out} is a file; give a folder (it is created when missing)")
+    rules_any = load_rules(run.rules_file)
+    windows = choose_windows(settings.aggregate_windows, run.windows, {r.window for r in rules_any})
+    rules = load_rules(run.rules_file, [w.name for w in windows])
+    expectations = load_expectations(run.expect_file, [r.name for r in rules]) if run.expect_file else []
+    try:
+        plan = read_recorded(run.news_file)
+    except ReplayError as exc:
+        raise BacktestError(str(exc)) from None
+    for line in plan.skipped:
+        say(f"skipped {line}")
+    items = within(plan.items, run.start, run.end)
+    if not items:
+        raise BacktestError(f"{run.news_file}: no news between {run.start or 'the start'} and {run.end or 'the end'}")
+    say(f"{run.news_file}: {plan.rows} rows, {len(plan.items)} news items, {len(plan.skipped)} skipped, "
+        f"{plan.date_only} with a date and no time of day (read as 12:00 UTC); {len(items)} in range "
+        f"{items[0].published_at:%Y-%m-%d %H:%M} … {items[-1].published_at:%Y-%m-%d %H:%M} UTC")
+    engine = engine_factory()
+    scored = classify_items(items, engine, out, say=say, progress=run.progress)
+    lateness = parse_span(settings.aggregate_lateness)
+    result = fold(scored, rules, windows, lateness, settings.kafka_partitions, settings.aggregate_batch)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_lines(out / "alerts.jsonl", [a.encode() for a in result.alerts])
+    ordered = sorted(result.windows, key=lambda w: (w.topic, w.window, w.start))
+    _write_lines(out / "windows.jsonl", [w.encode() for w in ordered])
+    end_of_news = items[-1].published_at
+    chart_window = rules[0].window if rules else windows[-1].name
+    facts = [("news", f"{run.news_file} — {len(items)} headlines, {items[0].published_at:%Y-%m-%d %H:%M} to "
+                      f"{end_of_news:%Y-%m-%d %H:%M} UTC"),
+             ("rows skipped", f"{len(plan.skipped)} (bad rows, each listed on the terminal)"),
+             ("dates without a time", f"{plan.date_only} rows, read as 12:00 UTC"),
+             ("model", engine.label), ("rules", run.rules_file),
+             ("windows", ", ".join(w.name if w.span == w.step else f"{w.name}/{_span(w.step)}" for w in windows)
+              + f"; allowed lateness {settings.aggregate_lateness}"),
+             ("late items", str(result.late))]
+    (out / "report.html").write_text(render(f"Moodwire back-test — {Path(run.news_file).name}", facts, rules,
+                                            chart_window, result.windows, result.alerts, end_of_news),
+                                     encoding="utf-8")
+    firing = sum(1 for a in result.alerts if a.status == "firing" and a.seq == 1)
+    say(f"{len(ordered)} final windows, {len(result.alerts)} alert events ({firing} alerts fired) → "
+        f"{out / 'alerts.jsonl'}, {out / 'windows.jsonl'}, {out / 'report.html'}")
+    failed = 0
+    for outcome in check(expectations, result.alerts):
+        say(outcome.line())
+        failed += not outcome.passed
+    if expectations:
+        say(f"{len(expectations) - failed} of {len(expectations)} expectations passed")
+    return 1 if failed else 0
+
+
+def _span(step: timedelta) -> str:
+    seconds = int(step.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as fh:
+        for line in lines:
+            fh.write(line + b"\n")
+    tmp.replace(path)

@@ -1,0 +1,152 @@
+"""moodwire backtest: the live fold over recorded news, its outputs, expectations and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from alerts.rules import RuleFile
+from moodwire.spans import parse_windows
+from streams.backtest.expect import Expectation, check
+from streams.backtest.fold import fold, partition_of
+from tests.streams.aggregate_support import assert_windows_equal, expected_windows
+from tests.streams.test_alerting import episode
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RULES = RuleFile.model_validate({"rules": [{
+    "name": "negative-turn", "topics": ["Financials", "Macro"], "window": "1h", "when": {"mean_below": -0.3},
+    "min_count": 10, "for": "10m", "recover": -0.1, "keep_firing_for": "10m", "severity": "critical"}]}).rules
+
+
+def test_partitions_follow_kafka_pythons_default_partitioner():
+    from kafka.partitioner.default import DefaultPartitioner
+
+    class Cluster:
+        def topics(self):
+            return {"news.scored"}
+
+        def partitions_for_topic(self, topic):
+            return {0, 1, 2, 3}
+
+        def available_partitions_for_topic(self, topic):
+            return {0, 1, 2, 3}
+
+    for topic in ("Macro", "Financials", "Fed | Central Banks", "US regional banks"):
+        key = topic.encode()
+        assert partition_of(topic, 4) == DefaultPartitioner().partition("news.scored", key, key, None, None, Cluster())
+
+
+def test_the_fold_gives_exact_windows_and_one_alert_episode():
+    items = episode()
+    result = fold(items, RULES, parse_windows("5m,1h/5m"), timedelta(minutes=10))
+    finals = {(w.topic, w.window, w.start): w for w in result.windows}
+    assert_windows_equal(finals, expected_windows(items, "5m,1h/5m"))
+    statuses = [(a.topic, a.status) for a in result.alerts]
+    assert statuses == [("Financials", "firing"), ("Financials", "resolved")]
+    firing = result.alerts[0]
+    assert all("Harborline" in e.title for e in firing.evidence)
+    assert len({e.id for e in firing.evidence}) == len(firing.evidence)
+
+
+def test_batch_size_and_partition_count_do_not_change_the_result():
+    items = episode()
+    spec = parse_windows("5m,1h/5m")
+    one = fold(items, RULES, spec, timedelta(minutes=10), partitions=1, batch=10_000)
+    many = fold(items, RULES, spec, timedelta(minutes=10), partitions=7, batch=37)
+    key = lambda w: (w.topic, w.window, w.start)  # noqa: E731
+    assert sorted(w.encode() for w in one.windows) == sorted(w.encode() for w in many.windows)
+    assert sorted(a.encode() for a in one.alerts) == sorted(a.encode() for a in many.alerts)
+    assert len({key(w) for w in one.windows}) == len(one.windows)  # each final window once
+
+
+def test_expectations_count_episodes_by_their_start():
+    items = episode()
+    alerts = fold(items, RULES, parse_windows("1h/5m"), timedelta(minutes=10)).alerts
+    start = alerts[0].starts_at
+
+    def expect(**kw):
+        return Expectation.model_validate({"rule": "negative-turn", **kw})
+
+    outcomes = check([
+        expect(key="Financials", between=[start - timedelta(hours=1), start + timedelta(hours=1)], min_alerts=1),
+        expect(between=[start + timedelta(minutes=1), start + timedelta(hours=9)], max_alerts=0),
+        expect(key="Macro", between=[start - timedelta(hours=1), start + timedelta(hours=1)], min_alerts=1),
+    ], alerts)
+    assert [o.passed for o in outcomes] == [True, True, False]
+    assert outcomes[2].line().startswith("FAILED: rule negative-turn on 'Macro' starts at least 1")
+
+
+def _news_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    lines = ["published_at,title,source,url"]
+    for i, (at, title) in enumerate(rows):
+        lines.append(f'{at},"{title}",wire,https://news.example/{i}')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _run(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {"MOODWIRE_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "PATH": "/usr/bin:/bin", "MOODWIRE_DEVICE": "cpu"}
+    return subprocess.run([sys.executable, "-m", "moodwire.cli", "backtest", *args, "--no-progress"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_backtest_of_recorded_news_is_byte_identical_twice_and_reuses_its_cache(tmp_path: Path):
+    t0 = datetime(2023, 3, 9, 6, tzinfo=timezone.utc)
+    rows = []
+    for i in range(120):
+        at = (t0 + timedelta(minutes=6 * i)).isoformat()
+        bad = 40 <= i < 80
+        rows.append((at, f"Lender {i} collapses as depositors flee and shares plunge" if bad
+                     else f"Company {i} reports steady quarterly revenue in line with forecasts"))
+    rows.append(("2023-03-12", "Regulators close the bank and take control of its deposits"))  # a date only
+    news = _news_csv(tmp_path / "news.csv", rows)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: any-negative\n    window: 1h\n    when: {mean_below: -0.3}\n"
+                     "    min_count: 3\n    for: 10m\n    keep_firing_for: 10m\n", encoding="utf-8")
+    out = tmp_path / "out"
+    first = _run(str(news), "--rules", str(rules), "--out", str(out), home=tmp_path)
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "121 rows, 121 news items, 0 skipped, 1 with a date and no time of day" in first.stdout
+    assert "classified 121 headlines in" in first.stdout
+    outputs = {name: (out / name).read_bytes() for name in ("alerts.jsonl", "windows.jsonl")}
+    alerts = [json.loads(line) for line in outputs["alerts.jsonl"].splitlines()]
+    assert any(a["status"] == "firing" for a in alerts)
+    assert (out / "report.html").stat().st_size > 100_000  # plotly inlined: opens without a network
+    second = _run(str(news), "--rules", str(rules), "--out", str(out), home=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "taken from the cache" in second.stdout and "classified" not in second.stdout
+    assert {name: (out / name).read_bytes() for name in outputs} == outputs
+
+
+@pytest.mark.slow
+def test_bad_rows_are_named_and_counted_and_a_bad_file_is_one_line(tmp_path: Path):
+    news = tmp_path / "news.jsonl"
+    news.write_text("\n".join([
+        json.dumps({"published_at": "2023-03-09T10:00:00Z", "title": "Bank shares slide"}),
+        json.dumps({"title": "No time here"}),
+        json.dumps({"published_at": "yesterday-ish", "title": "Odd time"}),
+        json.dumps({"published_at": "2023-03-09T11:00:00Z", "title": "   "}),
+        "{not json",
+    ]) + "\n", encoding="utf-8")
+    rules = ROOT / "config" / "rules.feeds.yaml"
+    done = _run(str(news), "--rules", str(rules), "--out", str(tmp_path / "o"), home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for fragment in ("news.jsonl:2: published_at missing or not a time (None)",
+                     "news.jsonl:3: published_at missing or not a time ('yesterday-ish')",
+                     "news.jsonl:4: empty title", "news.jsonl:5: not JSON"):
+        assert fragment in done.stdout
+    assert "5 rows, 1 news items, 4 skipped" in done.stdout
+    wrong = tmp_path / "news.xlsx"
+    wrong.write_bytes(b"PK\x03\x04")
+    failed = _run(str(wrong), "--rules", str(rules), "--out", str(tmp_path / "o"), home=tmp_path)
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines() == [f"error: replay file {wrong}: unsupported type '.xlsx'; "
+                                                  "use .jsonl or .csv"]
