@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from alerts.rules import Rule
 from moodwire.records import AlertEvent, Evidence, TopicWindow
+from moodwire.watchlists import KEY_PREFIX
 
 INACTIVE, PENDING, FIRING = "inactive", "pending", "firing"
 MIN_BASELINE = 3  # windows needed before volume_spike / shift can hold
@@ -140,7 +141,8 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
             fingerprint=fingerprint(rule, topic), rule=rule.name, topic=topic, status=status,
             value=reading.value, threshold=rule.threshold, window=rule.window,
             starts_at=_t(state["starts_at"]), ends_at=ends_at, evidence=list(evidence), seq=state["seq"],
-            severity=rule.severity, labels=dict(rule.labels), reason=reason))
+            severity=rule.severity, labels=dict(rule.labels), reason=reason,
+            kind="watchlist" if topic.startswith(KEY_PREFIX) else "topic"))
 
     status = state["status"]
     if status in (INACTIVE, PENDING):

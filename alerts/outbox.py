@@ -85,7 +85,8 @@ def record_event(engine: Engine, event: AlertEvent, destinations: list[Destinati
                 fingerprint=event.fingerprint, seq=event.seq, rule=event.rule, topic=event.topic,
                 status=event.status, severity=event.severity, labels=dict(event.labels), value=event.value,
                 threshold=event.threshold, window=event.window, starts_at=event.starts_at, ends_at=event.ends_at,
-                evidence=[e.model_dump(mode="json") for e in event.evidence], received_at=now, reason=event.reason))
+                evidence=[e.model_dump(mode="json") for e in event.evidence], received_at=now, reason=event.reason,
+                kind=event.kind))
         for d in destinations:
             row = conn.execute(select(notify_outbox.c.status).where(
                 notify_outbox.c.receiver == d.receiver, notify_outbox.c.fingerprint == event.fingerprint,
@@ -224,7 +225,8 @@ def _event(conn, fingerprint: str, seq: int) -> AlertEvent:
                       value=r["value"], threshold=r["threshold"], window=r["window"],
                       starts_at=_utc(r["starts_at"]), ends_at=_utc(r["ends_at"]),
                       evidence=[Evidence.model_validate(e) for e in r["evidence"]], seq=r["seq"],
-                      severity=r["severity"], labels=r["labels"], reason=r["reason"])
+                      severity=r["severity"], labels=r["labels"], reason=r["reason"],
+                      kind=r["kind"] or "topic")
 
 
 # --------------------------------------------------------------------------- outcomes

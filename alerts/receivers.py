@@ -32,9 +32,14 @@ class DeliveryError(AlertsError):
         self.retryable = retryable
 
 
+def subject_of(event: AlertEvent) -> str:
+    """What an alert is about, as people read it: a topic's name, or "watchlist NAME"."""
+    return f"watchlist {event.topic.removeprefix('watchlist:')}" if event.kind == "watchlist" else event.topic
+
+
 def _headline(event: AlertEvent) -> str:
     verb = "FIRING" if event.status == "firing" else "RESOLVED"
-    return (f"[{verb}] {event.rule} on {event.topic} ({event.severity}): {event.value:+.3f} vs "
+    return (f"[{verb}] {event.rule} on {subject_of(event)} ({event.severity}): {event.value:+.3f} vs "
             f"{event.threshold:+.3f} over the {event.window} window" + (f" ({event.reason})" if event.reason else ""))
 
 
@@ -43,7 +48,7 @@ def subject(events: list[AlertEvent]) -> str:
     resolved = len(events) - firing
     first = events[0]
     parts = [f"{firing} firing" if firing else "", f"{resolved} resolved" if resolved else ""]
-    return f"Moodwire: {', '.join(p for p in parts if p)} — {first.rule} on {first.topic}" + \
+    return f"Moodwire: {', '.join(p for p in parts if p)} — {first.rule} on {subject_of(first)}" + \
         (f" and {len(events) - 1} more" if len(events) > 1 else "")
 
 

@@ -96,9 +96,12 @@ class Matcher:
 
 
 def labels_of(event: AlertEvent) -> dict[str, str]:
-    """What matchers and group_by see of an event."""
+    """What matchers and group_by see of an event: a watchlist's alert has ``kind="watchlist"``,
+    ``watchlist`` its name and ``topic`` its key (``watchlist:NAME``); a topic's has
+    ``kind="topic"`` and an empty ``watchlist``."""
+    watchlist = event.topic.removeprefix("watchlist:") if event.kind == "watchlist" else ""
     return {**event.labels, "rule": event.rule, "topic": event.topic, "severity": event.severity,
-            "window": event.window}
+            "window": event.window, "kind": event.kind, "watchlist": watchlist}
 
 
 def parse_matchers(texts: list[str]) -> list[Matcher]:

@@ -5,6 +5,8 @@ and the key (in the spirit of Prometheus alerting rules).
 rules:
   - name: negative-turn            # unique; part of the alert fingerprint
     topics: all                    # all | [Earnings, Macro] | {pattern: "^Energy"}
+                                   #   (default: all, or none when the rule names watchlists)
+    watchlists: [US regional banks] # all | [names] | {pattern: "bank"} (moodwire/watchlists.py)
     window: 1h                     # a window the aggregator emits (MOODWIRE_AGGREGATE_WINDOWS)
     when: {mean_below: -0.3}       # one of: mean_below, mean_above, negative_share_above,
                                    #   volume_spike {z: 3} | {ratio: 4}, shift {below: -0.4} | {above: 0.4}
@@ -32,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alerts.errors import RuleError
 from moodwire.spans import parse_span
+from moodwire.watchlists import KEY_PREFIX
 from moodwire.yamlfile import read_mapping
 
 Kind = Literal["mean_below", "mean_above", "negative_share_above", "volume_spike", "shift"]
@@ -105,7 +108,8 @@ def _span(value: Any) -> timedelta:
 class Rule(_Strict):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
     description: str = ""
-    topics: Literal["all"] | list[str] | TopicPattern = "all"
+    topics: Literal["all"] | list[str] | TopicPattern | None = None
+    watchlists: Literal["all"] | list[str] | TopicPattern | None = None
     window: str
     when: Condition
     baseline: timedelta = timedelta(hours=24)
@@ -151,12 +155,21 @@ class Rule(_Strict):
             return c.shift.below if c.shift.below is not None else c.shift.above  # type: ignore[return-value]
         return getattr(c, c.kind)
 
-    def selects(self, topic: str) -> bool:
-        if self.topics == "all":
-            return True
-        if isinstance(self.topics, TopicPattern):
-            return re.search(self.topics.pattern, topic) is not None
-        return topic in self.topics
+    def selects(self, key: str) -> bool:
+        """Whether the rule judges the windows of ``key`` (a topic, or ``watchlist:NAME``)."""
+        if key.startswith(KEY_PREFIX):
+            return _chosen(self.watchlists, key[len(KEY_PREFIX):])
+        return _chosen(self.topics if self.topics is not None or self.watchlists is not None else "all", key)
+
+
+def _chosen(selector, name: str) -> bool:
+    if selector is None:
+        return False
+    if selector == "all":
+        return True
+    if isinstance(selector, TopicPattern):
+        return re.search(selector.pattern, name) is not None
+    return name in selector
 
 
 class RuleFile(_Strict):

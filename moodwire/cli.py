@@ -216,11 +216,17 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
     settings = settings_of(ctx, max_batch=max_batch, max_wait_ms=max_wait_ms, device=device, model=model_dir)
     setup_logging(settings.log_level, settings.log_json)
     engine = InferenceEngine(settings.model, device=settings.device)
+    matcher = None
+    if settings.watchlists:
+        from moodwire.watchlists import Matcher, load_watchlists
+
+        matcher = Matcher(load_watchlists(settings.watchlists, tuple(engine.spec.topic_labels)))
     metrics = StageMetrics("classify")
     metrics.serve(settings.metrics_port, settings.metrics_host)
-    worker = ClassifyWorker(settings, engine, metrics)
+    worker = ClassifyWorker(settings, engine, metrics, matcher=matcher)
     click.echo(f"classifying news.raw -> news.scored with {engine.label} on {engine.device} "
-               f"(batch <= {settings.max_batch}, wait <= {settings.max_wait_ms} ms)")
+               f"(batch <= {settings.max_batch}, wait <= {settings.max_wait_ms} ms"
+               f"{f', {len(matcher.watchlists)} watchlists from {settings.watchlists}' if matcher else ''})")
     worker.run(_stop_event())
 
 
@@ -569,8 +575,10 @@ def export(ctx: click.Context, model_dir, output, half) -> None:
 
 def _register_commands() -> None:
     from streams.backtest.command import backtest
+    from streams.backtest.watchlist_check import watchlists
 
     cli.add_command(backtest)
+    cli.add_command(watchlists)
 
 
 _register_commands()

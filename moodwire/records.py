@@ -98,6 +98,16 @@ class ScoredNews(NewsItem):
     score: float = Field(ge=-1.0, le=1.0, allow_inf_nan=False)
     model: str = Field(min_length=1)
     classified_at: UtcTime
+    # the watchlists (moodwire/watchlists.py) the item matched; absent in records before them
+    watchlists: list[str] = Field(default_factory=list)
+    # set on the copy of an item that news.scored carries for one of its watchlists (keyed by
+    # that watchlist): the aggregate worker folds it into the watchlist's windows
+    watchlist: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What the item is aggregated under in this record: its topic, or ``watchlist:NAME``."""
+        return self.topic if self.watchlist is None else f"watchlist:{self.watchlist}"
 
     @field_validator("probs")
     @classmethod
@@ -138,6 +148,9 @@ class TopicWindow(Record):
     # the most negative then the most positive items (ids as above), with their headlines
     evidence: list[Evidence] = Field(default_factory=list)
     final: bool = False
+    # what ``topic`` names: one of the model's topics, or a watchlist (``topic`` is then
+    # ``watchlist:NAME``, so the two never collide in keys, fingerprints or the store)
+    kind: Literal["topic", "watchlist"] = "topic"
 
     @model_validator(mode="after")
     def _ordered(self) -> "TopicWindow":
@@ -164,6 +177,7 @@ class AlertEvent(Record):
     labels: dict[str, str] = Field(default_factory=dict)
     # a resolution the value did not earn (too few items, too short a baseline): why
     reason: str | None = Field(default=None, max_length=500)
+    kind: Literal["topic", "watchlist"] = "topic"  # what ``topic`` names (see TopicWindow)
 
 
 class DeadLetter(Record):

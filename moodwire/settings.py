@@ -60,6 +60,7 @@ class Settings(BaseSettings):
         True, description="Faust recovery consistency check (persisted offsets vs. the changelog's verified end)")
     # Alerts
     alert_rules: Path | None = Field(None, description="YAML file of alert rules")
+    watchlists: Path | None = Field(None, description="YAML file of watchlists matched at the classify stage")
     notify_config: Path | None = Field(None, description="YAML file of the notifier: routing tree, receivers")
     # Dashboard
     dashboard_host: str = Field("127.0.0.1", description="address the dashboard listens on")

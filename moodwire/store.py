@@ -61,6 +61,7 @@ scored_news = Table(
     Column("model", String(200), nullable=False),
     Column("classified_at", DateTime(timezone=True), nullable=False),
     Column("published_estimated", Boolean, nullable=False, default=False),
+    Column("watchlists", JSON),  # version 6: names of the watchlists the item matched (NULL: none)
 )
 Index("scored_news_topic_time", scored_news.c.topic, scored_news.c.published_at)
 
@@ -83,6 +84,8 @@ topic_windows = Table(
     Column("most_positive", JSON, nullable=False),
     Column("final", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # version 6: "watchlist" when ``topic`` is a watchlist key (watchlist:NAME); NULL or "topic" otherwise
+    Column("kind", String(16)),
 )
 
 # Written by `moodwire notify`: every AlertEvent it consumed, once per (fingerprint, seq).
@@ -103,6 +106,7 @@ alert_events = Table(
     Column("evidence", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("reason", Text),  # version 5: why a resolution was not earned by the value
+    Column("kind", String(16)),  # version 6: "watchlist" when ``topic`` is a watchlist key
 )
 Index("alert_events_topic_time", alert_events.c.topic, alert_events.c.starts_at)
 
@@ -188,11 +192,12 @@ schema_version = Table(
 # version → tables it introduced. New versions append here; a change to an existing table
 # gets its own step in COLUMNS_BY_VERSION (a store that created the table at its current
 # shape already has the column).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 TABLES_BY_VERSION = {1: ("ingest_seen", "feed_state"), 2: ("scored_news", "topic_windows"),
                      3: ("alert_events", "notify_outbox", "notify_batches", "notify_attempts", "silences"),
-                     4: ("alert_acks",), 5: ()}
-COLUMNS_BY_VERSION = {5: (("alert_events", "reason"),)}
+                     4: ("alert_acks",), 5: (), 6: ()}
+COLUMNS_BY_VERSION = {5: (("alert_events", "reason"),),
+                      6: (("scored_news", "watchlists"), ("topic_windows", "kind"), ("alert_events", "kind"))}
 
 
 def migrate(engine: Engine) -> int:

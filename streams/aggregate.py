@@ -84,8 +84,8 @@ class Misrouted:
 
     @property
     def reason(self) -> str:
-        return (f"misrouted: topic {self.item.topic!r} is aggregated on partition {self.home}; news.scored "
-                "records must be keyed by their topic (moodwire classify does this)")
+        return (f"misrouted: key {self.item.key!r} is aggregated on partition {self.home}; news.scored "
+                "records must be keyed by their topic or watchlist key (moodwire classify does this)")
 
 
 @dataclass
@@ -173,8 +173,9 @@ class Aggregator:
                 if max_event is None or item.published_at > max_event:
                     max_event = item.published_at
             at = item.published_at.timestamp()
+            home = item.key  # the topic, or watchlist:NAME for an item's watchlist copy
             for step_s in self.step_seconds:
-                key = _key(item.topic, step_s, int(at // step_s) * step_s)
+                key = _key(home, step_s, int(at // step_s) * step_s)
                 per_key.setdefault(key, []).append((offset, item, late))
             last = max(last, offset)
 

@@ -44,18 +44,33 @@ class Batch:
         return len(self.items) + len(self.dead)
 
 
-def score_items(items: list[NewsItem], predictions, model_label: str) -> list[ScoredNews]:
+def score_items(items: list[NewsItem], predictions, model_label: str, matcher=None) -> list[ScoredNews]:
+    """Items with the model's predictions and, given a watchlist ``Matcher``, the watchlists
+    each title matches (restricted by topic where a watchlist says so)."""
     now = datetime.now(timezone.utc)
     return [ScoredNews(**item.model_dump(), topic=p.topic, topic_confidence=p.topic_confidence,
                        sentiment=p.sentiment, probs=p.probs, score=p.score, model=model_label,
-                       classified_at=now)
+                       classified_at=now, watchlists=matcher.match(item.title, p.topic) if matcher else [])
             for item, p in zip(items, predictions)]
+
+
+def keyed_records(scored: list[ScoredNews]) -> list[tuple[bytes, ScoredNews]]:
+    """news.scored records of scored items: each item keyed by its topic, and once more per
+    watchlist it matched, keyed ``watchlist:NAME`` with ``watchlist`` set, so that the aggregate
+    worker folds every key's items on one partition."""
+    out = []
+    for item in scored:
+        out.append((item.topic.encode(), item))
+        for name in item.watchlists:
+            copy = item.model_copy(update={"watchlist": name})
+            out.append((copy.key.encode(), copy))
+    return out
 
 
 class ClassifyWorker:
     def __init__(self, settings: Settings, engine, metrics: StageMetrics | None = None,
-                 group_id: str = GROUP_ID, source_topic: str = NEWS_RAW) -> None:
-        self.settings, self.engine = settings, engine
+                 group_id: str = GROUP_ID, source_topic: str = NEWS_RAW, matcher=None) -> None:
+        self.settings, self.engine, self.matcher = settings, engine, matcher
         self.metrics = metrics or StageMetrics("classify")
         self.max_batch, self.max_wait = settings.max_batch, settings.max_wait_ms / 1000
         try:
@@ -104,9 +119,9 @@ class ClassifyWorker:
 
     def _publish_and_commit(self, batch: Batch, predictions) -> None:
         started = time.monotonic()
-        scored = score_items(batch.items, predictions, self.engine.label)
+        scored = score_items(batch.items, predictions, self.engine.label, self.matcher)
         if scored:
-            self.publisher.publish(NEWS_SCORED, [(s.topic.encode(), s) for s in scored])
+            self.publisher.publish(NEWS_SCORED, keyed_records(scored))
         if batch.dead:
             self.publisher.publish(DEADLETTER, [(None, d) for d in batch.dead])
         if not commit_or_redeliver(self.consumer, batch.offsets, f"a batch of {len(batch)}"):

@@ -32,7 +32,8 @@ def item_row(item: ScoredNews) -> dict:
     return {"id": item.id, "topic": item.topic, "published_at": item.published_at, "title": item.title,
             "url": item.url, "source": item.source, "sentiment": item.sentiment, "score": item.score,
             "probs": dict(item.probs), "topic_confidence": item.topic_confidence, "model": item.model,
-            "classified_at": item.classified_at, "published_estimated": item.published_estimated}
+            "classified_at": item.classified_at, "published_estimated": item.published_estimated,
+            "watchlists": list(item.watchlists) or None}
 
 
 def window_row(window: TopicWindow, now: datetime | None = None) -> dict:
@@ -41,10 +42,11 @@ def window_row(window: TopicWindow, now: datetime | None = None) -> dict:
             "negative_share": window.negative_share, "neutral_share": window.neutral_share,
             "positive_share": window.positive_share, "late_count": window.late_count,
             "most_negative": list(window.most_negative), "most_positive": list(window.most_positive),
-            "final": window.final, "updated_at": now or datetime.now(timezone.utc)}
+            "final": window.final, "updated_at": now or datetime.now(timezone.utc), "kind": window.kind}
 
 
 def upsert_items(engine: Engine, items: Sequence[ScoredNews]) -> int:
+    items = [item for item in items if item.watchlist is None]  # a watchlist copy is the same item
     if not items:
         return 0
     rows = list({item.id: item_row(item) for item in items}.values())  # last one wins within a batch

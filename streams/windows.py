@@ -16,6 +16,7 @@ from functools import lru_cache
 from operator import itemgetter
 
 from moodwire.records import Evidence, ScoredNews, TopicWindow
+from moodwire.watchlists import KEY_PREFIX as WATCHLIST_KEY
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 EVIDENCE_K = 5
@@ -180,7 +181,8 @@ def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Buc
         neutral_share=bucket.neutral / n if n else 0.0, positive_share=bucket.positive / n if n else 0.0,
         late_count=bucket.late, most_negative=[p[1] for p in bucket.most_negative],
         most_positive=[p[1] for p in bucket.most_positive],
-        evidence=_distinct_evidence(bucket), final=final)
+        evidence=_distinct_evidence(bucket), final=final,
+        kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic")
 
 
 def _distinct_evidence(bucket: Bucket) -> list[Evidence]:

@@ -33,12 +33,14 @@ def _instant(ctx, param, value):
               help="Windows as span[/step],… [default: those of MOODWIRE_AGGREGATE_WINDOWS the rules use].")
 @click.option("--expect", "expect_file", type=click.Path(dir_okay=False), default=None,
               help="Rule-test file: expectations checked against the alerts (exit 1 when one fails).")
+@click.option("--watchlists", "watchlists_file", type=click.Path(dir_okay=False), default=None,
+              help="Watchlist file whose lists get windows and alerts too [default: MOODWIRE_WATCHLISTS].")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
               help="Model directory [default: MOODWIRE_MODEL or the committed model].")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.pass_context
-def backtest(ctx: click.Context, news_file, rules_file, out, start, end, windows, expect_file, model_dir,
-             progress) -> None:
+def backtest(ctx: click.Context, news_file, rules_file, out, start, end, windows, expect_file, watchlists_file,
+             model_dir, progress) -> None:
     """Replay recorded news through the model, the windows and the alert rules, offline."""
     from moodwire.cli import settings_of
     from streams.backtest.run import BacktestRun, backtest as run_backtest
@@ -51,7 +53,8 @@ def backtest(ctx: click.Context, news_file, rules_file, out, start, end, windows
         return InferenceEngine(settings.model, device=settings.device)
 
     started = datetime.now(timezone.utc)
-    status = run_backtest(settings, BacktestRun(news_file, rules_file, out, start, end, windows, expect_file, progress),
-                          engine, click.echo)
+    run = BacktestRun(news_file, rules_file, out, start, end, windows, expect_file, progress,
+                      watchlists_file or (str(settings.watchlists) if settings.watchlists else None))
+    status = run_backtest(settings, run, engine, click.echo)
     click.echo(f"back-test took {(datetime.now(timezone.utc) - started).total_seconds():.0f} s")
     sys.exit(status)

@@ -1,7 +1,7 @@
 """The live aggregation and alert evaluation, run over classified items held in memory.
 
 The same code as ``moodwire aggregate``: items go to the partition ``moodwire classify`` would
-put them on (news.scored is keyed by topic; kafka-python's default partitioner over
+put them on (news.scored is keyed by topic, and by ``watchlist:NAME`` for an item's watchlist copies; kafka-python's default partitioner over
 ``MOODWIRE_KAFKA_PARTITIONS``), in publish-time order, through ``Aggregator.apply`` in
 micro-batches of ``MOODWIRE_AGGREGATE_BATCH``; the windows each batch makes final go through
 ``alerts.fold.fold_window`` in the order the worker would send them. At the end of the input
@@ -43,12 +43,13 @@ def partition_of(topic: str, partitions: int) -> int:
 
 def fold(items: Sequence[ScoredNews], rules: Sequence[Rule], windows: Sequence[WindowSpec],
          lateness: timedelta, partitions: int = 4, batch: int = 4000) -> FoldResult:
-    """Windows and alert events of ``items`` (in the order they were published to news.scored)."""
+    """Windows and alert events of ``items``: news.scored records in the order they were
+    published (``streams.classify.keyed_records``: each item, then its watchlist copies)."""
     aggregator = Aggregator(windows, lateness)
     state: dict[str, dict] = {}
     by_partition: dict[int, list[ScoredNews]] = {}
     for item in items:
-        by_partition.setdefault(partition_of(item.topic, partitions), []).append(item)
+        by_partition.setdefault(partition_of(item.key, partitions), []).append(item)
     result = FoldResult()
     alert_state: dict[str, dict] = {}
     window_offset = {p: 0 for p in by_partition}

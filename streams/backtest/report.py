@@ -47,6 +47,11 @@ def episodes(alerts: Sequence[AlertEvent]) -> list[Episode]:
     return sorted(out, key=lambda e: (e.starts_at, e.rule, e.key))
 
 
+def label(key: str) -> str:
+    """A key as people read it: "Watchlist: NAME" or "Topic: NAME"."""
+    return f"Watchlist: {key[len('watchlist:'):]}" if key.startswith("watchlist:") else f"Topic: {key}"
+
+
 def _duration(span: timedelta) -> str:
     hours = span.total_seconds() / 3600
     return f"{hours / 24:.1f} d" if hours >= 48 else f"{hours:.1f} h"
@@ -110,7 +115,7 @@ def _chart(key: str, windows: Sequence[TopicWindow], rules: Sequence[Rule], eps:
     fig.update_yaxes(title_text="items", row=2, col=1)
     fig.update_xaxes(title_text="window end (UTC)", row=2, col=1)
     fig.update_layout(template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 30, "b": 40},
-                      legend={"orientation": "h", "y": 1.08}, title={"text": html.escape(key), "font": {"size": 14}})
+                      legend={"orientation": "h", "y": 1.08}, title={"text": html.escape(label(key)), "font": {"size": 14}})
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
 
 
@@ -141,11 +146,11 @@ def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], 
         if w.window == chart_window:
             by_key[w.topic].append(w)
     sections = []
-    for i, key in enumerate(sorted(by_key)):
+    for i, key in enumerate(sorted(by_key, key=lambda k: (not k.startswith("watchlist:"), k))):
         series = sorted(by_key[key], key=lambda w: w.start)
         mine = [e for e in eps if e.key == key]
         key_rules = [r for r in rules if r.window == chart_window and r.selects(key)]
-        sections.append(f"<section><h2>{html.escape(key)}</h2>"
+        sections.append(f"<section><h2>{html.escape(label(key))}</h2>"
                         f"{_chart(key, series, key_rules, mine, end_of_news, f'chart-{i}')}"
                         f"{_alert_list(mine, end_of_news)}</section>")
     summary = "".join(f"<tr><td>{html.escape(r['rule'])}</td><td>{r['alerts']}</td><td>{r['time_firing']}</td>"

@@ -20,6 +20,7 @@ from streams.backtest.expect import check, load_expectations
 from streams.backtest.fold import fold
 from streams.backtest.news import classify_items, within
 from streams.backtest.report import render
+from streams.classify import keyed_records
 from streams.errors import BacktestError, ReplayError
 from streams.replay import read_recorded
 
@@ -34,6 +35,7 @@ class BacktestRun:
     windows: str | None = None  # span[/step],… ; default: the configured windows the rules use
     expect_file: str | None = None
     progress: bool = True
+    watchlists_file: str | None = None
 
 
 def choose_windows(configured: str, override: str | None, used: set[str]) -> list[WindowSpec]:
@@ -71,9 +73,19 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
         f"{plan.date_only} with a date and no time of day (read as 12:00 UTC); {len(items)} in range "
         f"{items[0].published_at:%Y-%m-%d %H:%M} … {items[-1].published_at:%Y-%m-%d %H:%M} UTC")
     engine = engine_factory()
+    matcher = None
+    if run.watchlists_file:
+        from moodwire.watchlists import Matcher, load_watchlists
+
+        matcher = Matcher(load_watchlists(run.watchlists_file, tuple(engine.spec.topic_labels)))
     scored = classify_items(items, engine, out, say=say, progress=run.progress)
+    if matcher is not None:  # matched on every run (cheap): a changed list needs no new classification
+        scored = [s.model_copy(update={"watchlists": matcher.match(s.title, s.topic)}) for s in scored]
+        say("watchlist matches: " + ", ".join(f"{w.name} {sum(w.name in s.watchlists for s in scored)}"
+                                              for w in matcher.watchlists))
     lateness = parse_span(settings.aggregate_lateness)
-    result = fold(scored, rules, windows, lateness, settings.kafka_partitions, settings.aggregate_batch)
+    records = [item for _, item in keyed_records(scored)]
+    result = fold(records, rules, windows, lateness, settings.kafka_partitions, settings.aggregate_batch)
     out.mkdir(parents=True, exist_ok=True)
     _write_lines(out / "alerts.jsonl", [a.encode() for a in result.alerts])
     ordered = sorted(result.windows, key=lambda w: (w.topic, w.window, w.start))
@@ -85,6 +97,7 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
              ("rows skipped", f"{len(plan.skipped)} (bad rows, each listed on the terminal)"),
              ("dates without a time", f"{plan.date_only} rows, read as 12:00 UTC"),
              ("model", engine.label), ("rules", run.rules_file),
+             ("watchlists", run.watchlists_file or "none"),
              ("windows", ", ".join(w.name if w.span == w.step else f"{w.name}/{_span(w.step)}" for w in windows)
               + f"; allowed lateness {settings.aggregate_lateness}"),
              ("late items", str(result.late))]

@@ -166,24 +166,30 @@ def test_an_acknowledged_episode_gets_no_reminders_but_its_resolution_is_sent(en
 
 
 def test_a_store_from_before_resolution_reasons_is_migrated_and_keeps_its_rows(engine):
-    """Schema 4 → 5 adds ``alert_events.reason``: simulate a version-4 store holding an event,
-    migrate it, and carry a resolution with a reason through the outbox."""
+    """Schema 4 → 6 adds ``alert_events.reason`` (5) and the key kind columns (6): simulate a
+    version-4 store holding an event, migrate it, and carry a resolution with a reason through
+    the outbox."""
     from sqlalchemy import inspect, text
 
     from moodwire.store import SCHEMA_VERSION, migrate, schema_version
 
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE alert_events DROP COLUMN reason"))
-        conn.execute(delete(schema_version).where(schema_version.c.version == 5))
+        conn.execute(text("ALTER TABLE alert_events DROP COLUMN kind"))
+        conn.execute(text("ALTER TABLE topic_windows DROP COLUMN kind"))
+        conn.execute(text("ALTER TABLE scored_news DROP COLUMN watchlists"))
+        conn.execute(delete(schema_version).where(schema_version.c.version >= 5))
         conn.execute(text("INSERT INTO alert_events (fingerprint, seq, rule, topic, status, severity, labels, value, "
                           "threshold, \"window\", starts_at, evidence, received_at) VALUES ('old', 1, 'r', 'Macro', "
                           "'firing', 'warning', '{}', -0.5, -0.3, '1h', :t, '[]', :t)"), {"t": T0})
-    assert migrate(engine) == SCHEMA_VERSION == 5
-    assert migrate(engine) == 5  # idempotent
+    assert migrate(engine) == SCHEMA_VERSION == 6
+    assert migrate(engine) == 6  # idempotent
     with engine.connect() as conn:
-        assert "reason" in {c["name"] for c in inspect(conn).get_columns("alert_events")}
+        assert {"reason", "kind"} <= {c["name"] for c in inspect(conn).get_columns("alert_events")}
+        assert "kind" in {c["name"] for c in inspect(conn).get_columns("topic_windows")}
+        assert "watchlists" in {c["name"] for c in inspect(conn).get_columns("scored_news")}
         assert conn.execute(select(alert_events.c.reason).where(alert_events.c.fingerprint == "old")).scalar() is None
-        assert sorted(conn.execute(select(schema_version.c.version)).scalars()) == [1, 2, 3, 4, 5]
+        assert sorted(conn.execute(select(schema_version.c.version)).scalars()) == [1, 2, 3, 4, 5, 6]
     why = "2 items in the window, under min_count 3: not judged"
     resolved = event(seq=2, status="resolved").model_copy(update={"reason": why})
     record_event(engine, resolved, [dest(wait_s=0)], now=T0)

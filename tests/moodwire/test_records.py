@@ -139,7 +139,7 @@ def test_trusted_records_equal_validated_ones_and_need_every_field():
     values = dict(topic="Macro", window="1h", start=datetime(2026, 11, 20, 9, tzinfo=timezone.utc),
                   end=datetime(2026, 11, 20, 10, tzinfo=timezone.utc), count=4, mean_score=-0.25, sum_sq=1.5,
                   negative_share=0.5, neutral_share=0.25, positive_share=0.25, late_count=1, most_negative=["a"],
-                  most_positive=["b"], evidence=[], final=True)
+                  most_positive=["b"], evidence=[], final=True, kind="topic")
     trusted = TopicWindow.trusted(**values)
     assert trusted == TopicWindow(**values) and trusted.model_fields_set == set(values)
     assert decode(TopicWindow, trusted.encode()) == trusted
@@ -166,3 +166,16 @@ def test_a_dead_letter_cuts_a_huge_payload_and_says_where_the_whole_record_is():
     assert hashlib.sha256(huge).hexdigest() in letter.error and "news.raw[2]@42" in letter.error
     assert len(letter.encode()) < 250_000  # well inside a broker's default 1 MB message limit
     assert decode(DeadLetter, letter.encode()) == letter
+
+
+def test_records_from_before_watchlists_still_decode_and_carry_their_key():
+    old = ScoredNews(id="a" * 64, source="wire", title="Bank shares slide", published_at=datetime(2026, 11, 20, tzinfo=timezone.utc),
+                     fetched_at=datetime(2026, 11, 20, tzinfo=timezone.utc), topic="Financials", topic_confidence=0.9,
+                     sentiment="negative", probs={"negative": 0.8, "neutral": 0.1, "positive": 0.1}, score=-0.7,
+                     model="m@1", classified_at=datetime(2026, 11, 20, tzinfo=timezone.utc))
+    payload = json.loads(old.encode())
+    del payload["watchlists"], payload["watchlist"]
+    decoded = decode(ScoredNews, json.dumps(payload).encode())
+    assert decoded.watchlists == [] and decoded.watchlist is None and decoded.key == "Financials"
+    copy = decoded.model_copy(update={"watchlists": ["US regional banks"], "watchlist": "US regional banks"})
+    assert decode(ScoredNews, copy.encode()).key == "watchlist:US regional banks"

@@ -1,0 +1,224 @@
+"""Watchlists: a risk team's own exposures, matched in every headline at the classify stage.
+
+```yaml
+watchlists:
+  - name: US regional banks                  # unique; shown on the dashboard and in alerts
+    description: Banks our credit desk lends to.
+    keywords: [Silicon Valley Bank, SVB, Signature Bank, regional banks]
+    tickers: [SIVB, $SBNY]                   # with or without $
+    regex: ['\\bFirst Republic\\b']          # Python regular expressions, case-insensitive
+    exclude: [World Bank, food bank]         # phrases whose words never count as a match
+    topics: [Financials, Fed | Central Banks] # optional: only items the model gives these topics
+```
+
+Matching semantics:
+
+- **keywords** match case-insensitively, as whole words, and across punctuation and spacing:
+  the text and the keywords are folded (Unicode NFKD without accents, case-folded, every run
+  of characters that are not letters or digits made one space), so ``Silicon Valley Bank``
+  matches "Silicon-Valley Bank's" and ``Credit Suisse`` matches "Crédit Suisse". All
+  keywords of all watchlists go into one Aho–Corasick automaton (``pyahocorasick``): one pass
+  over the text, whatever the number of keywords.
+- **tickers** match a cashtag in any case (``$sivb``) or the bare symbol in capitals as a
+  whole word (``SIVB``, not "sivb" or "SIVBX").
+- **exclude** phrases mask the text they cover: a keyword found only inside "World Bank" does
+  not count, but "SVB" elsewhere in the same headline still does. Excludes do not mask
+  tickers or regular expressions.
+- **topics** restrict a list to items the model gave one of those topics.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import ahocorasick
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from moodwire.errors import MoodwireError
+from moodwire.yamlfile import read_mapping
+
+KEY_PREFIX = "watchlist:"  # a watchlist's aggregation key: windows, alerts and the store carry it
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+_TICKER = re.compile(r"(?<![\w$])(\$?)([A-Za-z][A-Za-z0-9]{0,5}(?:\.[A-Za-z]{1,2})?)(?![\w])")
+
+
+class WatchlistError(MoodwireError):
+    """A watchlist file is missing or invalid (the file, the list and the key are named)."""
+
+
+def watchlist_key(name: str) -> str:
+    return KEY_PREFIX + name
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``("watchlist", name)`` for a watchlist key, ``("topic", key)`` otherwise."""
+    if key.startswith(KEY_PREFIX):
+        return "watchlist", key[len(KEY_PREFIX):]
+    return "topic", key
+
+
+def fold(text: str) -> str:
+    """The form keywords and texts are compared in: accents dropped, case-folded, every run of
+    non-alphanumerics one space, padded with a space on both sides."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return " " + _NOT_WORD.sub(" ", stripped).strip() + " "
+
+
+class Watchlist(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=80)
+    description: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    tickers: list[str] = Field(default_factory=list)
+    regex: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    topics: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value != value.strip() or any(c in value for c in "\x1f\n\r\t"):
+            raise ValueError("a name has no leading or trailing spaces, tabs or line breaks")
+        return value
+
+    @field_validator("keywords", "exclude")
+    @classmethod
+    def _phrases(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not fold(str(value)).strip():
+                raise ValueError(f"{value!r} has no letters or digits to match")
+        return values
+
+    @field_validator("tickers")
+    @classmethod
+    def _tickers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"\$?[A-Za-z][A-Za-z0-9]{0,5}(\.[A-Za-z]{1,2})?", value):
+                raise ValueError(f"{value!r} is not a ticker (letters and digits, up to 6, optional $ and .X suffix)")
+        return values
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                re.compile(value, re.IGNORECASE)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        return values
+
+    @model_validator(mode="after")
+    def _something(self) -> "Watchlist":
+        if not (self.keywords or self.tickers or self.regex):
+            raise ValueError("give at least one of keywords, tickers or regex")
+        return self
+
+
+class WatchlistFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    watchlists: list[Watchlist] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "WatchlistFile":
+        seen: set[str] = set()
+        for w in self.watchlists:
+            if w.name.casefold() in seen:
+                raise ValueError(f"watchlist name {w.name!r} is used twice")
+            seen.add(w.name.casefold())
+        return self
+
+
+def load_watchlists(path: str | Path, topics: tuple[str, ...] | None = None) -> list[Watchlist]:
+    """The watchlists in ``path``; WatchlistError naming the file, the list and the key otherwise.
+    ``topics``: the model's topics (a list restricted to another topic would never match)."""
+    data = read_mapping(path, "watchlist file", WatchlistError, " (from MOODWIRE_WATCHLISTS)")
+    try:
+        lists = WatchlistFile.model_validate(data).watchlists
+    except ValidationError as exc:
+        raise WatchlistError(f"watchlist file {path}: " + "; ".join(_describe(e, data) for e in exc.errors()[:5])) from None
+    if topics is not None:
+        for w in lists:
+            unknown = [t for t in (w.topics or []) if t not in topics]
+            if unknown:
+                raise WatchlistError(f"watchlist file {path}: watchlist {w.name!r}: topics: {unknown[0]!r} is not a "
+                                     f"topic of the model (topics: {', '.join(topics)})")
+    return lists
+
+
+def _describe(error: dict, data: dict) -> str:
+    loc = list(error["loc"])
+    where = ""
+    if len(loc) >= 2 and loc[0] == "watchlists" and isinstance(loc[1], int):
+        items = data.get("watchlists") if isinstance(data, dict) else None
+        name = items[loc[1]].get("name") if isinstance(items, list) and loc[1] < len(items) and \
+            isinstance(items[loc[1]], dict) else None
+        where = f"watchlist {name!r}" if name else f"watchlist #{loc[1] + 1}"
+        loc = loc[2:]
+    key = ".".join(str(p) for p in loc if not isinstance(p, int))
+    message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"].removeprefix("Value error, ")
+    return ", ".join(x for x in (where, f"{key}: {message}" if key else message) if x)
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    watchlist: int
+    exclude: bool
+    length: int
+
+
+class Matcher:
+    """Which watchlists a text matches; built once per file, cheap per text."""
+
+    def __init__(self, watchlists: list[Watchlist]) -> None:
+        self.watchlists = list(watchlists)
+        self.automaton = ahocorasick.Automaton()
+        entries: dict[str, list[_Phrase]] = {}
+        for i, w in enumerate(self.watchlists):
+            for phrase, exclude in [(k, False) for k in w.keywords] + [(e, True) for e in w.exclude]:
+                folded = fold(phrase)
+                entries.setdefault(folded, []).append(_Phrase(i, exclude, len(folded)))
+        for folded, phrases in entries.items():
+            self.automaton.add_word(folded, tuple(phrases))
+        if entries:
+            self.automaton.make_automaton()
+        self.has_phrases = bool(entries)
+        self.tickers: dict[str, set[int]] = {}
+        for i, w in enumerate(self.watchlists):
+            for t in w.tickers:
+                self.tickers.setdefault(t.lstrip("$").upper(), set()).add(i)
+        self.regexes = [(i, re.compile(r, re.IGNORECASE)) for i, w in enumerate(self.watchlists) for r in w.regex]
+        self.topics = [None if w.topics is None else frozenset(w.topics) for w in self.watchlists]
+
+    def match(self, text: str, topic: str | None = None) -> list[str]:
+        """Names of the watchlists ``text`` matches, in file order."""
+        hits: set[int] = set()
+        if self.has_phrases:
+            folded = fold(text)
+            found: dict[int, list[tuple[int, int]]] = {}
+            masks: dict[int, list[tuple[int, int]]] = {}
+            for end, phrases in self.automaton.iter(folded):
+                for p in phrases:
+                    span = (end - p.length + 1, end)
+                    (masks if p.exclude else found).setdefault(p.watchlist, []).append(span)
+            for i, spans in found.items():
+                masked = masks.get(i, ())
+                if any(not any(m0 <= s0 and s1 <= m1 for m0, m1 in masked) for s0, s1 in spans):
+                    hits.add(i)
+        if self.tickers:
+            for dollar, symbol in _TICKER.findall(text):
+                if dollar or symbol.isupper():
+                    hits.update(self.tickers.get(symbol.upper(), ()))
+        for i, pattern in self.regexes:
+            if i not in hits and pattern.search(text):
+                hits.add(i)
+        return [self.watchlists[i].name for i in sorted(hits)
+                if self.topics[i] is None or topic is None or topic in self.topics[i]]
+
+
+__all__ = ["Watchlist", "WatchlistError", "Matcher", "load_watchlists", "fold", "watchlist_key", "split_key",
+           "KEY_PREFIX"]

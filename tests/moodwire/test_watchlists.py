@@ -1,0 +1,133 @@
+"""Watchlist files and matching: whole words, phrases across punctuation, case, Unicode, tickers
+with and without $, excludes, topic restrictions, and one clear line for a bad file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alerts.rules import RuleFile
+from moodwire.watchlists import Matcher, Watchlist, WatchlistError, fold, load_watchlists
+from streams.classify import keyed_records
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def matcher(**lists) -> Matcher:
+    return Matcher([Watchlist(name=name, **spec) for name, spec in lists.items()])
+
+
+BANKS = dict(keywords=["Silicon Valley Bank", "SVB", "bank run"], tickers=["SIVB", "$SBNY"],
+             exclude=["World Bank", "food bank"])
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("Silicon Valley Bank collapses", True),
+    ("silicon valley bank collapses", True),                 # case
+    ("Silicon-Valley  Bank's depositors flee", True),          # punctuation and spacing inside a phrase
+    ("SVB's shares halted", True),                            # possessive
+    ("(SVB) shares halted", True),
+    ("SVBX launches a fund", False),                          # whole words only
+    ("A bank-run fear grips lenders", True),
+    ("Banks run stress tests", False),
+    ("SIVB falls 60% premarket", True),                       # ticker in capitals
+    ("sivb falls", False),                                    # a bare ticker must be in capitals
+    ("$sivb falls", True),                                    # a cashtag in any case
+    ("$SBNY halted", True), ("SBNY halted", True),            # listed with $: the bare symbol too
+    ("The World Bank warns on growth", False),                # the exclude masks 'bank' words
+    ("World Bank warns of SVB contagion", True),              # ... but not SVB elsewhere
+])
+def test_keyword_and_ticker_semantics(text, hit):
+    assert (matcher(banks=BANKS).match(text) == ["banks"]) is hit
+
+
+def test_unicode_is_folded_on_both_sides():
+    m = matcher(swiss=dict(keywords=["Credit Suisse", "Zürich Insurance"]))
+    assert m.match("Crédit Suisse shares slide") == ["swiss"]
+    assert m.match("ZURICH INSURANCE raises outlook") == ["swiss"]
+    assert m.match("Ｃｒｅｄｉｔ Ｓｕｉｓｓｅ in full-width letters") == ["swiss"]  # NFKD folds compatibility forms
+    assert fold("Ａ—b") == " a b "
+
+
+def test_regex_topics_and_several_lists():
+    m = matcher(cs=dict(regex=[r"\bCS\b"], keywords=["Credit Suisse"]),
+                oil=dict(keywords=["oil"], exclude=["olive oil"], topics=["Energy | Oil"]),
+                banks=BANKS)
+    assert m.match("UBS agrees to buy CS; SVB fallout spreads") == ["cs", "banks"]
+    assert m.match("Oil jumps 5%", topic="Energy | Oil") == ["oil"]
+    assert m.match("Oil jumps 5%", topic="Markets") == []           # restricted to the model's topic
+    assert m.match("Olive oil prices soar", topic="Energy | Oil") == []
+
+
+def test_two_thousand_keywords_build_one_automaton(tmp_path: Path):
+    keywords = [f"Company {i} Holdings" for i in range(2000)]
+    m = matcher(many=dict(keywords=keywords))
+    assert m.match("Company 1234 Holdings misses estimates") == ["many"]
+    assert m.match("Company 12345 Holdings misses estimates") == []
+
+
+@pytest.mark.parametrize("body, message", [
+    ("watchlists:\n  - name: banks\n    keyword: [SVB]\n",
+     "watchlist 'banks', keyword: unknown key"),
+    ("watchlists:\n  - name: banks\n    description: nothing to match\n",
+     "watchlist 'banks', give at least one of keywords, tickers or regex"),
+    ("watchlists:\n  - name: banks\n    regex: ['(unclosed']\n",
+     "watchlist 'banks', regex: '(unclosed' is not a regular expression"),
+    ("watchlists:\n  - name: banks\n    tickers: ['S&P 500']\n",
+     "watchlist 'banks', tickers: 'S&P 500' is not a ticker"),
+    ("watchlists:\n  - name: a\n    keywords: [x]\n  - name: A\n    keywords: [y]\n",
+     "watchlist name 'A' is used twice"),
+    ("watchlists:\n  - name: oil\n    keywords: [oil]\n    topics: [Crude]\n",
+     "watchlist 'oil': topics: 'Crude' is not a topic of the model"),
+    ("- just a list\n", "must hold a mapping"),
+])
+def test_a_bad_file_names_the_file_the_list_and_the_key(tmp_path: Path, body, message):
+    from models.labels import TOPIC_LABELS
+
+    path = tmp_path / "w.yaml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(WatchlistError) as err:
+        load_watchlists(path, TOPIC_LABELS)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_the_example_file_is_valid_and_the_check_command_is_one_line_on_error(tmp_path: Path):
+    from models.labels import TOPIC_LABELS
+
+    lists = load_watchlists(ROOT / "config" / "watchlists.example.yaml", TOPIC_LABELS)
+    assert {"US regional banks", "large European banks", "crypto", "oil and energy", "UK sovereign"} == \
+        {w.name for w in lists}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("watchlists:\n  - name: x\n    keyword: [a]\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "moodwire.cli", "watchlists", "check", str(bad)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: watchlist file {bad}: watchlist 'x', keyword: unknown key"]
+
+
+def test_news_scored_carries_an_item_once_per_key():
+    from tests.streams.aggregate_support import make
+    import random
+    from datetime import datetime, timezone
+
+    item = make("Financials", datetime(2023, 3, 10, tzinfo=timezone.utc), random.Random(1), "x")
+    item = item.model_copy(update={"watchlists": ["US regional banks", "crypto"]})
+    records = keyed_records([item])
+    assert [(k.decode(), r.watchlist) for k, r in records] == [
+        ("Financials", None), ("watchlist:US regional banks", "US regional banks"), ("watchlist:crypto", "crypto")]
+    assert {r.id for _, r in records} == {item.id}
+
+
+def test_rules_select_topics_or_watchlists():
+    def rule(**kw):
+        return RuleFile.model_validate({"rules": [{"name": "r", "window": "1h", "when": {"mean_below": -0.3}, **kw}]}).rules[0]
+
+    plain = rule()
+    assert plain.selects("Macro") and not plain.selects("watchlist:crypto")
+    lists = rule(watchlists=["crypto"])
+    assert lists.selects("watchlist:crypto") and not lists.selects("watchlist:oil") and not lists.selects("Macro")
+    both = rule(topics=["Macro"], watchlists={"pattern": "bank"})
+    assert both.selects("Macro") and both.selects("watchlist:US regional banks") and not both.selects("Markets")
