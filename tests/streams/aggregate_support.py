@@ -26,15 +26,36 @@ T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 WINDOWS = "5m,1h/5m,24h/1h"
 
 
+WATCHLISTS = ["US regional banks", "crypto"]
+
+
 def scored_items(topics: list[str], n: int, seed: int = 7, spread: timedelta = timedelta(hours=3),
-                 jitter: timedelta = timedelta(minutes=3)) -> list[ScoredNews]:
-    """``n`` items over ``spread``, arriving in time order with up to ``jitter`` of disorder."""
+                 jitter: timedelta = timedelta(minutes=3), watchlists: list[str] = ()) -> list[ScoredNews]:
+    """``n`` items over ``spread``, arriving in time order with up to ``jitter`` of disorder; each
+    matches each of ``watchlists`` with probability 0.3."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         at = T0 + spread * (i / n) + timedelta(seconds=rng.uniform(-1, 1) * jitter.total_seconds())
-        out.append(make(topics[rng.randrange(len(topics))], at, rng, f"{seed}-{i}"))
+        item = make(topics[rng.randrange(len(topics))], at, rng, f"{seed}-{i}")
+        matched = [w for w in watchlists if rng.random() < 0.3]
+        out.append(item.model_copy(update={"watchlists": matched}) if matched else item)
     return out
+
+
+def with_copies(items: list[ScoredNews]) -> list[ScoredNews]:
+    """The news.scored records of items: each item, then one copy per watchlist it matched
+    (``watchlist`` set), as moodwire classify sends them."""
+    out = []
+    for item in items:
+        out.append(item)
+        out += [item.model_copy(update={"watchlist": w}) for w in item.watchlists]
+    return out
+
+
+def keys_of(topics: list[str], watchlists: list[str] = ()) -> set[str]:
+    """The window keys of these topics and watchlists."""
+    return set(topics) | {f"watchlist:{w}" for w in watchlists}
 
 
 def make(topic: str, at: datetime, rng: random.Random, tag: str) -> ScoredNews:
@@ -52,8 +73,9 @@ def make(topic: str, at: datetime, rng: random.Random, tag: str) -> ScoredNews:
 
 def produce(bootstrap: str, items: list[ScoredNews], garbage: list[bytes] = ()) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    for item in items:
-        producer.send(NEWS_SCORED, key=item.topic.encode(), value=item.encode())
+    for record in with_copies([i for i in items if i.watchlist is None]):
+        key = record.topic if record.watchlist is None else f"watchlist:{record.watchlist}"
+        producer.send(NEWS_SCORED, key=key.encode(), value=record.encode())
     for payload in garbage:
         producer.send(NEWS_SCORED, key=b"garbage", value=payload)
     producer.flush()
@@ -76,7 +98,8 @@ def start_aggregate(bootstrap: str, home: Path, log: Path, store_url: str | None
 
 def scored_in_topic(bootstrap: str, topics: set[str]) -> list[ScoredNews]:
     """The records news.scored really holds (a producer retry under load can store one twice;
-    the aggregator must count every record once, so the expectation is computed from these)."""
+    the aggregator must count every record once, so the expectation is computed from these),
+    watchlist copies included."""
     def keep(record):
         try:
             item = decode(ScoredNews, record.value)
@@ -116,8 +139,10 @@ def final_windows(bootstrap: str, topics: set[str], want: int, timeout_s: float 
 
 
 def expected_windows(items: list[ScoredNews], spec: str = WINDOWS) -> pd.DataFrame:
-    """The window aggregates computed from scratch with pandas (no project code)."""
-    frame = pd.DataFrame({"topic": [i.topic for i in items], "t": [i.published_at for i in items],
+    """The window aggregates computed from scratch with pandas (no project code). ``items`` are
+    news.scored records: an item's watchlist copy counts under ``watchlist:NAME``."""
+    keys = [i.topic if i.watchlist is None else f"watchlist:{i.watchlist}" for i in items]
+    frame = pd.DataFrame({"topic": keys, "t": [i.published_at for i in items],
                           "score": [i.score for i in items], "sentiment": [i.sentiment for i in items]})
     units = {"m": "min", "h": "h", "s": "s", "d": "D"}
     parts = []

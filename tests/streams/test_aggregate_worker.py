@@ -20,13 +20,15 @@ from moodwire.broker import free_port
 from moodwire.records import MAX_DEAD_PAYLOAD, DeadLetter, decode
 from moodwire.store import open_store, scored_news, topic_windows
 from moodwire.topics import DEADLETTER
-from tests.streams.aggregate_support import (T0, assert_windows_equal, expected_windows, final_windows, make,
-                                             produce, scored_in_topic, scored_items, start_aggregate, windows_of)
+from tests.streams.aggregate_support import (T0, WATCHLISTS, assert_windows_equal, expected_windows, final_windows,
+                                             keys_of, make, produce, scored_in_topic, scored_items, start_aggregate,
+                                             windows_of, with_copies)
 from tests.streams.test_classify import read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOPICS = ["Earnings", "Macro", "Energy | Oil", "Legal | Regulation", "Currencies"]
+KEYS = keys_of(TOPICS, WATCHLISTS)  # the topics and the watchlists: every exactness test covers both
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -62,7 +64,7 @@ def dead_letters(bootstrap: str) -> list[DeadLetter]:
 
 
 def test_windows_are_exact_and_late_or_malformed_records_are_dead_lettered(fresh_embedded, tmp_path):
-    items = scored_items(TOPICS, 1500, seed=11)
+    items = scored_items(TOPICS, 1500, seed=11, watchlists=WATCHLISTS)
     rng = random.Random(5)
     late = [make("Earnings", T0 + timedelta(minutes=3 + i), rng, f"late{i}") for i in range(3)]
     big = b'{"title": "' + b"x" * 400_000 + b'"'  # malformed and large: its dead letter carries a cut payload
@@ -72,8 +74,9 @@ def test_windows_are_exact_and_late_or_malformed_records_are_dead_lettered(fresh
     port = free_port()
     worker = start_aggregate(fresh_embedded, tmp_path / "home", log, extra={"MOODWIRE_METRICS_PORT": str(port)})
     try:
-        expected = expected_windows(items)
-        finals = final_windows(fresh_embedded, set(TOPICS), len(expected), process=worker, log=log)
+        expected = expected_windows(with_copies(items))
+        assert any(k.startswith("watchlist:") for k in expected.topic)
+        finals = final_windows(fresh_embedded, KEYS, len(expected), process=worker, log=log)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         lags = [line for line in metrics.splitlines() if line.startswith("moodwire_aggregate_consumer_lag{")]
         assert lags and all(line.endswith(" 0.0") for line in lags), lags  # all folded in
@@ -117,7 +120,7 @@ def assert_exact(finals: dict, expected, text: str) -> None:
 
 
 def _kill_and_restart(bootstrap: str, tmp_path: Path, store: str, kills: int = 2) -> None:
-    items = scored_items(TOPICS, 4000, seed=21)
+    items = scored_items(TOPICS, 4000, seed=21, watchlists=WATCHLISTS)
     produce(bootstrap, items)
     log = tmp_path / "aggregate.log"
     extra = {"MOODWIRE_AGGREGATE_BATCH": "40"}
@@ -134,7 +137,7 @@ def _kill_and_restart(bootstrap: str, tmp_path: Path, store: str, kills: int = 2
         stored = scored_in_topic(bootstrap, set(TOPICS))
         assert {i.id for i in stored} == {i.id for i in items}
         expected = expected_windows(stored)
-        finals = final_windows(bootstrap, set(TOPICS), len(expected), timeout_s=300, process=worker, log=log)
+        finals = final_windows(bootstrap, KEYS, len(expected), timeout_s=300, process=worker, log=log)
         assert [d.error for d in dead_letters(bootstrap)] == []
         text = log.read_text()
         assert_exact(finals, expected, text)
@@ -152,7 +155,7 @@ def test_sigkill_mid_stream_then_restart_gives_exact_windows_rocksdb_store_apach
 
 
 def test_two_workers_share_the_partitions_and_one_takes_over(fresh_embedded, tmp_path):
-    items = scored_items(TOPICS, 4000, seed=31)
+    items = scored_items(TOPICS, 4000, seed=31, watchlists=WATCHLISTS)
     produce(fresh_embedded, items)
     extra = {"MOODWIRE_AGGREGATE_BATCH": "40"}
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
@@ -164,7 +167,7 @@ def test_two_workers_share_the_partitions_and_one_takes_over(fresh_embedded, tmp
         stored = scored_in_topic(fresh_embedded, set(TOPICS))
         assert {i.id for i in stored} == {i.id for i in items}
         expected = expected_windows(stored)
-        finals = final_windows(fresh_embedded, set(TOPICS), len(expected), timeout_s=300,
+        finals = final_windows(fresh_embedded, KEYS, len(expected), timeout_s=300,
                                process=workers[1], log=logs[1])
         assert_windows_equal(finals, expected)
         assert "partitions" in logs[0].read_text() and "partitions" in logs[1].read_text()
@@ -180,13 +183,13 @@ def test_the_store_sink_holds_every_item_once_and_the_final_windows(backend, fre
     with engine.begin() as conn:  # the PostgreSQL server is shared by the session
         conn.execute(scored_news.delete())
         conn.execute(topic_windows.delete())
-    items = scored_items(TOPICS, 800, seed=41)
+    items = scored_items(TOPICS, 800, seed=41, watchlists=WATCHLISTS)
     produce(fresh_embedded, items + items[:50])  # duplicates are upserted, not added
     log = tmp_path / "aggregate.log"
     worker = start_aggregate(fresh_embedded, tmp_path / "home", log, store_url=url, sink=True)
     try:
-        expected = expected_windows(items)
-        final_windows(fresh_embedded, set(TOPICS), len(expected), process=worker, log=log)
+        expected = expected_windows(with_copies(items))
+        final_windows(fresh_embedded, KEYS, len(expected), process=worker, log=log)
         deadline = time.monotonic() + 60
         while True:
             with engine.connect() as conn:
@@ -197,16 +200,18 @@ def test_the_store_sink_holds_every_item_once_and_the_final_windows(backend, fre
             time.sleep(0.5)
     finally:
         stop(worker)
-    assert sorted(r["id"] for r in rows) == sorted(i.id for i in items)
+    assert sorted(r["id"] for r in rows) == sorted(i.id for i in items)  # a watchlist copy is no second row
     by_id = {i.id: i for i in items}
     for row in rows:
         assert abs(row["score"] - by_id[row["id"]].score) < 1e-12 and row["topic"] == by_id[row["id"]].topic
+        assert (row["watchlists"] or []) == by_id[row["id"]].watchlists
     got = {(w["topic"], w["window"], w["start"].replace(tzinfo=T0.tzinfo) if w["start"].tzinfo is None
             else w["start"]): w for w in windows}
     assert len(got) == len(expected)
     for row in expected.itertuples(index=False):
         stored = got[(row.topic, row.window, row.start.to_pydatetime())]
         assert stored["count"] == row.count and abs(stored["mean_score"] - row.mean_score) < 1e-9
+        assert stored["kind"] == ("watchlist" if row.topic.startswith("watchlist:") else "topic")
 
 
 def test_an_unreachable_broker_or_missing_topics_fail_fast_with_what_to_fix(tmp_path):
@@ -280,7 +285,7 @@ def _commit_past_the_marker(bootstrap: str, tmp_path: Path, store: str) -> None:
         assert {tp: moved[tp].offset for tp in parts} == jump
         worker = start_aggregate(bootstrap, tmp_path / "home", log, store=store, datadir=datadir)
         expected = expected_windows(scored_in_topic(bootstrap, set(TOPICS)))
-        finals = final_windows(bootstrap, set(TOPICS), len(expected), timeout_s=240, process=worker, log=log)
+        finals = final_windows(bootstrap, KEYS, len(expected), timeout_s=240, process=worker, log=log)
         text = log.read_text()
         assert_exact(finals, expected, text)
         assert text.count("is past what the state has folded in; reading from") == len(parts)
