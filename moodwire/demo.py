@@ -2,8 +2,9 @@
 
 Children (each a ``moodwire`` command, logs in ``<home>/logs/``): the embedded broker, classify,
 aggregate (with ``config/rules.demo.yaml``), notify (``config/notify.demo.yaml``, a log
-receiver), the dashboard, and the replay of the bundled sample, time-compressed and shifted
-to now. The supervisor prints each alert as the notifier delivers it, says when the dashboard
+receiver), the dashboard, and the replay of real recorded headlines (the two weeks of Silicon
+Valley Bank's failure and the Credit Suisse rescue, ``streams/samples/svb_2023_demo.csv``),
+time-compressed and shifted to now; classify matches ``config/watchlists.example.yaml``. The supervisor prints each alert as the notifier delivers it, says when the dashboard
 answers, stops everything on Ctrl-C / SIGTERM (children get SIGTERM, then SIGKILL after a
 grace period), and stops everything when a child dies, naming it and showing its last log lines.
 """
@@ -27,7 +28,8 @@ from moodwire.broker import port_is_free
 from moodwire.errors import MoodwireError
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "streams" / "samples" / "news_sample.jsonl"
+SAMPLE = ROOT / "streams" / "samples" / "svb_2023_demo.csv"  # real headlines, see streams/samples/NOTICE.md
+WATCHLISTS = ROOT / "config" / "watchlists.example.yaml"
 
 
 class DemoError(MoodwireError):
@@ -80,7 +82,7 @@ class Demo:
 
         self.children = [
             Child("broker", ["broker", "--port", str(self.broker_port)], base),
-            Child("classify", ["classify"], {**base, **metrics(1)}),
+            Child("classify", ["classify"], {**base, **metrics(1), "MOODWIRE_WATCHLISTS": str(WATCHLISTS)}),
             Child("aggregate", ["aggregate", "--sink"], {
                 **base, **metrics(2), "MOODWIRE_ALERT_RULES": str(ROOT / "config" / "rules.demo.yaml"),
                 "MOODWIRE_AGGREGATE_LATENESS": "10m", "MOODWIRE_AGGREGATE_IDLE": "20s"}),
@@ -160,7 +162,9 @@ class Demo:
                     for a in json.loads(line)["alerts"]:
                         verb = "alert fired" if a["status"] == "firing" else "alert resolved"
                         why = f" — {a['reason']}" if a.get("reason") else ""
-                        self.say(f"{verb}: {a['rule']} on {a['topic']} (value {a['value']:+.2f}, window {a['window']} "
+                        about = (f"watchlist {a['topic'].removeprefix('watchlist:')}" if a.get("kind") == "watchlist"
+                                 else f"topic {a['topic']}")
+                        self.say(f"{verb}: {a['rule']} on {about} (value {a['value']:+.2f}, window {a['window']} "
                                  f"from {a['starts_at']}){why}")
             self.stop.wait(0.5)
         return 0

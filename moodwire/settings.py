@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # Classifier
     model: str | None = Field(None, description="trained model directory; default: the committed model")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    int8: bool = Field(True, description="on the CPU, int8-quantised inference (off: fp32, slower; results then "
+                                         "do not depend on how items are batched)")
     max_batch: int = Field(64, ge=1, le=4096)
     max_wait_ms: int = Field(50, ge=0, le=60_000)
     # Aggregation (moodwire aggregate, a Faust worker)

@@ -60,7 +60,9 @@ def test_the_demo_fires_an_alert_serves_the_dashboard_and_stops_cleanly_on_ctrl_
     try:
         text = wait_for_text(out, "dashboard answering", proc, 240)
         assert re.search(r"password \S+\)", text) and "user demo" in text
-        text = wait_for_text(out, "alert fired: negative-turn", proc, 420)
+        started = time.monotonic()
+        text = wait_for_text(out, "alert fired: watchlist-negative on watchlist US regional banks", proc, 420)
+        print(f"first bank alert {time.monotonic() - started:.0f} s after the dashboard answered")
         pids = child_pids(text)
         assert set(pids) == {"broker", "classify", "aggregate", "notify", "dashboard", "replay"}
         proc.send_signal(signal.SIGINT)
