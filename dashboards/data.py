@@ -3,17 +3,20 @@ writes analysts make (acknowledge, silence). No Dash here; no I/O at import time
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import Text, and_, cast, func, insert, select
 from sqlalchemy.engine import Engine
 
 from moodwire.store import (alert_acks, alert_events, notify_outbox, scored_news, silences, topic_windows)
 
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+TUMBLING = "5m"  # the tumbling window (span = step): its counts add up to the items of a range
+WATCHLIST = "watchlist:"
 
 
 @dataclass(frozen=True)
@@ -66,15 +69,43 @@ def windows(engine: Engine, window: str, rng: TimeRange, topic: str | None = Non
     return _utc(frame, "start", "end", "updated_at")
 
 
+def totals(engine: Engine, rng: TimeRange) -> pd.DataFrame:
+    """Per key over the range: distinct items (``items``) and the share of them the model
+    called negative, summed over the tumbling windows inside the range (each item is in
+    exactly one; sliding windows would count it once per overlap). A key is a topic or a
+    watchlist (``watchlist:NAME``)."""
+    c = topic_windows.c
+    q = (select(c.topic, func.sum(c.count).label("items"), func.sum(c.negative_share * c.count).label("negative"))
+         .where(c.window == TUMBLING, c.start >= rng.start, c.start < rng.end).group_by(c.topic))
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(q).mappings().all())
+    if frame.empty:
+        return pd.DataFrame(columns=["topic", "items", "negative_share"])
+    frame["items"] = frame["items"].astype(int)
+    frame["negative_share"] = (frame["negative"].astype(float) / frame["items"].where(frame["items"] > 0)).fillna(0.0)
+    return frame[["topic", "items", "negative_share"]]
+
+
+def label(key: str) -> str:
+    """A key as people read it: a topic's name, or "watchlist: NAME"."""
+    return f"watchlist: {key[len(WATCHLIST):]}" if key.startswith(WATCHLIST) else key
+
+
 def topics(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         return [r[0] for r in conn.execute(select(topic_windows.c.topic).distinct().order_by(topic_windows.c.topic))]
 
 
 def headlines(engine: Engine, topic: str, start: datetime, end: datetime, limit: int = 500) -> pd.DataFrame:
+    """The headlines of a topic, or of a watchlist (``watchlist:NAME``: items whose stored
+    ``watchlists`` list holds the name), newest first."""
+    if topic.startswith(WATCHLIST):  # the JSON list's text holds the name as json.dumps writes it
+        which = cast(scored_news.c.watchlists, Text).contains(json.dumps(topic[len(WATCHLIST):]), autoescape=True)
+    else:
+        which = scored_news.c.topic == topic
     q = (select(scored_news.c.id, scored_news.c.published_at, scored_news.c.source, scored_news.c.title,
                 scored_news.c.url, scored_news.c.sentiment, scored_news.c.score)
-         .where(scored_news.c.topic == topic, scored_news.c.published_at >= start, scored_news.c.published_at < end)
+         .where(which, scored_news.c.published_at >= start, scored_news.c.published_at < end)
          .order_by(scored_news.c.published_at.desc()).limit(limit))
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(q).mappings().all())
@@ -147,5 +178,5 @@ def active_silences(engine: Engine) -> pd.DataFrame:
     return _utc(frame, "starts_at", "ends_at", "created_at") if not frame.empty else frame
 
 
-__all__ = ["TimeRange", "windows", "topics", "headlines", "alert_episodes", "acknowledge", "silence_alert",
+__all__ = ["TimeRange", "windows", "totals", "label", "topics", "headlines", "alert_episodes", "acknowledge", "silence_alert",
            "active_silences", "RANGES"]

@@ -24,24 +24,29 @@ def with_interval(frame: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
     return out
 
 
-def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame) -> pd.DataFrame:
-    """Per topic over the range: latest mean, its change from the first window, item volume,
-    firing alerts. ``windows``: one window size; ``alerts``: alert episodes."""
-    cols = ["topic", "mean", "change", "volume", "negative_share", "firing"]
+def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per key (topic or watchlist) over the range: latest mean, its change from the first
+    window, distinct items and their negative share (``totals``: from the tumbling windows,
+    ``data.totals``), firing alerts. ``windows``: one window size; ``alerts``: alert episodes."""
+    cols = ["topic", "kind", "mean", "change", "volume", "negative_share", "firing"]
     if windows.empty:
         return pd.DataFrame(columns=cols)
     rows = []
     firing = alerts[alerts["status"] == "firing"].groupby("topic").size() if not alerts.empty else pd.Series(dtype=int)
+    counted = totals.set_index("topic") if totals is not None and not totals.empty else None
     for topic, g in windows.sort_values("start").groupby("topic"):
         g = g[g["count"] > 0]
         if g.empty:
             continue
         last, first = g.iloc[-1], g.iloc[0]
-        volume = int(g["count"].sum())
-        rows.append({"topic": topic, "mean": round(float(last["mean_score"]), 3),
+        if counted is not None and topic in counted.index:
+            volume, negative = int(counted.at[topic, "items"]), float(counted.at[topic, "negative_share"])
+        else:  # no tumbling windows stored: the mean share of the windows, not a count
+            volume, negative = 0, float(g["negative_share"].mean())
+        rows.append({"topic": topic, "kind": "watchlist" if topic.startswith("watchlist:") else "topic",
+                     "mean": round(float(last["mean_score"]), 3),
                      "change": round(float(last["mean_score"] - first["mean_score"]), 3), "volume": volume,
-                     "negative_share": round(float((g["negative_share"] * g["count"]).sum() / volume), 3),
-                     "firing": int(firing.get(topic, 0))})
+                     "negative_share": round(negative, 3), "firing": int(firing.get(topic, 0))})
     return pd.DataFrame(rows, columns=cols).sort_values(["firing", "mean"], ascending=[False, True])
 
 

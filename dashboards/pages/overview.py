@@ -1,4 +1,5 @@
-"""Overview: every topic at a glance for the chosen range, and a topic × time heat map."""
+"""Overview: every topic and watchlist at a glance for the chosen range (filter the kind column
+to see one of them), and a key × time heat map."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dash import Input, Output, dash_table, dcc, html
 from dashboards import data, figures, ids
 from dashboards.state import query, time_range, to_search
 
-COLUMNS = [{"name": "topic", "id": "topic", "presentation": "markdown"}, {"name": "mean now", "id": "mean"},
+COLUMNS = [{"name": "topic or watchlist", "id": "topic", "presentation": "markdown"}, {"name": "kind", "id": "kind"},
+           {"name": "mean now", "id": "mean"},
            {"name": "change", "id": "change"}, {"name": "items", "id": "volume"},
            {"name": "negative share", "id": "negative_share"}, {"name": "firing alerts", "id": "firing"}]
 
@@ -16,7 +18,8 @@ def layout(query: dict) -> html.Div:
     return html.Div([
         html.H2("Overview"),
         dash_table.DataTable(id=ids.OVERVIEW_TABLE, columns=COLUMNS, data=[], sort_action="native",
-                             export_format="csv", export_headers="display", markdown_options={"link_target": "_self"},
+                             filter_action="native", export_format="csv", export_headers="display",
+                             markdown_options={"link_target": "_self"},
                              style_cell={"textAlign": "left", "padding": "4px"},
                              style_data_conditional=[{"if": {"filter_query": "{firing} > 0"},
                                                       "backgroundColor": "#fdecea"}]),
@@ -26,7 +29,7 @@ def layout(query: dict) -> html.Div:
 
 def _topic_link(topic: str, q: dict[str, str]) -> str:
     """A markdown link to the topic's page keeping the rest of the page state (range, ...)."""
-    label = topic.replace("[", "\\[").replace("]", "\\]")
+    label = data.label(topic).replace("[", "\\[").replace("]", "\\]")
     return f"[{label}](/topic{to_search({**{k: v for k, v in q.items() if k != 'topic'}, 'topic': topic})})"
 
 
@@ -35,7 +38,7 @@ def overview_view(engine, search: str | None):
     rng = time_range(search)
     windows = data.windows(engine, rng.window, rng)
     alerts = data.alert_episodes(engine, rng)
-    table = figures.overview_table(windows, alerts)
+    table = figures.overview_table(windows, alerts, data.totals(engine, rng))
     q = query(search)
     table["topic"] = [_topic_link(t, q) for t in table["topic"]]
     return table.to_dict("records"), figures.heatmap(windows)

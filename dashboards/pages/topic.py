@@ -14,7 +14,7 @@ from dashboards.state import PICK_FROM, PICK_TO, query, time_range, to_search
 
 def layout(q: dict) -> html.Div:
     return html.Div([
-        html.H2(f"Topic: {q.get('topic', '(none chosen)')}", id="topic-title"),
+        html.H2(_title(q.get("topic")), id="topic-title"),
         dcc.Graph(id=ids.TREND, config={"displaylogo": False}),
         html.Div(id=ids.TOPIC_ALERTS, className="topic-alerts"),
         html.Div([html.H3("Headlines"), html.Span(id=ids.HEADLINES_NOTE),
@@ -22,6 +22,12 @@ def layout(q: dict) -> html.Div:
                   html.Button("Export CSV", id=ids.HEADLINES_CSV), dcc.Download(id=ids.HEADLINES_DOWNLOAD)]),
         html.Div(id=ids.HEADLINES),
     ])
+
+
+def _title(key: str | None) -> str:
+    if not key:
+        return "Topic: (none chosen)"
+    return f"Watchlist: {key[len(data.WATCHLIST):]}" if key.startswith(data.WATCHLIST) else f"Topic: {key}"
 
 
 def _utc(value: str) -> datetime:
@@ -87,7 +93,7 @@ def topic_view(engine, search: str | None):
         picked = picked_interval(search)
     except ValueError:
         picked = None  # the headlines note says why
-    return figures.trend(windows, alerts, title=f"{topic}: mean sentiment ({rng.window} windows) and volume",
+    return figures.trend(windows, alerts, title=f"{data.label(topic)}: mean sentiment ({rng.window} windows) and volume",
                          revision=view_revision(search), picked=picked), note
 
 

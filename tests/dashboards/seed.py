@@ -15,6 +15,7 @@ from streams.sink import upsert_items, upsert_windows
 
 XSS_TITLE = '<script>window.xssRan=1</script><img src=x onerror="window.xssRan=2"> Bank "fails"'
 TOPICS = ["Macro", "Earnings", "Energy | Oil"]
+WATCHLIST = "US regional banks"  # every third Macro item and every fifth Earnings item match it
 
 
 def now_floor() -> datetime:
@@ -44,10 +45,11 @@ def items(end: datetime, hours: int = 6, seed: int = 3) -> list[ScoredNews]:
                 url = f"https://news.example/{topic.split()[0].lower()}/{k}-{j}"
                 if topic == "Macro" and k == hours * 12 - 6 and j == 0:
                     title, url = XSS_TITLE, "javascript:window.xssRan=3"
+                matched = (topic == "Macro" and k % 3 == 0) or (topic == "Earnings" and k % 5 == 0)
                 out.append(ScoredNews(id=item_id(url, "seed", title), source="seed-wire", title=title, url=url,
                                       published_at=at, fetched_at=at, topic=topic, topic_confidence=0.9,
                                       sentiment=sentiment, probs=probs, score=score, model="seed@1",
-                                      classified_at=at))
+                                      classified_at=at, watchlists=[WATCHLIST] if matched else []))
     return out
 
 
@@ -56,7 +58,11 @@ def seed(engine, end: datetime | None = None) -> dict:
     news = items(end)
     agg = Aggregator(parse_windows("5m,1h/5m,24h/1h"), timedelta(minutes=10))
     state: dict = {}
-    result = agg.apply(state, 0, list(enumerate(sorted(news, key=lambda i: i.published_at))))
+    records = []  # news.scored: each item, then its watchlist copy (as moodwire classify sends them)
+    for item in sorted(news, key=lambda i: i.published_at):
+        records.append(item)
+        records += [item.model_copy(update={"watchlist": w}) for w in item.watchlists]
+    result = agg.apply(state, 0, list(enumerate(records)))
     state.update({k: v for k, v in result.bucket_writes.items() if v is not None})
     state["~partition/0"] = result.marker
     finals = result.windows + agg.heartbeat(state, 0, end + timedelta(days=2))

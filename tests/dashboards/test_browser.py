@@ -183,6 +183,18 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     wait_for(browser, "#headlines-note", text="(drag or click on the chart to narrow)")
     assert "from=" not in browser.current_url
 
+    # A watchlist's page, through the overview's link: its trend and its matching headlines.
+    browser.get(base + "/?range=24h")
+    wait_for(browser, "#overview-table", text="watchlist: US regional banks")
+    settled(lambda: browser.find_element(By.LINK_TEXT, "watchlist: US regional banks").click())
+    wait_for(browser, "#topic-title", text="Watchlist: US regional banks")
+    wait_for(browser, "#trend .main-svg")
+    wait_for(browser, "#headlines table.headlines tbody tr")
+    titles = settled(lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#headlines tbody tr")])
+    expected = {i.title for i in site["seeded"]["items"] if i.watchlists}
+    assert titles and all(any(t in row for t in expected) for row in titles)
+    browser.save_screenshot(str(ARTIFACTS / "watchlist.png"))
+
     # Alerts page: evidence, delivery status, acknowledge.
     browser.find_element(By.ID, "nav-alerts").click()
     wait_for(browser, "#alert-list .alert-card.alert-firing", text="negative-turn on Macro")
@@ -204,3 +216,30 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     wait_for(browser, "#username")
     browser.get(base + "/alerts")
     wait_for(browser, "#username")
+
+
+def test_a_backtest_report_opens_offline_with_one_chart_per_key(browser, tmp_path):
+    """report.html is self-contained (plotly inlined): it draws in a browser with no network."""
+    from datetime import timedelta
+
+    from alerts.rules import RuleFile
+    from moodwire.spans import parse_windows
+    from streams.backtest.fold import fold
+    from streams.backtest.report import render
+    from tests.streams.test_alerting import episode
+
+    rules = RuleFile.model_validate({"rules": [{"name": "negative-turn", "topics": "all", "window": "1h",
+                                                "when": {"mean_below": -0.3}, "min_count": 10, "for": "10m"}]}).rules
+    items = episode()
+    result = fold(items, rules, parse_windows("1h/5m"), timedelta(minutes=10))
+    page = tmp_path / "report.html"
+    page.write_text(render("Back-test", [("news", "episode")], rules, "1h", result.windows, result.alerts,
+                           items[-1].published_at), encoding="utf-8")
+    browser.get(page.as_uri())
+    wait_for(browser, "section .main-svg")
+    charts = browser.execute_script("return document.querySelectorAll('section .js-plotly-plot').length")
+    assert charts == len({i.topic for i in items}) == 2
+    text = browser.find_element("tag name", "body").text
+    assert "negative-turn fired" in text and "Harborline Bank losses deepen" in text
+    assert "mean < -0.3, window 1h" in text  # the rule's threshold is stated
+    browser.save_screenshot(str(ARTIFACTS / "backtest-report.png"))

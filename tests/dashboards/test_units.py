@@ -37,7 +37,33 @@ def test_windows_and_headlines_come_back_for_the_range(seeded):
     h = data.headlines(engine, "Macro", rng.start, rng.end)
     assert sorted(h["id"]) == sorted(i.id for i in expected)
     assert int(w["count"].sum()) == len(expected)  # 5-minute windows tile the range
-    assert set(data.topics(engine)) == {"Macro", "Earnings", "Energy | Oil"}
+    assert set(data.topics(engine)) == {"Macro", "Earnings", "Energy | Oil", "watchlist:US regional banks"}
+    listed = data.headlines(engine, "watchlist:US regional banks", rng.start, rng.end)
+    assert sorted(listed["id"]) == sorted(i.id for i in s["items"] if i.watchlists and rng.start <= i.published_at < rng.end)
+
+
+@pytest.mark.parametrize("hours", [1, 6, 48])
+def test_overview_counts_equal_an_independent_count_of_the_stored_items(seeded, hours):
+    """Distinct items and their negative share per topic and watchlist, whatever window the
+    range draws (1h windows slide every 5 minutes: summing them counted each item 12 times)."""
+    from sqlalchemy import select
+
+    engine, s = seeded
+    rng = data.TimeRange(s["end"] - timedelta(hours=hours), s["end"])
+    table = figures.overview_table(data.windows(engine, rng.window, rng), data.alert_episodes(engine, rng),
+                                   data.totals(engine, rng)).set_index("topic")
+    with engine.connect() as conn:
+        rows = pd.DataFrame(conn.execute(select(scored_news)).mappings().all())
+    rows["published_at"] = pd.to_datetime(rows["published_at"], utc=True)
+    inside = rows[(rows["published_at"] >= rng.start) & (rows["published_at"] < rng.end)]
+    expected = {t: g for t, g in inside.groupby("topic")}
+    listed = inside[inside["watchlists"].map(lambda w: bool(w) and "US regional banks" in w)]
+    expected["watchlist:US regional banks"] = listed
+    assert set(table.index) == set(expected)
+    for key, g in expected.items():
+        assert table.at[key, "volume"] == len(g), key
+        assert table.at[key, "negative_share"] == round(float((g["sentiment"] == "negative").mean()), 3), key
+        assert table.at[key, "kind"] == ("watchlist" if key.startswith("watchlist:") else "topic")
 
 
 def test_alert_episodes_carry_evidence_delivery_and_acknowledgement(seeded):
@@ -69,7 +95,8 @@ def test_the_overview_table_and_figures_are_built_from_frames(seeded):
     macro = w[w["topic"] == "Macro"].sort_values("start")
     assert table.iloc[0]["mean"] == round(float(macro.iloc[-1]["mean_score"]), 3)
     heat = figures.heatmap(w)
-    assert heat.data[0].type == "heatmap" and list(heat.data[0].y) == ["Earnings", "Energy | Oil", "Macro"]
+    assert heat.data[0].type == "heatmap" and list(heat.data[0].y) == ["Earnings", "Energy | Oil", "Macro",
+                                                                       "watchlist:US regional banks"]
     fig = figures.trend(macro, data.alert_episodes(engine, rng, "Macro"), "Macro")
     names = [t.name for t in fig.data]
     assert names[1:] == ["95% interval", "mean sentiment", "items", "alerts"]
