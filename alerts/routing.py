@@ -31,7 +31,8 @@ delivery:
 ```
 
 Matcher syntax: ``name=value``, ``name!=value``, ``name=~regex``, ``name!~regex`` (values may be
-quoted; regexes match the whole value). Names: ``rule``, ``topic``, ``severity``, ``window``
+quoted; regexes match the whole value). Names: ``rule``, ``topic``, ``severity``, ``window``,
+``kind`` (``topic`` or ``watchlist``), ``watchlist`` (the watchlist's name, empty for a topic)
 and the rule's free labels.
 """
 

@@ -31,20 +31,22 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="bootstrap servers, host:port[,host:port]")
     kafka_partitions: int = Field(4, ge=1, le=1024, description="partitions of every Moodwire topic")
     kafka_replication: int = Field(1, ge=1, le=16, description="replication factor of every Moodwire topic")
-    kafka_session_timeout_ms: int = Field(10_000, ge=1_000)
-    kafka_heartbeat_interval_ms: int = Field(1_000, ge=100)
-    kafka_fetch_max_wait_ms: int = Field(50, ge=0, le=10_000)
+    kafka_session_timeout_ms: int = Field(10_000, ge=1_000, description="consumer group session timeout")
+    kafka_heartbeat_interval_ms: int = Field(1_000, ge=100, description="consumer group heartbeat interval")
+    kafka_fetch_max_wait_ms: int = Field(50, ge=0, le=10_000, description="longest a fetch waits for new records "
+                                                                          "(the embedded broker answers only then)")
     # Storage and files
     home: Path = Field(Path("var"), description="folder for local state (SQLite store, caches)")
     store_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/moodwire.db")
-    data_dir: Path = Field(Path("../shared/data"), description="folder holding tfns/ and tfnt/")
+    data_dir: Path = Field(Path("../shared/data"), description="labelled data for moodwire train (tfns/, tfnt/, news/)")
     # Classifier
     model: str | None = Field(None, description="trained model directory; default: the committed model")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the model runs: cuda (fp16), cpu, "
+                                                                       "or auto (a GPU when one is visible)")
     int8: bool = Field(True, description="on the CPU, int8-quantised inference (off: fp32, slower; results then "
                                          "do not depend on how items are batched)")
-    max_batch: int = Field(64, ge=1, le=4096)
-    max_wait_ms: int = Field(50, ge=0, le=60_000)
+    max_batch: int = Field(64, ge=1, le=4096, description="classify: a batch closes at this many items")
+    max_wait_ms: int = Field(50, ge=0, le=60_000, description="classify: ... or this long after its first item")
     # Aggregation (moodwire aggregate, a Faust worker)
     aggregate_windows: str = Field("5m,1h/5m,24h/1h", description="windows as span[/step], comma-separated")
     aggregate_lateness: str = Field("10m", description="allowed lateness behind the partition's newest event")
@@ -74,8 +76,9 @@ class Settings(BaseSettings):
     # Observability
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port (0 = off)")
     metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint listens on")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_json: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="logging threshold")
+    log_json: bool = Field(False, description="one JSON object per log line (with item id, fingerprint, "
+                                              "partition, offset fields where they apply)")
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -133,7 +133,8 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     wait_for(browser, "#heatmap .main-svg")
     texts = settled(lambda: [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#overview-table tbody tr")])
     assert any("Earnings" in t for t in texts) and any("Energy | Oil" in t for t in texts)
-    assert "Macro" in texts[1]  # the first row is the header row
+    rows = [t for t in texts if t.strip()]  # the header row, then (under the empty filter row) the data
+    assert "Macro" in rows[1]
     assert "signed in as ana" in browser.find_element(By.ID, "user").text
     browser.save_screenshot(str(ARTIFACTS / "overview.png"))
 
@@ -190,7 +191,9 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     wait_for(browser, "#topic-title", text="Watchlist: US regional banks")
     wait_for(browser, "#trend .main-svg")
     wait_for(browser, "#headlines table.headlines tbody tr")
-    titles = settled(lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#headlines tbody tr")])
+    time.sleep(1.0)  # the first renders settle
+    titles = browser.execute_script(  # read in one go: a live refresh may redraw the table between reads
+        "return [...document.querySelectorAll('#headlines tbody tr')].map(r => r.textContent)")
     expected = {i.title for i in site["seeded"]["items"] if i.watchlists}
     assert titles and all(any(t in row for t in expected) for row in titles)
     browser.save_screenshot(str(ARTIFACTS / "watchlist.png"))
