@@ -63,9 +63,10 @@ def split_key(key: str) -> tuple[str, str]:
 def fold(text: str) -> str:
     """The form keywords and texts are compared in: accents dropped, case-folded, every run of
     non-alphanumerics one space, padded with a space on both sides."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return " " + _NOT_WORD.sub(" ", stripped).strip() + " "
+    if not text.isascii():  # most headlines are ASCII: no decomposition to do
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " " + _NOT_WORD.sub(" ", text.casefold()).strip() + " "
 
 
 class Watchlist(BaseModel):
