@@ -247,11 +247,9 @@ class Changelog:
 
     The table's own store is written only once the changelog has acknowledged the write, in the
     order the writes were queued; until then the write is ``pending`` (read first through
-    ``state``). With rocksdb the store outlives the process: writing it at once left it, after a
-    SIGKILL, ahead of the changelog — a restarted worker recovered only the changelog records
-    after its persisted offset, kept the unsent partition marker, skipped the records that marker
-    covered, and the window records they had made final were never sent (a test run, session 8).
-    Keys and values are serialized as the table itself would (its recovery reads them)."""
+    ``state``). With rocksdb the store outlives the process: a store written ahead of the
+    changelog would, after a SIGKILL, hold a partition marker the changelog never received, and
+    the restarted worker would skip the records that marker covers. Keys and values are serialized as the table itself would (its recovery reads them)."""
 
     def __init__(self, table) -> None:
         self.table = table

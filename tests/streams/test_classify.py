@@ -244,8 +244,8 @@ def test_a_worker_joining_mid_stream_neither_stops_the_first_nor_loses_items(fre
     """Scaling out while the stream flows: the first worker's pipelined commit meets the rebalance
     the newcomer starts (kafka-python refuses it with RebalanceInProgressError until the next poll
     completes the join). The batch is re-delivered, the worker keeps going, nothing is lost.
-    A broker of its own: on the session's broker, after the other tests' workers, the first
-    worker once scored nothing in 180 s (not understood yet; see the session 6 note)."""
+    A broker of its own: on the broker the test session shares, after the other tests' workers,
+    the first worker was once seen to score nothing in 180 s (not understood)."""
     kafka = fresh_embedded
     news = items(unique, 1500)
     ids = {i.id for i in news}
