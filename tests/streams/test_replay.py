@@ -44,8 +44,18 @@ def test_bad_rows_are_reported_not_dropped_silently(tmp_path):
                  + json.dumps({"title": "no time"}) + "\n{oops\n" + json.dumps({"title": "", "published_at": "2026-01-01"}) + "\n")
     plan = read_recorded(f)
     assert len(plan.items) == 1
-    assert plan.skipped == ["r.jsonl:2: published_at missing or not a time (None)", "r.jsonl:3: not an object",
+    assert plan.skipped == ["r.jsonl:2: published_at missing or not a time (None)",
+                            "r.jsonl:3: not JSON (Expecting property name enclosed in double quotes)",
                             "r.jsonl:4: empty title"]
+    assert plan.rows == 4 and plan.date_only == 1  # row 4's date had no time of day (then its title was empty)
+
+
+def test_a_date_without_a_time_is_read_as_noon_utc(tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text("title,published_at\nBank fails,2023-03-10\nLater,2023-03-10T15:00:00+01:00\n")
+    plan = read_recorded(f)
+    assert [i.published_at.isoformat() for i in plan.items] == ["2023-03-10T12:00:00+00:00", "2023-03-10T14:00:00+00:00"]
+    assert plan.date_only == 1
 
 
 @pytest.mark.parametrize("content, name, fragment", [
