@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from alerts.errors import RuleError
 from moodwire.spans import parse_span
 from moodwire.watchlists import KEY_PREFIX
-from moodwire.yamlfile import read_mapping
+from moodwire.yamlfile import describe_error, read_mapping
 
 Kind = Literal["mean_below", "mean_above", "negative_share_above", "volume_spike", "shift"]
 
@@ -192,32 +192,14 @@ def load_rules(path: str | Path, windows: list[str] | None = None) -> list[Rule]
     try:
         rules = RuleFile.model_validate(data).rules
     except ValidationError as exc:
-        raise RuleError(f"alert rules file {path}: " + "; ".join(_describe(e, data) for e in exc.errors()[:5])) from None
+        raise RuleError(f"alert rules file {path}: " + "; ".join(
+            describe_error(e, data, "rules", "rule", {"for_": "for"}) for e in exc.errors()[:5])) from None
     if windows is not None:
         for rule in rules:
             if rule.window not in windows:
                 raise RuleError(f"alert rules file {path}: rule {rule.name!r}: window: {rule.window!r} is not "
                                 f"aggregated (MOODWIRE_AGGREGATE_WINDOWS has {', '.join(windows)})")
     return rules
-
-
-def _describe(error: dict, data: dict) -> str:
-    loc = list(error["loc"])
-    where = ""
-    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-        index = loc[1]
-        rules = data.get("rules") if isinstance(data, dict) else None
-        name = rules[index].get("name") if isinstance(rules, list) and index < len(rules) and \
-            isinstance(rules[index], dict) else None
-        where = f"rule {name!r}" if name else f"rule #{index + 1}"
-        loc = loc[2:]
-    # pydantic reports union members ('list[str]', 'TopicPattern', ...) and aliases in the path
-    key = ".".join(str(part) for part in loc if not str(part).startswith(("list[", "literal[", "function-"))
-                   and part not in ("TopicPattern",)).replace("for_", "for")
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    return ", ".join(x for x in (where, f"{key}: {message}" if key else message) if x)
 
 
 __all__ = ["Rule", "RuleFile", "Condition", "load_rules"]

@@ -38,7 +38,7 @@ import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from moodwire.errors import MoodwireError
-from moodwire.yamlfile import read_mapping
+from moodwire.yamlfile import describe_error, read_mapping
 
 KEY_PREFIX = "watchlist:"  # a watchlist's aggregation key: windows, alerts and the store carry it
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
@@ -141,7 +141,8 @@ def load_watchlists(path: str | Path, topics: tuple[str, ...] | None = None) -> 
     try:
         lists = WatchlistFile.model_validate(data).watchlists
     except ValidationError as exc:
-        raise WatchlistError(f"watchlist file {path}: " + "; ".join(_describe(e, data) for e in exc.errors()[:5])) from None
+        raise WatchlistError(f"watchlist file {path}: " + "; ".join(
+            describe_error(e, data, "watchlists", "watchlist") for e in exc.errors()[:5])) from None
     if topics is not None:
         for w in lists:
             unknown = [t for t in (w.topics or []) if t not in topics]
@@ -149,20 +150,6 @@ def load_watchlists(path: str | Path, topics: tuple[str, ...] | None = None) -> 
                 raise WatchlistError(f"watchlist file {path}: watchlist {w.name!r}: topics: {unknown[0]!r} is not a "
                                      f"topic of the model (topics: {', '.join(topics)})")
     return lists
-
-
-def _describe(error: dict, data: dict) -> str:
-    loc = list(error["loc"])
-    where = ""
-    if len(loc) >= 2 and loc[0] == "watchlists" and isinstance(loc[1], int):
-        items = data.get("watchlists") if isinstance(data, dict) else None
-        name = items[loc[1]].get("name") if isinstance(items, list) and loc[1] < len(items) and \
-            isinstance(items[loc[1]], dict) else None
-        where = f"watchlist {name!r}" if name else f"watchlist #{loc[1] + 1}"
-        loc = loc[2:]
-    key = ".".join(str(p) for p in loc if not isinstance(p, int))
-    message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"].removeprefix("Value error, ")
-    return ", ".join(x for x in (where, f"{key}: {message}" if key else message) if x)
 
 
 @dataclass(frozen=True)
