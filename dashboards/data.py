@@ -45,7 +45,8 @@ def _when(text: str) -> datetime | None:
         value = datetime.fromisoformat(text.strip())
     except (ValueError, AttributeError):
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    # compared in UTC: SQLite compares the stored UTC text, so an offset kept here shifted the range
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -119,6 +119,18 @@ def test_a_dragged_range_or_a_clicked_window_selects_an_interval():
     click = {"points": [{"customdata": ["2026-11-20 09:00:00+00:00", "2026-11-20 10:00:00+00:00", 12]}]}
     assert figures.selected_interval(click, None) == ("2026-11-20 09:00:00+00:00", "2026-11-20 10:00:00+00:00")
     assert figures.selected_interval(None, None) is None
+
+
+def test_a_custom_range_with_an_offset_is_the_same_instants_on_both_stores(seeded):
+    engine, s = seeded
+    end = s["end"]
+    utc = data.TimeRange.parse("custom", (end - timedelta(hours=2)).isoformat(), end.isoformat())
+    shifted = data.TimeRange.parse("custom",
+                                   (end - timedelta(hours=2)).astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat(),
+                                   end.astimezone(timezone(timedelta(hours=-4))).isoformat())
+    assert (shifted.start, shifted.end) == (utc.start, utc.end) and shifted.start.utcoffset() == timedelta(0)
+    assert data.windows(engine, "5m", shifted).equals(data.windows(engine, "5m", utc))
+    assert len(data.windows(engine, "5m", shifted)) > 0
 
 
 def test_time_ranges():
