@@ -104,7 +104,7 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
     (out / "report.html").write_text(render(f"Moodwire back-test — {Path(run.news_file).name}", facts, rules,
                                             chart_window, result.windows, result.alerts, end_of_news),
                                      encoding="utf-8")
-    firing = sum(1 for a in result.alerts if a.status == "firing" and a.seq == 1)
+    firing = len({(a.fingerprint, a.starts_at) for a in result.alerts if a.status == "firing"})  # episodes
     say(f"{len(ordered)} final windows, {len(result.alerts)} alert events ({firing} alerts fired) → "
         f"{out / 'alerts.jsonl'}, {out / 'windows.jsonl'}, {out / 'report.html'}")
     failed = 0
