@@ -60,6 +60,10 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
     windows = choose_windows(settings.aggregate_windows, run.windows, {r.window for r in rules_any})
     rules = load_rules(run.rules_file, [w.name for w in windows])
     expectations = load_expectations(run.expect_file, [r.name for r in rules]) if run.expect_file else []
+    listing = [r.name for r in rules if r.watchlists is not None]
+    if listing and not run.watchlists_file:
+        say(f"note: rules {', '.join(listing)} select watchlists, but no watchlist file is given (--watchlists or "
+            "MOODWIRE_WATCHLISTS): they judge nothing in this back-test")
     try:
         plan = read_recorded(run.news_file)
     except ReplayError as exc:
