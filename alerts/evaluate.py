@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from alerts.rules import Rule
 from moodwire.records import AlertEvent, Evidence, TopicWindow
+from moodwire.spans import format_span
 from moodwire.watchlists import KEY_PREFIX
 
 INACTIVE, PENDING, FIRING = "inactive", "pending", "firing"
@@ -163,7 +164,7 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
         if now - no_data_since >= rule.no_data_timeout:
             emit("resolved", ends_at=now, reason=(
                 f"no data: fewer than min_count {rule.min_count} items per {rule.window} window since "
-                f"{no_data_since.isoformat()} ({_span_text(rule.no_data_timeout)} or more)"))
+                f"{no_data_since.isoformat()} ({format_span(rule.no_data_timeout)} or more)"))
             state.update(status=INACTIVE, since=None, clear_since=None, starts_at=None, no_data_since=None)
         return state, events
     state["no_data_since"] = None
@@ -178,14 +179,6 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
     if now - _t(state["last_event"]) >= rule.repeat_interval:
         emit("firing")  # reminder: same starts_at, next seq
     return state, events
-
-
-def _span_text(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _t(value: str | None) -> datetime | None:

@@ -49,6 +49,16 @@ class WindowSpec:
         return [bucket - k * self.step for k in range(self.span // self.step)]
 
 
+def format_span(span: timedelta) -> str:
+    """A span in the largest unit that divides it exactly (``6h``, ``90m``, ``45s``): the inverse of
+    ``parse_span`` for whole seconds."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def parse_windows(text: str) -> list[WindowSpec]:
     """'5m,1h/5m,24h/1h' → specs; ValueError naming the problem otherwise."""
     specs = [WindowSpec.parse(part) for part in text.split(",") if part.strip()]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from alerts.rules import load_rules
 from moodwire.settings import Settings
-from moodwire.spans import WindowSpec, parse_span, parse_windows
+from moodwire.spans import WindowSpec, format_span, parse_span, parse_windows
 from streams.backtest.expect import check, load_expectations
 from streams.backtest.fold import fold
 from streams.backtest.news import classify_items, within
@@ -102,7 +102,7 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
              ("dates without a time", f"{plan.date_only} rows, read as 12:00 UTC"),
              ("model", engine.label), ("rules", run.rules_file),
              ("watchlists", run.watchlists_file or "none"),
-             ("windows", ", ".join(w.name if w.span == w.step else f"{w.name}/{_span(w.step)}" for w in windows)
+             ("windows", ", ".join(w.name if w.span == w.step else f"{w.name}/{format_span(w.step)}" for w in windows)
               + f"; allowed lateness {settings.aggregate_lateness}"),
              ("late items", str(result.late))]
     (out / "report.html").write_text(render(f"Moodwire back-test — {Path(run.news_file).name}", facts, rules,
@@ -118,14 +118,6 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
     if expectations:
         say(f"{len(expectations) - failed} of {len(expectations)} expectations passed")
     return 1 if failed else 0
-
-
-def _span(step: timedelta) -> str:
-    seconds = int(step.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _write_lines(path: Path, lines: list[bytes]) -> None:
