@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.rules import Rule
-from moodwire.records import AlertEvent, Evidence, TopicWindow
+from moodwire.records import WATCHLIST_KEY, AlertEvent, Evidence, TopicWindow
 from moodwire.spans import format_span
-from moodwire.watchlists import KEY_PREFIX
 
 INACTIVE, PENDING, FIRING = "inactive", "pending", "firing"
 MIN_BASELINE = 3  # windows needed before volume_spike / shift can hold
@@ -143,7 +142,7 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
             value=reading.value, threshold=rule.threshold, window=rule.window,
             starts_at=_t(state["starts_at"]), ends_at=ends_at, evidence=list(evidence), seq=state["seq"],
             severity=rule.severity, labels=dict(rule.labels), reason=reason,
-            kind="watchlist" if topic.startswith(KEY_PREFIX) else "topic"))
+            kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic"))
 
     status = state["status"]
     if status in (INACTIVE, PENDING):

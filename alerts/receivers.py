@@ -21,7 +21,7 @@ import requests
 
 from alerts.errors import AlertsError
 from alerts.routing import NotifyConfigError, Receiver
-from moodwire.records import AlertEvent
+from moodwire.records import AlertEvent, watchlist_name
 
 RETRYABLE_HTTP = {408, 425, 429}
 
@@ -34,7 +34,8 @@ class DeliveryError(AlertsError):
 
 def subject_of(event: AlertEvent) -> str:
     """What an alert is about, as people read it: a topic's name, or "watchlist NAME"."""
-    return f"watchlist {event.topic.removeprefix('watchlist:')}" if event.kind == "watchlist" else event.topic
+    name = watchlist_name(event.topic)
+    return f"watchlist {name}" if name is not None else event.topic
 
 
 def _headline(event: AlertEvent) -> str:

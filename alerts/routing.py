@@ -49,7 +49,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.errors import AlertsError
-from moodwire.records import AlertEvent
+from moodwire.records import AlertEvent, watchlist_name
 from moodwire.spans import parse_duration
 from moodwire.yamlfile import read_mapping
 
@@ -100,7 +100,7 @@ def labels_of(event: AlertEvent) -> dict[str, str]:
     """What matchers and group_by see of an event: a watchlist's alert has ``kind="watchlist"``,
     ``watchlist`` its name and ``topic`` its key (``watchlist:NAME``); a topic's has
     ``kind="topic"`` and an empty ``watchlist``."""
-    watchlist = event.topic.removeprefix("watchlist:") if event.kind == "watchlist" else ""
+    watchlist = (watchlist_name(event.topic) or "") if event.kind == "watchlist" else ""
     return {**event.labels, "rule": event.rule, "topic": event.topic, "severity": event.severity,
             "window": event.window, "kind": event.kind, "watchlist": watchlist}
 

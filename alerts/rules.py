@@ -33,8 +33,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.errors import RuleError
+from moodwire.records import watchlist_name
 from moodwire.spans import parse_span
-from moodwire.watchlists import KEY_PREFIX
 from moodwire.yamlfile import describe_error, read_mapping
 
 Kind = Literal["mean_below", "mean_above", "negative_share_above", "volume_spike", "shift"]
@@ -157,8 +157,9 @@ class Rule(_Strict):
 
     def selects(self, key: str) -> bool:
         """Whether the rule judges the windows of ``key`` (a topic, or ``watchlist:NAME``)."""
-        if key.startswith(KEY_PREFIX):
-            return _chosen(self.watchlists, key[len(KEY_PREFIX):])
+        name = watchlist_name(key)
+        if name is not None:
+            return _chosen(self.watchlists, name)
         return _chosen(self.topics if self.topics is not None or self.watchlists is not None else "all", key)
 
 

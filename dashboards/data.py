@@ -12,11 +12,12 @@ import pandas as pd
 from sqlalchemy import Text, and_, cast, func, insert, select
 from sqlalchemy.engine import Engine
 
+from moodwire.records import WATCHLIST_KEY, watchlist_name
 from moodwire.store import (alert_acks, alert_events, notify_outbox, scored_news, silences, topic_windows)
 
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 TUMBLING = "5m"  # the tumbling window (span = step): its counts add up to the items of a range
-WATCHLIST = "watchlist:"
+WATCHLIST = WATCHLIST_KEY
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def totals(engine: Engine, rng: TimeRange) -> pd.DataFrame:
 
 def label(key: str) -> str:
     """A key as people read it: a topic's name, or "watchlist: NAME"."""
-    return f"watchlist: {key[len(WATCHLIST):]}" if key.startswith(WATCHLIST) else key
+    name = watchlist_name(key)
+    return f"watchlist: {name}" if name is not None else key
 
 
 def topics(engine: Engine) -> list[str]:

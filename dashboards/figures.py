@@ -9,6 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from moodwire.records import watchlist_name
+
 NEGATIVE, NEUTRAL, POSITIVE = "#c0392b", "#95a5a6", "#27ae60"
 PICKED = "#2980b9"
 
@@ -43,7 +45,7 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
             volume, negative = int(counted.at[topic, "items"]), float(counted.at[topic, "negative_share"])
         else:  # no tumbling windows stored: the mean share of the windows, not a count
             volume, negative = 0, float(g["negative_share"].mean())
-        rows.append({"topic": topic, "kind": "watchlist" if topic.startswith("watchlist:") else "topic",
+        rows.append({"topic": topic, "kind": "topic" if watchlist_name(topic) is None else "watchlist",
                      "mean": round(float(last["mean_score"]), 3),
                      "change": round(float(last["mean_score"] - first["mean_score"]), 3), "volume": volume,
                      "negative_share": round(negative, 3), "firing": int(firing.get(topic, 0))})

@@ -88,6 +88,14 @@ class NewsItem(Record):
     published_estimated: bool = False  # publish time missing at the source; fetch time used
 
 
+WATCHLIST_KEY = "watchlist:"  # a watchlist's key in news.scored, windows, alerts and the store: watchlist:NAME
+
+
+def watchlist_name(key: str) -> str | None:
+    """The watchlist a key names, or None for a topic's key."""
+    return key[len(WATCHLIST_KEY):] if key.startswith(WATCHLIST_KEY) else None
+
+
 class ScoredNews(NewsItem):
     """``news.scored``: a news item with its topic and sentiment."""
 
@@ -107,7 +115,7 @@ class ScoredNews(NewsItem):
     @property
     def key(self) -> str:
         """What the item is aggregated under in this record: its topic, or ``watchlist:NAME``."""
-        return self.topic if self.watchlist is None else f"watchlist:{self.watchlist}"
+        return self.topic if self.watchlist is None else WATCHLIST_KEY + self.watchlist
 
     @field_validator("probs")
     @classmethod

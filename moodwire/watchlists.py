@@ -38,9 +38,10 @@ import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from moodwire.errors import MoodwireError
+from moodwire.records import WATCHLIST_KEY
 from moodwire.yamlfile import describe_error, read_mapping
 
-KEY_PREFIX = "watchlist:"  # a watchlist's aggregation key: windows, alerts and the store carry it
+KEY_PREFIX = WATCHLIST_KEY  # a watchlist's aggregation key: windows, alerts and the store carry it
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 _TICKER = re.compile(r"(?<![\w$])(\$?)([A-Za-z][A-Za-z0-9]{0,5}(?:\.[A-Za-z]{1,2})?)(?![\w])")
 

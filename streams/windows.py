@@ -15,8 +15,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from operator import itemgetter
 
-from moodwire.records import Evidence, ScoredNews, TopicWindow
-from moodwire.watchlists import KEY_PREFIX as WATCHLIST_KEY
+from moodwire.records import WATCHLIST_KEY, Evidence, ScoredNews, TopicWindow
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 EVIDENCE_K = 5

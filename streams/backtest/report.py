@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.rules import Rule
-from moodwire.records import AlertEvent, TopicWindow
+from moodwire.records import AlertEvent, TopicWindow, watchlist_name
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ def episodes(alerts: Sequence[AlertEvent]) -> list[Episode]:
 
 def label(key: str) -> str:
     """A key as people read it: "Watchlist: NAME" or "Topic: NAME"."""
-    return f"Watchlist: {key[len('watchlist:'):]}" if key.startswith("watchlist:") else f"Topic: {key}"
+    name = watchlist_name(key)
+    return f"Watchlist: {name}" if name is not None else f"Topic: {key}"
 
 
 def _duration(span: timedelta) -> str:
@@ -146,7 +147,7 @@ def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], 
         if w.window == chart_window:
             by_key[w.topic].append(w)
     sections = []
-    for i, key in enumerate(sorted(by_key, key=lambda k: (not k.startswith("watchlist:"), k))):
+    for i, key in enumerate(sorted(by_key, key=lambda k: (watchlist_name(k) is None, k))):
         series = sorted(by_key[key], key=lambda w: w.start)
         mine = [e for e in eps if e.key == key]
         key_rules = [r for r in rules if r.window == chart_window and r.selects(key)]
