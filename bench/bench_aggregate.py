@@ -13,6 +13,11 @@ the worker process's CPU time per item over the same span (all threads; steadier
 when other load on the machine comes and goes).
 
     python bench/bench_aggregate.py [--n 50000] [--naive-n 10000] [--rounds 3] [--sink]
+    python bench/bench_aggregate.py --compare REF [--rounds 3]
+
+``--compare REF`` is an A/B of ``moodwire aggregate`` against the code at git revision REF (checked
+out into a temporary worktree, same interpreter and packages), run in alternating pairs; it
+prints both medians and the median of the per-pair ratios.
 """
 
 from __future__ import annotations
@@ -38,18 +43,13 @@ from kafka import KafkaProducer  # noqa: E402
 
 from moodwire.broker import embedded_broker, free_port  # noqa: E402
 from moodwire.topics import NEWS_SCORED  # noqa: E402
-from tests.streams.aggregate_support import make, T0  # noqa: E402
-
-TOPICS = ["Analyst Update", "Fed | Central Banks", "Company | Product News", "Treasuries | Corporate Debt",
-          "Dividend", "Earnings", "Energy | Oil", "Financials", "Currencies", "General News | Opinion",
-          "Gold | Metals | Materials", "IPO", "Legal | Regulation", "M&A | Investments", "Macro", "Markets",
-          "Politics", "Personnel Change", "Stock Commentary", "Stock Movement"]
+from bench.synthetic import T0, TOPICS, scored  # noqa: E402
 
 
 def load(bootstrap: str, n: int, hours: float) -> float:
     rng = random.Random(1)
     span_s = hours * 3600
-    payloads = [(t.encode(), make(t, T0 + timedelta(seconds=i * span_s / n + rng.uniform(-60, 60)), rng,
+    payloads = [(t.encode(), scored(t, T0 + timedelta(seconds=i * span_s / n + rng.uniform(-60, 60)), rng,
                                   str(i)).encode()) for i, t in ((i, rng.choice(TOPICS)) for i in range(n))]
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
     started = time.perf_counter()
@@ -75,13 +75,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(name: str, args: list[str], env: dict, port: int, n: int, limit_s: float) -> dict:
+def measure(name: str, args: list[str], env: dict, port: int, n: int, limit_s: float, cwd: Path = ROOT) -> dict:
     """Items/s from the first processed item to the last, and the worker's CPU time per item
     over the same span (all its threads): the CPU figure holds better than the rate when the
     machine's other load comes and goes."""
     log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
     started = time.perf_counter()
-    process = subprocess.Popen(args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(args, env=env, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
     first = last = None
     seen = 0.0
     cpu_first = cpu_last = 0.0
@@ -126,7 +127,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the Faust workers this many times, interleaved (this machine's speed drifts "
                              "between runs); medians are reported, the naive baseline runs once")
+    parser.add_argument("--compare", metavar="REF", default=None,
+                        help="A/B: moodwire aggregate here vs. at git revision REF, in alternating pairs")
     opts = parser.parse_args()
+    if opts.compare:
+        compare(opts)
+        return
     workers = [("moodwire aggregate", opts.n), ("no-op plain faust agent", opts.n),
                ("no-op, moodwire batch delivery", opts.n)]
     rates: dict[str, list[float]] = {name: [] for name, _ in workers}
@@ -150,7 +156,33 @@ def main() -> None:
           f"goal 5,000 items/s: {'met' if ours >= 5000 else 'missed'} ({ours:.0f})")
 
 
-def run_one(worker: tuple[str, int], opts, root: str) -> dict:
+def compare(opts) -> None:
+    """``moodwire aggregate`` here (A) and at ``opts.compare`` (B), in alternating pairs."""
+    with tempfile.TemporaryDirectory() as home:
+        tree = Path(home) / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), opts.compare],
+                       check=True, capture_output=True)
+        try:
+            here, there = [], []
+            for i in range(opts.rounds):
+                pair = [("moodwire aggregate", None), (f"moodwire aggregate @{opts.compare}", tree)]
+                for name, code in (pair if i % 2 == 0 else pair[::-1]):  # who goes first alternates
+                    result = run_one((name, opts.n), opts, home, code)
+                    (here if code is None else there).append(result)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+    a, b = (statistics.median(r["rate"] for r in runs) for runs in (here, there))
+    ratio = statistics.median(x["rate"] / y["rate"] for x, y in zip(here, there))
+    cpu = [statistics.median(r.get("cpu_us", float("nan")) for r in runs) for runs in (here, there)]
+    print(f"medians over {opts.rounds} pair(s): here {a:.0f} items/s ({cpu[0]:.0f} µs CPU/item), "
+          f"{opts.compare} {b:.0f} items/s ({cpu[1]:.0f} µs CPU/item); per-pair ratio here/{opts.compare}: "
+          f"{ratio:.2f}; goal 5,000 items/s or 0.8 of {opts.compare}: "
+          f"{'met' if a >= 5000 or ratio >= 0.8 else 'missed'}")
+
+
+def run_one(worker: tuple[str, int], opts, root: str, code: Path | None = None) -> dict:
+    """One worker over freshly loaded news.scored; ``code``: run ``moodwire aggregate`` from that
+    checkout instead of this one."""
     name, n = worker
     home = tempfile.mkdtemp(dir=root)  # each run its own store and Faust data
     with embedded_broker(partitions=4) as broker:
@@ -160,14 +192,17 @@ def run_one(worker: tuple[str, int], opts, root: str) -> dict:
                "MOODWIRE_METRICS_PORT": str(port), "MOODWIRE_LOG_LEVEL": "WARNING",
                "MOODWIRE_AGGREGATE_IDLE_CLOCK": "false"}
         if name.startswith("moodwire"):
-            args = [sys.executable, "-m", "moodwire.cli", "aggregate", "--sink" if opts.sink else "--no-sink",
+            tree = code or ROOT
+            module = "moodwire_cli" if (tree / "moodwire_cli" / "__main__.py").exists() else "moodwire.cli"
+            env["PYTHONPATH"] = str(tree)
+            args = [sys.executable, "-m", module, "aggregate", "--sink" if opts.sink else "--no-sink",
                     "--datadir", f"{home}/agg"]
         else:
             mode = ("naive" if name.startswith("naive") else
                     "noop-moodwire" if name.endswith("batch delivery") else "noop")
             args = [sys.executable, str(ROOT / "bench" / "naive_windows_app.py"), mode, broker.bootstrap,
                     f"{home}/{mode}", str(port)]
-        result = measure(name, args, env, port, n, limit_s=600)
+        result = measure(name, args, env, port, n, limit_s=600, cwd=code or ROOT)
     print(f"{name:32s} {result['items']:>8.0f} items  {result['rate']:8.0f} items/s"
           f"  {result.get('cpu_us', float('nan')):5.0f} µs CPU/item  (start-up {result['startup_s']:.1f} s; loading news.scored took {load_s:.1f} s)"
           + ("" if result["complete"] else "  INCOMPLETE"), flush=True)

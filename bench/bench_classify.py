@@ -39,7 +39,7 @@ from models.engine import InferenceEngine  # noqa: E402
 from moodwire.broker import embedded_broker  # noqa: E402
 from moodwire.records import NewsItem, item_id  # noqa: E402
 from moodwire.topics import NEWS_RAW, NEWS_SCORED, create_topics  # noqa: E402
-from streams.replay import read_recorded  # noqa: E402
+from streams.ingest.replay import read_recorded  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parent.parent / "streams" / "samples" / "news_sample.jsonl"
 
@@ -114,7 +114,7 @@ def main() -> None:
         env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": bootstrap, "MOODWIRE_MODEL": args.model,
                "MOODWIRE_MAX_BATCH": str(args.max_batch), "MOODWIRE_MAX_WAIT_MS": "20",
                "MOODWIRE_DEVICE": args.device}
-        worker = subprocess.Popen([sys.executable, "-m", "moodwire.cli", "classify"], env=env,
+        worker = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "classify"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def stream(items: list[NewsItem]) -> tuple[float, float, float]:

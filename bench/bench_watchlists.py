@@ -34,7 +34,7 @@ from bench.bench_classify import Tail, make_items  # noqa: E402
 from moodwire.broker import embedded_broker  # noqa: E402
 from moodwire.topics import NEWS_RAW  # noqa: E402
 from moodwire.watchlists import Matcher, load_watchlists  # noqa: E402
-from streams.replay import read_recorded  # noqa: E402
+from streams.ingest.replay import read_recorded  # noqa: E402
 
 REAL = ROOT / "streams" / "samples" / "svb_2023_demo.csv"
 
@@ -73,7 +73,7 @@ def stage_rate(n: int, tag: str, watchlists: Path | None) -> float:
                "MOODWIRE_MAX_WAIT_MS": "20", "MOODWIRE_DEVICE": "cpu"}
         if watchlists:
             env["MOODWIRE_WATCHLISTS"] = str(watchlists)
-        worker = subprocess.Popen([sys.executable, "-m", "moodwire.cli", "classify"], env=env,
+        worker = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "classify"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
         tail = Tail(broker.bootstrap)

@@ -5,10 +5,10 @@
   (Faust's default; the cost per update is the same);
 - ``noop``: a ``take_events`` agent that decodes each record and does nothing else — the
   ceiling of a Faust worker on this machine and broker;
-- ``noop-moodwire``: the same work on Moodwire's consumer (``streams.faust_transport``: the
+- ``noop-moodwire``: the same work on Moodwire's consumer (``streams.faustx.transport``: the
   records reach a handler a fetched batch at a time, as ``moodwire aggregate``'s agents get them)
-  and monitor (``streams.faust_monitor``) and garbage-collector thresholds
-  (``streams.faust_app.tune_gc``) — the ceiling of ``moodwire aggregate``.
+  and monitor (``streams.faustx.monitor``) and garbage-collector thresholds
+  (``streams.aggregate.worker.tune_gc``) — the ceiling of ``moodwire aggregate``.
 
     python bench/naive_windows_app.py naive|noop|noop-moodwire BOOTSTRAP DATADIR METRICS_PORT
 """
@@ -28,9 +28,10 @@ from moodwire.kafka import faust_config  # noqa: E402
 from moodwire.records import ScoredNews, decode  # noqa: E402
 from moodwire.settings import load_settings  # noqa: E402
 from moodwire.topics import NEWS_SCORED  # noqa: E402
-from streams.faust_app import tune_gc  # noqa: E402
-from streams.faust_monitor import LeanMonitor  # noqa: E402
-from streams.faust_transport import install as install_transport  # noqa: E402
+from streams.aggregate.worker import tune_gc  # noqa: E402
+from streams.faustx.batches import subscribe  # noqa: E402
+from streams.faustx.monitor import LeanMonitor  # noqa: E402
+from streams.faustx.transport import install as install_transport  # noqa: E402
 
 
 def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
@@ -42,9 +43,8 @@ def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
     if mode == "noop-moodwire":
         config["Monitor"] = LeanMonitor  # as moodwire aggregate
     app = faust.App(**config)
-    batches: dict[str, list] = {}
     if mode == "noop-moodwire":
-        install_transport(app, batches=batches)
+        install_transport(app)
     scored = app.topic(NEWS_SCORED, partitions=settings.kafka_partitions, key_serializer="raw", value_serializer="raw")
     tables = [
         app.Table("w5m", default=int, partitions=settings.kafka_partitions).tumbling(timedelta(minutes=5), expires=timedelta(days=2)),
@@ -71,13 +71,10 @@ def main(mode: str, bootstrap: str, datadir: str, port: int) -> None:
         items.inc(len(messages))
         app.consumer.ack_many(messages)
 
-    async def registered(stream):  # the agent subscribes the topic; its records go to noop_batch
-        async for _event in stream:
-            raise RuntimeError("records go to the batch handler")
-
     if mode == "noop-moodwire":
-        batches[NEWS_SCORED] = [noop_batch]
-    app.agent(scored, name=mode)({"naive": naive, "noop": noop, "noop-moodwire": registered}[mode])
+        subscribe(app, scored, mode, noop_batch)
+    else:
+        app.agent(scored, name=mode)({"naive": naive, "noop": noop}[mode])
     Path(datadir).mkdir(parents=True, exist_ok=True)
     if mode == "noop-moodwire":
         tune_gc()  # as moodwire aggregate

@@ -65,7 +65,7 @@ def faust_config(settings: Settings, app_id: str, datadir: str | None = None) ->
     """Faust app settings. What the embedded broker needs (BROKER.md) is here and only here:
     pre-created topics with the configured partitions, replication from settings, short
     session / rebalance timeouts with 1 s heartbeats, earliest offsets. The embedded broker's
-    wrong end offsets are corrected in the transport (``streams.faust_transport``), so Faust's
+    wrong end offsets are corrected in the transport (``streams.faustx.transport``), so Faust's
     recovery consistency check holds with ``rocksdb://`` there too."""
     session_s = settings.kafka_session_timeout_ms / 1000
     return {
@@ -83,7 +83,7 @@ def faust_config(settings: Settings, app_id: str, datadir: str | None = None) ->
         "recovery_consistency_check": settings.aggregate_recovery_check,
         "table_standby_replicas": 0,
         "producer_acks": -1,
-        # whole micro-batches leave as a few producer batches (streams.faust_state.send_records);
+        # whole micro-batches leave as a few producer batches (streams.faustx.state.enqueue_records);
         # aiokafka queues one batch per partition at a time, so 16 KB batches meant waits
         "producer_max_batch_size": 512 * 1024,
         "web_enabled": False,

@@ -8,6 +8,8 @@ below is settable as ``MOODWIRE_<FIELD>`` (upper case) or as ``field:`` in YAML.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from moodwire.errors import SettingsError
-from moodwire.spans import parse_span, parse_windows
+from moodwire.spans import WindowSpec, parse_span, parse_windows
 from moodwire.yamlfile import read_mapping
 
 ENV_PREFIX = "MOODWIRE_"
@@ -116,6 +118,22 @@ class Settings(BaseSettings):
     @property
     def store(self) -> str:
         return self.store_url or f"sqlite:///{self.home / 'moodwire.db'}"
+
+    # The parsed forms of the span settings: every entry point reads these, never the text.
+    @cached_property
+    def windows(self) -> list[WindowSpec]:
+        """``aggregate_windows`` parsed: the window specifications, in the order given."""
+        return parse_windows(self.aggregate_windows)
+
+    @cached_property
+    def lateness(self) -> timedelta:
+        """``aggregate_lateness`` parsed."""
+        return parse_span(self.aggregate_lateness)
+
+    @cached_property
+    def idle(self) -> timedelta:
+        """``aggregate_idle`` parsed."""
+        return parse_span(self.aggregate_idle)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 import yaml
 
-from moodwire.cli import cli
 from moodwire.settings import Settings
+from moodwire_cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from moodwire.broker import free_port, port_is_free as port_free
+from moodwire.broker import free_port
+from moodwire.broker import port_is_free as port_free
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,7 +25,7 @@ def start_demo(tmp_path: Path, broker_port: int, dashboard_port: int) -> tuple[s
     out = tmp_path / "demo.out"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MOODWIRE_")},
            "MOODWIRE_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "moodwire.cli", "demo", "--broker-port", str(broker_port),
+    proc = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "demo", "--broker-port", str(broker_port),
                              "--dashboard-port", str(dashboard_port)], env=env, stdout=out.open("wb"),
                             stderr=subprocess.STDOUT)
     return proc, out

@@ -37,7 +37,7 @@ def test_relative_links_resolve(page: Path):
 
 
 def _commands() -> click.Group:
-    from moodwire.cli import cli
+    from moodwire_cli.main import cli
 
     return cli
 
@@ -96,7 +96,7 @@ def test_the_commands_the_docs_name_answer_help():
                 named.add(tuple(found[1]))
     assert ("backtest",) in named and ("watchlists", "check") in named
     for path in sorted(named):
-        done = subprocess.run([sys.executable, "-m", "moodwire.cli", *path, "--help"], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-m", "moodwire_cli", *path, "--help"], capture_output=True, text=True,
                               cwd=ROOT, timeout=120)
         assert done.returncode == 0 and "Usage:" in done.stdout, (path, done.stderr[-500:])
 

@@ -25,7 +25,8 @@ from alerts.fold import fold_window
 from alerts.rules import Rule
 from moodwire.records import AlertEvent, ScoredNews, TopicWindow
 from moodwire.spans import WindowSpec
-from streams.aggregate import Aggregator, marker_key
+from streams.aggregate.fold import Aggregator
+from streams.aggregate.keys import marker_key
 
 
 @dataclass
@@ -44,7 +45,7 @@ def partition_of(topic: str, partitions: int) -> int:
 def fold(items: Sequence[ScoredNews], rules: Sequence[Rule], windows: Sequence[WindowSpec],
          lateness: timedelta, partitions: int = 4, batch: int = 4000) -> FoldResult:
     """Windows and alert events of ``items``: news.scored records in the order they were
-    published (``streams.classify.keyed_records``: each item, then its watchlist copies)."""
+    published (``streams.classify.worker.keyed_records``: each item, then its watchlist copies)."""
     aggregator = Aggregator(windows, lateness)
     state: dict[str, dict] = {}
     by_partition: dict[int, list[ScoredNews]] = {}

@@ -1,7 +1,7 @@
 """Recorded news for a back-test: read, filtered by time, classified, cached.
 
 Classification is ``moodwire classify``'s: the titles through the inference engine in batches,
-scored by ``streams.classify.score_items``. The scored items are cached in the output folder
+scored by ``streams.classify.worker.score_items``. The scored items are cached in the output folder
 (``scored.jsonl`` with ``scored.meta.json`` naming the model and a digest of its weights), so a
 second back-test of other rules on the same news skips the model; items missing from the cache
 (another file, a wider time range) are classified and added.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from moodwire.errors import RecordError
 from moodwire.records import NewsItem, ScoredNews, decode
-from streams.classify import score_items
+from streams.classify.worker import score_items
 
 CACHE, CACHE_META = "scored.jsonl", "scored.meta.json"
 

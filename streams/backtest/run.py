@@ -15,14 +15,14 @@ from pathlib import Path
 
 from alerts.rules import load_rules
 from moodwire.settings import Settings
-from moodwire.spans import WindowSpec, format_span, parse_span, parse_windows
+from moodwire.spans import WindowSpec, format_span, parse_windows
 from streams.backtest.expect import check, load_expectations
 from streams.backtest.fold import fold
 from streams.backtest.news import classify_items, within
 from streams.backtest.report import render
-from streams.classify import keyed_records
+from streams.classify.worker import keyed_records
 from streams.errors import BacktestError, ReplayError
-from streams.replay import read_recorded
+from streams.ingest.replay import read_recorded
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,15 @@ class BacktestRun:
     watchlists_file: str | None = None
 
 
-def choose_windows(configured: str, override: str | None, used: set[str]) -> list[WindowSpec]:
-    """``override`` when given; otherwise the configured windows the rules use (all when none is
-    named: a back-test without matching rules still charts the configured windows)."""
-    try:
-        specs = parse_windows(override or configured)
-    except ValueError as exc:
-        raise BacktestError(f"--windows {override or configured!r}: {exc}") from None
+def choose_windows(configured: list[WindowSpec], override: str | None, used: set[str]) -> list[WindowSpec]:
+    """``override`` (``--windows``) when given; otherwise the configured windows the rules use
+    (all when none is named: a back-test without matching rules still charts them)."""
     if override:
-        return specs
+        try:
+            return parse_windows(override)
+        except ValueError as exc:
+            raise BacktestError(f"--windows {override!r}: {exc}") from None
+    specs = configured
     chosen = [s for s in specs if s.name in used]
     return chosen or specs
 
@@ -57,7 +57,7 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
     if out.exists() and not out.is_dir():
         raise BacktestError(f"--out {out} is a file; give a folder (it is created when missing)")
     rules_any = load_rules(run.rules_file)
-    windows = choose_windows(settings.aggregate_windows, run.windows, {r.window for r in rules_any})
+    windows = choose_windows(settings.windows, run.windows, {r.window for r in rules_any})
     rules = load_rules(run.rules_file, [w.name for w in windows])
     expectations = load_expectations(run.expect_file, [r.name for r in rules]) if run.expect_file else []
     listing = [r.name for r in rules if r.watchlists is not None]
@@ -87,7 +87,7 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
         scored = [s.model_copy(update={"watchlists": matcher.match(s.title, s.topic)}) for s in scored]
         say("watchlist matches: " + ", ".join(f"{w.name} {sum(w.name in s.watchlists for s in scored)}"
                                               for w in matcher.watchlists))
-    lateness = parse_span(settings.aggregate_lateness)
+    lateness = settings.lateness
     records = [item for _, item in keyed_records(scored)]
     result = fold(records, rules, windows, lateness, settings.kafka_partitions, settings.aggregate_batch)
     out.mkdir(parents=True, exist_ok=True)

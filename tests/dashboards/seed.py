@@ -10,8 +10,8 @@ from alerts.outbox import record_event
 from alerts.routing import Destination
 from moodwire.records import AlertEvent, Evidence, ScoredNews, item_id
 from moodwire.spans import parse_windows
-from streams.aggregate import Aggregator
-from streams.sink import upsert_items, upsert_windows
+from streams.aggregate.fold import Aggregator
+from streams.aggregate.store_sink import upsert_items, upsert_windows
 
 XSS_TITLE = '<script>window.xssRan=1</script><img src=x onerror="window.xssRan=2"> Bank "fails"'
 TOPICS = ["Macro", "Earnings", "Energy | Oil"]

@@ -40,7 +40,7 @@ def site(tmp_path_factory):
            "MOODWIRE_DASHBOARD_USERS": str(users), "MOODWIRE_DASHBOARD_PORT": str(port),
            "MOODWIRE_DASHBOARD_REFRESH_S": "5"}
     log = home / "dashboard.log"
-    proc = subprocess.Popen([sys.executable, "-m", "moodwire.cli", "dashboard"], env=env, stdout=log.open("wb"),
+    proc = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "dashboard"], env=env, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -128,7 +128,7 @@ def test_evaluate_command_on_a_hand_made_file(tiny_model: Path, tmp_path: Path):
     data.write_text("text,label\nShares crash on fraud probe,bearish\nStocks soar to record,BULLISH\n"
                     "Company holds annual meeting,Neutral\n")
     png = tmp_path / "cm.png"
-    result = subprocess.run([sys.executable, "-m", "moodwire.cli", "evaluate", "--task", "sentiment", "--data",
+    result = subprocess.run([sys.executable, "-m", "moodwire_cli", "evaluate", "--task", "sentiment", "--data",
                              str(data), "--model", str(tiny_model), "--json", "--png", str(png)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -145,7 +145,7 @@ def test_evaluate_command_on_a_hand_made_file(tiny_model: Path, tmp_path: Path):
 def test_evaluate_command_reports_bad_label_cleanly(tiny_model: Path, tmp_path: Path):
     data = tmp_path / "bad.csv"
     data.write_text("text,label\nx,sideways\n")
-    result = subprocess.run([sys.executable, "-m", "moodwire.cli", "evaluate", "--task", "sentiment", "--data",
+    result = subprocess.run([sys.executable, "-m", "moodwire_cli", "evaluate", "--task", "sentiment", "--data",
                              str(data), "--model", str(tiny_model)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "error:" in result.stderr and "row 2: unknown sentiment label 'sideways'" in result.stderr
@@ -167,9 +167,10 @@ def test_export_is_self_contained_and_predicts_the_same(tiny_model: Path, tmp_pa
 
 
 def test_init_from_continues_from_a_saved_model_and_refuses_another_shape(tiny_model: Path, tmp_path: Path):
+    from safetensors.torch import load_file
+
     from models.errors import ModelError
     from models.train import TrainConfig, train
-    from safetensors.torch import load_file
 
     def config(output: Path, **extra) -> TrainConfig:
         return TrainConfig(

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def _start(port: int) -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "moodwire.cli", "broker", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "broker", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + 60
@@ -66,7 +66,7 @@ def test_broker_command_refuses_a_taken_port():
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "moodwire.cli", "broker", "--port", str(port)],
+        result = subprocess.run([sys.executable, "-m", "moodwire_cli", "broker", "--port", str(port)],
                                 capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert f"error: port {port} on 127.0.0.1 is already in use" in result.stderr
@@ -76,14 +76,14 @@ def test_broker_command_refuses_a_taken_port():
 def test_every_command_has_help():
     for args in (["--help"], ["broker", "--help"], ["topics", "create", "--help"], ["train", "--help"],
                  ["evaluate", "--help"]):
-        result = subprocess.run([sys.executable, "-m", "moodwire.cli", *args], capture_output=True, text=True,
+        result = subprocess.run([sys.executable, "-m", "moodwire_cli", *args], capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 0, result.stderr
         assert "Usage: moodwire" in result.stdout
 
 
 def test_bad_setting_is_one_clear_line():
-    result = subprocess.run([sys.executable, "-m", "moodwire.cli", "topics", "create"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "moodwire_cli", "topics", "create"], capture_output=True,
                             text=True, timeout=60, env={"MOODWIRE_KAFKA_PARTITIONS": "lots", "PATH": "/usr/bin"})
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: invalid settings: MOODWIRE_KAFKA_PARTITIONS='lots': "

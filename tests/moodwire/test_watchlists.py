@@ -11,7 +11,7 @@ import pytest
 
 from alerts.rules import RuleFile
 from moodwire.watchlists import Matcher, Watchlist, WatchlistError, fold, load_watchlists
-from streams.classify import keyed_records
+from streams.classify.worker import keyed_records
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,16 +102,17 @@ def test_the_example_file_is_valid_and_the_check_command_is_one_line_on_error(tm
         {w.name for w in lists}
     bad = tmp_path / "bad.yaml"
     bad.write_text("watchlists:\n  - name: x\n    keyword: [a]\n", encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "moodwire.cli", "watchlists", "check", str(bad)],
+    done = subprocess.run([sys.executable, "-m", "moodwire_cli", "watchlists", "check", str(bad)],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: watchlist file {bad}: watchlist 'x', keyword: unknown key"]
 
 
 def test_news_scored_carries_an_item_once_per_key():
-    from tests.streams.aggregate_support import make
     import random
     from datetime import datetime, timezone
+
+    from tests.streams.aggregate_support import make
 
     item = make("Financials", datetime(2023, 3, 10, tzinfo=timezone.utc), random.Random(1), "x")
     item = item.model_copy(update={"watchlists": ["US regional banks", "crypto"]})

@@ -90,7 +90,7 @@ def start_aggregate(bootstrap: str, home: Path, log: Path, store_url: str | None
            "MOODWIRE_AGGREGATE_STORE": store, **(extra or {})}
     if store_url:
         env["MOODWIRE_STORE_URL"] = store_url
-    args = [sys.executable, "-m", "moodwire.cli", "aggregate", "--sink" if sink else "--no-sink"]
+    args = [sys.executable, "-m", "moodwire_cli", "aggregate", "--sink" if sink else "--no-sink"]
     if datadir:
         args += ["--datadir", str(datadir)]
     return subprocess.Popen(args, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from moodwire.spans import WindowSpec, parse_windows
-from streams.aggregate import Aggregator, BatchResult, bucket_key, marker_key, parse_bucket_key
-from streams.windows import Bucket, to_window
-from tests.streams.aggregate_support import (T0, WINDOWS, assert_windows_equal, expected_windows, make,
-                                             scored_items)
+from streams.aggregate.fold import Aggregator, BatchResult
+from streams.aggregate.keys import bucket_key, marker_key, parse_bucket_key
+from streams.aggregate.windows import Bucket, to_window
+from tests.streams.aggregate_support import T0, WINDOWS, assert_windows_equal, expected_windows, make, scored_items
 
 TOPICS = ["Earnings", "Macro", "Energy | Oil"]
 
@@ -86,7 +86,7 @@ def test_windows_asked_together_or_alone_are_the_same_sums_of_their_buckets():
             for i in rng.sample(range(len(starts)), 10):
                 assert agg.window_of(state, topic, spec, starts[i], None) == together[i]
             for start, window in zip(starts, together):
-                parts = [agg._bucket(state, bucket_key(topic, spec.step, start + spec.step * j)) for j in range(k)]
+                parts = [agg.held.bucket(state, bucket_key(topic, spec.step, start + spec.step * j)) for j in range(k)]
                 plain = to_window(topic, spec.name, start, start + spec.span,
                                   Bucket.total_of([p for p in parts if p is not None]), final=False)
                 assert window.model_dump(exclude={"mean_score", "sum_sq"}) == \

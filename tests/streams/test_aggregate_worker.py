@@ -20,9 +20,21 @@ from moodwire.broker import free_port
 from moodwire.records import MAX_DEAD_PAYLOAD, DeadLetter, decode
 from moodwire.store import open_store, scored_news, topic_windows
 from moodwire.topics import DEADLETTER
-from tests.streams.aggregate_support import (T0, WATCHLISTS, assert_windows_equal, expected_windows, final_windows,
-                                             keys_of, make, produce, scored_in_topic, scored_items, start_aggregate,
-                                             windows_of, with_copies)
+from tests.streams.aggregate_support import (
+    T0,
+    WATCHLISTS,
+    assert_windows_equal,
+    expected_windows,
+    final_windows,
+    keys_of,
+    make,
+    produce,
+    scored_in_topic,
+    scored_items,
+    start_aggregate,
+    windows_of,
+    with_copies,
+)
 from tests.streams.test_classify import read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -100,7 +112,7 @@ def test_windows_are_exact_and_late_or_malformed_records_are_dead_lettered(fresh
         os.killpg(worker.pid, signal.SIGUSR2)
         wait_for_log(log, "stack dump (SIGUSR2)", 1, worker, timeout_s=30)
         dump = log.read_text(errors="replace").split("stack dump (SIGUSR2)", 1)[1]
-        assert "--- agent" in dump and "AggregateApp._agent.<locals>.registered" in dump, dump[:3000]
+        assert "--- agent" in dump and "subscribe.<locals>.subscription_only" in dump, dump[:3000]
         assert "Consumer._drain_messages" in dump and "--- thread" in dump, dump[:3000]
     finally:
         stop(worker)
@@ -220,12 +232,12 @@ def test_an_unreachable_broker_or_missing_topics_fail_fast_with_what_to_fix(tmp_
     from moodwire.broker import embedded_broker, free_port
 
     env = {**os.environ, "MOODWIRE_HOME": str(tmp_path), "MOODWIRE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
-    run = subprocess.run([sys.executable, "-m", "moodwire.cli", "aggregate"], env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "moodwire_cli", "aggregate"], env=env, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 2 and "error: no Kafka broker answers at" in run.stderr
     with embedded_broker(create=False) as broker:
         env["MOODWIRE_KAFKA_BOOTSTRAP"] = broker.bootstrap
-        run = subprocess.run([sys.executable, "-m", "moodwire.cli", "aggregate"], env=env, capture_output=True,
+        run = subprocess.run([sys.executable, "-m", "moodwire_cli", "aggregate"], env=env, capture_output=True,
                              text=True, timeout=120)
     assert run.returncode == 2 and "news.scored" in run.stderr and "moodwire topics create" in run.stderr
 
@@ -237,6 +249,7 @@ def _commit_past_the_marker(bootstrap: str, tmp_path: Path, store: str) -> None:
     windows, whether or not news arrives after the jump."""
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
     from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
     from moodwire.kafka import commit_or_redeliver
     from moodwire.topics import NEWS_SCORED
 

@@ -93,7 +93,7 @@ def _news_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
 def _run(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {"MOODWIRE_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PATH": "/usr/bin:/bin", "MOODWIRE_DEVICE": "cpu"}
-    return subprocess.run([sys.executable, "-m", "moodwire.cli", "backtest", *args, "--no-progress"],
+    return subprocess.run([sys.executable, "-m", "moodwire_cli", "backtest", *args, "--no-progress"],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
 
 

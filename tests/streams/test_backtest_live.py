@@ -56,7 +56,7 @@ def test_backtest_and_live_pipeline_give_the_same_windows_and_alerts(fresh_embed
            "MOODWIRE_WATCHLISTS": str(WATCHLISTS), "MOODWIRE_AGGREGATE_WINDOWS": "24h/1h",
            "MOODWIRE_AGGREGATE_LATENESS": "7d", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     out = tmp_path / "backtest"
-    done = subprocess.run([sys.executable, "-m", "moodwire.cli", "backtest", str(news), "--rules", str(RULES),
+    done = subprocess.run([sys.executable, "-m", "moodwire_cli", "backtest", str(news), "--rules", str(RULES),
                            "--out", str(out), "--no-progress"], env=env, capture_output=True, text=True, cwd=ROOT,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -67,13 +67,13 @@ def test_backtest_and_live_pipeline_give_the_same_windows_and_alerts(fresh_embed
 
     live_env = {**env, "MOODWIRE_KAFKA_BOOTSTRAP": fresh_embedded}
     logs = {name: tmp_path / f"{name}.log" for name in ("classify", "aggregate", "replay")}
-    classify = subprocess.Popen([sys.executable, "-m", "moodwire.cli", "classify"], env=live_env, cwd=ROOT,
+    classify = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "classify"], env=live_env, cwd=ROOT,
                                 stdout=logs["classify"].open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     aggregate = start_aggregate(fresh_embedded, tmp_path / "home", logs["aggregate"], extra={
         "MOODWIRE_ALERT_RULES": str(RULES), "MOODWIRE_AGGREGATE_WINDOWS": "24h/1h", "MOODWIRE_AGGREGATE_IDLE": "5s",
         "MOODWIRE_AGGREGATE_LATENESS": "7d"})
     try:
-        replayed = subprocess.run([sys.executable, "-m", "moodwire.cli", "replay", str(news), "--no-progress"],
+        replayed = subprocess.run([sys.executable, "-m", "moodwire_cli", "replay", str(news), "--no-progress"],
                                   env=live_env, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         deadline = time.monotonic() + 400

@@ -120,7 +120,7 @@ def start_classify(bootstrap: str, model: Path, log: Path, max_batch: int = 16, 
     env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": bootstrap, "MOODWIRE_MODEL": str(model),
            "MOODWIRE_MAX_BATCH": str(max_batch), "MOODWIRE_MAX_WAIT_MS": "50", "OMP_NUM_THREADS": "1",
            "MOODWIRE_METRICS_PORT": str(metrics_port)}
-    return subprocess.Popen([sys.executable, "-m", "moodwire.cli", "classify", "--device", "cpu"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "moodwire_cli", "classify", "--device", "cpu"], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

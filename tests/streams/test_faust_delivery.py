@@ -1,4 +1,4 @@
-"""The consumer's inline delivery (``streams.faust_transport``): a delivery that has to wait is
+"""The consumer's inline delivery (``streams.faustx.transport``): a delivery that has to wait is
 finished by ``_resume`` exactly as an asyncio Task would finish it — its result, the errors
 of what it waited on, bare yields, and cancellation all reach the delivery coroutine; a batch's
 acknowledgement is Faust's, message by message."""
@@ -12,7 +12,8 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from streams.faust_transport import _resume, install
+from streams.faustx.probe import bookkeeping, enable_acks, seed
+from streams.faustx.transport import _resume, install
 
 
 def _start(coro):
@@ -110,14 +111,12 @@ def test_acknowledging_a_batch_at_once_is_acknowledging_each_message(tmp_path):
     async def acknowledge(way: str):
         app = faust.App(f"ack-{way}", broker="kafka://127.0.0.1:9", datadir=str(tmp_path / way))
         install(app)
-        app.topics.add(app.topic("news.scored"))
-        await app.topics._update_indices()  # what the conductor does at subscription: acks enabled
+        await enable_acks(app, app.topic("news.scored"))
         consumer, tp = app.consumer, TP("news.scored", 0)
-        consumer._committed_offset[tp] = 3
         messages = [ConsumerMessage("news.scored", 0, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, tp)
                     for offset in range(10)]
+        seed(consumer, tp, committed=3, unacked=messages)
         for message in messages:
-            consumer._unacked_messages.add(message)
             message.incref(2)  # two handlers
         messages[7].incref()  # held back
         for handler in ("sink", "aggregate"):
@@ -126,8 +125,7 @@ def test_acknowledging_a_batch_at_once_is_acknowledging_each_message(tmp_path):
             else:
                 for message in messages:
                     message.ack(consumer)
-        return (sorted(consumer._acked[tp]), consumer._n_acked, sorted(m.offset for m in consumer._unacked_messages),
-                [m.acked for m in messages], [m.refcount for m in messages])
+        return (*bookkeeping(consumer, tp), [m.acked for m in messages], [m.refcount for m in messages])
 
     one_by_one = asyncio.run(acknowledge("one-by-one"))
     assert asyncio.run(acknowledge("batch")) == one_by_one

@@ -1,5 +1,5 @@
-"""``InSequence``: a partition's messages are folded in only as an unbroken run of offsets from
-the state's marker; past a hole the partition is sought back (the records come again)."""
+"""The adapter's table writes (``streams.faustx.state``): changelog bytes, the order writes reach
+the store, the partition of each key, and the lean monitor."""
 
 from __future__ import annotations
 
@@ -10,83 +10,7 @@ import faust
 import pytest
 from faust.types import TP, Message
 
-from streams.aggregate import marker_key
-from streams.faust_state import Changelog, InSequence
-from streams.metrics import StageMetrics
-
-
-class Consumer:  # records the seeks the agent asks for (the real consumer is exercised in the worker tests)
-    def __init__(self) -> None:
-        self.seeks: list[tuple[TP, int]] = []
-
-    async def seek_wait(self, partitions: dict[TP, int]) -> None:
-        self.seeks += list(partitions.items())
-
-    def assignment(self) -> set[TP]:
-        return {TP("news.scored", 0), TP("news.scored", 1)}
-
-
-def messages(partition: int, *offsets: int) -> list[Message]:
-    """Faust messages as the transport hands them to one batch handler (one reference each)."""
-    out = [Message("news.scored", partition, o, 0.0, 0, None, b"k", b"v", None) for o in offsets]
-    for message in out:
-        message.incref()
-    return out
-
-
-def offsets(admitted: list) -> list[int]:
-    return [m.offset for m in admitted]
-
-
-def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
-    app = SimpleNamespace(consumer=Consumer())
-    metrics = StageMetrics("test")
-    state = {marker_key(1): {"offset": 9}}  # partition 0: nothing folded yet
-    seq = InSequence(app, "news.scored", state, metrics, give_up_s=3600)
-
-    held: list = []  # every message offered, to see which were kept from the handler's ack
-
-    def admit(partition, *offs):
-        batch = messages(partition, *offs)
-        held.extend(batch)
-        return offsets(asyncio.run(seq.admit(partition, batch)))
-
-    assert admit(0, 5, 4, 6) == [4, 5, 6]             # nothing folded yet: from the first offset seen
-    assert admit(1, 11, 10, 12) == [10, 11, 12]       # sorted, from the marker's next offset
-    assert admit(1, 8, 9, 10, 11) == [8, 9, 10, 11]   # replays below the marker pass (the state skips them)
-    assert app.consumer.seeks == []
-    assert admit(1, 10, 11, 15, 16) == [10, 11]       # a hole inside the batch: the run before it only
-    assert app.consumer.seeks == [(TP("news.scored", 1), 12)]
-    # The set-aside messages are never acknowledged (the committed offset cannot pass the hole).
-    assert {m.offset: m.refcount for m in held[-4:]} == {10: 1, 11: 1, 15: 2, 16: 2}
-    # Once assigned, partitions are read from their marker, whatever the group committed.
-    assert seq.positions({TP("news.scored", 1), TP("news.scored", 0), TP("sentiment.windows", 1)}) == \
-        {TP("news.scored", 1): 10}
-    state[marker_key(1)] = {"offset": 11}  # the agent folded 10 and 11
-    assert admit(1, 13, 14) == []                      # records fetched before the seek: set aside
-    assert app.consumer.seeks == [(TP("news.scored", 1), 12)]  # sought back once per hole
-    assert metrics.rewinds._value.get() == 1
-    asyncio.run(seq.watch())  # within give_up_s of the seek: nothing more
-    assert app.consumer.seeks == [(TP("news.scored", 1), 12)]
-
-    seq.give_up_s = 0  # the hole persists: the records are gone (retention): carry on, counted as an error
-    assert admit(1, 13, 14) == [13, 14]
-    assert metrics.errors.labels("offset_gap")._value.get() == 1
-
-
-def test_a_seek_back_that_brings_nothing_is_repeated_and_said(caplog):
-    app = SimpleNamespace(consumer=Consumer())
-    metrics = StageMetrics("test")
-    state = {marker_key(1): {"offset": 9}, marker_key(0): {"offset": 3}}
-    seq = InSequence(app, "news.scored", state, metrics, give_up_s=0)
-    asyncio.run(seq.admit(1, messages(1, 12, 13)))   # 10 and 11 missing: sought back to 10
-    asyncio.run(seq.admit(0, messages(0, 6)))        # 4 and 5 missing: sought back to 4
-    state[marker_key(0)] = {"offset": 5}    # partition 0 then moved on; partition 1 got nothing
-    asyncio.run(seq.watch())
-    assert app.consumer.seeks == [(TP("news.scored", 1), 10), (TP("news.scored", 0), 4), (TP("news.scored", 1), 10)]
-    assert "news.scored[1]: nothing came" in caplog.text and "seeking to it again" in caplog.text
-    assert metrics.rewinds._value.get() == 3
-    assert list(seq.rewinds) == [1]             # partition 0 is no longer watched
+from streams.faustx.state import Changelog
 
 
 def test_changelog_records_are_the_bytes_the_tables_own_codec_writes(tmp_path):
@@ -96,7 +20,7 @@ def test_changelog_records_are_the_bytes_the_tables_own_codec_writes(tmp_path):
 
     from moodwire.kafka import faust_config
     from moodwire.settings import load_settings
-    from streams.faust_state import Changelog
+    from streams.faustx.state import Changelog
 
     settings = load_settings(environ={"MOODWIRE_KAFKA_BOOTSTRAP": "127.0.0.1:9"})
     app = faust.App(**faust_config(settings, "codec-check", str(tmp_path)))
@@ -166,7 +90,7 @@ def test_keyed_records_go_where_any_kafka_client_would_send_them():
     kafka-python (and so the Java client) picks, for every partition count."""
     from kafka.partitioner import murmur2
 
-    from streams.faust_state import _partition_of
+    from streams.faustx.state import _partition_of
 
     keys = [b"Macro", b"Energy | Oil", "Ünïcode".encode(), b"", b"x" * 300]
     for count in (1, 3, 4, 12):
@@ -179,14 +103,14 @@ def test_keyed_records_go_where_any_kafka_client_would_send_them():
 
 def test_the_aggregate_worker_keeps_no_per_event_faust_statistics(tmp_path):
     from moodwire.settings import load_settings
-    from streams.faust_app import AggregateApp
-    from streams.faust_monitor import LeanMonitor
+    from streams.aggregate.app import AggregateApp
+    from streams.faustx.monitor import LeanMonitor
 
     worker = AggregateApp(load_settings(environ={"MOODWIRE_KAFKA_BOOTSTRAP": "127.0.0.1:9"}), sink=False,
                           datadir=str(tmp_path))
     monitor = worker.app.monitor
     assert isinstance(monitor, LeanMonitor)
-    event = SimpleNamespace(message=messages(0, 5)[0])
+    event = SimpleNamespace(message=Message("news.scored", 0, 5, 0.0, 0, None, b"k", b"v", None))
     assert monitor.on_stream_event_in(TP("news.scored", 0), 5, object(), event) is None
     monitor.on_table_get(worker.table, "k")
     assert monitor.events_total == 0 and not monitor.tables  # nothing counted

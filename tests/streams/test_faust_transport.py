@@ -3,12 +3,14 @@ under-reports ListOffsets "latest": the start of the last record batch + 1)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from faust.types import TP
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.faust_transport import verified_ends
+from streams.faustx.transport import verified_ends
 
 pytestmark = pytest.mark.integration
 
@@ -28,5 +30,5 @@ def test_end_offsets_are_the_true_ends_after_a_multi_record_batch(kafka, unique)
               consumer.end_offsets([TopicPartition(topic, 0), TopicPartition(topic, 1)]).items()}
     consumer.close()
     assert listed[TP(topic, 1)] == 0
-    ends = verified_ends(kafka, listed)
+    ends = asyncio.run(verified_ends(kafka, listed))
     assert ends == {TP(topic, 0): 7, TP(topic, 1): 0}, listed  # listed says 1 for partition 0 on the embedded broker

@@ -10,15 +10,15 @@ import time
 import pytest
 from kafka import KafkaConsumer
 
+from moodwire.publish import Publisher
 from moodwire.records import NewsItem, decode
 from moodwire.settings import load_settings
 from moodwire.store import open_store
 from moodwire.topics import NEWS_RAW
-from streams.fetch import USER_AGENT, PoliteClient
-from streams.ingest import Ingestor
-from streams.publish import Publisher
-from streams.seen import SeenStore
-from streams.sources import Feed
+from streams.ingest.fetch import USER_AGENT, PoliteClient
+from streams.ingest.poller import Ingestor
+from streams.ingest.seen import SeenStore
+from streams.ingest.sources import Feed
 from tests.streams.feed_server import FeedServer
 
 pytestmark = pytest.mark.integration
@@ -136,7 +136,7 @@ feeds:
   - {{name: broken, url: "{server.url}/html"}}
 """)
     env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": kafka, "MOODWIRE_STORE_URL": f"sqlite:///{tmp_path}/s.db"}
-    cmd = [sys.executable, "-m", "moodwire.cli", "ingest", "--feeds", str(feeds), "--once"]
+    cmd = [sys.executable, "-m", "moodwire_cli", "ingest", "--feeds", str(feeds), "--once"]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert first.returncode == 0, first.stderr
@@ -148,7 +148,7 @@ feeds:
 def test_ingest_command_bad_feeds_file(tmp_path):
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text("feeds:\n  - {name: x, url: 'https://x.example', interval: 0}\n")
-    result = subprocess.run([sys.executable, "-m", "moodwire.cli", "ingest", "--feeds", str(feeds), "--once"],
+    result = subprocess.run([sys.executable, "-m", "moodwire_cli", "ingest", "--feeds", str(feeds), "--once"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "feed 'x': interval: Input should be greater than or equal to 5" in result.stderr

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from streams.normalize import canonical_url, make_item, parse_time, strip_html
+from streams.ingest.normalize import canonical_url, make_item, parse_time, strip_html
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
 

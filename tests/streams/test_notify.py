@@ -5,8 +5,6 @@ SQLite outbox; receivers going down and up, silences from the CLI, SIGKILL."""
 from __future__ import annotations
 
 import json
-from email import message_from_bytes
-from email.policy import default as default_policy
 import os
 import random
 import signal
@@ -15,6 +13,8 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from email import message_from_bytes
+from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -149,13 +149,13 @@ receivers:
 def start_notify(bootstrap: str, tmp_path: Path, config: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": bootstrap, "MOODWIRE_HOME": str(tmp_path / "home"),
            "MOODWIRE_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}", "MOODWIRE_NOTIFY_CONFIG": str(config)}
-    return subprocess.Popen([sys.executable, "-m", "moodwire.cli", "notify"], env=env, stdout=log.open("ab"),
+    return subprocess.Popen([sys.executable, "-m", "moodwire_cli", "notify"], env=env, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MOODWIRE_HOME": str(tmp_path / "home"), "MOODWIRE_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
-    return subprocess.run([sys.executable, "-m", "moodwire.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "moodwire_cli", *args], env=env, capture_output=True, text=True,
                           timeout=120)
 
 

