@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dash import Dash, Input, Output, State, callback_context, dcc, html, no_update
+from prometheus_client import CollectorRegistry
 
 from dashboards import auth, ids
 from dashboards.pages import alerts, overview, topic
@@ -43,18 +44,19 @@ def shell(refresh_s: int) -> html.Div:
                           value=["live"], inline=True),
         ], className="controls"),
         dcc.Interval(id=ids.TICK, interval=refresh_s * 1000),
+        html.Div(id=ids.RETENTION_NOTE, className="note"),
         html.Main(id=ids.PAGE),
     ])
 
 
-def _serve_metrics(server) -> None:
-    """/metrics (Prometheus text): requests and their latency by kind (page, callback, other)."""
+def _serve_metrics(server, registry) -> None:
+    """/metrics (Prometheus text): requests and their latency by kind (page, callback, other),
+    and what else registers on ``registry`` (refused sign-ins)."""
     import time as _time
 
     from flask import Response, g, request
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-    registry = CollectorRegistry()
     requests_total = Counter("moodwire_dashboard_requests", "HTTP requests", ["kind", "status"], registry=registry)
     latency = Histogram("moodwire_dashboard_request_seconds", "time to answer", ["kind"], registry=registry,
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
@@ -94,11 +96,36 @@ def url_state(trigger, search, rng, start, end):
     return (new if new != (search or "") else no_update), no_update, no_update, no_update
 
 
+def retention_note(search: str | None, settings) -> str:
+    """What the store no longer holds for the URL's range (MOODWIRE_STORE_KEEP_*), or ""."""
+    from datetime import datetime, timezone
+
+    from dashboards.data import resolution
+    from dashboards.state import time_range
+    from moodwire.spans import format_span
+
+    rng = time_range(search)
+    now = datetime.now(timezone.utc)
+    policy, gone = settings.retention, []
+    drawn = resolution(rng, settings.windows).window
+    keep = policy.window(drawn)
+    if keep is not None and rng.start < now - keep:
+        gone.append(f"{drawn} windows are kept {format_span(keep)}")
+    if policy.items is not None and rng.start < now - policy.items:
+        gone.append(f"headlines are kept {format_span(policy.items)}")
+    if not gone:
+        return ""
+    return "This range starts before what the store keeps: " + "; ".join(gone) + " (MOODWIRE_STORE_KEEP_*)."
+
+
 def create_app(settings, engine, users: dict[str, str]) -> Dash:
     app = Dash(__name__, title="Moodwire", suppress_callback_exceptions=True, update_title=None)
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
-    auth.install(app.server, users, settings.dashboard_auth_header, auth.secret_key(settings.home))
-    _serve_metrics(app.server)
+    registry = CollectorRegistry()
+    auth.install(app.server, users, settings.dashboard_auth_header, auth.secret_key(settings.home),
+                 address_limit=settings.dashboard_signin_limit, user_limit=settings.dashboard_signin_user_limit,
+                 registry=registry)
+    _serve_metrics(app.server, registry)
     app.layout = shell(settings.dashboard_refresh_s)
 
     @app.callback(Output(ids.PAGE, "children"), Output(ids.USER, "children"), Input(ids.URL, "pathname"),
@@ -116,12 +143,16 @@ def create_app(settings, engine, users: dict[str, str]) -> Dash:
     def sync(search, rng, start, end):
         return url_state(callback_context.triggered_id, search, rng, start, end)
 
+    @app.callback(Output(ids.RETENTION_NOTE, "children"), Input(ids.URL, "search"))
+    def kept(search):
+        return retention_note(search, settings)
+
     @app.callback(Output(ids.TICK, "disabled"), Input(ids.LIVE, "value"))
     def live(value):
         return "live" not in (value or [])
 
     for page in PAGES.values():
-        page.register(app, engine)
+        page.register(app, engine, settings)
     return app
 
 

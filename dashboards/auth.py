@@ -1,5 +1,8 @@
 """Sign-in for the dashboard: users and PBKDF2 password hashes from a YAML file (or a trusted
-reverse-proxy header); every page and callback behind it; logout.
+reverse-proxy header); every page and callback behind it; logout. Failed sign-ins are limited
+per client address and per user name (Flask-Limiter, in memory: one dashboard process);
+beyond a limit the form answers 429 until the limit's window has passed, and each refusal is
+logged and counted (``moodwire_dashboard_signin_refused_total``).
 
 Hash format: ``pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>`` (``moodwire hash-password``).
 """
@@ -9,16 +12,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import logging
 import secrets
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
 from flask import Flask, Response, redirect, request, session
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from prometheus_client import CollectorRegistry, Counter
 
 from dashboards.errors import DashboardError
 from moodwire.yamlfile import read_mapping
 
 ITERATIONS = 310_000
+log = logging.getLogger("moodwire.dashboard")
 OPEN_PATHS = ("/login", "/logout", "/healthz", "/metrics")
 
 
@@ -90,10 +98,36 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def install(server: Flask, users: dict[str, str], header: str | None, key: bytes) -> None:
-    """Guard every request of ``server``; add /login, /logout."""
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def _user_key() -> str:
+    return "user:" + request.form.get("username", "")
+
+
+def install(server: Flask, users: dict[str, str], header: str | None, key: bytes, *,
+            address_limit: str = "20/minute;100/hour", user_limit: str = "20/minute;100/hour",
+            registry: CollectorRegistry | None = None) -> None:
+    """Guard every request of ``server``; add /login (failed attempts limited per address and per
+    user name), /logout."""
     server.secret_key = key
     server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    limiter = Limiter(get_remote_address, app=server, storage_uri="memory://", headers_enabled=True)
+    refused = Counter("moodwire_dashboard_signin_refused", "sign-ins refused by the rate limit", ["limit"],
+                      registry=registry)
+
+    @server.errorhandler(429)
+    def _too_many(error):
+        limit = getattr(error, "limit", None)
+        which = "user" if limit is not None and limit.key_func is _user_key else "address"
+        refused.labels(which).inc()
+        log.warning("sign-in refused for %s: more than %s failed attempts (user %r, address %s)", which,
+                    getattr(error, "description", "the limit"), request.form.get("username", ""),
+                    get_remote_address())
+        page = _PAGE.format(error='<div class="err" id="login-error">Too many failed sign-ins: '
+                                  'wait a minute and try again.</div>', next="/")
+        return Response(page, status=429, mimetype="text/html")
 
     @server.before_request
     def _guard():
@@ -106,6 +140,8 @@ def install(server: Flask, users: dict[str, str], header: str | None, key: bytes
         return Response('{"error": "sign in first"}', status=401, mimetype="application/json")
 
     @server.route("/login", methods=["GET", "POST"])
+    @limiter.limit(address_limit, methods=["POST"], deduct_when=_failed)
+    @limiter.limit(user_limit, methods=["POST"], key_func=_user_key, deduct_when=_failed)
     def login():
         target = _safe_next(request.values.get("next"))
         if request.method == "GET":

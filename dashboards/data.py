@@ -4,7 +4,9 @@ writes analysts make (acknowledge, silence). No Dash here; no I/O at import time
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -13,22 +15,21 @@ from sqlalchemy import Text, and_, cast, func, insert, select
 from sqlalchemy.engine import Engine
 
 from moodwire.records import WATCHLIST_KEY, watchlist_name
+from moodwire.spans import WindowSpec, parse_windows
 from moodwire.store import (alert_acks, alert_events, notify_outbox, scored_news, silences, topic_windows)
 
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
-TUMBLING = "5m"  # the tumbling window (span = step): its counts add up to the items of a range
 WATCHLIST = WATCHLIST_KEY
+DEFAULT_WINDOWS = parse_windows("5m,1h/5m,24h/1h")  # MOODWIRE_AGGREGATE_WINDOWS' default
+MAX_POINTS = 300  # the most points a series of one key carries, whatever the range
+# The columns a chart or table reads (the evidence lists are not shown: never selected).
+SERIES = ("topic", "window", "start", "end", "count", "mean_score", "sum_sq", "negative_share", "late_count", "kind")
 
 
 @dataclass(frozen=True)
 class TimeRange:
     start: datetime
     end: datetime
-
-    @property
-    def window(self) -> str:
-        """The aggregate window that suits the range: 5-minute points for an hour, hourly beyond."""
-        return "5m" if self.end - self.start <= timedelta(hours=3) else "1h"
 
     @classmethod
     def parse(cls, name: str | None, start: str | None = None, end: str | None = None,
@@ -57,35 +58,105 @@ def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame
 
 
-def windows(engine: Engine, window: str, rng: TimeRange, topic: str | None = None) -> pd.DataFrame:
-    """Window aggregates whose start lies in the range, one row per (topic, start)."""
-    q = select(topic_windows).where(topic_windows.c.window == window, topic_windows.c.start >= rng.start,
-                                    topic_windows.c.start < rng.end).order_by(topic_windows.c.topic,
-                                                                              topic_windows.c.start)
-    if topic is not None:
-        q = q.where(topic_windows.c.topic == topic)
+@dataclass(frozen=True)
+class Resolution:
+    """Which windows a chart of a range draws: windows named ``window`` starting every
+    ``spacing`` (a multiple of the window's step, aligned to the epoch)."""
+    window: str
+    spacing: timedelta
+
+    def starts(self, rng: TimeRange) -> list[datetime]:
+        """The window starts in ``[rng.start, rng.end)``: at most ``MAX_POINTS`` (+1)."""
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        step = self.spacing.total_seconds()
+        first = math.ceil((rng.start - epoch).total_seconds() / step)
+        last = math.ceil((rng.end - epoch).total_seconds() / step)
+        return [epoch + timedelta(seconds=i * step) for i in range(first, last)]
+
+
+def resolution(rng: TimeRange, specs: list[WindowSpec] | None = None) -> Resolution:
+    """The resolution of a range, as Grafana's max data points: the shortest configured window
+    at least 1/200 of the range long (enough items per point; the longest when none is), at the
+    finest spacing that keeps a series within ``MAX_POINTS`` points."""
+    specs = sorted(specs or DEFAULT_WINDOWS, key=lambda w: (w.span, w.step))
+    length = rng.end - rng.start
+    spec = next((w for w in specs if w.span >= length / 200), specs[-1])
+    steps = max(1, math.ceil((length / MAX_POINTS) / spec.step))
+    return Resolution(spec.name, spec.step * steps)
+
+
+def windows(engine: Engine, window: str, rng: TimeRange, topic: str | None = None,
+            starts: list[datetime] | None = None) -> pd.DataFrame:
+    """Window aggregates of one size whose start lies in the range (only those at ``starts``
+    when given), one row per (key, start), without the evidence lists."""
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(q).mappings().all())
+        frame = pd.DataFrame(conn.execute(windows_query(window, rng, topic, starts)).mappings().all())
     if frame.empty:
-        return pd.DataFrame(columns=[c.name for c in topic_windows.columns])
-    return _utc(frame, "start", "end", "updated_at")
+        return pd.DataFrame(columns=list(SERIES))
+    return _utc(frame, "start", "end").sort_values(["topic", "start"], ignore_index=True)
 
 
-def totals(engine: Engine, rng: TimeRange) -> pd.DataFrame:
-    """Per key over the range: distinct items (``items``) and the share of them the model
-    called negative, summed over the tumbling windows inside the range (each item is in
-    exactly one; sliding windows would count it once per overlap). A key is a topic or a
-    watchlist (``watchlist:NAME``)."""
+def windows_query(window: str, rng: TimeRange, topic: str | None = None, starts: list[datetime] | None = None):
     c = topic_windows.c
-    q = (select(c.topic, func.sum(c.count).label("items"), func.sum(c.negative_share * c.count).label("negative"))
-         .where(c.window == TUMBLING, c.start >= rng.start, c.start < rng.end).group_by(c.topic))
+    q = select(*(c[name] for name in SERIES)).where(c.window == window)
+    q = q.where(c.start.in_(starts)) if starts is not None else q.where(c.start >= rng.start, c.start < rng.end)
+    if topic is not None:
+        return q.where(c.topic == topic).order_by(c.start)
+    return q  # sorted by the caller: ORDER BY topic, start made SQLite skip-scan the primary key
+
+
+def series(engine: Engine, rng: TimeRange, specs: list[WindowSpec] | None = None,
+           topic: str | None = None) -> tuple[pd.DataFrame, Resolution]:
+    """The windows a chart of ``rng`` draws (``resolution``), and that resolution."""
+    res = resolution(rng, specs)
+    return windows(engine, res.window, rng, topic, starts=res.starts(rng)), res
+
+
+def counting(specs: list[WindowSpec] | None = None, rng: TimeRange | None = None,
+             kept: Callable[[str], timedelta | None] | None = None) -> tuple[str, timedelta]:
+    """The window whose non-overlapping instances count each item once, and their spacing: the
+    shortest configured window still kept over the whole range (``kept``: window name → how
+    long the store keeps it, None for ever), read every ``span`` (a tumbling window, or a
+    sliding one at starts one span apart); the longest-kept one when none covers the range."""
+    specs = sorted(specs or DEFAULT_WINDOWS, key=lambda w: (w.span, w.step))
+    if kept is not None and rng is not None:
+        now = datetime.now(timezone.utc)
+
+        def covers(w: WindowSpec) -> bool:
+            keep = kept(w.name)
+            return keep is None or now - keep <= rng.start
+
+        covering = [w for w in specs if covers(w)]
+        spec = covering[0] if covering else max(specs, key=lambda w: kept(w.name) or timedelta.max)
+    else:
+        spec = specs[0]
+    return spec.name, spec.span
+
+
+def totals(engine: Engine, rng: TimeRange, specs: list[WindowSpec] | None = None,
+           kept: Callable[[str], timedelta | None] | None = None) -> pd.DataFrame:
+    """Per key over the range: distinct items (``items``) and the share of them the model
+    called negative, summed over non-overlapping windows whose start lies in the range
+    (``counting``: each item is in exactly one; sliding windows read at every step would count
+    it once per overlap). A key is a topic or a watchlist (``watchlist:NAME``)."""
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(q).mappings().all())
+        frame = pd.DataFrame(conn.execute(totals_query(rng, specs, kept)).mappings().all())
     if frame.empty:
         return pd.DataFrame(columns=["topic", "items", "negative_share"])
     frame["items"] = frame["items"].astype(int)
     frame["negative_share"] = (frame["negative"].astype(float) / frame["items"].where(frame["items"] > 0)).fillna(0.0)
     return frame[["topic", "items", "negative_share"]]
+
+
+def totals_query(rng: TimeRange, specs: list[WindowSpec] | None = None,
+                 kept: Callable[[str], timedelta | None] | None = None):
+    name, spacing = counting(specs, rng, kept)
+    c = topic_windows.c
+    q = (select(c.topic, func.sum(c.count).label("items"), func.sum(c.negative_share * c.count).label("negative"))
+         .where(c.window == name, c.start >= rng.start, c.start < rng.end).group_by(c.topic))
+    if spacing != next(w.step for w in (specs or DEFAULT_WINDOWS) if w.name == name):
+        q = q.where(c.start.in_(Resolution(name, spacing).starts(rng)))
+    return q
 
 
 def label(key: str) -> str:
@@ -118,36 +189,45 @@ def headlines(engine: Engine, topic: str, start: datetime, end: datetime, limit:
 
 
 def alert_episodes(engine: Engine, rng: TimeRange | None = None, topic: str | None = None) -> pd.DataFrame:
-    """One row per alert episode (fingerprint, starts_at): its latest state, evidence,
-    acknowledgement and delivery summary; newest first."""
-    latest = (select(alert_events.c.fingerprint, alert_events.c.starts_at, func.max(alert_events.c.seq).label("seq"))
-              .group_by(alert_events.c.fingerprint, alert_events.c.starts_at).subquery())
-    q = (select(alert_events, alert_acks.c.acked_by, alert_acks.c.acked_at)
-         .join(latest, and_(latest.c.fingerprint == alert_events.c.fingerprint, latest.c.seq == alert_events.c.seq))
-         .outerjoin(alert_acks, and_(alert_acks.c.fingerprint == alert_events.c.fingerprint,
-                                     alert_acks.c.starts_at == alert_events.c.starts_at))
-         .order_by(alert_events.c.starts_at.desc()))
+    """One row per alert episode (fingerprint, starts_at) overlapping the range: its latest
+    state, evidence, acknowledgement and delivery summary; newest first."""
+    e = alert_events.c
+    latest = select(e.fingerprint, e.starts_at, func.max(e.seq).label("seq"))
+    if rng is not None:
+        latest = latest.where(e.starts_at < rng.end)
     if topic is not None:
-        q = q.where(alert_events.c.topic == topic)
-    if rng is not None:  # episodes overlapping the range
-        q = q.where(alert_events.c.starts_at < rng.end)
+        latest = latest.where(e.topic == topic)
+    latest = latest.group_by(e.fingerprint, e.starts_at).subquery()
+    q = (select(alert_events, alert_acks.c.acked_by, alert_acks.c.acked_at)
+         .join(latest, and_(latest.c.fingerprint == e.fingerprint, latest.c.seq == e.seq,
+                            latest.c.starts_at == e.starts_at))
+         .outerjoin(alert_acks, and_(alert_acks.c.fingerprint == e.fingerprint, alert_acks.c.starts_at == e.starts_at))
+         .order_by(e.starts_at.desc()))
+    if rng is not None:  # the latest event says whether the episode ended before the range
+        q = q.where((e.ends_at.is_(None)) | (e.ends_at >= rng.start))
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(q).mappings().all())
-        deliveries = pd.DataFrame(conn.execute(
-            select(notify_outbox.c.fingerprint, notify_outbox.c.status, func.count().label("n"))
-            .group_by(notify_outbox.c.fingerprint, notify_outbox.c.status)).mappings().all())
     if frame.empty:
         return pd.DataFrame(columns=["fingerprint", "seq", "rule", "topic", "status", "severity", "value", "threshold",
                                      "window", "starts_at", "ends_at", "evidence", "reason", "acked_by",
                                      "acked_at", "delivery"])
     frame = _utc(frame, "starts_at", "ends_at", "acked_at", "received_at")
-    if rng is not None:
-        frame = frame[frame["ends_at"].isna() | (frame["ends_at"] >= rng.start)]
-    summary = {}
-    for fp, group in (deliveries.groupby("fingerprint") if not deliveries.empty else []):
-        summary[fp] = ", ".join(f"{n} {s}" for s, n in sorted(zip(group["status"], group["n"])))
+    summary = deliveries(engine, sorted(set(frame["fingerprint"])))
     frame["delivery"] = frame["fingerprint"].map(lambda fp: summary.get(fp, "not routed yet"))
     return frame.reset_index(drop=True)
+
+
+def deliveries(engine: Engine, fingerprints: list[str]) -> dict[str, str]:
+    """Per fingerprint, its notifications by status ("2 sent, 1 silenced")."""
+    o = notify_outbox.c
+    counts: dict[str, list[tuple[str, int]]] = {}
+    with engine.connect() as conn:
+        for at in range(0, len(fingerprints), 500):
+            q = (select(o.fingerprint, o.status, func.count().label("n"))
+                 .where(o.fingerprint.in_(fingerprints[at:at + 500])).group_by(o.fingerprint, o.status))
+            for fp, status, n in conn.execute(q):
+                counts.setdefault(fp, []).append((status, n))
+    return {fp: ", ".join(f"{n} {status}" for status, n in sorted(rows)) for fp, rows in counts.items()}
 
 
 def acknowledge(engine: Engine, fingerprint: str, starts_at: datetime, user: str, comment: str = "") -> bool:
@@ -181,5 +261,5 @@ def active_silences(engine: Engine) -> pd.DataFrame:
     return _utc(frame, "starts_at", "ends_at", "created_at") if not frame.empty else frame
 
 
-__all__ = ["TimeRange", "windows", "totals", "label", "topics", "headlines", "alert_episodes", "acknowledge", "silence_alert",
+__all__ = ["TimeRange", "Resolution", "resolution", "series", "counting", "deliveries", "windows", "totals", "label", "topics", "headlines", "alert_episodes", "acknowledge", "silence_alert",
            "active_silences", "RANGES"]

@@ -85,12 +85,9 @@ def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision
                                                "%{customdata[2]} items<extra></extra>"), row=1, col=1)
         fig.add_trace(go.Bar(x=mid, y=w["count"], name="items", marker_color="#7f8c8d"), row=2, col=1)
     if not alerts.empty:
-        end_default = windows["end"].max() if not windows.empty else None
-        for _, a in alerts.iterrows():
-            x1 = a["ends_at"] if isinstance(a["ends_at"], pd.Timestamp) and not pd.isna(a["ends_at"]) else end_default
-            if x1 is None or pd.isna(x1):
-                continue
-            fig.add_vrect(x0=a["starts_at"], x1=x1, fillcolor=NEGATIVE, opacity=0.12, line_width=0, row="all", col=1)
+        periods = alert_periods(alerts, windows["end"].max() if not windows.empty else None)
+        if periods is not None:  # every period in one trace: one layer, however many episodes
+            fig.add_trace(periods, row=1, col=1)
         fig.add_trace(go.Scatter(x=alerts["starts_at"], y=[1.0] * len(alerts), mode="markers+text", name="alerts",
                                  marker={"symbol": "triangle-down", "size": 14, "color": NEGATIVE},
                                  text=alerts["rule"], textposition="top center",
@@ -104,6 +101,23 @@ def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision
     fig.update_layout(title=title, dragmode="select", selectdirection="h", height=520, uirevision=revision or title,
                       margin={"l": 60, "r": 10, "t": 40, "b": 30}, legend={"orientation": "h", "y": -0.1})
     return fig
+
+
+def alert_periods(alerts: pd.DataFrame, open_until) -> go.Scatter | None:
+    """Alert periods as shaded rectangles of one filled trace (each closed, then a gap): drawing
+    one layout shape per period made a chart with dozens of periods slow to build and render.
+    A period still firing runs to ``open_until`` (the last window's end)."""
+    xs: list = []
+    for start, end in zip(alerts["starts_at"], alerts["ends_at"]):
+        x1 = end if isinstance(end, pd.Timestamp) and not pd.isna(end) else open_until
+        if x1 is None or pd.isna(x1):
+            continue
+        xs += [start, start, x1, x1, start, None]
+    if not xs:
+        return None
+    ys = [-1.05, 1.15, 1.15, -1.05, -1.05, None] * (len(xs) // 6)
+    return go.Scatter(x=xs, y=ys, mode="lines", fill="toself", fillcolor="rgba(192,57,43,0.12)",
+                      line={"width": 0}, hoverinfo="skip", name="alert periods")
 
 
 def selected_interval(click: dict | None, selected: dict | None) -> tuple[str, str] | None:
@@ -122,4 +136,4 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.{digits}f}"
 
 
-__all__ = ["overview_table", "heatmap", "trend", "with_interval", "selected_interval", "fmt"]
+__all__ = ["overview_table", "heatmap", "trend", "alert_periods", "with_interval", "selected_interval", "fmt"]

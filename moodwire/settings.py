@@ -11,7 +11,7 @@ import os
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from moodwire.errors import SettingsError
 from moodwire.spans import WindowSpec, parse_span, parse_windows
 from moodwire.yamlfile import read_mapping
+
+if TYPE_CHECKING:
+    from moodwire.retention import Retention
 
 ENV_PREFIX = "MOODWIRE_"
 # Variables with the prefix that are not settings: the settings file itself, and the
@@ -68,6 +71,14 @@ class Settings(BaseSettings):
     alert_rules: Path | None = Field(None, description="YAML file of alert rules")
     watchlists: Path | None = Field(None, description="YAML file of watchlists matched at the classify stage")
     notify_config: Path | None = Field(None, description="YAML file of the notifier: routing tree, receivers")
+    # Store retention (moodwire store prune)
+    store_keep_items: str = Field("90d", description="how long scored items are kept, by publish time "
+                                                     "(a duration such as 90d, or forever)")
+    store_keep_windows: str = Field(
+        "5m=30d,1h=90d,*=730d", description="how long windows are kept, by window name (WINDOW=KEEP,…; * for the "
+                                           "rest), by window end")
+    store_keep_alerts: str = Field("365d", description="how long alert episodes are kept after they resolved")
+    store_keep_deliveries: str = Field("90d", description="how long finished notification records are kept")
     # Dashboard
     dashboard_host: str = Field("127.0.0.1", description="address the dashboard listens on")
     dashboard_port: int = Field(8050, ge=1, le=65535, description="dashboard port")
@@ -75,6 +86,13 @@ class Settings(BaseSettings):
     dashboard_auth_header: str | None = Field(
         None, description="trust this request header for the user name (behind an authenticating reverse proxy)")
     dashboard_refresh_s: int = Field(30, ge=2, le=3600, description="live refresh interval of the dashboard")
+    dashboard_threads: int = Field(8, ge=1, le=256, description="request threads of the dashboard's WSGI server "
+                                                               "(waitress)")
+    dashboard_signin_limit: str = Field(
+        "20/minute;100/hour", description="failed sign-ins allowed per client address (limits syntax, ';' between "
+                                          "limits); beyond them sign-in is refused with 429 until the window passes")
+    dashboard_signin_user_limit: str = Field(
+        "20/minute;100/hour", description="failed sign-ins allowed per user name, from any address")
     # Observability
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port (0 = off)")
     metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint listens on")
@@ -100,6 +118,36 @@ class Settings(BaseSettings):
     @classmethod
     def _check_windows(cls, value: str) -> str:
         parse_windows(value)
+        return value
+
+    @field_validator("dashboard_signin_limit", "dashboard_signin_user_limit")
+    @classmethod
+    def _check_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("expected limits such as 20/minute;100/hour") from None
+        return value
+
+    @field_validator("store_keep_items", "store_keep_alerts", "store_keep_deliveries")
+    @classmethod
+    def _check_keep(cls, value: str) -> str:
+        from moodwire.retention import parse_keep
+
+        try:
+            parse_keep(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a duration like 30d, or forever") from None
+        return value
+
+    @field_validator("store_keep_windows")
+    @classmethod
+    def _check_window_keeps(cls, value: str) -> str:
+        from moodwire.retention import parse_window_keeps
+
+        parse_window_keeps(value)
         return value
 
     @field_validator("aggregate_lateness", "aggregate_idle")
@@ -129,6 +177,14 @@ class Settings(BaseSettings):
     def lateness(self) -> timedelta:
         """``aggregate_lateness`` parsed."""
         return parse_span(self.aggregate_lateness)
+
+    @cached_property
+    def retention(self) -> "Retention":
+        """The ``store_keep_*`` settings parsed."""
+        from moodwire.retention import Retention, parse_keep, parse_window_keeps
+
+        return Retention(parse_keep(self.store_keep_items), parse_window_keeps(self.store_keep_windows),
+                         parse_keep(self.store_keep_alerts), parse_keep(self.store_keep_deliveries))
 
     @cached_property
     def idle(self) -> timedelta:

@@ -64,6 +64,7 @@ scored_news = Table(
     Column("watchlists", JSON),  # version 6: names of the watchlists the item matched (NULL: none)
 )
 Index("scored_news_topic_time", scored_news.c.topic, scored_news.c.published_at)
+Index("scored_news_time", scored_news.c.published_at)  # version 7: watchlist headlines, retention
 
 # Written by the aggregate worker's sink: one row per (topic, window, start), upserted;
 # a final row is never replaced by a non-final one.
@@ -87,6 +88,8 @@ topic_windows = Table(
     # version 6: "watchlist" when ``topic`` is a watchlist key (watchlist:NAME); NULL or "topic" otherwise
     Column("kind", String(16)),
 )
+# version 7: every key's windows of one size over a time range (the overview, totals, retention)
+Index("topic_windows_window_start", topic_windows.c.window, topic_windows.c.start)
 
 # Written by `moodwire notify`: every AlertEvent it consumed, once per (fingerprint, seq).
 alert_events = Table(
@@ -109,6 +112,7 @@ alert_events = Table(
     Column("kind", String(16)),  # version 6: "watchlist" when ``topic`` is a watchlist key
 )
 Index("alert_events_topic_time", alert_events.c.topic, alert_events.c.starts_at)
+Index("alert_events_time", alert_events.c.starts_at)  # version 7: episodes of a range, retention
 
 # The notifier's outbox: one row per (receiver, fingerprint, seq). status: pending → sent |
 # failed (non-retryable) | silenced | suppressed (a reminder within the route's repeat_interval).
@@ -130,6 +134,7 @@ notify_outbox = Table(
     UniqueConstraint("receiver", "fingerprint", "seq", name="notify_outbox_once"),
 )
 Index("notify_outbox_status", notify_outbox.c.status, notify_outbox.c.receiver)
+Index("notify_outbox_fingerprint", notify_outbox.c.fingerprint)  # version 7: delivery of shown episodes
 
 # One notification (a group's events) to one receiver, with its retry state.
 notify_batches = Table(
@@ -192,12 +197,14 @@ schema_version = Table(
 # version → tables it introduced. New versions append here; a change to an existing table
 # gets its own step in COLUMNS_BY_VERSION (a store that created the table at its current
 # shape already has the column).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 TABLES_BY_VERSION = {1: ("ingest_seen", "feed_state"), 2: ("scored_news", "topic_windows"),
                      3: ("alert_events", "notify_outbox", "notify_batches", "notify_attempts", "silences"),
-                     4: ("alert_acks",), 5: (), 6: ()}
+                     4: ("alert_acks",), 5: (), 6: (), 7: ()}
 COLUMNS_BY_VERSION = {5: (("alert_events", "reason"),),
                       6: (("scored_news", "watchlists"), ("topic_windows", "kind"), ("alert_events", "kind"))}
+INDEXES_BY_VERSION = {7: (("scored_news", "scored_news_time"), ("topic_windows", "topic_windows_window_start"),
+                          ("alert_events", "alert_events_time"), ("notify_outbox", "notify_outbox_fingerprint"))}
 
 
 def migrate(engine: Engine) -> int:
@@ -221,8 +228,22 @@ def migrate(engine: Engine) -> int:
                     spec = metadata.tables[name].c[column]
                     conn.exec_driver_sql(f'ALTER TABLE {name} ADD COLUMN {column} '
                                          f'{spec.type.compile(dialect=conn.dialect)}')
+            for name, index in INDEXES_BY_VERSION.get(version, ()):
+                if index not in {i["name"] for i in inspect(conn).get_indexes(name)}:
+                    next(i for i in metadata.tables[name].indexes if i.name == index).create(conn)
             conn.execute(schema_version.insert().values(version=version, applied_at=datetime.now(timezone.utc)))
     return SCHEMA_VERSION
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh the query planner's statistics: SQLite keeps none until asked (without them it
+    may scan a whole table where an index fits); PostgreSQL's autovacuum refreshes them too.
+    On SQLite each index is sampled (``analysis_limit``), so this takes moments on a large
+    store and holds the write lock only that long."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA analysis_limit=2000")
+        conn.exec_driver_sql("ANALYZE")
 
 
 def open_store(url: str, create: bool = True) -> Engine:
@@ -251,6 +272,6 @@ def open_store(url: str, create: bool = True) -> Engine:
     return engine
 
 
-__all__ = ["StoreError", "open_store", "migrate", "metadata", "ingest_seen", "feed_state", "scored_news",
+__all__ = ["StoreError", "open_store", "migrate", "analyze", "metadata", "ingest_seen", "feed_state", "scored_news",
            "topic_windows", "schema_version", "SCHEMA_VERSION", "alert_events", "notify_outbox", "notify_batches",
            "notify_attempts", "silences", "alert_acks"]

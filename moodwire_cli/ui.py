@@ -56,15 +56,18 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
     users = load_users(settings.dashboard_users) if settings.dashboard_users else {}
     app = create_app(settings, open_store(settings.store), users)
     host, port = host or settings.dashboard_host, port or settings.dashboard_port
-    click.echo(f"dashboard on http://{host}:{port}/ (store {safe_url(settings.store)}, {len(users)} users"
+    click.echo(f"dashboard on http://{host}:{port}/ (waitress, {settings.dashboard_threads} threads; "
+               f"store {safe_url(settings.store)}, {len(users)} users"
                f"{', trusting header ' + settings.dashboard_auth_header if settings.dashboard_auth_header else ''})",
                err=True)
     import signal
     import sys
 
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # stop like Ctrl-C: exit status 0
+    from waitress import serve
+
     try:
-        app.run(host=host, port=port, debug=False)
+        serve(app.server, host=host, port=port, threads=settings.dashboard_threads, ident="moodwire")
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -1,5 +1,6 @@
 """Alerts: firing and past alert episodes with their evidence headlines, delivery status, and
-acknowledge / silence actions (written to the store; `moodwire notify` honours them)."""
+acknowledge / silence actions (written to the store; `moodwire notify` honours them); newest
+first, ``PAGE_SIZE`` a page (the page is in the URL: ``?page=2``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from dash import ALL, Input, Output, State, callback_context, dcc, html, no_upda
 
 from dashboards import components, data, ids
 from dashboards.auth import current_user
-from dashboards.state import time_range
+from dashboards.state import query, time_range, to_search
+
+PAGE_SIZE = 25
+
+
+def page_of(search: str | None) -> int:
+    try:
+        return max(1, int(query(search).get("page", "1")))
+    except ValueError:
+        return 1
 
 
 def layout(q: dict) -> html.Div:
@@ -16,10 +26,22 @@ def layout(q: dict) -> html.Div:
 
 
 def alerts_view(engine, search: str | None):
+    """This page's cards, and links to the pages before and after it."""
     episodes = data.alert_episodes(engine, time_range(search))
     if episodes.empty:
         return html.P("No alerts in this range.")
-    return [components.alert_card(i, a) for i, a in enumerate(episodes.itertuples())]
+    pages = -(-len(episodes) // PAGE_SIZE)
+    page = min(page_of(search), pages)
+    first = (page - 1) * PAGE_SIZE
+    shown = episodes.iloc[first:first + PAGE_SIZE]
+    q = query(search)
+    links = [html.Span(f"alerts {first + 1}–{first + len(shown)} of {len(episodes)}", id=ids.ALERT_PAGE)]
+    if page > 1:
+        links.append(dcc.Link(" ← newer", href="/alerts" + to_search({**q, "page": str(page - 1)})))
+    if page < pages:
+        links.append(dcc.Link(" older →", href="/alerts" + to_search({**q, "page": str(page + 1)})))
+    return [html.Div(links, className="pager")] + [components.alert_card(first + i, a)
+                                                   for i, a in enumerate(shown.itertuples())]
 
 
 def alert_action(engine, search: str | None, index: int, action: str, user: str) -> str:
@@ -35,7 +57,7 @@ def alert_action(engine, search: str | None, index: int, action: str, user: str)
     return f"silenced {a['rule']} on {a['topic']} for 2 h (silence {sid})"
 
 
-def register(app, engine) -> None:
+def register(app, engine, settings=None) -> None:
     @app.callback(Output(ids.ALERT_LIST, "children"), Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"),
                   Input(ids.REVISION, "data"))
     def refresh(search, _tick, _revision):

@@ -33,19 +33,21 @@ def _topic_link(topic: str, q: dict[str, str]) -> str:
     return f"[{label}](/topic{to_search({**{k: v for k, v in q.items() if k != 'topic'}, 'topic': topic})})"
 
 
-def overview_view(engine, search: str | None):
-    """The table rows (topic as a link keeping the range) and the heat map for the URL's range."""
+def overview_view(engine, search: str | None, settings=None):
+    """The table rows (topic as a link keeping the range) and the heat map for the URL's range
+    (``settings``: the windows and retention; default: the settings' defaults)."""
     rng = time_range(search)
-    windows = data.windows(engine, rng.window, rng)
+    specs, kept = (settings.windows, settings.retention.window) if settings is not None else (None, None)
+    windows, _ = data.series(engine, rng, specs)
     alerts = data.alert_episodes(engine, rng)
-    table = figures.overview_table(windows, alerts, data.totals(engine, rng))
+    table = figures.overview_table(windows, alerts, data.totals(engine, rng, specs, kept))
     q = query(search)
     table["topic"] = [_topic_link(t, q) for t in table["topic"]]
     return table.to_dict("records"), figures.heatmap(windows)
 
 
-def register(app, engine) -> None:
+def register(app, engine, settings=None) -> None:
     @app.callback(Output(ids.OVERVIEW_TABLE, "data"), Output(ids.HEATMAP, "figure"),
                   Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"))
     def refresh(search, _tick):
-        return overview_view(engine, search)
+        return overview_view(engine, search, settings)

@@ -76,14 +76,14 @@ def view_revision(search: str | None) -> str:
     return to_search(q)
 
 
-def topic_view(engine, search: str | None):
+def topic_view(engine, search: str | None, settings=None):
     """The trend figure (the picked interval shaded) and the list of alert periods of the
     URL's topic and range."""
     q, rng = query(search), time_range(search)
     topic = q.get("topic")
     if not topic:
         return figures.trend(pd.DataFrame(), pd.DataFrame()), "Pick a topic on the overview."
-    windows = data.windows(engine, rng.window, rng, topic)
+    windows, res = data.series(engine, rng, settings.windows if settings is not None else None, topic)
     alerts = data.alert_episodes(engine, rng, topic)
     periods = [html.Li(f"{a.rule}: {a.status} from {a.starts_at:%Y-%m-%d %H:%M}", className="alert-period")
                for a in alerts.itertuples()]
@@ -93,7 +93,7 @@ def topic_view(engine, search: str | None):
         picked = picked_interval(search)
     except ValueError:
         picked = None  # the headlines note says why
-    return figures.trend(windows, alerts, title=f"{data.label(topic)}: mean sentiment ({rng.window} windows) and volume",
+    return figures.trend(windows, alerts, title=f"{data.label(topic)}: mean sentiment ({res.window} windows) and volume",
                          revision=view_revision(search), picked=picked), note
 
 
@@ -115,11 +115,11 @@ def headlines_frame(engine, search: str | None) -> tuple[pd.DataFrame, str]:
     return frame, note
 
 
-def register(app, engine) -> None:
+def register(app, engine, settings=None) -> None:
     @app.callback(Output(ids.TREND, "figure"), Output(ids.TOPIC_ALERTS, "children"),
                   Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"))
     def refresh(search, _tick):
-        return topic_view(engine, search)
+        return topic_view(engine, search, settings)
 
     @app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.TREND, "clickData"),
                   Input(ids.TREND, "selectedData"), Input(ids.CLEAR_PICK, "n_clicks"), State(ids.URL, "search"),

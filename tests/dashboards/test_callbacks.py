@@ -75,7 +75,8 @@ def test_headlines_follow_a_click_or_a_dragged_range_kept_in_the_url(store):
 
 def test_alert_actions_write_to_the_store(store):
     engine, _ = store
-    cards = alerts_view(engine, "?range=24h")
+    pager, *cards = alerts_view(engine, "?range=24h")
+    assert "alerts 1–2 of 2" in str(pager) and "older" not in str(pager)
     assert len(cards) == 2 and "negative-turn on Macro" in str(cards[0])
     assert alert_action(engine, "?range=24h", 0, "ack", "ana") == "negative-turn on Macro acknowledged by ana"
     assert alert_action(engine, "?range=24h", 0, "ack", "bob") == "already acknowledged"
@@ -96,3 +97,16 @@ def test_the_url_sets_the_controls_and_the_controls_set_the_url():
     # A new range forgets the interval picked on the chart.
     assert url_state(ids.RANGE, "?range=24h&topic=Macro&from=2026-11-20T09%3A00&to=2026-11-20T10%3A00", "7d",
                      "", "")[0] == "?range=7d&topic=Macro"
+
+
+def test_the_alerts_page_shows_a_page_of_episodes_and_links_to_the_next(store, monkeypatch):
+    from dashboards.pages import alerts
+
+    engine, _ = store
+    monkeypatch.setattr(alerts, "PAGE_SIZE", 1)
+    pager, card = alerts_view(engine, "?range=24h")
+    assert "alerts 1–1 of 2" in str(pager) and "/alerts?range=24h&page=2" in str(pager)
+    pager2, card2 = alerts_view(engine, "?range=24h&page=2")
+    assert "alerts 2–2 of 2" in str(pager2) and "/alerts?range=24h&page=1" in str(pager2)
+    assert str(card) != str(card2) and "'index': 1" in str(card2)  # actions address the episode, not the slot
+    assert alerts_view(engine, "?range=24h&page=99")[0].children[0].children == "alerts 2–2 of 2"

@@ -42,7 +42,7 @@ def test_windows_and_headlines_come_back_for_the_range(seeded):
     assert sorted(listed["id"]) == sorted(i.id for i in s["items"] if i.watchlists and rng.start <= i.published_at < rng.end)
 
 
-@pytest.mark.parametrize("hours", [1, 6, 48])
+@pytest.mark.parametrize("hours", [1, 6, 48, 24 * 90])
 def test_overview_counts_equal_an_independent_count_of_the_stored_items(seeded, hours):
     """Distinct items and their negative share per topic and watchlist, whatever window the
     range draws (1h windows slide every 5 minutes: summing them counted each item 12 times)."""
@@ -50,7 +50,7 @@ def test_overview_counts_equal_an_independent_count_of_the_stored_items(seeded, 
 
     engine, s = seeded
     rng = data.TimeRange(s["end"] - timedelta(hours=hours), s["end"])
-    table = figures.overview_table(data.windows(engine, rng.window, rng), data.alert_episodes(engine, rng),
+    table = figures.overview_table(data.series(engine, rng)[0], data.alert_episodes(engine, rng),
                                    data.totals(engine, rng)).set_index("topic")
     with engine.connect() as conn:
         rows = pd.DataFrame(conn.execute(select(scored_news)).mappings().all())
@@ -99,8 +99,10 @@ def test_the_overview_table_and_figures_are_built_from_frames(seeded):
                                                                        "watchlist:US regional banks"]
     fig = figures.trend(macro, data.alert_episodes(engine, rng, "Macro"), "Macro")
     names = [t.name for t in fig.data]
-    assert names[1:] == ["95% interval", "mean sentiment", "items", "alerts"]
-    assert len(fig.layout.shapes) == 2  # the alert period, shaded on both rows
+    assert names[1:] == ["95% interval", "mean sentiment", "items", "alert periods", "alerts"]
+    assert not fig.layout.shapes  # periods are one trace, not a shape each
+    [periods] = [t for t in fig.data if t.name == "alert periods"]
+    assert periods.fill == "toself" and len(periods.x) == 6 * len(data.alert_episodes(engine, rng, "Macro"))
     band = figures.with_interval(macro)
     assert ((band["low"] <= band["mean_score"]) & (band["mean_score"] <= band["high"])).all()
 
@@ -135,11 +137,24 @@ def test_a_custom_range_with_an_offset_is_the_same_instants_on_both_stores(seede
 
 def test_time_ranges():
     now = pd.Timestamp("2026-11-20 12:00", tz="UTC").to_pydatetime()
-    assert data.TimeRange.parse("1h", now=now).window == "5m"
+    assert data.resolution(data.TimeRange.parse("1h", now=now)) == data.Resolution("5m", timedelta(minutes=5))
     assert data.TimeRange.parse("7d", now=now).start == now - timedelta(days=7)
     custom = data.TimeRange.parse("custom", "2026-11-19T00:00", "2026-11-19T02:00", now=now)
-    assert (custom.start.hour, custom.end.hour, custom.window) == (0, 2, "5m")
+    assert (custom.start.hour, custom.end.hour, data.resolution(custom).window) == (0, 2, "5m")
     assert data.TimeRange.parse("custom", "garbage", "2026-11-19", now=now).start == now - timedelta(hours=24)
+
+
+@pytest.mark.parametrize("days, window", [(1 / 24, "5m"), (1, "1h"), (7, "1h"), (90, "24h"), (365, "24h")])
+def test_a_series_never_carries_more_than_max_points_whatever_the_range(days, window):
+    now = pd.Timestamp("2026-11-20 12:07", tz="UTC").to_pydatetime()
+    rng = data.TimeRange(now - timedelta(days=days), now)
+    res = data.resolution(rng)
+    starts = res.starts(rng)
+    assert res.window == window and 0 < len(starts) <= data.MAX_POINTS
+    assert all(rng.start <= s < rng.end for s in starts) and starts == sorted(starts)
+    step = {"5m": 300, "1h": 300, "24h": 3600}[window]  # the window's step: starts are window starts
+    assert all(s.timestamp() % step == 0 for s in starts)
+    assert (starts[0] - rng.start) < res.spacing and (rng.end - starts[-1]) <= res.spacing
 
 
 def test_passwords_links_and_redirects():

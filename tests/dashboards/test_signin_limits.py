@@ -1,0 +1,72 @@
+"""Failed sign-ins are limited per client address and per user name (Flask-Limiter): the 21st
+wrong password in a minute is refused with 429, refusals are counted in /metrics, and once the
+window has passed the right password works."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dashboards.app import create_app
+from dashboards.auth import hash_password
+from moodwire.settings import load_settings
+from moodwire.store import open_store
+
+
+def client_of(tmp_path, **env):
+    settings = load_settings(environ={"MOODWIRE_HOME": str(tmp_path), **env})
+    users = {"ana": hash_password("correct horse", iterations=1_000),
+             "bo": hash_password("battery staple", iterations=1_000)}
+    app = create_app(settings, open_store(f"sqlite:///{tmp_path / 'store.db'}"), users)
+    return app.server.test_client()
+
+
+def sign_in(client, user: str, password: str, address: str = "10.0.0.1"):
+    return client.post("/login", data={"username": user, "password": password},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def refused(client, limit: str) -> float:
+    text = client.get("/metrics").get_data(as_text=True)
+    for line in text.splitlines():
+        if line.startswith(f'moodwire_dashboard_signin_refused_total{{limit="{limit}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_the_21st_wrong_password_in_a_minute_from_one_address_is_refused(tmp_path):
+    client = client_of(tmp_path)
+    for i in range(20):  # twenty names, so only the per-address limit is reached
+        assert sign_in(client, f"guess{i}", "nope").status_code == 401
+    blocked = sign_in(client, "ana", "correct horse")
+    assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.get_data(as_text=True)
+    assert refused(client, "address") == 1
+    assert sign_in(client, "ana", "correct horse", address="10.0.0.2").status_code == 302  # another address
+
+
+def test_wrong_passwords_for_one_user_from_many_addresses_are_refused(tmp_path):
+    client = client_of(tmp_path)
+    for i in range(20):
+        assert sign_in(client, "ana", "nope", address=f"10.0.1.{i}").status_code == 401
+    assert sign_in(client, "ana", "correct horse", address="10.0.2.1").status_code == 429
+    assert refused(client, "user") == 1
+    assert sign_in(client, "bo", "battery staple", address="10.0.2.1").status_code == 302  # other users unaffected
+
+
+def test_successful_sign_ins_do_not_count_and_the_limit_lifts_after_its_window(tmp_path):
+    client = client_of(tmp_path, MOODWIRE_DASHBOARD_SIGNIN_LIMIT="3 per 2 second")
+    for _ in range(5):
+        assert sign_in(client, "ana", "correct horse").status_code == 302
+    for _ in range(3):
+        assert sign_in(client, "ana", "nope").status_code == 401
+    assert sign_in(client, "ana", "correct horse").status_code == 429
+    time.sleep(2.2)
+    assert sign_in(client, "ana", "correct horse").status_code == 302
+
+
+def test_a_malformed_limit_is_a_settings_error():
+    from moodwire.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="MOODWIRE_DASHBOARD_SIGNIN_LIMIT.*20/minute"):
+        load_settings(environ={"MOODWIRE_DASHBOARD_SIGNIN_LIMIT": "often"})
