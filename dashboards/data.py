@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import Text, and_, cast, func, insert, select
+from sqlalchemy import Text, and_, cast, func, insert, select, type_coerce
 from sqlalchemy.engine import Engine
 
 from moodwire.records import WATCHLIST_KEY, watchlist_name
@@ -22,8 +22,10 @@ RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(
 WATCHLIST = WATCHLIST_KEY
 DEFAULT_WINDOWS = parse_windows("5m,1h/5m,24h/1h")  # MOODWIRE_AGGREGATE_WINDOWS' default
 MAX_POINTS = 300  # the most points a series of one key carries, whatever the range
+COUNTING_ROWS = 3000  # the most windows per key a range's item count sums (``counting``)
 # The columns a chart or table reads (the evidence lists are not shown: never selected).
 SERIES = ("topic", "window", "start", "end", "count", "mean_score", "sum_sq", "negative_share", "late_count", "kind")
+OVERVIEW = ("topic", "start", "count", "mean_score", "negative_share")  # the overview's table and heat map
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,17 @@ def _when(text: str) -> datetime | None:
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def _frame(result) -> pd.DataFrame:
+    """A query's rows as a data frame, built from the row tuples (a dict per row costs more than
+    the query on a large range)."""
+    keys = list(result.keys())
+    return pd.DataFrame([tuple(row) for row in result.fetchall()], columns=keys)
+
+
 def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for c in columns:
         if c in frame:
-            frame[c] = pd.to_datetime(frame[c], utc=True)
+            frame[c] = pd.to_datetime(frame[c], utc=True, format="ISO8601")
     return frame
 
 
@@ -86,19 +95,23 @@ def resolution(rng: TimeRange, specs: list[WindowSpec] | None = None) -> Resolut
 
 
 def windows(engine: Engine, window: str, rng: TimeRange, topic: str | None = None,
-            starts: list[datetime] | None = None) -> pd.DataFrame:
+            starts: list[datetime] | None = None, columns: tuple[str, ...] = SERIES) -> pd.DataFrame:
     """Window aggregates of one size whose start lies in the range (only those at ``starts``
-    when given), one row per (key, start), without the evidence lists."""
+    when given), one row per (key, start): ``columns`` only, never the evidence lists."""
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(windows_query(window, rng, topic, starts)).mappings().all())
+        frame = _frame(conn.execute(windows_query(window, rng, topic, starts, columns)))
     if frame.empty:
-        return pd.DataFrame(columns=list(SERIES))
+        return pd.DataFrame(columns=list(columns))
     return _utc(frame, "start", "end").sort_values(["topic", "start"], ignore_index=True)
 
 
-def windows_query(window: str, rng: TimeRange, topic: str | None = None, starts: list[datetime] | None = None):
+def windows_query(window: str, rng: TimeRange, topic: str | None = None, starts: list[datetime] | None = None,
+                  columns: tuple[str, ...] = SERIES):
     c = topic_windows.c
-    q = select(*(c[name] for name in SERIES)).where(c.window == window)
+    # Times as the stored text on SQLite, parsed in one vectorised pass (``_utc``) rather than a
+    # regular expression per value; PostgreSQL's driver returns them as times either way.
+    picked = [type_coerce(c[name], Text).label(name) if name in ("start", "end") else c[name] for name in columns]
+    q = select(*picked).where(c.window == window)
     q = q.where(c.start.in_(starts)) if starts is not None else q.where(c.start >= rng.start, c.start < rng.end)
     if topic is not None:
         return q.where(c.topic == topic).order_by(c.start)
@@ -106,30 +119,33 @@ def windows_query(window: str, rng: TimeRange, topic: str | None = None, starts:
 
 
 def series(engine: Engine, rng: TimeRange, specs: list[WindowSpec] | None = None,
-           topic: str | None = None) -> tuple[pd.DataFrame, Resolution]:
+           topic: str | None = None, columns: tuple[str, ...] = SERIES) -> tuple[pd.DataFrame, Resolution]:
     """The windows a chart of ``rng`` draws (``resolution``), and that resolution."""
     res = resolution(rng, specs)
-    return windows(engine, res.window, rng, topic, starts=res.starts(rng)), res
+    return windows(engine, res.window, rng, topic, starts=res.starts(rng), columns=columns), res
 
 
 def counting(specs: list[WindowSpec] | None = None, rng: TimeRange | None = None,
              kept: Callable[[str], timedelta | None] | None = None) -> tuple[str, timedelta]:
-    """The window whose non-overlapping instances count each item once, and their spacing: the
-    shortest configured window still kept over the whole range (``kept``: window name → how
-    long the store keeps it, None for ever), read every ``span`` (a tumbling window, or a
-    sliding one at starts one span apart); the longest-kept one when none covers the range."""
+    """The window whose non-overlapping instances count each item once, and their spacing (the
+    window's span: a tumbling window, or a sliding one read at starts one span apart). Of the
+    configured windows still kept over the whole range (``kept``: window name → how long the
+    store keeps it, None for ever), the shortest that needs at most ``COUNTING_ROWS`` of them per
+    key; the longest-kept when none covers the range. Items are counted by the window their
+    publish time falls in, so a range's edges are exact to that window's span."""
     specs = sorted(specs or DEFAULT_WINDOWS, key=lambda w: (w.span, w.step))
-    if kept is not None and rng is not None:
-        now = datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)
 
-        def covers(w: WindowSpec) -> bool:
-            keep = kept(w.name)
-            return keep is None or now - keep <= rng.start
+    def covers(w: WindowSpec) -> bool:
+        keep = kept(w.name) if kept is not None else None
+        return rng is None or keep is None or now - keep <= rng.start
 
-        covering = [w for w in specs if covers(w)]
-        spec = covering[0] if covering else max(specs, key=lambda w: kept(w.name) or timedelta.max)
-    else:
-        spec = specs[0]
+    covering = [w for w in specs if covers(w)]
+    if not covering:
+        longest = max(specs, key=lambda w: kept(w.name) or timedelta.max)
+        return longest.name, longest.span
+    length = (rng.end - rng.start) if rng is not None else timedelta(0)
+    spec = next((w for w in covering if length / w.span <= COUNTING_ROWS), covering[-1])
     return spec.name, spec.span
 
 
@@ -140,23 +156,29 @@ def totals(engine: Engine, rng: TimeRange, specs: list[WindowSpec] | None = None
     (``counting``: each item is in exactly one; sliding windows read at every step would count
     it once per overlap). A key is a topic or a watchlist (``watchlist:NAME``)."""
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(totals_query(rng, specs, kept)).mappings().all())
+        frame = _frame(conn.execute(totals_query(rng, specs, kept)))
     if frame.empty:
         return pd.DataFrame(columns=["topic", "items", "negative_share"])
+    frame["negative"] = frame["negative"].astype(float)
+    frame = frame.groupby("topic", as_index=False)[["items", "negative"]].sum()  # per-window rows: see totals_query
     frame["items"] = frame["items"].astype(int)
-    frame["negative_share"] = (frame["negative"].astype(float) / frame["items"].where(frame["items"] > 0)).fillna(0.0)
+    frame["negative_share"] = (frame["negative"] / frame["items"].where(frame["items"] > 0)).fillna(0.0)
     return frame[["topic", "items", "negative_share"]]
 
 
 def totals_query(rng: TimeRange, specs: list[WindowSpec] | None = None,
                  kept: Callable[[str], timedelta | None] | None = None):
+    """The counting windows' (key, items, negative items) rows: summed per key in SQL over a
+    range of tumbling windows; for sliding windows read one span apart, one row per window
+    (grouped by the caller: with GROUP BY, SQLite's planner chose a skip-scan of the primary key
+    that reads every stored window of that size)."""
     name, spacing = counting(specs, rng, kept)
     c = topic_windows.c
-    q = (select(c.topic, func.sum(c.count).label("items"), func.sum(c.negative_share * c.count).label("negative"))
-         .where(c.window == name, c.start >= rng.start, c.start < rng.end).group_by(c.topic))
-    if spacing != next(w.step for w in (specs or DEFAULT_WINDOWS) if w.name == name):
-        q = q.where(c.start.in_(Resolution(name, spacing).starts(rng)))
-    return q
+    if spacing != next(w.step for w in (specs or DEFAULT_WINDOWS) if w.name == name):  # a lookup per start
+        return (select(c.topic, c.count.label("items"), (c.negative_share * c.count).label("negative"))
+                .where(c.window == name, c.start.in_(Resolution(name, spacing).starts(rng))))
+    return (select(c.topic, func.sum(c.count).label("items"), func.sum(c.negative_share * c.count).label("negative"))
+            .where(c.window == name, c.start >= rng.start, c.start < rng.end).group_by(c.topic))
 
 
 def label(key: str) -> str:
@@ -182,7 +204,7 @@ def headlines(engine: Engine, topic: str, start: datetime, end: datetime, limit:
          .where(which, scored_news.c.published_at >= start, scored_news.c.published_at < end)
          .order_by(scored_news.c.published_at.desc()).limit(limit))
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(q).mappings().all())
+        frame = _frame(conn.execute(q))
     if frame.empty:
         return pd.DataFrame(columns=["id", "published_at", "source", "title", "url", "sentiment", "score"])
     return _utc(frame, "published_at")
@@ -206,7 +228,7 @@ def alert_episodes(engine: Engine, rng: TimeRange | None = None, topic: str | No
     if rng is not None:  # the latest event says whether the episode ended before the range
         q = q.where((e.ends_at.is_(None)) | (e.ends_at >= rng.start))
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(q).mappings().all())
+        frame = _frame(conn.execute(q))
     if frame.empty:
         return pd.DataFrame(columns=["fingerprint", "seq", "rule", "topic", "status", "severity", "value", "threshold",
                                      "window", "starts_at", "ends_at", "evidence", "reason", "acked_by",
@@ -256,8 +278,8 @@ def silence_alert(engine: Engine, rule: str, topic: str, hours: float, user: str
 def active_silences(engine: Engine) -> pd.DataFrame:
     now = datetime.now(timezone.utc)
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(select(silences).where(silences.c.ends_at > now)
-                                          .order_by(silences.c.ends_at)).mappings().all())
+        frame = _frame(conn.execute(select(silences).where(silences.c.ends_at > now)
+                                          .order_by(silences.c.ends_at)))
     return _utc(frame, "starts_at", "ends_at", "created_at") if not frame.empty else frame
 
 

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from moodwire.records import watchlist_name
 
@@ -31,32 +30,35 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
     window, distinct items and their negative share (``totals``: from the tumbling windows,
     ``data.totals``), firing alerts. ``windows``: one window size; ``alerts``: alert episodes."""
     cols = ["topic", "kind", "mean", "change", "volume", "negative_share", "firing"]
-    if windows.empty:
+    live = windows[windows["count"] > 0]
+    if live.empty:
         return pd.DataFrame(columns=cols)
-    rows = []
+    ends = live.sort_values("start").groupby("topic").agg(first=("mean_score", "first"), last=("mean_score", "last"),
+                                                          share=("negative_share", "mean"))
     firing = alerts[alerts["status"] == "firing"].groupby("topic").size() if not alerts.empty else pd.Series(dtype=int)
     counted = totals.set_index("topic") if totals is not None and not totals.empty else None
-    for topic, g in windows.sort_values("start").groupby("topic"):
-        g = g[g["count"] > 0]
-        if g.empty:
-            continue
-        last, first = g.iloc[-1], g.iloc[0]
-        if counted is not None and topic in counted.index:
-            volume, negative = int(counted.at[topic, "items"]), float(counted.at[topic, "negative_share"])
-        else:  # no tumbling windows stored: the mean share of the windows, not a count
-            volume, negative = 0, float(g["negative_share"].mean())
-        rows.append({"topic": topic, "kind": "topic" if watchlist_name(topic) is None else "watchlist",
-                     "mean": round(float(last["mean_score"]), 3),
-                     "change": round(float(last["mean_score"] - first["mean_score"]), 3), "volume": volume,
-                     "negative_share": round(negative, 3), "firing": int(firing.get(topic, 0))})
-    return pd.DataFrame(rows, columns=cols).sort_values(["firing", "mean"], ascending=[False, True])
+    table = pd.DataFrame({"topic": ends.index})
+    table["kind"] = ["topic" if watchlist_name(t) is None else "watchlist" for t in ends.index]
+    table["mean"] = ends["last"].astype(float).round(3).to_numpy()
+    table["change"] = (ends["last"] - ends["first"]).astype(float).round(3).to_numpy()
+    if counted is not None:  # distinct items from non-overlapping windows (``data.totals``)
+        volume = counted["items"].reindex(ends.index)
+        table["volume"] = volume.fillna(0).astype(int).to_numpy()
+        share = counted["negative_share"].reindex(ends.index)
+        table["negative_share"] = share.where(volume.notna(), ends["share"]).astype(float).round(3).to_numpy()
+    else:  # no counting windows stored: the mean share of the windows, not a count
+        table["volume"] = 0
+        table["negative_share"] = ends["share"].astype(float).round(3).to_numpy()
+    table["firing"] = firing.reindex(ends.index).fillna(0).astype(int).to_numpy()
+    return table[cols].sort_values(["firing", "mean"], ascending=[False, True])
 
 
 def heatmap(windows: pd.DataFrame) -> go.Figure:
     """Topic × time of mean sentiment (red negative, green positive)."""
     fig = go.Figure()
     if not windows.empty:
-        grid = windows.pivot_table(index="topic", columns="start", values="mean_score", aggfunc="last")
+        grid = windows.drop_duplicates(["topic", "start"], keep="last").pivot(index="topic", columns="start",
+                                                                              values="mean_score")
         fig.add_trace(go.Heatmap(z=grid.values, x=list(grid.columns), y=list(grid.index), zmin=-1, zmax=1,
                                  colorscale=[[0, NEGATIVE], [0.5, "#f7f7f7"], [1, POSITIVE]],
                                  colorbar={"title": "mean"}, hovertemplate="%{y}<br>%{x}<br>mean %{z:.2f}<extra></extra>"))
@@ -70,36 +72,41 @@ def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision
     """Mean sentiment with its confidence band over volume bars, on one time axis; alert
     periods shaded, their starts marked; the ``picked`` interval outlined. Drag on the chart
     to select a time range."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
+    # Two rows on one time axis, laid out directly (make_subplots builds and validates far more).
+    traces = []
     if not windows.empty:
         w = with_interval(windows.sort_values("start"))
         mid = w["start"] + (w["end"] - w["start"]) / 2
-        fig.add_trace(go.Scatter(x=mid, y=w["high"], mode="lines", line={"width": 0}, hoverinfo="skip",
-                                 showlegend=False), row=1, col=1)
-        fig.add_trace(go.Scatter(x=mid, y=w["low"], mode="lines", line={"width": 0}, fill="tonexty",
-                                 fillcolor="rgba(52,152,219,0.2)", name="95% interval", hoverinfo="skip"), row=1, col=1)
-        fig.add_trace(go.Scatter(x=mid, y=w["mean_score"], mode="lines+markers", name="mean sentiment",
-                                 line={"color": "#2c3e50"}, customdata=np.stack([w["start"].astype(str), w["end"].astype(str),
-                                                                                 w["count"]], axis=-1),
-                                 hovertemplate="%{customdata[0]} – %{customdata[1]}<br>mean %{y:.3f}, "
-                                               "%{customdata[2]} items<extra></extra>"), row=1, col=1)
-        fig.add_trace(go.Bar(x=mid, y=w["count"], name="items", marker_color="#7f8c8d"), row=2, col=1)
+        traces += [
+            go.Scatter(x=mid, y=w["high"], mode="lines", line={"width": 0}, hoverinfo="skip", showlegend=False),
+            go.Scatter(x=mid, y=w["low"], mode="lines", line={"width": 0}, fill="tonexty",
+                       fillcolor="rgba(52,152,219,0.2)", name="95% interval", hoverinfo="skip"),
+            go.Scatter(x=mid, y=w["mean_score"], mode="lines+markers", name="mean sentiment", line={"color": "#2c3e50"},
+                       customdata=np.stack([w["start"].astype(str), w["end"].astype(str), w["count"]], axis=-1),
+                       hovertemplate="%{customdata[0]} – %{customdata[1]}<br>mean %{y:.3f}, "
+                                     "%{customdata[2]} items<extra></extra>"),
+            go.Bar(x=mid, y=w["count"], name="items", marker_color="#7f8c8d", yaxis="y2")]
     if not alerts.empty:
         periods = alert_periods(alerts, windows["end"].max() if not windows.empty else None)
         if periods is not None:  # every period in one trace: one layer, however many episodes
-            fig.add_trace(periods, row=1, col=1)
-        fig.add_trace(go.Scatter(x=alerts["starts_at"], y=[1.0] * len(alerts), mode="markers+text", name="alerts",
+            traces.append(periods)
+        traces.append(go.Scatter(x=alerts["starts_at"], y=[1.0] * len(alerts), mode="markers+text", name="alerts",
                                  marker={"symbol": "triangle-down", "size": 14, "color": NEGATIVE},
                                  text=alerts["rule"], textposition="top center",
-                                 hovertemplate="%{text}<br>from %{x}<extra></extra>"), row=1, col=1)
+                                 hovertemplate="%{text}<br>from %{x}<extra></extra>"))
+    shapes = []
     if picked:
-        fig.add_vrect(x0=picked[0], x1=picked[1], fillcolor=PICKED, opacity=0.10, line={"color": PICKED, "width": 1},
-                      row="all", col=1, name="picked")
-    fig.update_yaxes(title_text="mean", range=[-1.05, 1.15], row=1, col=1)
-    fig.update_yaxes(title_text="items", row=2, col=1)
+        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": picked[0], "x1": picked[1], "y0": 0,
+                       "y1": 1, "fillcolor": PICKED, "opacity": 0.10, "line": {"color": PICKED, "width": 1},
+                       "name": "picked"})
     # uirevision: a live refresh keeps the analyst's zoom and selection
-    fig.update_layout(title=title, dragmode="select", selectdirection="h", height=520, uirevision=revision or title,
-                      margin={"l": 60, "r": 10, "t": 40, "b": 30}, legend={"orientation": "h", "y": -0.1})
+    fig = go.Figure(data=traces, layout={
+        "title": {"text": title}, "dragmode": "select", "selectdirection": "h", "height": 520,
+        "uirevision": revision or title, "margin": {"l": 60, "r": 10, "t": 40, "b": 30},
+        "legend": {"orientation": "h", "y": -0.1}, "shapes": shapes,
+        "xaxis": {"anchor": "y2"},
+        "yaxis": {"domain": [0.32, 1.0], "title": {"text": "mean"}, "range": [-1.05, 1.15]},
+        "yaxis2": {"domain": [0.0, 0.28], "title": {"text": "items"}}})
     return fig
 
 

@@ -88,8 +88,10 @@ topic_windows = Table(
     # version 6: "watchlist" when ``topic`` is a watchlist key (watchlist:NAME); NULL or "topic" otherwise
     Column("kind", String(16)),
 )
-# version 7: every key's windows of one size over a time range (the overview, totals, retention)
-Index("topic_windows_window_start", topic_windows.c.window, topic_windows.c.start)
+# version 7: every key's windows of one size over a time range (the overview, totals, retention);
+# covering the overview's columns, so it reads the index alone, not the rows with their evidence
+Index("topic_windows_window_start", topic_windows.c.window, topic_windows.c.start, topic_windows.c.topic,
+      topic_windows.c.count, topic_windows.c.mean_score, topic_windows.c.negative_share)
 
 # Written by `moodwire notify`: every AlertEvent it consumed, once per (fingerprint, seq).
 alert_events = Table(

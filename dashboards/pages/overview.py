@@ -38,7 +38,7 @@ def overview_view(engine, search: str | None, settings=None):
     (``settings``: the windows and retention; default: the settings' defaults)."""
     rng = time_range(search)
     specs, kept = (settings.windows, settings.retention.window) if settings is not None else (None, None)
-    windows, _ = data.series(engine, rng, specs)
+    windows, _ = data.series(engine, rng, specs, columns=data.OVERVIEW)
     alerts = data.alert_episodes(engine, rng)
     table = figures.overview_table(windows, alerts, data.totals(engine, rng, specs, kept))
     q = query(search)

@@ -14,7 +14,7 @@ from dashboards.app import url_state
 from dashboards.pages.alerts import alert_action, alerts_view
 from dashboards.pages.overview import overview_view
 from dashboards.pages.topic import headlines_frame, pick_search, topic_view
-from dashboards.state import query
+from dashboards.state import query, to_search
 from moodwire.store import alert_acks, open_store, silences
 from tests.dashboards.seed import seed
 
@@ -67,7 +67,8 @@ def test_headlines_follow_a_click_or_a_dragged_range_kept_in_the_url(store):
     # The chart outlines the pick, and picking keeps the analyst's zoom (same uirevision).
     fig, _ = topic_view(engine, dragged_url)
     assert fig.layout.uirevision == topic_view(engine, base)[0].layout.uirevision
-    assert [shape.name for shape in fig.layout.shapes].count("picked") == 2  # on the trend and the volume
+    [pick] = [shape for shape in fig.layout.shapes if shape.name == "picked"]
+    assert pick.yref == "paper" and (pick.y0, pick.y1) == (0, 1)  # one shape over the trend and the volume
     # A hand-edited link with a broken pick shows the whole range and says why.
     broken, note = headlines_frame(engine, base + "&from=yesterday&to=")
     assert len(broken) == len(everything) and "is not two ISO times" in note
@@ -110,3 +111,21 @@ def test_the_alerts_page_shows_a_page_of_episodes_and_links_to_the_next(store, m
     assert "alerts 2–2 of 2" in str(pager2) and "/alerts?range=24h&page=1" in str(pager2)
     assert str(card) != str(card2) and "'index': 1" in str(card2)  # actions address the episode, not the slot
     assert alerts_view(engine, "?range=24h&page=99")[0].children[0].children == "alerts 2–2 of 2"
+
+
+def test_a_range_reaching_past_what_the_store_keeps_is_said():
+    from datetime import datetime, timedelta, timezone
+
+    from dashboards.app import retention_note
+    from moodwire.settings import load_settings
+
+    settings = load_settings(environ={"MOODWIRE_STORE_KEEP_WINDOWS": "5m=30d,1h=90d,24h=100d"})
+    now = datetime.now(timezone.utc)
+
+    def custom(days: int) -> str:
+        return to_search({"range": "custom", "start": (now - timedelta(days=days)).isoformat(), "end": now.isoformat()})
+
+    assert retention_note("?range=7d", settings) == ""
+    assert retention_note(custom(60), settings) == ""  # 1h windows (90 days) and headlines (90 days) cover it
+    note = retention_note(custom(120), settings)  # 24h windows, kept 100 days; headlines 90 days
+    assert "24h windows are kept 100d" in note and "headlines are kept 90d" in note and "MOODWIRE_STORE_KEEP" in note

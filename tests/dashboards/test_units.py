@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -204,3 +204,17 @@ def test_the_dashboard_serves_prometheus_metrics(tmp_path):
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}
     assert samples[("moodwire_dashboard_requests_total", (("kind", "page"), ("status", "302")))] == 1
+
+
+def test_totals_count_from_the_shortest_kept_window_that_keeps_the_sum_small():
+    now = datetime.now(timezone.utc)
+    keep = {"5m": timedelta(days=30), "1h": timedelta(days=90), "24h": timedelta(days=730)}.get
+
+    def chosen(days):
+        return data.counting(None, data.TimeRange(now - timedelta(days=days), now), keep)
+
+    assert chosen(1) == ("5m", timedelta(minutes=5)) and chosen(7) == ("5m", timedelta(minutes=5))
+    assert chosen(20) == ("1h", timedelta(hours=1))    # 5,760 five-minute windows a key: too many to sum
+    assert chosen(60) == ("1h", timedelta(hours=1))    # 5-minute windows are kept 30 days only
+    assert chosen(200) == ("24h", timedelta(days=1))   # 1-hour windows are kept 90 days only
+    assert data.counting(None, data.TimeRange(now - timedelta(days=900), now), keep) == ("24h", timedelta(days=1))
