@@ -159,26 +159,25 @@ def totals(engine: Engine, rng: TimeRange, specs: list[WindowSpec] | None = None
         frame = _frame(conn.execute(totals_query(rng, specs, kept)))
     if frame.empty:
         return pd.DataFrame(columns=["topic", "items", "negative_share"])
-    frame["negative"] = frame["negative"].astype(float)
-    frame = frame.groupby("topic", as_index=False)[["items", "negative"]].sum()  # per-window rows: see totals_query
     frame["items"] = frame["items"].astype(int)
-    frame["negative_share"] = (frame["negative"] / frame["items"].where(frame["items"] > 0)).fillna(0.0)
+    frame["negative_share"] = (frame["negative"].astype(float) / frame["items"].where(frame["items"] > 0)).fillna(0.0)
     return frame[["topic", "items", "negative_share"]]
 
 
 def totals_query(rng: TimeRange, specs: list[WindowSpec] | None = None,
                  kept: Callable[[str], timedelta | None] | None = None):
-    """The counting windows' (key, items, negative items) rows: summed per key in SQL over a
-    range of tumbling windows; for sliding windows read one span apart, one row per window
-    (grouped by the caller: with GROUP BY, SQLite's planner chose a skip-scan of the primary key
-    that reads every stored window of that size)."""
+    """Per key: the counting windows' items and negative items. Grouped by ``topic || ''``, not
+    ``topic``: grouping by the column let SQLite's planner pick a skip-scan of the primary key
+    (key, window, start), which reads every stored window of that size, over the covering
+    (window, start, …) index."""
     name, spacing = counting(specs, rng, kept)
     c = topic_windows.c
+    key = c.topic.concat("").label("topic")
+    q = (select(key, func.sum(c.count).label("items"), func.sum(c.negative_share * c.count).label("negative"))
+         .where(c.window == name).group_by(key))
     if spacing != next(w.step for w in (specs or DEFAULT_WINDOWS) if w.name == name):  # a lookup per start
-        return (select(c.topic, c.count.label("items"), (c.negative_share * c.count).label("negative"))
-                .where(c.window == name, c.start.in_(Resolution(name, spacing).starts(rng))))
-    return (select(c.topic, func.sum(c.count).label("items"), func.sum(c.negative_share * c.count).label("negative"))
-            .where(c.window == name, c.start >= rng.start, c.start < rng.end).group_by(c.topic))
+        return q.where(c.start.in_(Resolution(name, spacing).starts(rng)))
+    return q.where(c.start >= rng.start, c.start < rng.end)
 
 
 def label(key: str) -> str:

@@ -68,6 +68,10 @@ def pick_search(trigger: str | None, search: str | None, click, selected):
     return new if new != (search or "") else no_update
 
 
+SHOWN = 200  # headlines drawn on the page (each a table row of six components)
+LIMIT = 500  # headlines read (and exported as CSV) for one view
+
+
 def view_revision(search: str | None) -> str:
     """The chart's uirevision: the URL without the pick, so picking keeps the analyst's zoom."""
     q = query(search)
@@ -109,8 +113,9 @@ def headlines_frame(engine, search: str | None) -> tuple[pd.DataFrame, str]:
     except ValueError as exc:
         picked, problem = None, f" — ignored {exc}"
     start, end = picked or (rng.start, rng.end)
-    frame = data.headlines(engine, topic, start, end + timedelta(microseconds=1))
-    note = (f"{len(frame)} headlines from {start:%Y-%m-%d %H:%M} to {end:%H:%M}"
+    frame = data.headlines(engine, topic, start, end + timedelta(microseconds=1), limit=LIMIT)
+    count = f"the {LIMIT} newest" if len(frame) == LIMIT else f"{len(frame)}"
+    note = (f"{count} headlines from {start:%Y-%m-%d %H:%M} to {end:%H:%M}"
             + (" (selected on the chart)" if picked else " (drag or click on the chart to narrow)") + problem)
     return frame, note
 
@@ -133,7 +138,9 @@ def register(app, engine, settings=None) -> None:
                   Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"))
     def headlines(search, _tick):
         frame, note = headlines_frame(engine, search)
-        return (components.headlines_table(frame) if note else ""), note
+        if len(frame) > SHOWN:  # the page stays light; the CSV export has them all
+            note += f" — the {SHOWN} newest shown, Export CSV for all"
+        return (components.headlines_table(frame.head(SHOWN)) if note else ""), note
 
     @app.callback(Output(ids.HEADLINES_DOWNLOAD, "data"), Input(ids.HEADLINES_CSV, "n_clicks"),
                   State(ids.URL, "search"), prevent_initial_call=True)

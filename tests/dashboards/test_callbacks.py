@@ -129,3 +129,13 @@ def test_a_range_reaching_past_what_the_store_keeps_is_said():
     assert retention_note(custom(60), settings) == ""  # 1h windows (90 days) and headlines (90 days) cover it
     note = retention_note(custom(120), settings)  # 24h windows, kept 100 days; headlines 90 days
     assert "24h windows are kept 100d" in note and "headlines are kept 90d" in note and "MOODWIRE_STORE_KEEP" in note
+
+
+def test_a_view_with_more_headlines_than_it_reads_says_it_shows_the_newest(store, monkeypatch):
+    from dashboards.pages import topic
+
+    engine, _ = store
+    monkeypatch.setattr(topic, "LIMIT", 3)
+    frame, note = headlines_frame(engine, "?range=24h&topic=Macro")
+    assert len(frame) == 3 and note.startswith("the 3 newest headlines from")
+    assert list(frame["published_at"]) == sorted(frame["published_at"], reverse=True)
