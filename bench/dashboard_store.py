@@ -14,7 +14,7 @@ from alerts.outbox import record_event
 from alerts.routing import Destination
 from moodwire.records import AlertEvent, Evidence
 from moodwire.spans import parse_windows
-from moodwire.store import open_store
+from moodwire.store import analyze, open_store
 from streams.aggregate.fold import Aggregator
 from streams.aggregate.keys import marker_key
 from streams.aggregate.store_sink import upsert_items, upsert_windows
@@ -70,6 +70,7 @@ def build(url: str, end: datetime, days: int, per_hour: int, say=print, seed: in
     upsert_windows(engine, finals)
     n_windows += len(finals)
     episodes = _alerts(engine, end, days, rng)
+    analyze(engine)  # as `moodwire store prune` leaves it
     return {"items": n_items, "windows": n_windows, "episodes": episodes, "build_s": time.perf_counter() - started}
 
 
