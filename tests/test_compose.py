@@ -68,3 +68,9 @@ def test_every_long_running_stage_has_a_health_check_on_its_metrics_port():
         if port:
             check = " ".join(service["healthcheck"]["test"])
             assert f"127.0.0.1:{port}/healthz" in check, name
+
+
+def test_the_image_copies_every_package_the_wheel_holds():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    packages = sorted(p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name not in ("tests", "bench"))
+    assert packages and all(f"COPY {name} ./{name}" in dockerfile for name in packages), packages
