@@ -182,16 +182,20 @@ def main() -> None:
     opts = parser.parse_args()
     cache = Path(opts.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    meta_file = cache / f"store-{opts.days}d-{opts.per_hour}h.json"
-    store = opts.store or f"sqlite:///{cache / f'store-{opts.days}d-{opts.per_hour}h.db'}"
-    meta = json.loads(meta_file.read_text()) if meta_file.exists() and opts.store is None else None
+    name = f"store-{opts.days}d-{opts.per_hour}h"
+    if opts.store:  # a server's store: remembered by its address
+        import hashlib
+
+        name += "-" + hashlib.sha256(opts.store.encode()).hexdigest()[:12]
+    meta_file = cache / f"{name}.json"
+    store = opts.store or f"sqlite:///{cache / f'{name}.db'}"
+    meta = json.loads(meta_file.read_text()) if meta_file.exists() else None
     if meta is None:
         end = now_hour()
         print(f"building {opts.days} days at {opts.per_hour} headlines/hour into {store.split('@')[-1]} …",
               flush=True)
         meta = {**build(store, end, opts.days, opts.per_hour), "end": end.isoformat()}
-        if opts.store is None:
-            meta_file.write_text(json.dumps(meta))
+        meta_file.write_text(json.dumps(meta))
         print(f"built: {meta['items']} items, {meta['windows']} windows, {meta['episodes']} alert episodes in "
               f"{meta['build_s']:.0f} s", flush=True)
     else:

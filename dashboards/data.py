@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import Text, and_, cast, func, insert, select, type_coerce
+from sqlalchemy import Text, and_, cast, func, insert, select
 from sqlalchemy.engine import Engine
 
 from moodwire.records import WATCHLIST_KEY, watchlist_name
@@ -108,9 +108,10 @@ def windows(engine: Engine, window: str, rng: TimeRange, topic: str | None = Non
 def windows_query(window: str, rng: TimeRange, topic: str | None = None, starts: list[datetime] | None = None,
                   columns: tuple[str, ...] = SERIES):
     c = topic_windows.c
-    # Times as the stored text on SQLite, parsed in one vectorised pass (``_utc``) rather than a
-    # regular expression per value; PostgreSQL's driver returns them as times either way.
-    picked = [type_coerce(c[name], Text).label(name) if name in ("start", "end") else c[name] for name in columns]
+    # Times as text (SQLite: the stored text; PostgreSQL: ISO with an offset), parsed in one
+    # vectorised pass (``_utc``): a driver's or SQLAlchemy's per-value conversion costs more than
+    # the query on a long range.
+    picked = [cast(c[name], Text).label(name) if name in ("start", "end") else c[name] for name in columns]
     q = select(*picked).where(c.window == window)
     q = q.where(c.start.in_(starts)) if starts is not None else q.where(c.start >= rng.start, c.start < rng.end)
     if topic is not None:
