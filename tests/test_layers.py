@@ -25,7 +25,7 @@ ALLOWED = {
     "streams/backtest": {"moodwire", "models", "alerts", "streams.errors", "streams.ingest", "streams.classify",
                          "streams.aggregate"},
     "moodwire_cli": {"moodwire", "models", "alerts", "dashboards", "streams"},
-    "bench": {"moodwire", "models", "streams", "bench"},
+    "bench": {"moodwire", "models", "streams", "alerts", "dashboards", "bench"},  # benchmarks drive every package
 }
 
 
