@@ -210,9 +210,8 @@ def headlines(engine: Engine, topic: str, start: datetime, end: datetime, limit:
     return _utc(frame, "published_at")
 
 
-def alert_episodes(engine: Engine, rng: TimeRange | None = None, topic: str | None = None) -> pd.DataFrame:
-    """One row per alert episode (fingerprint, starts_at) overlapping the range: its latest
-    state, evidence, acknowledgement and delivery summary; newest first."""
+def _latest_events(rng: TimeRange | None, topic: str | None, *columns):
+    """The latest event of each alert episode (fingerprint, starts_at) overlapping the range."""
     e = alert_events.c
     latest = select(e.fingerprint, e.starts_at, func.max(e.seq).label("seq"))
     if rng is not None:
@@ -220,13 +219,29 @@ def alert_episodes(engine: Engine, rng: TimeRange | None = None, topic: str | No
     if topic is not None:
         latest = latest.where(e.topic == topic)
     latest = latest.group_by(e.fingerprint, e.starts_at).subquery()
-    q = (select(alert_events, alert_acks.c.acked_by, alert_acks.c.acked_at)
-         .join(latest, and_(latest.c.fingerprint == e.fingerprint, latest.c.seq == e.seq,
-                            latest.c.starts_at == e.starts_at))
-         .outerjoin(alert_acks, and_(alert_acks.c.fingerprint == e.fingerprint, alert_acks.c.starts_at == e.starts_at))
-         .order_by(e.starts_at.desc()))
+    q = select(*columns).join_from(alert_events, latest, and_(latest.c.fingerprint == e.fingerprint,
+                                                             latest.c.seq == e.seq, latest.c.starts_at == e.starts_at))
     if rng is not None:  # the latest event says whether the episode ended before the range
         q = q.where((e.ends_at.is_(None)) | (e.ends_at >= rng.start))
+    return q
+
+
+def firing(engine: Engine, rng: TimeRange) -> pd.DataFrame:
+    """Per key, how many of its alert episodes overlapping the range are firing now (the
+    overview's column: no evidence or labels read)."""
+    e = alert_events.c
+    q = _latest_events(rng, None, e.topic, func.count().label("firing")).where(e.status == "firing").group_by(e.topic)
+    with engine.connect() as conn:
+        return _frame(conn.execute(q))
+
+
+def alert_episodes(engine: Engine, rng: TimeRange | None = None, topic: str | None = None) -> pd.DataFrame:
+    """One row per alert episode (fingerprint, starts_at) overlapping the range: its latest
+    state, evidence, acknowledgement and delivery summary; newest first."""
+    e = alert_events.c
+    q = (_latest_events(rng, topic, alert_events, alert_acks.c.acked_by, alert_acks.c.acked_at)
+         .outerjoin(alert_acks, and_(alert_acks.c.fingerprint == e.fingerprint, alert_acks.c.starts_at == e.starts_at))
+         .order_by(e.starts_at.desc()))
     with engine.connect() as conn:
         frame = _frame(conn.execute(q))
     if frame.empty:
@@ -283,5 +298,5 @@ def active_silences(engine: Engine) -> pd.DataFrame:
     return _utc(frame, "starts_at", "ends_at", "created_at") if not frame.empty else frame
 
 
-__all__ = ["TimeRange", "Resolution", "resolution", "series", "counting", "deliveries", "windows", "totals", "label", "topics", "headlines", "alert_episodes", "acknowledge", "silence_alert",
+__all__ = ["TimeRange", "firing", "Resolution", "resolution", "series", "counting", "deliveries", "windows", "totals", "label", "topics", "headlines", "alert_episodes", "acknowledge", "silence_alert",
            "active_silences", "RANGES"]

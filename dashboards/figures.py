@@ -28,14 +28,20 @@ def with_interval(frame: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
 def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per key (topic or watchlist) over the range: latest mean, its change from the first
     window, distinct items and their negative share (``totals``: from the tumbling windows,
-    ``data.totals``), firing alerts. ``windows``: one window size; ``alerts``: alert episodes."""
+    ``data.totals``), firing alerts. ``windows``: one window size; ``alerts``: alert episodes, or
+    firing counts per key (``data.firing``)."""
     cols = ["topic", "kind", "mean", "change", "volume", "negative_share", "firing"]
     live = windows[windows["count"] > 0]
     if live.empty:
         return pd.DataFrame(columns=cols)
     ends = live.sort_values("start").groupby("topic").agg(first=("mean_score", "first"), last=("mean_score", "last"),
                                                           share=("negative_share", "mean"))
-    firing = alerts[alerts["status"] == "firing"].groupby("topic").size() if not alerts.empty else pd.Series(dtype=int)
+    if alerts.empty:
+        firing = pd.Series(dtype=int)
+    elif "status" in alerts:  # alert episodes
+        firing = alerts[alerts["status"] == "firing"].groupby("topic").size()
+    else:  # firing counts per key (``data.firing``)
+        firing = alerts.set_index("topic")["firing"]
     counted = totals.set_index("topic") if totals is not None and not totals.empty else None
     table = pd.DataFrame({"topic": ends.index})
     table["kind"] = ["topic" if watchlist_name(t) is None else "watchlist" for t in ends.index]

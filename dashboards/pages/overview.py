@@ -39,7 +39,7 @@ def overview_view(engine, search: str | None, settings=None):
     rng = time_range(search)
     specs, kept = (settings.windows, settings.retention.window) if settings is not None else (None, None)
     windows, _ = data.series(engine, rng, specs, columns=data.OVERVIEW)
-    alerts = data.alert_episodes(engine, rng)
+    alerts = data.firing(engine, rng)
     table = figures.overview_table(windows, alerts, data.totals(engine, rng, specs, kept))
     q = query(search)
     table["topic"] = [_topic_link(t, q) for t in table["topic"]]

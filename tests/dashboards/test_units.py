@@ -218,3 +218,12 @@ def test_totals_count_from_the_shortest_kept_window_that_keeps_the_sum_small():
     assert chosen(60) == ("1h", timedelta(hours=1))    # 5-minute windows are kept 30 days only
     assert chosen(200) == ("24h", timedelta(days=1))   # 1-hour windows are kept 90 days only
     assert data.counting(None, data.TimeRange(now - timedelta(days=900), now), keep) == ("24h", timedelta(days=1))
+
+
+def test_firing_counts_agree_with_the_alert_episodes(seeded):
+    engine, s = seeded
+    for hours in (1, 24):
+        rng = data.TimeRange(s["end"] - timedelta(hours=hours), s["end"])
+        episodes = data.alert_episodes(engine, rng)
+        expected = episodes[episodes["status"] == "firing"].groupby("topic").size().to_dict()
+        assert data.firing(engine, rng).set_index("topic")["firing"].to_dict() == expected
