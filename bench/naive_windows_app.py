@@ -8,7 +8,7 @@
 - ``noop-moodwire``: the same work on Moodwire's consumer (``streams.faustx.transport``: the
   records reach a handler a fetched batch at a time, as ``moodwire aggregate``'s agents get them)
   and monitor (``streams.faustx.monitor``) and garbage-collector thresholds
-  (``streams.aggregate.worker.tune_gc``) — the ceiling of ``moodwire aggregate``.
+  (``moodwire.runtime.tune_gc``) — the ceiling of ``moodwire aggregate``.
 
     python bench/naive_windows_app.py naive|noop|noop-moodwire BOOTSTRAP DATADIR METRICS_PORT
 """
@@ -28,7 +28,7 @@ from moodwire.kafka import faust_config  # noqa: E402
 from moodwire.records import ScoredNews, decode  # noqa: E402
 from moodwire.settings import load_settings  # noqa: E402
 from moodwire.topics import NEWS_SCORED  # noqa: E402
-from streams.aggregate.worker import tune_gc  # noqa: E402
+from moodwire.runtime import tune_gc  # noqa: E402
 from streams.faustx.batches import subscribe  # noqa: E402
 from streams.faustx.monitor import LeanMonitor  # noqa: E402
 from streams.faustx.transport import install as install_transport  # noqa: E402

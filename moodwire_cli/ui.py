@@ -66,6 +66,9 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # stop like Ctrl-C: exit status 0
     from waitress import serve
 
+    from moodwire.runtime import tune_gc
+
+    tune_gc()  # collections walking the app's objects turned ordinary requests into slow outliers
     try:
         serve(app.server, host=host, port=port, threads=settings.dashboard_threads, ident="moodwire")
     except KeyboardInterrupt:
