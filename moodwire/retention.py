@@ -63,8 +63,9 @@ def prune(engine: Engine, policy: Retention, now: datetime | None = None, batch:
         keep = policy.window(name)
         if keep is not None:
             c = topic_windows.c
+            cut = now - keep  # start < cut too (a window starts before it ends): the (window, start) index
             windows += _delete(engine, topic_windows, [c.topic, c.window, c.start],
-                               (c.window == name) & (c.end < now - keep), batch)
+                               (c.window == name) & (c.start < cut) & (c.end < cut), batch)
     done["topic_windows"] = windows
     if policy.alerts is not None:
         done.update(_prune_alerts(engine, now - policy.alerts, batch))
@@ -107,12 +108,14 @@ def _prune_alerts(engine: Engine, cut: datetime, batch: int) -> dict[str, int]:
 
 
 def _delete(engine: Engine, table, key: list, condition, batch: int) -> int:
-    """Delete the rows matching ``condition``, ``batch`` at a time, each batch its own transaction."""
+    """Delete the rows matching ``condition``, ``batch`` at a time, each batch its own transaction
+    (``DELETE … WHERE key IN (SELECT key … LIMIT batch)``: a literal list of composite keys made
+    SQLite scan the table once per batch)."""
     total = 0
+    target = key[0] if len(key) == 1 else tuple_(*key)
     while True:
         with engine.begin() as conn:
-            keys = [tuple(r) for r in conn.execute(select(*key).where(condition).limit(batch))]
-            if not keys:
-                return total
-            target = key[0].in_([k[0] for k in keys]) if len(key) == 1 else tuple_(*key).in_(keys)
-            total += conn.execute(delete(table).where(target)).rowcount
+            deleted = conn.execute(delete(table).where(target.in_(select(*key).where(condition).limit(batch)))).rowcount
+        if not deleted:
+            return total
+        total += deleted
