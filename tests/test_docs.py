@@ -123,3 +123,29 @@ def test_no_text_in_the_repository_tells_its_history_in_sessions():
         text = path.read_text(encoding="utf-8", errors="replace")
         hits += [f"{name}: {m.group(0)}" for m in re.finditer(r"(?i)session [0-9]+", text)]
     assert hits == []
+
+
+YAML_BLOCK = re.compile(r"```yaml\n(.*?)```", re.S)
+
+
+def _examples(first_key: str) -> list[tuple[str, str]]:
+    return [(page.relative_to(ROOT).as_posix(), block) for page in PAGES
+            for block in YAML_BLOCK.findall(page.read_text(encoding="utf-8"))
+            if block.lstrip().startswith(first_key + ":")]
+
+
+def test_the_watchlist_and_rule_examples_in_the_docs_load(tmp_path: Path):
+    """A file copied from README or docs/ is accepted as it is shown."""
+    from alerts.rules import load_rules
+    from models.labels import TOPIC_LABELS
+    from moodwire.watchlists import load_watchlists
+
+    watchlists, rules = _examples("watchlists"), _examples("rules")
+    assert {page for page, _ in watchlists} >= {"README.md", "docs/risk-teams.md"} and rules
+    for i, (page, block) in enumerate(watchlists + rules):
+        path = tmp_path / f"{i}.yaml"
+        path.write_text(block, encoding="utf-8")
+        if block.lstrip().startswith("watchlists:"):
+            assert load_watchlists(path, tuple(TOPIC_LABELS)), page
+        else:
+            assert load_rules(path), page
