@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from safetensors.torch import load_file
 
-from models.artefact import (WEIGHTS_FILE, LoraSettings, ModelSpec, build_network, read_spec, save_model,
+from models.artefact import (WEIGHTS_FILE, LoraSettings, ModelSpec, build_network, load_model, read_spec, save_model,
                              trainable_state)
 from models.batching import encode, pad, shuffled_bucket_batches
 from models.data import LabelledSet, load_labelled
@@ -270,6 +270,9 @@ def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
     """Start from a saved model's trained weights (continued fine-tuning). The saved model
     must have the same base, method and adapter shape; anything else is refused by name."""
     saved = read_spec(source)
+    if spec.finetune == "full" and saved.finetune == "lora":
+        _warm_start_full_from_lora(model, spec, saved, source)
+        return
     for name in ("base", "finetune", "lora", "topic_labels", "sentiment_labels"):
         if getattr(saved, name) != getattr(spec, name):
             raise ModelError(f"--init-from {source}: its {name} is {getattr(saved, name)!r}, this run's is "
@@ -280,6 +283,20 @@ def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
         raise ModelError(f"--init-from {source}: its weights do not fit this network "
                          f"(missing {sorted(expected - set(state))[:3]}, extra {sorted(set(state) - expected)[:3]})")
     model.load_state_dict(state, strict=False)
+
+
+def _warm_start_full_from_lora(model: nn.Module, spec: ModelSpec, saved: ModelSpec, source: str) -> None:
+    """A full fine-tune that starts where a LoRA model ended: its adapter merged into the
+    encoder (as serving does), every weight then trainable."""
+    for name in ("base", "topic_labels", "sentiment_labels"):
+        if getattr(saved, name) != getattr(spec, name):
+            raise ModelError(f"--init-from {source}: its {name} is {getattr(saved, name)!r}, this run's is "
+                             f"{getattr(spec, name)!r}; pass the same settings the model was trained with")
+    merged, _, _ = load_model(source)
+    result = model.load_state_dict(merged.state_dict(), strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ModelError(f"--init-from {source}: its merged weights do not fit this network "
+                         f"(missing {result.missing_keys[:3]}, extra {result.unexpected_keys[:3]})")
 
 
 def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:

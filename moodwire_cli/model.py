@@ -43,7 +43,7 @@ from moodwire_cli.context import data_path, settings_of
 @click.option("--version", "model_version", default="dev", show_default=True, help="Version recorded in the model.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--init-from", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Continue fine-tuning this saved model (same base and adapter shape).")
+              help="Continue fine-tuning this saved model (same base and adapter shape; a LoRA model may start a --finetune full run, merged).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to train: auto uses a CUDA GPU when one is visible.")
 @click.pass_context

@@ -192,3 +192,25 @@ def test_init_from_continues_from_a_saved_model_and_refuses_another_shape(tiny_m
     from models.artefact import LoraSettings
     with pytest.raises(ModelError, match=r"--init-from .*lora"):
         train(config(tmp_path / "other", init_from=str(tiny_model), lora=LoraSettings(r=4, alpha=8)))
+
+
+def test_a_full_fine_tune_starts_from_a_lora_model_merged(tiny_model: Path):
+    """--finetune full --init-from a LoRA model: every weight trainable, predictions at the start
+    those of the LoRA model as served (its adapter merged)."""
+    from dataclasses import replace
+
+    from models.artefact import build_network
+    from models.train import _warm_start
+
+    lora_model, tokenizer, spec = load_model(tiny_model)
+    lora_model.temperatures = (1.0, 1.0)
+    full_spec = replace(spec, finetune="full")
+    full, _ = build_network(full_spec)
+    _warm_start(full, full_spec, str(tiny_model))
+    full.eval()
+    assert all(p.requires_grad for p in full.parameters())
+    texts = TEXTS[:2]
+    expected = predict_probs(lora_model, tokenizer, texts, spec.max_length)
+    got = predict_probs(full, tokenizer, texts, spec.max_length)
+    for a, b in zip(expected, got):
+        assert torch.allclose(a, b, atol=1e-5)
