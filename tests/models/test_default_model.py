@@ -50,3 +50,12 @@ def test_plain_sentiment_cases(engine, title, sentiment):
 ])
 def test_plain_topic_cases(engine, title, topic):
     assert engine.classify([title])[0].topic == topic
+
+
+def test_loading_the_int8_path_prints_no_notice_a_user_cannot_act_on():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        InferenceEngine(device="cpu", int8=True).classify(["Regional bank shares slide"])
+    assert not [w for w in caught if "quantize_per" in str(w.message)]
