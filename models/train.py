@@ -72,6 +72,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA when visible), "cpu" or "cuda"
     mix: str = "sqrt"  # how sentiment sources are drawn: "sqrt" | "proportional" | "equal"
     calibrate: bool = True  # fit temperatures on the validation rows after training
+    keep: str = "best"  # which epoch's weights are saved: "best" (by the selection score) or "last"
 
     def learning_rate(self) -> float:
         if self.lr is not None:
@@ -248,22 +249,26 @@ def train(cfg: TrainConfig) -> dict:
     if state["best_state"] is None:
         raise ModelError("training ran no epoch; nothing to save")
     model.to("cpu")
-    model.load_state_dict(state["best_state"], strict=False)
+    kept_metrics = state["best_metrics"]
+    if cfg.keep == "last":  # the weights the last epoch ended with (e.g. an ingredient to average)
+        kept_metrics = state["history"][-1]["valid"]
+    else:
+        model.load_state_dict(state["best_state"], strict=False)
     model.eval()
     if cfg.calibrate:
         topic_valid, sentiment_valid = sets["topic"]["valid"], sets["sentiment"]["valid"]
         logits = validation_logits(model, tokenizer, spec, topic_valid, sentiment_valid)
         spec.calibration = calibrate(topic_valid, sentiment_valid, *logits)
         print(json.dumps({"calibration": spec.calibration}), flush=True)
-    spec.metrics = {"validation": state["best_metrics"], "history": state["history"],
-                    "selection": "models/validation.selection_score"}
+    spec.metrics = {"validation": kept_metrics, "history": state["history"],
+                    "selection": "models/validation.selection_score" if cfg.keep == "best" else "last epoch"}
     spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__,
                        "sentiment_sources": {"train": {n: len(d) for n, d in sources.items()},
                                              "valid": {n: len(d) for n, d in sets["sentiment"]["valid"].items()},
                                              "per_epoch": counts, "mix": cfg.mix},
                        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     save_model(model, spec, cfg.output)
-    return state["best_metrics"]
+    return kept_metrics
 
 
 def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
@@ -306,6 +311,6 @@ def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | Non
 def _config_key(cfg: TrainConfig) -> dict:
     """The settings that define a run (a checkpoint only resumes the same run)."""
     data = asdict(cfg)
-    for volatile in ("output", "checkpoint_dir", "checkpoint_every", "resume", "threads", "progress", "device"):
+    for volatile in ("output", "checkpoint_dir", "checkpoint_every", "resume", "threads", "progress", "device", "keep"):
         data.pop(volatile)
     return data

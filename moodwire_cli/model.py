@@ -26,6 +26,8 @@ from moodwire_cli.context import data_path, settings_of
                    "by its size, or equal.")
 @click.option("--calibrate/--no-calibrate", default=True, show_default=True,
               help="Fit one temperature per head on the validation rows after training.")
+@click.option("--keep", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Save the epoch with the best selection score, or the last epoch's weights.")
 @click.option("--finetune", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
 @click.option("--lora-r", type=int, default=16, show_default=True)
 @click.option("--lora-alpha", type=int, default=32, show_default=True)
@@ -48,7 +50,7 @@ from moodwire_cli.context import data_path, settings_of
               help="Where to train: auto uses a CUDA GPU when one is visible.")
 @click.pass_context
 def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_train, sentiment_valid, mix,
-          calibrate, finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
+          calibrate, keep, finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
           patience, limit, checkpoint_dir, resume, model_version, threads, init_from, device) -> None:
     """Fine-tune the topic + sentiment model (LoRA by default) and save it."""
     from models.artefact import LoraSettings
@@ -63,7 +65,7 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
                                                   f"news={data_path(settings, 'news/news_train.csv')}"],
         sentiment_valid=list(sentiment_valid) or [f"tweets={data_path(settings, 'tfns/sent_valid.csv')}",
                                                   f"news={data_path(settings, 'news/news_valid.csv')}"],
-        mix=mix, calibrate=calibrate,
+        mix=mix, calibrate=calibrate, keep=keep,
         output=output, base=base, finetune=finetune, lora=LoraSettings(r=lora_r, alpha=lora_alpha),
         epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, max_length=max_length,
         class_weighting=class_weighting, seed=seed, patience=patience, limit=limit,
@@ -99,12 +101,66 @@ def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json) -> N
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
               help="Model to export [default: MOODWIRE_MODEL or the committed model].")
 @click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write.")
-@click.option("--half", is_flag=True, help="Store the weights in fp16 (half the size; for GPU serving).")
+@click.option("--half", is_flag=True, help="Store the weights in fp16 (half the size).")
+@click.option("--lora-rank", type=int, default=None,
+              help="Instead: store a full fine-tune as a LoRA adapter of this rank (truncated SVD of each weight's "
+                   "change; loads with the packaged base like any LoRA model).")
 @click.pass_context
-def export(ctx: click.Context, model_dir, output, half) -> None:
-    """Write a self-contained model: LoRA merged into the encoder, tokenizer included, no peft needed."""
+def export(ctx: click.Context, model_dir, output, half, lora_rank) -> None:
+    """Write a self-contained model: LoRA merged into the encoder, tokenizer included, no peft needed.
+    With --lora-rank: a full fine-tune cut to the size of a LoRA adapter instead."""
     from models.artefact import DEFAULT_MODEL_DIR, export_model
 
     settings = settings_of(ctx)
-    out = export_model(model_dir or settings.model or str(DEFAULT_MODEL_DIR), output, half=half)
+    source = model_dir or settings.model or str(DEFAULT_MODEL_DIR)
+    if lora_rank is not None:
+        from models.extract import lora_from_full
+
+        report = lora_from_full(source, output, lora_rank, half=half)
+        click.echo(f"wrote {output}: LoRA rank {report['rank']} over {report['layers']} layers, keeping "
+                   f"{report['kept_energy_mean']:.2%} of the weight changes' energy on average "
+                   f"({report['kept_energy_min']:.2%} the least); measure it with moodwire evaluate")
+        return
+    out = export_model(source, output, half=half)
     click.echo(f"exported to {out} (load it with MOODWIRE_MODEL={out})")
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write.")
+@click.option("--version", default="dev", show_default=True, help="Version recorded in the model.")
+def average(models, output, version) -> None:
+    """Average the weights of models fine-tuned from one start (a model soup): a full model."""
+    from models.extract import average_models
+
+    out = average_models(list(models), output, version=version)
+    click.echo(f"wrote {out}: the mean of {len(models)} models (full fine-tune format); fit its temperatures "
+               f"with moodwire calibrate --model {out}")
+
+
+@click.command()
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--topic-valid", type=click.Path(dir_okay=False), help="Topic validation file [default: <data_dir>/tfnt/topic_valid.csv].")
+@click.option("--sentiment-valid", multiple=True, metavar="NAME=PATH",
+              help="A sentiment validation source; repeat for several [default: tweets=<data_dir>/tfns/sent_valid.csv "
+                   "and news=<data_dir>/news/news_valid.csv].")
+@click.pass_context
+def calibrate(ctx: click.Context, model_dir, topic_valid, sentiment_valid) -> None:
+    """Fit the model's temperatures (one per head) on validation rows and store them in it."""
+    from models.artefact import read_spec
+    from models.data import load_labelled
+    from models.labels import LabelMap
+    from models.sources import load_sources, parse_sources
+    from models.validation import recalibrate
+
+    settings = settings_of(ctx)
+    spec = read_spec(model_dir)
+    topic = load_labelled(topic_valid or data_path(settings, "tfnt/topic_valid.csv"),
+                          LabelMap("topic", tuple(spec.topic_labels)))
+    sources = parse_sources(list(sentiment_valid) or [f"tweets={data_path(settings, 'tfns/sent_valid.csv')}",
+                                                      f"news={data_path(settings, 'news/news_valid.csv')}"],
+                            "--sentiment-valid")
+    result = recalibrate(model_dir, topic, load_sources(sources, LabelMap("sentiment", tuple(spec.sentiment_labels))))
+    click.echo(f"{model_dir}: topic temperature {result['topic_temperature']} (ECE {result['topic_ece_before']} → "
+               f"{result['topic_ece_after']}), sentiment {result['sentiment_temperature']} "
+               f"(ECE {result['sentiment_ece_before']} → {result['sentiment_ece_after']})")

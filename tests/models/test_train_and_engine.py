@@ -214,3 +214,73 @@ def test_a_full_fine_tune_starts_from_a_lora_model_merged(tiny_model: Path):
     got = predict_probs(full, tokenizer, texts, spec.max_length)
     for a, b in zip(expected, got):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_full_fine_tune_cut_to_a_lora_adapter_keeps_what_the_rank_holds(tiny_model: Path, tmp_path: Path):
+    """moodwire export --lora-rank: a full model whose weight changes have rank <= 16 (the tiny
+    LoRA model merged) comes back exactly at rank 16, approximately at rank 2, and loads as a
+    LoRA model; a LoRA model is refused."""
+    from dataclasses import replace
+
+    from models.artefact import build_network, save_model
+    from models.extract import lora_from_full
+    from models.train import _warm_start
+
+    lora_model, tokenizer, spec = load_model(tiny_model)
+    full_spec = replace(spec, finetune="full")
+    full, _ = build_network(full_spec)
+    _warm_start(full, full_spec, str(tiny_model))
+    save_model(full, full_spec, tmp_path / "full")
+
+    texts = TEXTS[:2] + ["Regional lender's deposits flee after failed share sale"]
+    expected = predict_probs(lora_model, tokenizer, texts, spec.max_length)
+    report = lora_from_full(tmp_path / "full", tmp_path / "r16", 16)
+    assert report["layers"] == 36 and report["kept_energy_min"] > 0.999
+    r16, _, r16_spec = load_model(tmp_path / "r16")
+    assert r16_spec.finetune == "lora" and r16_spec.lora.r == 16
+    for a, b in zip(expected, predict_probs(r16, tokenizer, texts, spec.max_length)):
+        assert torch.allclose(a, b, atol=1e-4)
+    size = (tmp_path / "r16" / WEIGHTS_FILE).stat().st_size
+    assert size < 0.1 * (tmp_path / "full" / WEIGHTS_FILE).stat().st_size
+
+    assert lora_from_full(tmp_path / "full", tmp_path / "r2", 2)["kept_energy_min"] < 0.999
+    r2, _, _ = load_model(tmp_path / "r2")
+    assert not torch.allclose(expected[1], predict_probs(r2, tokenizer, texts, spec.max_length)[1], atol=1e-4)
+
+    with pytest.raises(ArtefactError, match="only a full fine-tune"):
+        lora_from_full(tiny_model, tmp_path / "again", 16)
+
+
+def test_average_and_calibrate(tiny_model: Path, tmp_path: Path):
+    """moodwire average: the mean of the weights as a full model (of one model with itself: that
+    model); moodwire calibrate: temperatures fitted and stored; models of other tasks refused."""
+    from models.data import load_labelled
+    from models.errors import ModelError
+    from models.extract import average_models
+    from models.labels import LabelMap
+    from models.validation import recalibrate
+
+    average_models([tiny_model, tiny_model], tmp_path / "avg", version="t")
+    avg, tokenizer, spec = load_model(tmp_path / "avg")
+    assert spec.finetune == "full" and spec.calibration == {} and len(spec.provenance["average_of"]) == 2
+    tiny, _, _ = load_model(tiny_model)
+    tiny.temperatures = (1.0, 1.0)
+    for a, b in zip(predict_probs(tiny, tokenizer, TEXTS[:2], spec.max_length),
+                    predict_probs(avg, tokenizer, TEXTS[:2], spec.max_length)):
+        assert torch.allclose(a, b, atol=1e-5)
+
+    topic = load_labelled(shared("tfnt/topic_valid.csv"), LabelMap("topic", tuple(spec.topic_labels))).subset(64)
+    sentiment = {"tweets": load_labelled(shared("tfns/sent_valid.csv"),
+                                         LabelMap("sentiment", tuple(spec.sentiment_labels))).subset(64)}
+    result = recalibrate(tmp_path / "avg", topic, sentiment)
+    stored = read_spec(tmp_path / "avg")
+    assert stored.calibration["sentiment_temperature"] == result["sentiment_temperature"] > 0
+    assert stored.metrics["validation"]["topic"]["n"] == 64
+
+    other = tmp_path / "other"
+    import shutil
+    shutil.copytree(tiny_model, other)
+    config = json.loads((other / CONFIG_FILE).read_text())
+    (other / CONFIG_FILE).write_text(json.dumps({**config, "max_length": 32}))
+    with pytest.raises(ModelError, match="max_length differs"):
+        average_models([tiny_model, other], tmp_path / "bad")
