@@ -76,6 +76,12 @@ def test_training_resumes_from_its_checkpoint(tmp_path: Path):
     # The same run resumed after it finished trains nothing more and gives the same history.
     train(cfg(2))
     assert read_spec(tmp_path / "m").metrics["history"] == one_run
+    # Resumed once more with --keep last (which does not change the run): the last epoch's
+    # weights are saved, and its figures with them.
+    from dataclasses import replace
+    train(replace(cfg(2), keep="last", output=str(tmp_path / "last")))
+    last = read_spec(tmp_path / "last").metrics
+    assert last["selection"] == "last epoch" and last["validation"] == one_run[-1]["valid"]
 
 
 def test_engine_keeps_input_order_and_handles_odd_texts(tiny_model: Path):
