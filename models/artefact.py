@@ -144,10 +144,15 @@ def save_model(model: MultiTaskClassifier, spec: ModelSpec, directory: str | Pat
     else:
         state = {n: p.detach().contiguous() for n, p in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS_FILE))
-    (directory / CONFIG_FILE).write_text(json.dumps(spec.to_json(), indent=2) + "\n", encoding="utf-8")
+    write_spec(spec, directory)
     if card is not None:
         (directory / "README.md").write_text(card, encoding="utf-8")
     return directory
+
+
+def write_spec(spec: ModelSpec, directory: str | Path) -> None:
+    """Write the model description (``moodwire-model.json``) of the model in ``directory``."""
+    (Path(directory) / CONFIG_FILE).write_text(json.dumps(spec.to_json(), indent=2) + "\n", encoding="utf-8")
 
 
 def read_spec(directory: str | Path) -> ModelSpec:

@@ -27,9 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from models.artefact import WEIGHTS_FILE, LoraSettings, build_network, load_model, save_model
+from models.artefact import LoraSettings, build_network, load_model, save_model
 from models.errors import ArtefactError, ModelError
 
 KEPT_WHOLE = ("LayerNorm", ".bias", "position_embeddings", "token_type_embeddings", "_head.")
@@ -40,7 +39,7 @@ def average_models(sources: list[str | Path], output: str | Path, version: str =
     if len(sources) < 2:
         raise ModelError("averaging needs at least two models")
     loaded = [load_model(source) for source in sources]
-    first, _, spec = loaded[0]
+    _, _, spec = loaded[0]
     for (_, _, other), source in zip(loaded[1:], sources[1:]):
         for name in ("topic_labels", "sentiment_labels", "max_length"):
             if getattr(other, name) != getattr(spec, name):
@@ -59,12 +58,13 @@ def average_models(sources: list[str | Path], output: str | Path, version: str =
 
 def lora_from_full(source: str | Path, output: str | Path, rank: int, half: bool = False) -> dict:
     """Write ``output``: the full fine-tune in ``source`` as a rank-``rank`` LoRA model (its
-    weights in fp16 with ``half``: half the size, the same predictions to ~1e-3). Returns ``{"rank", "kept_energy_min", "kept_energy_mean", "layers"}``."""
+    weights in fp16 with ``half``: half the size, the same predictions to ~1e-3).
+    Returns ``{"rank", "kept_energy_min", "kept_energy_mean", "layers"}``."""
+    if rank < 1:
+        raise ModelError(f"--lora-rank must be at least 1, not {rank}")
     tuned, _, spec = load_model(source)
     if spec.finetune != "full":
         raise ArtefactError(f"{source} is a {spec.finetune!r} model; only a full fine-tune ('full') is cut to a LoRA adapter")
-    if rank < 1:
-        raise ModelError(f"--lora-rank must be at least 1, not {rank}")
     lora = LoraSettings(r=rank, alpha=rank, dropout=0.0, target_modules=list(LoraSettings().target_modules))
     out_spec = replace(spec, finetune="lora", lora=lora,
                        provenance={**spec.provenance, "lora_from_full": {"source": str(source), "rank": rank,
@@ -93,9 +93,6 @@ def lora_from_full(source: str | Path, output: str | Path, rank: int, half: bool
                 raise ModelError(f"{source}: no fine-tuned weight for {plain}")
             param.copy_(tuned_state[plain])
             param.requires_grad = True  # saved with the adapter (save_model keeps trainable weights)
-    save_model(net, out_spec, output)
-    if half:
-        weights = Path(output) / WEIGHTS_FILE
-        save_file({k: v.half().contiguous() for k, v in load_file(str(weights)).items()}, str(weights))
+    save_model(net.half() if half else net, out_spec, output)
     return {"rank": rank, "layers": len(energies), "kept_energy_min": round(min(energies), 4),
             "kept_energy_mean": round(sum(energies) / len(energies), 4)}

@@ -278,10 +278,7 @@ def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
     if spec.finetune == "full" and saved.finetune == "lora":
         _warm_start_full_from_lora(model, spec, saved, source)
         return
-    for name in ("base", "finetune", "lora", "topic_labels", "sentiment_labels"):
-        if getattr(saved, name) != getattr(spec, name):
-            raise ModelError(f"--init-from {source}: its {name} is {getattr(saved, name)!r}, this run's is "
-                             f"{getattr(spec, name)!r}; pass the same settings the model was trained with")
+    _refuse_other(saved, spec, source, ("base", "finetune", "lora", "topic_labels", "sentiment_labels"))
     state = load_file(str(Path(source) / WEIGHTS_FILE))
     expected = set(trainable_state(model))
     if set(state) != expected:
@@ -293,15 +290,19 @@ def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
 def _warm_start_full_from_lora(model: nn.Module, spec: ModelSpec, saved: ModelSpec, source: str) -> None:
     """A full fine-tune that starts where a LoRA model ended: its adapter merged into the
     encoder (as serving does), every weight then trainable."""
-    for name in ("base", "topic_labels", "sentiment_labels"):
-        if getattr(saved, name) != getattr(spec, name):
-            raise ModelError(f"--init-from {source}: its {name} is {getattr(saved, name)!r}, this run's is "
-                             f"{getattr(spec, name)!r}; pass the same settings the model was trained with")
+    _refuse_other(saved, spec, source, ("base", "topic_labels", "sentiment_labels"))
     merged, _, _ = load_model(source)
     result = model.load_state_dict(merged.state_dict(), strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ModelError(f"--init-from {source}: its merged weights do not fit this network "
                          f"(missing {result.missing_keys[:3]}, extra {result.unexpected_keys[:3]})")
+
+
+def _refuse_other(saved: ModelSpec, spec: ModelSpec, source: str, names: tuple[str, ...]) -> None:
+    for name in names:
+        if getattr(saved, name) != getattr(spec, name):
+            raise ModelError(f"--init-from {source}: its {name} is {getattr(saved, name)!r}, this run's is "
+                             f"{getattr(spec, name)!r}; pass the same settings the model was trained with")
 
 
 def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:

