@@ -16,7 +16,8 @@ RUN /opt/moodwire/bin/pip install '.[articles,postgres]' \
 FROM python:3.11-slim
 ENV PATH=/opt/moodwire/bin:$PATH HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 \
     MOODWIRE_HOME=/var/lib/moodwire
-RUN useradd --system --uid 10001 --home-dir /var/lib/moodwire --create-home moodwire
+RUN useradd --system --uid 10001 --home-dir /var/lib/moodwire --create-home moodwire \
+ && install -d -o moodwire -g moodwire /var/lib/moodwire/onnx
 COPY --from=build /opt/moodwire /opt/moodwire
 COPY config /etc/moodwire
 USER moodwire

@@ -19,15 +19,23 @@ from models.predict import predict_probs
 
 
 def evaluate(model_dir: str | Path, task: str, data: str | Path, png: str | Path | None = None,
-             quantized: bool = False) -> dict:
-    model, tokenizer, spec = load_model(model_dir)
+             quantized: bool = False, runtime: str = "onnx", cache_dir: str | Path | None = None) -> dict:
+    """fp32: the PyTorch network as trained. ``quantized``: the int8 CPU serving path itself
+    (``models.engine.InferenceEngine`` with ``runtime`` and its ``cache_dir``)."""
     if quantized:
-        from models.engine import quantize_int8
+        from models.engine import InferenceEngine
 
-        model = quantize_int8(model)
+        engine = InferenceEngine(model_dir, device="cpu", int8=True, runtime=runtime, cache_dir=cache_dir)
+        spec = engine.spec
+    else:
+        model, tokenizer, spec = load_model(model_dir)
     names = spec.topic_labels if task == "topic" else spec.sentiment_labels
     labelled = load_labelled(data, LabelMap(task, tuple(names)))
-    topic, sentiment = predict_probs(model, tokenizer, labelled.texts, spec.max_length)
+    if quantized:
+        topic, sentiment = engine.probabilities(labelled.texts)
+        engine.close()
+    else:
+        topic, sentiment = predict_probs(model, tokenizer, labelled.texts, spec.max_length)
     probs = topic if task == "topic" else sentiment
     predicted = probs.argmax(-1).tolist()
     model_scores = None

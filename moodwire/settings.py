@@ -50,6 +50,11 @@ class Settings(BaseSettings):
                                                                        "or auto (a GPU when one is visible)")
     int8: bool = Field(True, description="on the CPU, int8-quantised inference (off: fp32, slower; results then "
                                          "do not depend on how items are batched)")
+    cpu_runtime: Literal["onnx", "torch"] = Field("onnx", description="on the CPU, the runtime: onnx (ONNX Runtime, "
+                                                                      "fused blocks, built once per model into "
+                                                                      "onnx_cache) or torch (PyTorch)")
+    onnx_cache: Path | None = Field(None, description="folder of the ONNX runtime's built models (~30 MB each); "
+                                                      "default <home>/onnx")
     max_batch: int = Field(64, ge=1, le=4096, description="classify: a batch closes at this many items")
     max_wait_ms: int = Field(50, ge=0, le=60_000, description="classify: ... or this long after its first item")
     # Aggregation (moodwire aggregate, a Faust worker)
@@ -166,6 +171,12 @@ class Settings(BaseSettings):
     @property
     def store(self) -> str:
         return self.store_url or f"sqlite:///{self.home / 'moodwire.db'}"
+
+    @property
+    def engine_options(self) -> dict:
+        """Keyword arguments of ``models.engine.InferenceEngine`` (besides the model)."""
+        return {"device": self.device, "int8": self.int8, "runtime": self.cpu_runtime,
+                "cache_dir": self.onnx_cache or self.home / "onnx"}
 
     # The parsed forms of the span settings: every entry point reads these, never the text.
     @cached_property

@@ -53,7 +53,7 @@ def backtest(ctx: click.Context, news_file, rules_file, out, start, end, windows
     def engine():
         from models.engine import InferenceEngine
 
-        return InferenceEngine(settings.model, device=settings.device, int8=settings.int8)
+        return InferenceEngine(settings.model, **settings.engine_options)
 
     started = datetime.now(timezone.utc)
     run = BacktestRun(news_file, rules_file, out, start, end, windows, expect_file, progress,

@@ -95,7 +95,7 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
               help="Model directory [default: MOODWIRE_MODEL or the committed model].")
 @click.option("--png", type=click.Path(dir_okay=False), default=None,
               help="Write the confusion matrix and the reliability diagram here.")
-@click.option("--int8", is_flag=True, help="Evaluate the int8-quantised CPU path instead of fp32.")
+@click.option("--int8", is_flag=True, help="Evaluate the int8 CPU serving path (MOODWIRE_CPU_RUNTIME) instead of fp32.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json) -> None:
@@ -106,7 +106,9 @@ def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json) -> N
 
     settings = settings_of(ctx)
     model_dir = model_dir or settings.model or str(DEFAULT_MODEL_DIR)
-    report = run_evaluation(model_dir, task, data, png=png, quantized=int8)
+    options = settings.engine_options
+    report = run_evaluation(model_dir, task, data, png=png, quantized=int8, runtime=options["runtime"],
+                            cache_dir=options["cache_dir"])
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 

@@ -102,7 +102,7 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
 
     settings = settings_of(ctx, max_batch=max_batch, max_wait_ms=max_wait_ms, device=device, model=model_dir)
     setup_logging(settings.log_level, settings.log_json)
-    engine = InferenceEngine(settings.model, device=settings.device, int8=settings.int8)
+    engine = InferenceEngine(settings.model, **settings.engine_options)
     matcher = None
     if settings.watchlists:
         from moodwire.watchlists import Matcher, load_watchlists

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -17,6 +18,9 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Every classify stage the tests start builds its ONNX model into this one folder (the cache is
+# keyed by the exact weights), instead of once per test home.
+os.environ.setdefault("MOODWIRE_ONNX_CACHE", str(Path(tempfile.gettempdir()) / f"moodwire-test-onnx-{os.getuid()}"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -35,7 +35,8 @@ def model_identity(engine) -> dict:
     for path in weights:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    return {"model": engine.label, "digest": digest.hexdigest()[:16], "int8": getattr(engine, "int8", None)}
+    return {"model": engine.label, "digest": digest.hexdigest()[:16], "int8": getattr(engine, "int8", None),
+            "runtime": getattr(engine, "runtime", None)}
 
 
 def _key(item: NewsItem) -> str:
