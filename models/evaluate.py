@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.artefact import load_model
+from models.artefact import load_model, read_spec
 from models.calibration import reliability
 from models.data import load_labelled
 from models.labels import LabelMap
@@ -20,22 +20,10 @@ from models.predict import predict_probs
 
 def evaluate(model_dir: str | Path, task: str, data: str | Path, png: str | Path | None = None,
              quantized: bool = False, runtime: str = "onnx", cache_dir: str | Path | None = None) -> dict:
-    """fp32: the PyTorch network as trained. ``quantized``: the int8 CPU serving path itself
-    (``models.engine.InferenceEngine`` with ``runtime`` and its ``cache_dir``)."""
-    if quantized:
-        from models.engine import InferenceEngine
-
-        engine = InferenceEngine(model_dir, device="cpu", int8=True, runtime=runtime, cache_dir=cache_dir)
-        spec = engine.spec
-    else:
-        model, tokenizer, spec = load_model(model_dir)
+    spec = read_spec(model_dir)
     names = spec.topic_labels if task == "topic" else spec.sentiment_labels
     labelled = load_labelled(data, LabelMap(task, tuple(names)))
-    if quantized:
-        topic, sentiment = engine.probabilities(labelled.texts)
-        engine.close()
-    else:
-        topic, sentiment = predict_probs(model, tokenizer, labelled.texts, spec.max_length)
+    topic, sentiment = _probabilities(model_dir, labelled.texts, quantized, runtime, cache_dir)
     probs = topic if task == "topic" else sentiment
     predicted = probs.argmax(-1).tolist()
     model_scores = None
@@ -43,7 +31,7 @@ def evaluate(model_dir: str | Path, task: str, data: str | Path, png: str | Path
         neg, pos = names.index("negative"), names.index("positive")
         model_scores = (sentiment[:, pos] - sentiment[:, neg]).tolist()
     report = classification_report(labelled.labels, predicted, names, labelled.scores, model_scores)
-    report.update(task=task, data=str(data), model=spec.label, int8=quantized)
+    report.update(task=task, data=str(data), model=spec.label, int8=quantized, runtime=runtime if quantized else "torch")
     report["calibration"] = reliability(probs.numpy(), labelled.labels)
     if labelled.groups is not None:
         report["per_source"] = {}
@@ -57,6 +45,21 @@ def evaluate(model_dir: str | Path, task: str, data: str | Path, png: str | Path
         confusion_png(report, str(png), f"{spec.label} — {task} — {Path(data).name}")
         report["confusion_png"] = str(png)
     return report
+
+
+def _probabilities(model_dir, texts, quantized: bool, runtime: str, cache_dir):
+    """fp32: the PyTorch network as trained. ``quantized``: the int8 CPU serving path itself
+    (``models.engine.InferenceEngine`` with ``runtime`` and its ``cache_dir``)."""
+    if not quantized:
+        model, tokenizer, spec = load_model(model_dir)
+        return predict_probs(model, tokenizer, texts, spec.max_length)
+    from models.engine import InferenceEngine
+
+    engine = InferenceEngine(model_dir, device="cpu", int8=True, runtime=runtime, cache_dir=cache_dir)
+    try:
+        return engine.probabilities(texts)
+    finally:
+        engine.close()
 
 
 def format_report(report: dict) -> str:

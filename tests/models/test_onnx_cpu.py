@@ -103,3 +103,16 @@ def test_cpu_runtime_setting_is_validated():
     assert load_settings(environ={"MOODWIRE_CPU_RUNTIME": "torch"}).engine_options["runtime"] == "torch"
     with pytest.raises(SettingsError, match="MOODWIRE_CPU_RUNTIME"):
         load_settings(environ={"MOODWIRE_CPU_RUNTIME": "tensorrt"})
+
+
+def test_evaluate_int8_measures_the_serving_engine(tiny_model, tmp_path):
+    from models.evaluate import evaluate
+
+    texts, gold = ["Shares crash on fraud probe", "Stocks soar to record", "Company holds annual meeting",
+                   "Lender's deposits flee as shares sink"], ["negative", "positive", "neutral", "negative"]
+    data = tmp_path / "hand.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{g}\n" for t, g in zip(texts, gold)))
+    report = evaluate(tiny_model, "sentiment", data, quantized=True, cache_dir=tmp_path / "cache")
+    served = InferenceEngine(tiny_model, device="cpu", int8=True, cache_dir=tmp_path / "cache").classify(texts)
+    assert report["runtime"] == "onnx" and report["int8"] is True
+    assert report["accuracy"] == pytest.approx(sum(p.sentiment == g for p, g in zip(served, gold)) / len(gold))
