@@ -142,7 +142,7 @@ class InferenceEngine:
         topic = torch.empty((n, len(self.spec.topic_labels)))
         sentiment = torch.empty((n, len(self.spec.sentiment_labels)))
         for batch, input_ids, mask in prepared:
-            if self.model is None:
+            if self.runtime == "onnx":
                 t_logits, s_logits = self._onnx(input_ids, mask)
             else:
                 t_logits, s_logits = self.model(input_ids.to(self.device, non_blocking=True),

@@ -33,6 +33,7 @@ import logging
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -95,28 +96,32 @@ def build(model: torch.nn.Module, int8: bool, out: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="moodwire-onnx-") as work:
         raw, fused = Path(work) / "raw.onnx", Path(work) / "fused.onnx"
         export(model, raw)
-        # The optimizer logs every fusion at INFO/WARNING level through its own loggers.
-        quiet = logging.getLogger("onnxruntime.transformers")
-        level, quiet.level = quiet.level, logging.ERROR
-        try:
+        with _errors_only("onnxruntime.transformers"):  # it logs every fusion it makes
             optimized = optimizer.optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,
                                                  hidden_size=config.hidden_size)
-        finally:
-            quiet.setLevel(level)
         fusions = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
         if not int8:
             optimized.save_model_to_file(str(out))
             return fusions
         optimized.save_model_to_file(str(fused))
         keep = _fp32_nodes(optimized.model.graph, FP32_BLOCKS)
-        root = logging.getLogger()  # quantize_dynamic advises "pre-processing" on the root logger
-        level, root.level = root.level, logging.ERROR
-        try:
+        with _errors_only(None):  # quantize_dynamic advises "pre-processing" on the root logger
             quantize_dynamic(str(fused), str(out), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=keep, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        finally:
-            root.setLevel(level)
+                             op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=keep,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return fusions
+
+
+@contextmanager
+def _errors_only(name: str | None):
+    """Raise the logger ``name`` (None: the root logger) to ERROR for the block's duration."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _fp32_nodes(graph, blocks: tuple[int, ...]) -> list[str]:
@@ -177,7 +182,6 @@ class OnnxRunner:
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
-        self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
