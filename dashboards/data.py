@@ -99,21 +99,21 @@ def windows(engine: Engine, window: str, rng: TimeRange, topic: str | None = Non
     """Window aggregates of one size whose start lies in the range (only those at ``starts``
     when given), one row per (key, start): ``columns`` only, never the evidence lists."""
     with engine.connect() as conn:
-        frame = _frame(conn.execute(windows_query(window, rng, topic, starts, columns)))
+        frame = _frame(conn.execute(windows_query(window, rng, topic, starts, columns, dialect=engine.dialect.name)))
     if frame.empty:
         return pd.DataFrame(columns=list(columns))
     return _utc(frame, "start", "end").sort_values(["topic", "start"], ignore_index=True)
 
 
 def windows_query(window: str, rng: TimeRange, topic: str | None = None, starts: list[datetime] | None = None,
-                  columns: tuple[str, ...] = SERIES):
+                  columns: tuple[str, ...] = SERIES, *, dialect: str):
     c = topic_windows.c
     # Times as text (SQLite: the stored text; PostgreSQL: ISO with an offset), parsed in one
     # vectorised pass (``_utc``): a driver's or SQLAlchemy's per-value conversion costs more than
     # the query on a long range.
     picked = [cast(c[name], Text).label(name) if name in ("start", "end") else c[name] for name in columns]
     q = select(*picked).where(c.window == window)
-    q = q.where(c.start.in_(starts)) if starts is not None else q.where(c.start >= rng.start, c.start < rng.end)
+    q = q.where(*_at(starts, dialect)) if starts is not None else q.where(c.start >= rng.start, c.start < rng.end)
     if topic is not None:
         return q.where(c.topic == topic).order_by(c.start)
     return q  # sorted by the caller: ORDER BY topic, start made SQLite skip-scan the primary key
@@ -157,7 +157,7 @@ def totals(engine: Engine, rng: TimeRange, specs: list[WindowSpec] | None = None
     (``counting``: each item is in exactly one; sliding windows read at every step would count
     it once per overlap). A key is a topic or a watchlist (``watchlist:NAME``)."""
     with engine.connect() as conn:
-        frame = _frame(conn.execute(totals_query(rng, specs, kept)))
+        frame = _frame(conn.execute(totals_query(rng, specs, kept, dialect=engine.dialect.name)))
     if frame.empty:
         return pd.DataFrame(columns=["topic", "items", "negative_share"])
     frame["items"] = frame["items"].astype(int)
@@ -166,7 +166,7 @@ def totals(engine: Engine, rng: TimeRange, specs: list[WindowSpec] | None = None
 
 
 def totals_query(rng: TimeRange, specs: list[WindowSpec] | None = None,
-                 kept: Callable[[str], timedelta | None] | None = None):
+                 kept: Callable[[str], timedelta | None] | None = None, *, dialect: str):
     """Per key: the counting windows' items and negative items. Grouped by ``topic || ''``, not
     ``topic``: grouping by the column let SQLite's planner pick a skip-scan of the primary key
     (key, window, start), which reads every stored window of that size, over the covering
@@ -177,8 +177,20 @@ def totals_query(rng: TimeRange, specs: list[WindowSpec] | None = None,
     q = (select(key, func.sum(c.count).label("items"), func.sum(c.negative_share * c.count).label("negative"))
          .where(c.window == name).group_by(key))
     if spacing != next(w.step for w in (specs or DEFAULT_WINDOWS) if w.name == name):  # a lookup per start
-        return q.where(c.start.in_(Resolution(name, spacing).starts(rng)))
+        return q.where(*_at(Resolution(name, spacing).starts(rng), dialect))
     return q.where(c.start >= rng.start, c.start < rng.end)
+
+
+def _at(starts: list[datetime], dialect: str) -> tuple:
+    """Windows starting at one of ``starts``. On PostgreSQL also the list's bounds as a range: on a
+    long list its planner may scan the (window, start) index rather than look each start up, and
+    with the bounds that scan reads the range, not every stored window of that size. SQLite looks
+    each start up; given the range too, it scans the range instead (slower on a year of windows,
+    bench/bench_dashboard.py), so it gets the list alone."""
+    c = topic_windows.c
+    if dialect != "postgresql" or not starts:
+        return (c.start.in_(starts),)
+    return c.start.in_(starts), c.start >= min(starts), c.start <= max(starts)
 
 
 def label(key: str) -> str:

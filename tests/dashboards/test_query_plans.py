@@ -1,10 +1,12 @@
 """The dashboard's window queries read only the windows asked for, through an index, on both
-stores (read from the planner: SQLite's EXPLAIN QUERY PLAN after ANALYZE must name the covering
-(window, start, …) index; PostgreSQL's EXPLAIN, with sequential and bitmap scans priced out as on
-a large table, must look the starts up in an index — its own choice of index)."""
+stores (read from the planner: SQLite's EXPLAIN QUERY PLAN after ANALYZE must search the covering
+(window, start, …) index by window and start; PostgreSQL's EXPLAIN, with sequential and bitmap
+scans priced out as on a large table, must bound its index read by start — its own choice of
+index — so that no plan reads every stored window of a size)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -63,23 +65,24 @@ def history(engine, keys: int = 25, days: int = 8) -> None:
 def by_start(engine, found: str) -> bool:
     """The plan looks windows up by their start in an index."""
     if engine.dialect.name == "sqlite":
-        return "topic_windows_window_start" in found and "start" in found
+        return re.search(r"INDEX topic_windows_window_start \(window=\? AND start[=<>]", found) is not None
     conds = [line for line in found.splitlines() if "Index Cond" in line]
     return "Seq Scan" not in found and any("start" in line for line in conds)
 
 
-@pytest.mark.parametrize("days", [1, 7, 90])
+@pytest.mark.parametrize("days", [1, 7, 90, 365])
 def test_every_key_s_series_of_a_range_reads_the_window_start_index(engine, days):
     rng = data.TimeRange(END - timedelta(days=days), END)
     res = data.resolution(rng)
-    series = plan(engine, data.windows_query(res.window, rng, starts=res.starts(rng), columns=data.OVERVIEW))
+    series = plan(engine, data.windows_query(res.window, rng, starts=res.starts(rng), columns=data.OVERVIEW,
+                                             dialect=engine.dialect.name))
     assert by_start(engine, series), series
-    totals = plan(engine, data.totals_query(rng))
+    totals = plan(engine, data.totals_query(rng, dialect=engine.dialect.name))
     assert by_start(engine, totals), totals
 
 
 def test_one_key_s_series_reads_an_index_not_the_table(engine):
     rng = data.TimeRange(END - timedelta(days=7), END)
     res = data.resolution(rng)
-    found = plan(engine, data.windows_query(res.window, rng, "Macro", res.starts(rng)))
+    found = plan(engine, data.windows_query(res.window, rng, "Macro", res.starts(rng), dialect=engine.dialect.name))
     assert "SCAN topic_windows\n" not in found + "\n" and "Seq Scan" not in found, found
