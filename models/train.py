@@ -31,6 +31,7 @@ from models.artefact import (WEIGHTS_FILE, LoraSettings, ModelSpec, build_networ
                              trainable_state)
 from models.batching import encode, pad, shuffled_bucket_batches
 from models.data import LabelledSet, load_labelled
+from models.distill import check_settings, distilled_loss, parse_teachers, soft_targets
 from models.engine import pick_device
 from models.errors import ModelError
 from models.labels import LabelMap
@@ -73,6 +74,9 @@ class TrainConfig:
     mix: str = "sqrt"  # how sentiment sources are drawn: "sqrt" | "proportional" | "equal"
     calibrate: bool = True  # fit temperatures on the validation rows after training
     keep: str = "best"  # which epoch's weights are saved: "best" (by the selection score) or "last"
+    teacher: list[str] = field(default_factory=list)  # TARGETS=MODEL soft-target teachers (models/distill.py)
+    distill_alpha: float = 0.5
+    distill_temperature: float = 2.0
 
     def learning_rate(self) -> float:
         if self.lr is not None:
@@ -128,6 +132,9 @@ def train(cfg: TrainConfig) -> dict:
     _seed_everything(cfg.seed)
     spec = ModelSpec(base=cfg.base, finetune=cfg.finetune, lora=cfg.lora, max_length=cfg.max_length,
                      version=cfg.version)
+    teachers = parse_teachers(cfg.teacher)
+    if teachers:
+        check_settings(cfg.distill_alpha, cfg.distill_temperature)
     sets = _load_sets(cfg, spec)
     model, tokenizer = build_network(spec)
     if cfg.init_from:
@@ -144,6 +151,12 @@ def train(cfg: TrainConfig) -> dict:
     for name, data in sources.items():
         offsets[name] = start
         start += len(data)
+    soft = {"topic": None, "sentiment": None}
+    if teachers:
+        row_sources = {"topic": ["topic"] * len(pooled["topic"]),
+                       "sentiment": [n for n, d in sources.items() for _ in range(len(d))]}
+        soft = soft_targets(teachers, spec, {t: pooled[t].texts for t in pooled}, row_sources,
+                            cfg.distill_temperature)
     counts = epoch_counts({n: len(d) for n, d in sources.items()}, cfg.mix)
     print(json.dumps({"sentiment_sources": {n: {"rows": len(d), "per_epoch": counts[n]} for n, d in sources.items()},
                       "mix": cfg.mix}), flush=True)
@@ -218,6 +231,9 @@ def train(cfg: TrainConfig) -> dict:
             topic_logits, sentiment_logits = model(input_ids.to(device), mask.to(device))
             logits = topic_logits if task == "topic" else sentiment_logits
             loss = loss_fns[task](logits, target)
+            if soft[task] is not None:
+                loss = distilled_loss(loss, logits, soft[task][batch].to(device), cfg.distill_alpha,
+                                      cfg.distill_temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
@@ -266,6 +282,8 @@ def train(cfg: TrainConfig) -> dict:
                        "sentiment_sources": {"train": {n: len(d) for n, d in sources.items()},
                                              "valid": {n: len(d) for n, d in sets["sentiment"]["valid"].items()},
                                              "per_epoch": counts, "mix": cfg.mix},
+                       "teachers": [{"targets": list(t.targets), "model": t.model,
+                                     "version": read_spec(t.model).version} for t in teachers],
                        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     save_model(model, spec, cfg.output)
     return kept_metrics
@@ -281,9 +299,13 @@ def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
     _refuse_other(saved, spec, source, ("base", "finetune", "lora", "topic_labels", "sentiment_labels"))
     state = load_file(str(Path(source) / WEIGHTS_FILE))
     expected = set(trainable_state(model))
-    if set(state) != expected:
+    params = dict(model.named_parameters())
+    extra = set(state) - expected
+    if expected - set(state) or extra - set(params):
         raise ModelError(f"--init-from {source}: its weights do not fit this network "
-                         f"(missing {sorted(expected - set(state))[:3]}, extra {sorted(set(state) - expected)[:3]})")
+                         f"(missing {sorted(expected - set(state))[:3]}, extra {sorted(extra - set(params))[:3]})")
+    for name in extra:  # an exported adapter also stores base weights that changed (biases, embeddings…)
+        params[name].requires_grad_(True)  # they go on training and are saved with the adapter
     model.load_state_dict(state, strict=False)
 
 
@@ -300,9 +322,15 @@ def _warm_start_full_from_lora(model: nn.Module, spec: ModelSpec, saved: ModelSp
 
 def _refuse_other(saved: ModelSpec, spec: ModelSpec, source: str, names: tuple[str, ...]) -> None:
     for name in names:
-        if getattr(saved, name) != getattr(spec, name):
+        if _shape(getattr(saved, name)) != _shape(getattr(spec, name)):
             raise ModelError(f"--init-from {source}: its {name} is {getattr(saved, name)!r}, this run's is "
                              f"{getattr(spec, name)!r}; pass the same settings the model was trained with")
+
+
+def _shape(value):
+    """What must match to continue a model: a LoRA adapter's rank, alpha and modules, not its
+    dropout (a training-time setting; an exported adapter records 0)."""
+    return (value.r, value.alpha, tuple(value.target_modules)) if isinstance(value, LoraSettings) else value
 
 
 def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:

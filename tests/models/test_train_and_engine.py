@@ -290,3 +290,36 @@ def test_average_and_calibrate(tiny_model: Path, tmp_path: Path):
     (other / CONFIG_FILE).write_text(json.dumps({**config, "max_length": 32}))
     with pytest.raises(ModelError, match="max_length differs"):
         average_models([tiny_model, other], tmp_path / "bad")
+
+
+def test_lora_training_continues_an_exported_adapter_with_its_changed_base_weights(tiny_model: Path, tmp_path: Path):
+    """An adapter cut from a full fine-tune (``moodwire export --lora-rank``) also stores the base
+    weights that changed; a LoRA run continued from it (its dropout aside, the same shape) starts
+    from all of them, trains them on and saves them again."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    from models.artefact import LoraSettings, build_network, save_model
+    from models.extract import lora_from_full
+    from models.train import TrainConfig, _warm_start, train
+
+    _, _, spec = load_model(tiny_model)
+    full_spec = replace(spec, finetune="full")
+    full, _ = build_network(full_spec)
+    _warm_start(full, full_spec, str(tiny_model))
+    save_model(full, full_spec, tmp_path / "full")
+    lora_from_full(tmp_path / "full", tmp_path / "cut", 8)
+    cut = load_file(str(tmp_path / "cut" / WEIGHTS_FILE))
+    assert any("position_embeddings" in name for name in cut)
+
+    out = tmp_path / "continued"
+    train(TrainConfig(
+        topic_train=shared("tfnt/topic_train.csv"), topic_valid=shared("tfnt/topic_valid.csv"),
+        sentiment_train=shared("tfns/sent_train.csv"), sentiment_valid=shared("tfns/sent_valid.csv"),
+        output=str(out), limit=48, epochs=1, batch_size=16, progress=False, checkpoint_every=0,
+        init_from=str(tmp_path / "cut"), lora=LoraSettings(r=8, alpha=8)))
+    continued = load_file(str(out / WEIGHTS_FILE))
+    assert set(continued) == set(cut)
+    changed = [n for n in cut if "position_embeddings" in n or "dense.base_layer.bias" in n]
+    assert changed and any(not torch.equal(cut[n].float(), continued[n].float()) for n in changed)

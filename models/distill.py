@@ -1,0 +1,120 @@
+"""Knowledge distillation in training (``moodwire train --teacher TARGETS=MODEL``).
+
+A teacher is a saved Moodwire model with the same label sets. Before training it predicts every
+training row of its targets once (``topic``, or a sentiment source by its name: ``tweets``,
+``news`` for all of ``news/*``, or one part such as ``news/wsj``), after its own calibration
+temperatures; those probabilities, softened by the distillation temperature T, are the soft
+targets. A batch's loss is then
+
+    (1 − α·f) · CE(hard labels) + α·f · T² · KL(teacher ‖ student at T)
+
+where f is the share of the batch's rows that have a soft target (rows of targets no teacher
+covers train on their labels alone). Several teachers may cover different targets, e.g. a
+tweets specialist for ``topic,tweets`` and the model being continued for ``news`` — the
+"learning without forgetting" use: a new source is learned while each old one keeps the
+answers of the model that knew it best.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from models.errors import DataError, ModelError
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """One ``--teacher TARGET[,TARGET…]=MODEL`` argument."""
+
+    targets: tuple[str, ...]
+    model: str
+
+    @classmethod
+    def parse(cls, text: str) -> "TeacherSpec":
+        names, sep, model = text.partition("=")
+        targets = tuple(t.strip() for t in names.split(",") if t.strip())
+        if not sep or not targets or not model.strip():
+            raise DataError(f"--teacher {text!r}: write TARGETS=MODEL, for example topic,tweets=runs/tweets-model")
+        if not Path(model.strip()).is_dir():
+            raise DataError(f"--teacher {text!r}: {model.strip()} is not a model directory")
+        return cls(targets, model.strip())
+
+    def __str__(self) -> str:
+        return f"{','.join(self.targets)}={self.model}"
+
+
+def parse_teachers(values: Sequence[str]) -> list[TeacherSpec]:
+    """Teachers of distinct targets; a target named twice is refused."""
+    teachers = [TeacherSpec.parse(v) for v in values]
+    seen: dict[str, str] = {}
+    for teacher in teachers:
+        for target in teacher.targets:
+            if target in seen:
+                raise DataError(f"--teacher: {target!r} has two teachers ({seen[target]} and {teacher.model}); "
+                                "give each target one")
+            seen[target] = teacher.model
+    return teachers
+
+
+def check_settings(alpha: float, temperature: float) -> None:
+    if not 0.0 < alpha <= 1.0:
+        raise DataError(f"--distill-alpha {alpha}: give a weight in (0, 1]")
+    if temperature <= 0.0:
+        raise DataError(f"--distill-temperature {temperature}: give a temperature above 0")
+
+
+def covers(target: str, source: str) -> bool:
+    """Whether a teacher target names this task or sentiment source (``news`` covers ``news/wsj``)."""
+    return source == target or source.startswith(target + "/")
+
+
+def soft_targets(teachers: Sequence[TeacherSpec], spec, texts: dict[str, list[str]],
+                 row_sources: dict[str, list[str]], temperature: float) -> dict[str, torch.Tensor | None]:
+    """Per task (``topic``, ``sentiment``): a (rows × classes) tensor of the teachers' softened
+    probabilities, NaN on rows no teacher covers; None where no row is covered. ``row_sources``
+    names each row's target (``topic`` for every topic row; the sentiment source otherwise)."""
+    from models.artefact import load_model
+    from models.predict import predict_logits
+
+    known = set(row_sources["topic"]) | set(row_sources["sentiment"])
+    for teacher in teachers:
+        for target in teacher.targets:
+            if not any(covers(target, s) for s in known):
+                raise DataError(f"--teacher {teacher}: no training rows are {target!r} "
+                                f"(targets: topic or a sentiment source: {sorted(set(row_sources['sentiment']))})")
+    classes = {"topic": len(spec.topic_labels), "sentiment": len(spec.sentiment_labels)}
+    out: dict[str, torch.Tensor | None] = {t: None for t in classes}
+    for teacher in teachers:
+        model, tokenizer, saved = load_model(teacher.model)
+        for name in ("topic_labels", "sentiment_labels", "base", "max_length"):
+            if getattr(saved, name) != getattr(spec, name):
+                raise ModelError(f"--teacher {teacher}: its {name} is {getattr(saved, name)!r}, this run's is "
+                                 f"{getattr(spec, name)!r}")
+        for task in classes:
+            rows = [i for i, s in enumerate(row_sources[task]) if any(covers(t, s) for t in teacher.targets)]
+            if not rows:
+                continue
+            logits = predict_logits(model, tokenizer, [texts[task][i] for i in rows], spec.max_length)
+            probs = (logits[0] if task == "topic" else logits[1]).div(temperature).softmax(-1)
+            if out[task] is None:
+                out[task] = torch.full((len(texts[task]), classes[task]), float("nan"))
+            out[task][torch.tensor(rows)] = probs
+    return out
+
+
+def distilled_loss(hard_loss: torch.Tensor, logits: torch.Tensor, soft: torch.Tensor | None,
+                   alpha: float, temperature: float) -> torch.Tensor:
+    """The batch's loss: its hard-label loss mixed with the KL to the rows' soft targets."""
+    if soft is None:
+        return hard_loss
+    have = ~torch.isnan(soft[:, 0])
+    if not bool(have.any()):
+        return hard_loss
+    share = alpha * have.float().mean()
+    kl = F.kl_div(F.log_softmax(logits[have] / temperature, -1), soft[have], reduction="batchmean")
+    return (1 - share) * hard_loss + share * kl * temperature ** 2

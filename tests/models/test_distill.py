@@ -1,0 +1,110 @@
+"""Distillation in training (models/distill.py): the loss, the soft targets a real teacher gives,
+a real run with two teachers, and the errors a user can cause."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.artefact import read_spec
+from models.distill import TeacherSpec, check_settings, distilled_loss, parse_teachers, soft_targets
+from models.engine import InferenceEngine
+from models.errors import DataError
+from tests.conftest import shared
+
+
+def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) per row, written out."""
+    return (p * (p.log() - q.log())).sum(-1)
+
+
+def test_the_loss_mixes_labels_and_soft_targets_by_the_covered_share():
+    torch.manual_seed(0)
+    logits, hard = torch.randn(4, 3), torch.tensor(0.7)
+    teacher = torch.randn(4, 3).div(2.0).softmax(-1)
+    student = logits.div(2.0).softmax(-1)
+    kl = _kl(teacher, student)
+
+    full = distilled_loss(hard, logits, teacher, alpha=1.0, temperature=2.0)
+    assert full.item() == pytest.approx(4.0 * kl.mean().item(), rel=1e-5)
+
+    half = teacher.clone()
+    half[2:] = float("nan")  # rows no teacher covers
+    mixed = distilled_loss(hard, logits, half, alpha=0.5, temperature=2.0)
+    share = 0.5 * 0.5
+    assert mixed.item() == pytest.approx((1 - share) * 0.7 + share * 4.0 * kl[:2].mean().item(), rel=1e-5)
+
+    nothing = torch.full((4, 3), float("nan"))
+    assert distilled_loss(hard, logits, nothing, 0.5, 2.0) is hard
+    assert distilled_loss(hard, logits, None, 0.5, 2.0) is hard
+
+
+def test_soft_targets_are_the_teacher_s_probabilities_on_its_targets_only(tiny_model: Path):
+    spec = read_spec(tiny_model)
+    texts = {"topic": ["Fed holds rates", "Oil jumps on supply cut"],
+             "sentiment": ["Shares crash on fraud probe", "Stocks soar to record", "Company holds annual meeting"]}
+    sources = {"topic": ["topic", "topic"], "sentiment": ["tweets", "news/wsj", "news/sentfin"]}
+    teachers = parse_teachers([f"tweets={tiny_model}"])
+    soft = soft_targets(teachers, spec, texts, sources, temperature=1.0)
+    assert soft["topic"] is None
+    got = soft["sentiment"]
+    assert torch.isnan(got[1:]).all() and not torch.isnan(got[0]).any()
+    engine = InferenceEngine(tiny_model, device="cpu", int8=False)  # the serving path: calibrated probabilities
+    served = engine.classify([texts["sentiment"][0]])[0].probs
+    assert got[0].tolist() == pytest.approx([served[k] for k in spec.sentiment_labels], abs=1e-4)
+
+    both = soft_targets(parse_teachers([f"topic,news={tiny_model}"]), spec, texts, sources, temperature=2.0)
+    assert not torch.isnan(both["topic"]).any()
+    assert torch.isnan(both["sentiment"][0]).all() and not torch.isnan(both["sentiment"][1:]).any()
+    sharp = soft_targets(parse_teachers([f"news={tiny_model}"]), spec, texts, sources, temperature=1.0)
+    # a higher temperature flattens the same prediction
+    assert both["sentiment"][1].max() < sharp["sentiment"][1].max()
+
+
+def test_a_run_with_two_teachers_records_them_and_trains(tiny_model: Path, tmp_path: Path):
+    from models.train import TrainConfig, train
+
+    out = tmp_path / "student"
+    train(TrainConfig(
+        topic_train=shared("tfnt/topic_train.csv"), topic_valid=shared("tfnt/topic_valid.csv"),
+        sentiment_train=[f"tweets={shared('tfns/sent_train.csv')}", f"news={shared('news/news_train.csv')}"],
+        sentiment_valid=shared("tfns/sent_valid.csv"), output=str(out), limit=64, epochs=1, batch_size=16,
+        progress=False, checkpoint_every=0, init_from=str(tiny_model),
+        teacher=[f"topic,tweets={tiny_model}", f"news={tiny_model}"], distill_alpha=0.7, distill_temperature=3.0))
+    spec = read_spec(out)
+    assert spec.provenance["teachers"] == [
+        {"targets": ["topic", "tweets"], "model": str(tiny_model), "version": read_spec(tiny_model).version},
+        {"targets": ["news"], "model": str(tiny_model), "version": read_spec(tiny_model).version}]
+    assert spec.provenance["config"]["distill_alpha"] == 0.7
+    losses = spec.metrics["history"][0]["train_loss"]
+    assert all(losses[t] is not None and losses[t] > 0 for t in ("topic", "sentiment"))
+
+
+def test_bad_teacher_settings_are_named(tiny_model: Path, tmp_path: Path):
+    with pytest.raises(DataError, match="write TARGETS=MODEL"):
+        TeacherSpec.parse(str(tiny_model))
+    with pytest.raises(DataError, match="is not a model directory"):
+        TeacherSpec.parse(f"tweets={tmp_path / 'nowhere'}")
+    with pytest.raises(DataError, match="'tweets' has two teachers"):
+        parse_teachers([f"tweets={tiny_model}", f"topic,tweets={tiny_model}"])
+    with pytest.raises(DataError, match="--distill-alpha 1.5"):
+        check_settings(1.5, 2.0)
+    with pytest.raises(DataError, match="--distill-temperature 0"):
+        check_settings(0.5, 0)
+    spec = read_spec(tiny_model)
+    with pytest.raises(DataError, match="no training rows are 'reddit'"):
+        soft_targets(parse_teachers([f"reddit={tiny_model}"]), spec, {"topic": ["a"], "sentiment": ["b"]},
+                     {"topic": ["topic"], "sentiment": ["tweets"]}, 2.0)
+
+
+def test_the_train_command_names_a_bad_teacher_in_one_line(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-m", "moodwire_cli", "train", "-o", str(tmp_path / "m"),
+                             "--teacher", f"tweets={tmp_path / 'missing'}", "--limit", "8"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "is not a model directory" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m").exists()
