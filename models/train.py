@@ -8,7 +8,8 @@ After training, one temperature per head is fitted on the validation rows
 (models/calibration.py) and stored in the model description. Training is seeded, shows a progress
 bar, checkpoints every ``checkpoint_every`` steps and at each epoch end, resumes
 from the newest checkpoint, and stops early when the validation figure stops
-improving. The best weights (by validation) are what gets saved.
+improving. The best weights (by validation) are what gets saved. Teachers
+(``--teacher``, models/distill.py) add soft targets to the rows they cover.
 """
 
 from __future__ import annotations
