@@ -85,7 +85,7 @@ EPISODE = [  # Day 3: Harborline Bank deposit run and contagion fears (all ficti
     "Harborline Bank executives face questions over risk controls",
     "Short sellers pile into regional bank stocks after Harborline failure",
     "Keystone Mutual draws on emergency credit line as outflows mount",
-    "Bank stocks extend losses for a second session",
+    "Bank stocks extend losses for a second day",
 ]
 RECOVERY = ["Regional bank shares rebound as deposit outflows ease",
             "Keystone Mutual says deposits have stabilised",
