@@ -1,10 +1,11 @@
 """Knowledge distillation in training (``moodwire train --teacher TARGETS=MODEL``).
 
-A teacher is a saved Moodwire model with the same label sets. Before training it predicts every
-training row of its targets once (``topic``, or a sentiment source by its name: ``tweets``,
-``news`` for all of ``news/*``, or one part such as ``news/wsj``), after its own calibration
-temperatures; those probabilities, softened by the distillation temperature T, are the soft
-targets. A batch's loss is then
+A teacher is a saved Moodwire model with the same label sets; its base may be another, larger
+encoder (a model trained with ``--base DIR``), read with its own tokenizer and maximum length.
+Before training it predicts every training row of its targets once (``topic``, or a sentiment
+source by its name: ``tweets``, ``news`` for all of ``news/*``, or one part such as
+``news/wsj``), after its own calibration temperatures; those probabilities, softened by the
+distillation temperature T, are the soft targets. A batch's loss is then
 
     (1 − α·f) · CE(hard labels) + α·f · T² · KL(teacher ‖ student at T)
 
@@ -91,7 +92,7 @@ def soft_targets(teachers: Sequence[TeacherSpec], spec, texts: dict[str, list[st
     out: dict[str, torch.Tensor | None] = {t: None for t in classes}
     for teacher in teachers:
         model, tokenizer, saved = load_model(teacher.model)
-        for name in ("topic_labels", "sentiment_labels", "base", "max_length"):
+        for name in ("topic_labels", "sentiment_labels"):  # its own base and tokenizer may differ
             if getattr(saved, name) != getattr(spec, name):
                 raise ModelError(f"--teacher {teacher}: its {name} is {getattr(saved, name)!r}, this run's is "
                                  f"{getattr(spec, name)!r}")
@@ -99,7 +100,7 @@ def soft_targets(teachers: Sequence[TeacherSpec], spec, texts: dict[str, list[st
             rows = [i for i, s in enumerate(row_sources[task]) if any(covers(t, s) for t in teacher.targets)]
             if not rows:
                 continue
-            logits = predict_logits(model, tokenizer, [texts[task][i] for i in rows], spec.max_length)
+            logits = predict_logits(model, tokenizer, [texts[task][i] for i in rows], saved.max_length)
             probs = (logits[0] if task == "topic" else logits[1]).div(temperature).softmax(-1)
             if out[task] is None:
                 out[task] = torch.full((len(texts[task]), classes[task]), float("nan"))

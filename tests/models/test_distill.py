@@ -65,6 +65,25 @@ def test_soft_targets_are_the_teacher_s_probabilities_on_its_targets_only(tiny_m
     assert both["sentiment"][1].max() < sharp["sentiment"][1].max()
 
 
+def test_a_teacher_reads_texts_with_its_own_tokenizer_and_length(tiny_model: Path, tmp_path: Path):
+    """A teacher of another maximum length (as one of another base would be) is read its own way:
+    its soft targets are its served probabilities, not those of the student's settings."""
+    from models.train import TrainConfig, train
+
+    short = tmp_path / "short"
+    train(TrainConfig(
+        topic_train=shared("tfnt/topic_train.csv"), topic_valid=shared("tfnt/topic_valid.csv"),
+        sentiment_train=shared("tfns/sent_train.csv"), sentiment_valid=shared("tfns/sent_valid.csv"),
+        output=str(short), limit=32, epochs=1, batch_size=16, progress=False, checkpoint_every=0, max_length=8))
+    text = "Regional lender's shares slide as deposits flee and regulators weigh a sale of the bank"
+    student_spec = read_spec(tiny_model)
+    assert read_spec(short).max_length == 8 != student_spec.max_length
+    soft = soft_targets(parse_teachers([f"tweets={short}"]), student_spec, {"topic": ["x"], "sentiment": [text]},
+                        {"topic": ["topic"], "sentiment": ["tweets"]}, temperature=1.0)
+    served = InferenceEngine(short, device="cpu", int8=False).classify([text])[0].probs
+    assert soft["sentiment"][0].tolist() == pytest.approx([served[k] for k in student_spec.sentiment_labels], abs=1e-4)
+
+
 def test_a_run_with_two_teachers_records_them_and_trains(tiny_model: Path, tmp_path: Path):
     from models.train import TrainConfig, train
 
