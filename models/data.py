@@ -49,7 +49,7 @@ class LabelledSet:
         return LabelledSet(self.task, pick(self.texts), pick(self.labels), pick(self.scores), pick(self.groups))
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+def read_frame(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
     if path.stat().st_size == 0:
@@ -83,7 +83,7 @@ def load_labelled(path: str | Path, label_map: LabelMap) -> LabelledSet:
     column, an unknown label, an empty text column or an empty file.
     """
     path = Path(path)
-    frame = _read_frame(path)
+    frame = read_frame(path)
     if frame.empty:
         raise DataError(f"data file {path} has no rows")
     for column in ("text", "label"):

@@ -14,6 +14,10 @@ covers train on their labels alone). Several teachers may cover different target
 tweets specialist for ``topic,tweets`` and the model being continued for ``news`` — the
 "learning without forgetting" use: a new source is learned while each old one keeps the
 answers of the model that knew it best.
+
+Rows of an unlabelled source (``--unlabelled``, models/sources.py) have no label; the teacher
+named for that source gives their only target, at full weight. This is how a teacher's reading
+of many real headlines — more than were ever labelled — carries into the student.
 """
 
 from __future__ import annotations
@@ -108,14 +112,25 @@ def soft_targets(teachers: Sequence[TeacherSpec], spec, texts: dict[str, list[st
     return out
 
 
-def distilled_loss(hard_loss: torch.Tensor, logits: torch.Tensor, soft: torch.Tensor | None,
-                   alpha: float, temperature: float) -> torch.Tensor:
-    """The batch's loss: its hard-label loss mixed with the KL to the rows' soft targets."""
-    if soft is None:
-        return hard_loss
-    have = ~torch.isnan(soft[:, 0])
+def distilled_loss(hard_loss: torch.Tensor | None, logits: torch.Tensor, soft: torch.Tensor | None,
+                   alpha: float, temperature: float, labelled: torch.Tensor | None = None) -> torch.Tensor:
+    """The batch's loss: its hard-label loss mixed with the KL to the rows' soft targets.
+
+    ``labelled`` marks the rows with a label (None: all); ``hard_loss`` is their mean loss, or
+    None when no row has one. A labelled row with a soft target weighs (1 − α) on its label and
+    α on the teacher; an unlabelled row (an ``--unlabelled`` source) learns from the teacher alone.
+    """
+    rows = logits.shape[0]
+    labelled = torch.ones(rows, dtype=torch.bool, device=logits.device) if labelled is None else labelled
+    have = torch.zeros_like(labelled) if soft is None else ~torch.isnan(soft[:, 0])
+    if bool((~labelled & ~have).any()):
+        raise ModelError("a training row has neither a label nor a teacher's soft target")
     if not bool(have.any()):
         return hard_loss
-    share = alpha * have.float().mean()
+    both, alone = int((have & labelled).sum()), int((have & ~labelled).sum())
+    soft_weight = (alpha * both + alone) / rows
     kl = F.kl_div(F.log_softmax(logits[have] / temperature, -1), soft[have], reduction="batchmean")
-    return (1 - share) * hard_loss + share * kl * temperature ** 2
+    distilled = soft_weight * kl * temperature ** 2
+    if hard_loss is None:
+        return distilled
+    return (int(labelled.sum()) - alpha * both) / rows * hard_loss + distilled

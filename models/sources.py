@@ -15,6 +15,12 @@ epoch as long as all sources together:
 
 A source drawn more often than it has rows repeats whole shuffled passes before any row
 repeats a third time; one drawn less often takes a fresh random subset each epoch.
+
+An *unlabelled* source (``--unlabelled NAME=PATH``: a file with a ``text`` column, or the
+``title`` column of a recorded feed) joins the sentiment sources with no labels: its rows
+train on a teacher's soft targets alone (models/distill.py), so a larger teacher's reading of
+many real headlines carries into the student. Empty and repeated texts are dropped, and so is
+every text that is also a validation row: validation stays unseen.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.data import LabelledSet, load_labelled
+from models.data import LabelledSet, load_labelled, read_frame
 from models.errors import DataError
 from models.labels import LabelMap
 
 MIXES = ("sqrt", "proportional", "equal")
+NO_LABEL = -100  # the label of an unlabelled row (torch's ignore_index)
 
 
 @dataclass(frozen=True)
@@ -116,3 +123,20 @@ def draw(size: int, count: int, rng: random.Random) -> list[int]:
     if size and count > len(rows):
         rows.extend(rng.sample(range(size), count - len(rows)))
     return rows
+
+
+def load_unlabelled(specs: Sequence[SourceSpec], held_out: set[str]) -> dict[str, LabelledSet]:
+    """Each unlabelled source's distinct texts (labels ``NO_LABEL``), less any text in ``held_out``."""
+    out: dict[str, LabelledSet] = {}
+    for spec in specs:
+        frame = read_frame(Path(spec.path))
+        column = "text" if "text" in frame.columns else "title" if "title" in frame.columns else None
+        if column is None:
+            raise DataError(f"--unlabelled {spec}: the file has no 'text' or 'title' column "
+                            f"(columns: {', '.join(map(str, frame.columns))})")
+        stripped = ("" if x is None or x != x else str(x).strip() for x in frame[column])  # x != x: NaN
+        texts = list(dict.fromkeys(t for t in stripped if t and t not in held_out))
+        if not texts:
+            raise DataError(f"--unlabelled {spec}: no text is left (the file is empty or holds validation rows only)")
+        out[spec.name] = LabelledSet("sentiment", texts, [NO_LABEL] * len(texts))
+    return out

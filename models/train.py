@@ -9,7 +9,8 @@ After training, one temperature per head is fitted on the validation rows
 bar, checkpoints every ``checkpoint_every`` steps and at each epoch end, resumes
 from the newest checkpoint, and stops early when the validation figure stops
 improving. The best weights (by validation) are what gets saved. Teachers
-(``--teacher``, models/distill.py) add soft targets to the rows they cover.
+(``--teacher``, models/distill.py) add soft targets to the rows they cover; unlabelled
+sources (``--unlabelled``) add rows that learn from a teacher alone.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from models.batching import encode, pad, shuffled_bucket_batches
 from models.data import LabelledSet, load_labelled
 from models.distill import check_settings, distilled_loss, parse_teachers, soft_targets
 from models.engine import pick_device
-from models.errors import ModelError
+from models.errors import DataError, ModelError
 from models.labels import LabelMap
-from models.sources import draw, epoch_counts, load_sources, parse_sources, refuse_overlap
+from models.sources import NO_LABEL, draw, epoch_counts, load_sources, load_unlabelled, parse_sources, refuse_overlap
 from models.validation import calibrate, selection_score, validation_logits, validation_metrics
 
 
@@ -76,6 +77,7 @@ class TrainConfig:
     calibrate: bool = True  # fit temperatures on the validation rows after training
     keep: str = "best"  # which epoch's weights are saved: "best" (by the selection score) or "last"
     teacher: list[str] = field(default_factory=list)  # TARGETS=MODEL soft-target teachers (models/distill.py)
+    unlabelled: list[str] = field(default_factory=list)  # NAME=PATH texts that learn from a teacher alone
     distill_alpha: float = 0.5
     distill_temperature: float = 2.0
 
@@ -114,10 +116,28 @@ def _load_sets(cfg: TrainConfig, spec: ModelSpec) -> dict:
         "sentiment": {"train": load_sources(train_specs, sentiment_map),
                       "valid": load_sources(valid_specs, sentiment_map)},
     }
+    held_out = set(sets["topic"]["valid"].texts) | {t for d in sets["sentiment"]["valid"].values() for t in d.texts}
+    sets["sentiment"]["unlabelled"] = load_unlabelled(_unlabelled_specs(cfg, train_specs), held_out)
     if cfg.limit:
         sets["topic"] = {s: d.subset(cfg.limit) for s, d in sets["topic"].items()}
         sets["sentiment"] = {s: {n: d.subset(cfg.limit) for n, d in v.items()} for s, v in sets["sentiment"].items()}
     return sets
+
+
+def _unlabelled_specs(cfg: TrainConfig, train_specs) -> list:
+    """The ``--unlabelled`` sources; each needs its own name and a teacher that covers it."""
+    if not cfg.unlabelled:
+        return []
+    specs = parse_sources(cfg.unlabelled, "--unlabelled")
+    taken = {s.name for s in train_specs}
+    covered = {t for spec in parse_teachers(cfg.teacher) for t in spec.targets}
+    for spec in specs:
+        if spec.name in taken or spec.name == "topic":
+            raise DataError(f"--unlabelled {spec}: {spec.name!r} already names a training source; give it another name")
+        if spec.name not in covered:
+            raise DataError(f"--unlabelled {spec}: no --teacher covers {spec.name!r}; add it to a teacher's targets, "
+                            f"for example --teacher {spec.name}=runs/teacher")
+    return specs
 
 
 def evaluate_sets(model, tokenizer, spec: ModelSpec, sets: dict) -> dict:
@@ -142,7 +162,7 @@ def train(cfg: TrainConfig) -> dict:
         _warm_start(model, spec, cfg.init_from)
     device = pick_device(cfg.device, setting="--device")
     model.to(device)
-    sources = sets["sentiment"]["train"]
+    sources = {**sets["sentiment"]["train"], **sets["sentiment"]["unlabelled"]}
     pooled = {"topic": sets["topic"]["train"],
               "sentiment": LabelledSet("sentiment", [x for d in sources.values() for x in d.texts],
                                        [y for d in sources.values() for y in d.labels])}
@@ -162,7 +182,8 @@ def train(cfg: TrainConfig) -> dict:
     print(json.dumps({"sentiment_sources": {n: {"rows": len(d), "per_epoch": counts[n]} for n, d in sources.items()},
                       "mix": cfg.mix}), flush=True)
     loss_fns = {
-        t: nn.CrossEntropyLoss(weight=_to(class_weights(labels[t], n, cfg.class_weighting), device),
+        t: nn.CrossEntropyLoss(weight=_to(class_weights([y for y in labels[t] if y != NO_LABEL], n,
+                                                        cfg.class_weighting), device),
                                label_smoothing=cfg.label_smoothing)
         for t, n in (("topic", len(spec.topic_labels)), ("sentiment", len(spec.sentiment_labels)))
     }
@@ -231,10 +252,11 @@ def train(cfg: TrainConfig) -> dict:
             target = torch.tensor([labels[task][i] for i in batch]).to(device)
             topic_logits, sentiment_logits = model(input_ids.to(device), mask.to(device))
             logits = topic_logits if task == "topic" else sentiment_logits
-            loss = loss_fns[task](logits, target)
+            labelled = target != NO_LABEL
+            loss = loss_fns[task](logits[labelled], target[labelled]) if bool(labelled.any()) else None
             if soft[task] is not None:
                 loss = distilled_loss(loss, logits, soft[task][batch].to(device), cfg.distill_alpha,
-                                      cfg.distill_temperature)
+                                      cfg.distill_temperature, labelled)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
@@ -280,7 +302,8 @@ def train(cfg: TrainConfig) -> dict:
     spec.metrics = {"validation": kept_metrics, "history": state["history"],
                     "selection": "models/validation.selection_score" if cfg.keep == "best" else "last epoch"}
     spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__,
-                       "sentiment_sources": {"train": {n: len(d) for n, d in sources.items()},
+                       "sentiment_sources": {"train": {n: len(d) for n, d in sets["sentiment"]["train"].items()},
+                                             "unlabelled": {n: len(d) for n, d in sets["sentiment"]["unlabelled"].items()},
                                              "valid": {n: len(d) for n, d in sets["sentiment"]["valid"].items()},
                                              "per_epoch": counts, "mix": cfg.mix},
                        "teachers": [{"targets": list(t.targets), "model": t.model,
@@ -343,4 +366,6 @@ def _config_key(cfg: TrainConfig) -> dict:
     data = asdict(cfg)
     for volatile in ("output", "checkpoint_dir", "checkpoint_every", "resume", "threads", "progress", "device", "keep"):
         data.pop(volatile)
+    if not data["unlabelled"]:  # an unused option leaves the run's key as it was
+        data.pop("unlabelled")
     return data

@@ -64,6 +64,9 @@ def _validation_files(settings, topic_valid, sentiment_valid) -> tuple[str, list
 @click.option("--teacher", multiple=True, metavar="TARGETS=MODEL",
               help="Distil from a saved model's predictions on these targets (topic and/or sentiment source names, "
                    "comma-separated); repeat for several teachers.")
+@click.option("--unlabelled", multiple=True, metavar="NAME=PATH",
+              help="Texts without labels (a 'text' or 'title' column) that learn from the teacher named for NAME "
+                   "alone; repeat for several.")
 @click.option("--distill-alpha", type=float, default=0.5, show_default=True,
               help="Weight of the teacher's soft targets against the labels.")
 @click.option("--distill-temperature", type=float, default=2.0, show_default=True,
@@ -71,8 +74,8 @@ def _validation_files(settings, topic_valid, sentiment_valid) -> tuple[str, list
 @click.pass_context
 def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_train, sentiment_valid, mix,
           calibrate, keep, finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
-          patience, limit, checkpoint_dir, resume, model_version, threads, init_from, device, teacher, distill_alpha,
-          distill_temperature) -> None:
+          patience, limit, checkpoint_dir, resume, model_version, threads, init_from, device, teacher, unlabelled,
+          distill_alpha, distill_temperature) -> None:
     """Fine-tune the topic + sentiment model (LoRA by default) and save it."""
     from models.artefact import LoraSettings
     from models.train import TrainConfig
@@ -91,7 +94,8 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
         epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, max_length=max_length,
         class_weighting=class_weighting, seed=seed, patience=patience, limit=limit,
         checkpoint_dir=checkpoint_dir, resume=resume, version=model_version, threads=threads,
-        init_from=init_from, device=device, teacher=list(teacher), distill_alpha=distill_alpha,
+        init_from=init_from, device=device, teacher=list(teacher), unlabelled=list(unlabelled),
+        distill_alpha=distill_alpha,
         distill_temperature=distill_temperature)
     metrics = run_training(cfg)
     click.echo(json.dumps({"output": output, "validation": metrics}, indent=2))
