@@ -116,7 +116,8 @@ def _load_sets(cfg: TrainConfig, spec: ModelSpec) -> dict:
         "sentiment": {"train": load_sources(train_specs, sentiment_map),
                       "valid": load_sources(valid_specs, sentiment_map)},
     }
-    held_out = set(sets["topic"]["valid"].texts) | {t for d in sets["sentiment"]["valid"].values() for t in d.texts}
+    valid_texts = sets["topic"]["valid"].texts + [t for d in sets["sentiment"]["valid"].values() for t in d.texts]
+    held_out = {t.strip() for t in valid_texts}  # compared as the unlabelled texts are kept: stripped
     sets["sentiment"]["unlabelled"] = load_unlabelled(_unlabelled_specs(cfg, train_specs), held_out)
     if cfg.limit:
         sets["topic"] = {s: d.subset(cfg.limit) for s, d in sets["topic"].items()}
