@@ -22,6 +22,7 @@ of many real headlines — more than were ever labelled — carries into the stu
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,14 +79,65 @@ def covers(target: str, source: str) -> bool:
     return source == target or source.startswith(target + "/")
 
 
+# Files of a model directory that do not change what it predicts (``moodwire evaluate`` writes them).
+_NOT_PREDICTIVE = {"README.md", "evaluation.json"}
+
+
+def model_digest(model_dir: str) -> str:
+    """SHA-256 over a model directory's files that decide its predictions (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(model_dir).rglob("*") if p.is_file() and p.name not in _NOT_PREDICTIVE):
+        digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class TeacherCache:
+    """Teachers' logits on lists of texts, saved under ``directory`` (``--teacher-cache``) by the
+    teacher's digest, the task and the texts, so a sweep of runs over the same data pays for the
+    teacher's predictions once. Without a directory nothing is kept."""
+
+    def __init__(self, directory: str | None):
+        self.directory = Path(directory) if directory else None
+        if self.directory is not None and self.directory.exists() and not self.directory.is_dir():
+            raise DataError(f"--teacher-cache {directory}: not a directory; name a directory to keep teachers' "
+                            "predictions in")
+
+    def _path(self, digest: str, task: str, texts: Sequence[str]) -> Path:
+        key = hashlib.sha256("\0".join([digest, task, *texts]).encode()).hexdigest()
+        return self.directory / f"{key}.pt"
+
+    def get(self, digest: str, task: str, texts: Sequence[str]) -> torch.Tensor | None:
+        if self.directory is None:
+            return None
+        path = self._path(digest, task, texts)
+        if not path.exists():
+            return None
+        logits = torch.load(path, weights_only=True)
+        return logits if logits.shape[0] == len(texts) else None
+
+    def put(self, digest: str, task: str, texts: Sequence[str], logits: torch.Tensor) -> None:
+        if self.directory is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(digest, task, texts)
+        partial = path.with_suffix(".part")
+        torch.save(logits, partial)
+        partial.replace(path)  # a reader never sees half a file
+
+
 def soft_targets(teachers: Sequence[TeacherSpec], spec, texts: dict[str, list[str]],
-                 row_sources: dict[str, list[str]], temperature: float) -> dict[str, torch.Tensor | None]:
+                 row_sources: dict[str, list[str]], temperature: float,
+                 cache: TeacherCache | None = None) -> dict[str, torch.Tensor | None]:
     """Per task (``topic``, ``sentiment``): a (rows × classes) tensor of the teachers' softened
     probabilities, NaN on rows no teacher covers; None where no row is covered. ``row_sources``
     names each row's target (``topic`` for every topic row; the sentiment source otherwise)."""
-    from models.artefact import load_model
+    from models.artefact import load_model, read_spec
     from models.predict import predict_logits
 
+    cache = cache or TeacherCache(None)
     known = set(row_sources["topic"]) | set(row_sources["sentiment"])
     for teacher in teachers:
         for target in teacher.targets:
@@ -95,17 +147,25 @@ def soft_targets(teachers: Sequence[TeacherSpec], spec, texts: dict[str, list[st
     classes = {"topic": len(spec.topic_labels), "sentiment": len(spec.sentiment_labels)}
     out: dict[str, torch.Tensor | None] = {t: None for t in classes}
     for teacher in teachers:
-        model, tokenizer, saved = load_model(teacher.model)
+        saved = read_spec(teacher.model)
         for name in ("topic_labels", "sentiment_labels"):  # its own base and tokenizer may differ
             if getattr(saved, name) != getattr(spec, name):
                 raise ModelError(f"--teacher {teacher}: its {name} is {getattr(saved, name)!r}, this run's is "
                                  f"{getattr(spec, name)!r}")
+        digest = model_digest(teacher.model) if cache.directory is not None else ""
+        loaded = None
         for task in classes:
             rows = [i for i, s in enumerate(row_sources[task]) if any(covers(t, s) for t in teacher.targets)]
             if not rows:
                 continue
-            logits = predict_logits(model, tokenizer, [texts[task][i] for i in rows], saved.max_length)
-            probs = (logits[0] if task == "topic" else logits[1]).div(temperature).softmax(-1)
+            chosen = [texts[task][i] for i in rows]
+            logits = cache.get(digest, task, chosen)
+            if logits is None:
+                loaded = loaded or load_model(teacher.model)
+                both = predict_logits(loaded[0], loaded[1], chosen, saved.max_length)
+                logits = both[0] if task == "topic" else both[1]
+                cache.put(digest, task, chosen, logits)
+            probs = logits.div(temperature).softmax(-1)
             if out[task] is None:
                 out[task] = torch.full((len(texts[task]), classes[task]), float("nan"))
             out[task][torch.tensor(rows)] = probs

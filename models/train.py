@@ -33,7 +33,7 @@ from models.artefact import (WEIGHTS_FILE, LoraSettings, ModelSpec, build_networ
                              trainable_state)
 from models.batching import encode, pad, shuffled_bucket_batches
 from models.data import LabelledSet, load_labelled
-from models.distill import check_settings, distilled_loss, parse_teachers, soft_targets
+from models.distill import TeacherCache, check_settings, distilled_loss, parse_teachers, soft_targets
 from models.engine import pick_device
 from models.errors import DataError, ModelError
 from models.labels import LabelMap
@@ -80,6 +80,7 @@ class TrainConfig:
     unlabelled: list[str] = field(default_factory=list)  # NAME=PATH texts that learn from a teacher alone
     distill_alpha: float = 0.5
     distill_temperature: float = 2.0
+    teacher_cache: str | None = None  # a directory that keeps the teachers' predictions between runs
 
     def learning_rate(self) -> float:
         if self.lr is not None:
@@ -103,7 +104,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _load_sets(cfg: TrainConfig, spec: ModelSpec) -> dict:
+def _load_sets(cfg: TrainConfig, spec: ModelSpec, teachers: list) -> dict:
     """``{"topic": {"train", "valid"}, "sentiment": {"train": {source: set}, "valid": {source: set}}}``."""
     train_specs = parse_sources(cfg.sentiment_train, "--sentiment-train")
     valid_specs = parse_sources(cfg.sentiment_valid, "--sentiment-valid")
@@ -118,20 +119,20 @@ def _load_sets(cfg: TrainConfig, spec: ModelSpec) -> dict:
     }
     valid_texts = sets["topic"]["valid"].texts + [t for d in sets["sentiment"]["valid"].values() for t in d.texts]
     held_out = {t.strip() for t in valid_texts}  # compared as the unlabelled texts are kept: stripped
-    sets["sentiment"]["unlabelled"] = load_unlabelled(_unlabelled_specs(cfg, train_specs), held_out)
+    sets["sentiment"]["unlabelled"] = load_unlabelled(_unlabelled_specs(cfg, train_specs, teachers), held_out)
     if cfg.limit:
         sets["topic"] = {s: d.subset(cfg.limit) for s, d in sets["topic"].items()}
         sets["sentiment"] = {s: {n: d.subset(cfg.limit) for n, d in v.items()} for s, v in sets["sentiment"].items()}
     return sets
 
 
-def _unlabelled_specs(cfg: TrainConfig, train_specs) -> list:
+def _unlabelled_specs(cfg: TrainConfig, train_specs, teachers: list) -> list:
     """The ``--unlabelled`` sources; each needs its own name and a teacher that covers it."""
     if not cfg.unlabelled:
         return []
     specs = parse_sources(cfg.unlabelled, "--unlabelled")
     taken = {s.name for s in train_specs}
-    covered = {t for spec in parse_teachers(cfg.teacher) for t in spec.targets}
+    covered = {t for teacher in teachers for t in teacher.targets}
     for spec in specs:
         if spec.name in taken or spec.name == "topic":
             raise DataError(f"--unlabelled {spec}: {spec.name!r} already names a training source; give it another name")
@@ -157,7 +158,7 @@ def train(cfg: TrainConfig) -> dict:
     teachers = parse_teachers(cfg.teacher)
     if teachers:
         check_settings(cfg.distill_alpha, cfg.distill_temperature)
-    sets = _load_sets(cfg, spec)
+    sets = _load_sets(cfg, spec, teachers)
     model, tokenizer = build_network(spec)
     if cfg.init_from:
         _warm_start(model, spec, cfg.init_from)
@@ -178,7 +179,7 @@ def train(cfg: TrainConfig) -> dict:
         row_sources = {"topic": ["topic"] * len(pooled["topic"]),
                        "sentiment": [n for n, d in sources.items() for _ in range(len(d))]}
         soft = soft_targets(teachers, spec, {t: pooled[t].texts for t in pooled}, row_sources,
-                            cfg.distill_temperature)
+                            cfg.distill_temperature, TeacherCache(cfg.teacher_cache))
     counts = epoch_counts({n: len(d) for n, d in sources.items()}, cfg.mix)
     print(json.dumps({"sentiment_sources": {n: {"rows": len(d), "per_epoch": counts[n]} for n, d in sources.items()},
                       "mix": cfg.mix}), flush=True)
@@ -365,7 +366,8 @@ def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | Non
 def _config_key(cfg: TrainConfig) -> dict:
     """The settings that define a run (a checkpoint only resumes the same run)."""
     data = asdict(cfg)
-    for volatile in ("output", "checkpoint_dir", "checkpoint_every", "resume", "threads", "progress", "device", "keep"):
+    for volatile in ("output", "checkpoint_dir", "checkpoint_every", "resume", "threads", "progress", "device", "keep",
+                     "teacher_cache"):
         data.pop(volatile)
     if not data["unlabelled"]:  # an unused option leaves the run's key as it was
         data.pop("unlabelled")

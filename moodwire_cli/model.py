@@ -71,11 +71,14 @@ def _validation_files(settings, topic_valid, sentiment_valid) -> tuple[str, list
               help="Weight of the teacher's soft targets against the labels.")
 @click.option("--distill-temperature", type=float, default=2.0, show_default=True,
               help="Temperature that softens the teacher's and the student's probabilities.")
+@click.option("--teacher-cache", type=click.Path(), default=None, metavar="DIR",
+              help="Keep the teachers' predictions in this directory and reuse them in later runs over the same "
+                   "texts (keyed by each teacher's files and the texts).")
 @click.pass_context
 def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_train, sentiment_valid, mix,
           calibrate, keep, finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
           patience, limit, checkpoint_dir, resume, model_version, threads, init_from, device, teacher, unlabelled,
-          distill_alpha, distill_temperature) -> None:
+          distill_alpha, distill_temperature, teacher_cache) -> None:
     """Fine-tune the topic + sentiment model (LoRA by default) and save it."""
     from models.artefact import LoraSettings
     from models.train import TrainConfig
@@ -96,7 +99,7 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
         checkpoint_dir=checkpoint_dir, resume=resume, version=model_version, threads=threads,
         init_from=init_from, device=device, teacher=list(teacher), unlabelled=list(unlabelled),
         distill_alpha=distill_alpha,
-        distill_temperature=distill_temperature)
+        distill_temperature=distill_temperature, teacher_cache=teacher_cache)
     metrics = run_training(cfg)
     click.echo(json.dumps({"output": output, "validation": metrics}, indent=2))
 

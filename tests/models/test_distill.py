@@ -10,16 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.artefact import read_spec
-from models.distill import TeacherSpec, check_settings, distilled_loss, parse_teachers, soft_targets
+from models.artefact import read_spec, write_spec
+from models.distill import TeacherCache, TeacherSpec, check_settings, distilled_loss, parse_teachers, soft_targets
 from models.engine import InferenceEngine
 from models.errors import DataError
 from tests.conftest import shared
+from tests.models.helpers import kl_per_row
 
-
-def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """KL(p ‖ q) per row, written out."""
-    return (p * (p.log() - q.log())).sum(-1)
 
 
 def test_the_loss_mixes_labels_and_soft_targets_by_the_covered_share():
@@ -27,7 +24,7 @@ def test_the_loss_mixes_labels_and_soft_targets_by_the_covered_share():
     logits, hard = torch.randn(4, 3), torch.tensor(0.7)
     teacher = torch.randn(4, 3).div(2.0).softmax(-1)
     student = logits.div(2.0).softmax(-1)
-    kl = _kl(teacher, student)
+    kl = kl_per_row(teacher, student)
 
     full = distilled_loss(hard, logits, teacher, alpha=1.0, temperature=2.0)
     assert full.item() == pytest.approx(4.0 * kl.mean().item(), rel=1e-5)
@@ -63,6 +60,50 @@ def test_soft_targets_are_the_teacher_s_probabilities_on_its_targets_only(tiny_m
     sharp = soft_targets(parse_teachers([f"news={tiny_model}"]), spec, texts, sources, temperature=1.0)
     # a higher temperature flattens the same prediction
     assert both["sentiment"][1].max() < sharp["sentiment"][1].max()
+
+
+def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    return (a is None and b is None) or torch.allclose(a, b, atol=1e-6, equal_nan=True)
+
+
+def test_a_teacher_cache_reuses_predictions_and_follows_the_teacher(tiny_model: Path, tmp_path: Path):
+    spec = read_spec(tiny_model)
+    texts = {"topic": ["Fed holds rates", "Oil jumps on supply cut"],
+             "sentiment": ["Shares crash on fraud probe", "Stocks soar to record", "Company holds annual meeting"]}
+    sources = {"topic": ["topic", "topic"], "sentiment": ["tweets", "news/wsj", "tweets"]}
+    teachers = parse_teachers([f"topic,tweets={tiny_model}"])
+    folder = tmp_path / "cache"
+    plain = soft_targets(teachers, spec, texts, sources, 2.0)
+    first = soft_targets(teachers, spec, texts, sources, 2.0, TeacherCache(str(folder)))
+    entries = sorted(folder.glob("*.pt"))
+    assert len(entries) == 2  # topic and sentiment, each over its covered rows
+    again = soft_targets(teachers, spec, texts, sources, 2.0, TeacherCache(str(folder)))
+    assert all(_same(plain[t], first[t]) and _same(first[t], again[t]) for t in plain)
+    # logits are kept, so another distillation temperature reuses them
+    cooler = soft_targets(teachers, spec, texts, sources, 1.0, TeacherCache(str(folder)))
+    assert sorted(folder.glob("*.pt")) == entries
+    assert all(_same(cooler[t], soft_targets(teachers, spec, texts, sources, 1.0)[t]) for t in plain)
+    # what is read is the kept file: flat logits there give flat soft targets
+    for entry in entries:
+        rows, classes = torch.load(entry, weights_only=True).shape
+        torch.save(torch.zeros(rows, classes), entry)
+    flat = soft_targets(teachers, spec, texts, sources, 2.0, TeacherCache(str(folder)))
+    assert torch.allclose(flat["topic"], torch.full_like(flat["topic"], 1 / len(spec.topic_labels)))
+    # a changed teacher (recalibrated) is predicted afresh, not read from its old entries
+    changed = tmp_path / "recalibrated"
+    changed.mkdir()
+    for item in tiny_model.iterdir():
+        if item.is_file():
+            (changed / item.name).write_bytes(item.read_bytes())
+    spec.calibration = {"topic_temperature": 3.0, "sentiment_temperature": 3.0}
+    write_spec(spec, changed)
+    other = parse_teachers([f"topic,tweets={changed}"])
+    fresh = soft_targets(other, spec, texts, sources, 2.0, TeacherCache(str(folder)))
+    assert len(list(folder.glob("*.pt"))) == 4
+    assert all(_same(fresh[t], soft_targets(other, spec, texts, sources, 2.0)[t]) for t in plain)
+    assert not _same(fresh["topic"], plain["topic"])
+    with pytest.raises(DataError, match="--teacher-cache .*not a directory"):
+        TeacherCache(str(entries[0]))
 
 
 def test_a_teacher_reads_texts_with_its_own_tokenizer_and_length(tiny_model: Path, tmp_path: Path):

@@ -18,18 +18,15 @@ from models.errors import DataError, ModelError
 from models.predict import predict_logits
 from models.sources import NO_LABEL, SourceSpec, load_unlabelled
 from tests.conftest import shared
+from tests.models.helpers import kl_per_row
 
-
-def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """KL(p ‖ q) per row, written out."""
-    return (p * (p.log() - q.log())).sum(-1)
 
 
 def test_unlabelled_rows_learn_from_the_teacher_alone():
     torch.manual_seed(1)
     logits = torch.randn(4, 3)
     teacher = torch.randn(4, 3).div(2.0).softmax(-1)
-    kl = _kl(teacher, logits.div(2.0).softmax(-1))
+    kl = kl_per_row(teacher, logits.div(2.0).softmax(-1))
     none_labelled = torch.zeros(4, dtype=torch.bool)
     alone = distilled_loss(None, logits, teacher, alpha=0.3, temperature=2.0, labelled=none_labelled)
     assert alone.item() == pytest.approx(4.0 * kl.mean().item(), rel=1e-5)  # full weight, whatever alpha
@@ -73,7 +70,7 @@ def _gap(model_dir: Path, teacher_dir: Path, texts: list[str]) -> float:
     teacher, teacher_tokenizer, teacher_spec = load_model(teacher_dir)
     student = predict_logits(model, tokenizer, texts, spec.max_length)[1].softmax(-1)
     target = predict_logits(teacher, teacher_tokenizer, texts, teacher_spec.max_length)[1].softmax(-1)
-    return float(_kl(target, student).mean())
+    return float(kl_per_row(target, student).mean())
 
 
 def test_a_run_with_unlabelled_headlines_moves_the_student_towards_its_teacher(tiny_model: Path, tmp_path: Path):
