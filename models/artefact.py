@@ -54,6 +54,20 @@ class ModelSpec:
     provenance: dict = field(default_factory=dict)
     # {"topic_temperature": T, "sentiment_temperature": T, ...}: logits are divided by T at load.
     calibration: dict = field(default_factory=dict)
+    # {"tweets": "tweet:"}: text put before every row of that sentiment source in training and
+    # validation, so one model keeps apart the conventions of kinds of text; untagged text is
+    # read as news (models/sources.py).
+    source_tags: dict = field(default_factory=dict)
+
+    def tagged(self, texts: list[str], read_as: str | None) -> list[str]:
+        """``texts`` as the model reads the kind of text ``read_as`` (a tagged source's name;
+        None: untagged, as news is read)."""
+        if read_as is None:
+            return list(texts)
+        if read_as not in self.source_tags:
+            known = ", ".join(sorted(self.source_tags)) or "none"
+            raise ArtefactError(f"model {self.label} has no source tag {read_as!r} (its tagged sources: {known})")
+        return [f"{self.source_tags[read_as]} {t}" for t in texts]
 
     def temperatures(self) -> tuple[float, float]:
         temps = []

@@ -42,6 +42,12 @@ class LabelledSet:
     def subset(self, n: int) -> "LabelledSet":
         return self.select(range(min(n, len(self.texts))))
 
+    def with_texts(self, texts: list[str]) -> "LabelledSet":
+        """The same rows with other texts (one per row)."""
+        if len(texts) != len(self.texts):
+            raise ValueError("with_texts needs one text per row")
+        return LabelledSet(self.task, list(texts), self.labels, self.scores, self.groups)
+
     def select(self, rows) -> "LabelledSet":
         """The given rows, in the given order."""
         rows = list(rows)

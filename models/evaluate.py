@@ -4,6 +4,9 @@ The report holds accuracy, macro-F1, per-class figures and the confusion matrix;
 figures per value of the file's ``source`` column when it has one; the calibration of the
 task's probabilities (expected calibration error and reliability bins, models/calibration.py);
 and, for sentiment files with a ``score`` column, the correlation of p₊ − p₋ with it.
+``read_as`` names a tagged training source (models/sources.py): the file's texts are read with
+its tag, as that source was in training and validation; by default they are read untagged, as
+every served headline is.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from models.predict import predict_probs
 
 
 def evaluate(model_dir: str | Path, task: str, data: str | Path, png: str | Path | None = None,
-             quantized: bool = False, runtime: str = "onnx", cache_dir: str | Path | None = None) -> dict:
+             quantized: bool = False, runtime: str = "onnx", cache_dir: str | Path | None = None,
+             read_as: str | None = None) -> dict:
     spec = read_spec(model_dir)
     names = spec.topic_labels if task == "topic" else spec.sentiment_labels
+    spec.tagged([], read_as)  # an unknown tag is refused before the file is read
     labelled = load_labelled(data, LabelMap(task, tuple(names)))
-    topic, sentiment = _probabilities(model_dir, labelled.texts, quantized, runtime, cache_dir)
+    texts = spec.tagged(labelled.texts, read_as)
+    topic, sentiment = _probabilities(model_dir, texts, quantized, runtime, cache_dir)
     probs = topic if task == "topic" else sentiment
     predicted = probs.argmax(-1).tolist()
     model_scores = None
@@ -31,7 +37,8 @@ def evaluate(model_dir: str | Path, task: str, data: str | Path, png: str | Path
         neg, pos = names.index("negative"), names.index("positive")
         model_scores = (sentiment[:, pos] - sentiment[:, neg]).tolist()
     report = classification_report(labelled.labels, predicted, names, labelled.scores, model_scores)
-    report.update(task=task, data=str(data), model=spec.label, int8=quantized, runtime=runtime if quantized else "torch")
+    report.update(task=task, data=str(data), model=spec.label, int8=quantized, runtime=runtime if quantized else "torch",
+                  read_as=read_as)
     report["calibration"] = reliability(probs.numpy(), labelled.labels)
     if labelled.groups is not None:
         report["per_source"] = {}
@@ -63,7 +70,8 @@ def _probabilities(model_dir, texts, quantized: bool, runtime: str, cache_dir):
 
 
 def format_report(report: dict) -> str:
-    lines = [f"model {report['model']}  task {report['task']}  data {report['data']}  n={report['n']}",
+    read_as = f"  read as {report['read_as']}" if report.get("read_as") else ""
+    lines = [f"model {report['model']}  task {report['task']}  data {report['data']}{read_as}  n={report['n']}",
              f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}"]
     lines.append(f"expected calibration error {report['calibration']['ece']:.4f} "
                  f"({report['calibration']['n_bins']} bins of the predicted class's probability)")

@@ -46,14 +46,27 @@ def average_models(sources: list[str | Path], output: str | Path, version: str =
                 raise ModelError(f"{source}: its {name} differs from {sources[0]}'s; only models of one task average")
         if other.base != spec.base:
             raise ModelError(f"{source}: base {other.base!r} differs from {sources[0]}'s {spec.base!r}")
+    tags = _merged_tags(sources, [m for _, _, m in loaded])
     states = [model.state_dict() for model, _, _ in loaded]
     averaged = {k: sum(state[k].float() for state in states) / len(states) for k in states[0]}
     out_spec = replace(spec, finetune="full", lora=LoraSettings(), version=version, calibration={}, metrics={},
+                       source_tags=tags,
                        provenance={"average_of": [{"model": str(s), "label": m.label, "provenance": m.provenance}
                                                   for s, (_, _, m) in zip(sources, loaded)]})
     net, _ = build_network(out_spec)
     net.load_state_dict(averaged)
     return save_model(net, out_spec, output)
+
+
+def _merged_tags(sources, specs) -> dict:
+    """The source tags of an average: every model's, refused where two tag one source differently."""
+    tags: dict = {}
+    for source, spec in zip(sources, specs):
+        for name, tag in spec.source_tags.items():
+            if tags.setdefault(name, tag) != tag:
+                raise ModelError(f"{source}: tags the source {name!r} as {tag!r}, another model as {tags[name]!r}; "
+                                 "only models that tag a source alike average")
+    return tags
 
 
 def lora_from_full(source: str | Path, output: str | Path, rank: int, half: bool = False) -> dict:

@@ -21,6 +21,13 @@ An *unlabelled* source (``--unlabelled NAME=PATH``: a file with a ``text`` colum
 train on a teacher's soft targets alone (models/distill.py), so a larger teacher's reading of
 many real headlines carries into the student. Empty and repeated texts are dropped, and so is
 every text that is also a validation row: validation stays unseen.
+
+A *source tag* (``--source-tag tweets=tweet:``) is text put before every row of a sentiment
+source, in training and in validation (a validation source of the same name), and recorded in
+the model. Sources whose labels follow different conventions — tweets of news accounts beside
+news headlines and newswire sentences — then train one model without pulling each other's
+reading: the untagged sources define how untagged text (every served headline) is read.
+``moodwire evaluate --read-as tweets`` reads a file as the tagged source.
 """
 
 from __future__ import annotations
@@ -83,6 +90,36 @@ def refuse_overlap(train: Sequence[SourceSpec], valid: Sequence[SourceSpec]) -> 
         if clash is not None:
             raise DataError(f"training source {spec} is also the validation source {clash}; "
                             "a validation file is never trained on")
+
+
+def parse_tags(values: Sequence[str], sources: Sequence[SourceSpec]) -> dict[str, str]:
+    """``NAME=TAG`` options as ``{name: tag}``; each names a sentiment training source."""
+    tags: dict[str, str] = {}
+    names = {s.name for s in sources}
+    for value in values:
+        name, sep, tag = value.partition("=")
+        name, tag = name.strip(), " ".join(tag.split())
+        if not sep or not name or not tag:
+            raise DataError(f"--source-tag {value!r}: write NAME=TAG (for example tweets=tweet:)")
+        if name not in names:
+            raise DataError(f"--source-tag {value!r}: {name!r} is not a sentiment training source "
+                            f"(sources: {', '.join(sorted(names))})")
+        if name in tags:
+            raise DataError(f"--source-tag: the source {name!r} is tagged twice")
+        tags[name] = tag
+    if tags and set(tags) == names:
+        raise DataError("--source-tag: leave at least one sentiment source untagged; untagged text "
+                        "(every served headline) is read as the untagged sources are")
+    return tags
+
+
+def tag_sources(sets: dict[str, LabelledSet], tags: dict[str, str]) -> dict[str, LabelledSet]:
+    """Each source's rows with its tag (by the name before any ``/``) put before the text."""
+    out = {}
+    for name, data in sets.items():
+        tag = tags.get(name.split("/")[0])
+        out[name] = data if tag is None else data.with_texts([f"{tag} {t}" for t in data.texts])
+    return out
 
 
 def load_sources(specs: Sequence[SourceSpec], label_map: LabelMap) -> dict[str, LabelledSet]:

@@ -37,7 +37,8 @@ from models.distill import TeacherCache, check_settings, distilled_loss, parse_t
 from models.engine import pick_device
 from models.errors import DataError, ModelError
 from models.labels import LabelMap
-from models.sources import NO_LABEL, draw, epoch_counts, load_sources, load_unlabelled, parse_sources, refuse_overlap
+from models.sources import (NO_LABEL, draw, epoch_counts, load_sources, load_unlabelled, parse_sources, parse_tags,
+                            refuse_overlap, tag_sources)
 from models.validation import calibrate, selection_score, validation_logits, validation_metrics
 
 
@@ -81,6 +82,7 @@ class TrainConfig:
     distill_alpha: float = 0.5
     distill_temperature: float = 2.0
     teacher_cache: str | None = None  # a directory that keeps the teachers' predictions between runs
+    source_tags: list[str] = field(default_factory=list)  # NAME=TAG: text put before a sentiment source's rows
 
     def learning_rate(self) -> float:
         if self.lr is not None:
@@ -120,6 +122,9 @@ def _load_sets(cfg: TrainConfig, spec: ModelSpec, teachers: list) -> dict:
     valid_texts = sets["topic"]["valid"].texts + [t for d in sets["sentiment"]["valid"].values() for t in d.texts]
     held_out = {t.strip() for t in valid_texts}  # compared as the unlabelled texts are kept: stripped
     sets["sentiment"]["unlabelled"] = load_unlabelled(_unlabelled_specs(cfg, train_specs, teachers), held_out)
+    spec.source_tags = parse_tags(cfg.source_tags, train_specs)
+    for split in ("train", "valid"):
+        sets["sentiment"][split] = tag_sources(sets["sentiment"][split], spec.source_tags)
     if cfg.limit:
         sets["topic"] = {s: d.subset(cfg.limit) for s, d in sets["topic"].items()}
         sets["sentiment"] = {s: {n: d.subset(cfg.limit) for n, d in v.items()} for s, v in sets["sentiment"].items()}
@@ -319,6 +324,10 @@ def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
     """Start from a saved model's trained weights (continued fine-tuning). The saved model
     must have the same base, method and adapter shape; anything else is refused by name."""
     saved = read_spec(source)
+    for name, tag in saved.source_tags.items():  # a tag the model learnt is kept, never silently dropped
+        if spec.source_tags.get(name) != tag:
+            raise ModelError(f"--init-from {source}: it reads the source {name!r} with the tag {tag!r}; "
+                             f"pass --source-tag {name}={tag} to continue it")
     if spec.finetune == "full" and saved.finetune == "lora":
         _warm_start_full_from_lora(model, spec, saved, source)
         return
@@ -369,6 +378,7 @@ def _config_key(cfg: TrainConfig) -> dict:
     for volatile in ("output", "checkpoint_dir", "checkpoint_every", "resume", "threads", "progress", "device", "keep",
                      "teacher_cache"):
         data.pop(volatile)
-    if not data["unlabelled"]:  # an unused option leaves the run's key as it was
-        data.pop("unlabelled")
+    for unused in ("unlabelled", "source_tags"):  # an unused option leaves the run's key as it was
+        if not data[unused]:
+            data.pop(unused)
     return data

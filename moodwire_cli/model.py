@@ -74,11 +74,15 @@ def _validation_files(settings, topic_valid, sentiment_valid) -> tuple[str, list
 @click.option("--teacher-cache", type=click.Path(), default=None, metavar="DIR",
               help="Keep the teachers' predictions in this directory and reuse them in later runs over the same "
                    "texts (keyed by each teacher's files and the texts).")
+@click.option("--source-tag", "source_tags", multiple=True, metavar="NAME=TAG",
+              help="Put TAG before every row of the sentiment source NAME (training and validation) and record it "
+                   "in the model, so kinds of text with other labelling conventions do not blur how untagged text "
+                   "(news) is read; repeat for several.")
 @click.pass_context
 def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_train, sentiment_valid, mix,
           calibrate, keep, finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
           patience, limit, checkpoint_dir, resume, model_version, threads, init_from, device, teacher, unlabelled,
-          distill_alpha, distill_temperature, teacher_cache) -> None:
+          distill_alpha, distill_temperature, teacher_cache, source_tags) -> None:
     """Fine-tune the topic + sentiment model (LoRA by default) and save it."""
     from models.artefact import LoraSettings
     from models.train import TrainConfig
@@ -99,7 +103,7 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
         checkpoint_dir=checkpoint_dir, resume=resume, version=model_version, threads=threads,
         init_from=init_from, device=device, teacher=list(teacher), unlabelled=list(unlabelled),
         distill_alpha=distill_alpha,
-        distill_temperature=distill_temperature, teacher_cache=teacher_cache)
+        distill_temperature=distill_temperature, teacher_cache=teacher_cache, source_tags=list(source_tags))
     metrics = run_training(cfg)
     click.echo(json.dumps({"output": output, "validation": metrics}, indent=2))
 
@@ -113,8 +117,11 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
               help="Write the confusion matrix and the reliability diagram here.")
 @click.option("--int8", is_flag=True, help="Evaluate the int8 CPU serving path (MOODWIRE_CPU_RUNTIME) instead of fp32.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--read-as", default=None, metavar="SOURCE",
+              help="Read the texts with the tag of this tagged training source (see the model's source_tags), "
+                   "as that source was in training [default: untagged, as served headlines are read].")
 @click.pass_context
-def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json) -> None:
+def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json, read_as) -> None:
     """Accuracy, macro-F1, per-class and per-source figures, calibration and confusion matrix on labelled data."""
     from models.artefact import DEFAULT_MODEL_DIR
     from models.evaluate import evaluate as run_evaluation
@@ -124,7 +131,7 @@ def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json) -> N
     model_dir = model_dir or settings.model or str(DEFAULT_MODEL_DIR)
     options = settings.engine_options
     report = run_evaluation(model_dir, task, data, png=png, quantized=int8, runtime=options["runtime"],
-                            cache_dir=options["cache_dir"])
+                            cache_dir=options["cache_dir"], read_as=read_as)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
@@ -179,14 +186,15 @@ def calibrate(ctx: click.Context, model_dir, topic_valid, sentiment_valid) -> No
     from models.artefact import read_spec
     from models.data import load_labelled
     from models.labels import LabelMap
-    from models.sources import load_sources, parse_sources
+    from models.sources import load_sources, parse_sources, tag_sources
     from models.validation import recalibrate
 
     topic_valid, sentiment_valid = _validation_files(settings_of(ctx), topic_valid, sentiment_valid)
     spec = read_spec(model_dir)
     topic = load_labelled(topic_valid, LabelMap("topic", tuple(spec.topic_labels)))
     sources = parse_sources(sentiment_valid, "--sentiment-valid")
-    result = recalibrate(model_dir, topic, load_sources(sources, LabelMap("sentiment", tuple(spec.sentiment_labels))))
+    sentiment = load_sources(sources, LabelMap("sentiment", tuple(spec.sentiment_labels)))
+    result = recalibrate(model_dir, topic, tag_sources(sentiment, spec.source_tags))
     click.echo(f"{model_dir}: topic temperature {result['topic_temperature']} (ECE {result['topic_ece_before']} → "
                f"{result['topic_ece_after']}), sentiment {result['sentiment_temperature']} "
                f"(ECE {result['sentiment_ece_before']} → {result['sentiment_ece_after']})")
