@@ -35,13 +35,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("kafka", brokers, indirect=True, scope="session")
 
 
+def _free_port_pair() -> int:
+    """A free port whose successor is free too (kafka-local's controller listens on port + 1)."""
+    import socket
+
+    from moodwire.broker import free_port
+
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
+
+
 class _ApacheKafka:
-    """scripts/kafka-local run, in a temporary data directory, on a free port."""
+    """scripts/kafka-local run, in a temporary data directory, on a free pair of ports."""
 
     def __init__(self, data: Path) -> None:
-        from moodwire.broker import free_port
-
-        self.port = free_port()
+        self.port = _free_port_pair()
         self.data = data
         self.lines: list[str] = []
         self.process = subprocess.Popen(
@@ -92,9 +107,15 @@ def kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def _apache_kafka_with_topics(data: Path):
     from moodwire.topics import create_topics
 
-    broker = _ApacheKafka(data)
+    for attempt in range(3):  # a port found free can be taken before Kafka binds it: try fresh ports
+        broker = _ApacheKafka(data / f"try{attempt}")
+        try:
+            bootstrap = broker.wait()
+            break
+        except RuntimeError as exc:
+            if "already in use" not in str(exc) or attempt == 2:
+                raise
     try:
-        bootstrap = broker.wait()
         create_topics(bootstrap, 4, 1)
         yield bootstrap
     finally:
