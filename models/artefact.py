@@ -59,15 +59,14 @@ class ModelSpec:
     # read as news (models/sources.py).
     source_tags: dict = field(default_factory=dict)
 
-    def tagged(self, texts: list[str], read_as: str | None) -> list[str]:
-        """``texts`` as the model reads the kind of text ``read_as`` (a tagged source's name;
-        None: untagged, as news is read)."""
+    def tag_of(self, read_as: str | None) -> str | None:
+        """The tag that reads text as the tagged source ``read_as`` (None: untagged, as news is read)."""
         if read_as is None:
-            return list(texts)
+            return None
         if read_as not in self.source_tags:
             known = ", ".join(sorted(self.source_tags)) or "none"
             raise ArtefactError(f"model {self.label} has no source tag {read_as!r} (its tagged sources: {known})")
-        return [f"{self.source_tags[read_as]} {t}" for t in texts]
+        return self.source_tags[read_as]
 
     def temperatures(self) -> tuple[float, float]:
         temps = []

@@ -26,6 +26,11 @@ def clean_text(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+def tag_texts(tag: str, texts) -> list[str]:
+    """``texts`` with a source tag before each (models/sources.py): how a tagged source is read."""
+    return [f"{tag} {t}" for t in texts]
+
+
 @dataclass(frozen=True)
 class LabelledSet:
     """Texts with label indices of one task, plus optional continuous scores and source names."""
@@ -42,11 +47,9 @@ class LabelledSet:
     def subset(self, n: int) -> "LabelledSet":
         return self.select(range(min(n, len(self.texts))))
 
-    def with_texts(self, texts: list[str]) -> "LabelledSet":
-        """The same rows with other texts (one per row)."""
-        if len(texts) != len(self.texts):
-            raise ValueError("with_texts needs one text per row")
-        return LabelledSet(self.task, list(texts), self.labels, self.scores, self.groups)
+    def tagged(self, tag: str) -> "LabelledSet":
+        """The same rows, each text read with the source tag ``tag``."""
+        return LabelledSet(self.task, tag_texts(tag, self.texts), self.labels, self.scores, self.groups)
 
     def select(self, rows) -> "LabelledSet":
         """The given rows, in the given order."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from models.artefact import load_model, read_spec
 from models.calibration import reliability
-from models.data import load_labelled
+from models.data import load_labelled, tag_texts
 from models.labels import LabelMap
 from models.metrics import classification_report, confusion_png
 from models.predict import predict_probs
@@ -26,9 +26,9 @@ def evaluate(model_dir: str | Path, task: str, data: str | Path, png: str | Path
              read_as: str | None = None) -> dict:
     spec = read_spec(model_dir)
     names = spec.topic_labels if task == "topic" else spec.sentiment_labels
-    spec.tagged([], read_as)  # an unknown tag is refused before the file is read
+    tag = spec.tag_of(read_as)  # an unknown tag is refused before the file is read
     labelled = load_labelled(data, LabelMap(task, tuple(names)))
-    texts = spec.tagged(labelled.texts, read_as)
+    texts = labelled.texts if tag is None else tag_texts(tag, labelled.texts)
     topic, sentiment = _probabilities(model_dir, texts, quantized, runtime, cache_dir)
     probs = topic if task == "topic" else sentiment
     predicted = probs.argmax(-1).tolist()

@@ -118,7 +118,7 @@ def tag_sources(sets: dict[str, LabelledSet], tags: dict[str, str]) -> dict[str,
     out = {}
     for name, data in sets.items():
         tag = tags.get(name.split("/")[0])
-        out[name] = data if tag is None else data.with_texts([f"{tag} {t}" for t in data.texts])
+        out[name] = data if tag is None else data.tagged(tag)
     return out
 
 
