@@ -107,7 +107,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def _load_sets(cfg: TrainConfig, spec: ModelSpec, teachers: list) -> dict:
-    """``{"topic": {"train", "valid"}, "sentiment": {"train": {source: set}, "valid": {source: set}}}``."""
+    """``{"topic": {"train", "valid"}, "sentiment": {"train": {source: set}, "valid": {source: set}}}``,
+    the sentiment sources read with ``spec.source_tags``."""
     train_specs = parse_sources(cfg.sentiment_train, "--sentiment-train")
     valid_specs = parse_sources(cfg.sentiment_valid, "--sentiment-valid")
     refuse_overlap(train_specs, valid_specs)
@@ -122,7 +123,6 @@ def _load_sets(cfg: TrainConfig, spec: ModelSpec, teachers: list) -> dict:
     valid_texts = sets["topic"]["valid"].texts + [t for d in sets["sentiment"]["valid"].values() for t in d.texts]
     held_out = {t.strip() for t in valid_texts}  # compared as the unlabelled texts are kept: stripped
     sets["sentiment"]["unlabelled"] = load_unlabelled(_unlabelled_specs(cfg, train_specs, teachers), held_out)
-    spec.source_tags = parse_tags(cfg.source_tags, train_specs)
     for split in ("train", "valid"):
         sets["sentiment"][split] = tag_sources(sets["sentiment"][split], spec.source_tags)
     if cfg.limit:
@@ -158,8 +158,9 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     _seed_everything(cfg.seed)
+    tags = parse_tags(cfg.source_tags, parse_sources(cfg.sentiment_train, "--sentiment-train"))
     spec = ModelSpec(base=cfg.base, finetune=cfg.finetune, lora=cfg.lora, max_length=cfg.max_length,
-                     version=cfg.version)
+                     version=cfg.version, source_tags=tags)
     teachers = parse_teachers(cfg.teacher)
     if teachers:
         check_settings(cfg.distill_alpha, cfg.distill_temperature)
