@@ -95,6 +95,7 @@ def replay(ctx: click.Context, file: str, rate: float | None, speedup: float | N
 @click.pass_context
 def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> None:
     """Consume news.raw, classify topic and sentiment in batches, produce news.scored."""
+    stop = stop_event()  # first: Ctrl-C or SIGTERM while the model loads ends the command cleanly too
     from models.engine import InferenceEngine
     from moodwire.logs import setup_logging
     from moodwire.metrics import StageMetrics
@@ -103,6 +104,9 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
     settings = settings_of(ctx, max_batch=max_batch, max_wait_ms=max_wait_ms, device=device, model=model_dir)
     setup_logging(settings.log_level, settings.log_json)
     engine = InferenceEngine(settings.model, **settings.engine_options)
+    if stop.is_set():
+        click.echo("stopped while loading the model; nothing was read from news.raw")
+        return
     matcher = None
     if settings.watchlists:
         from moodwire.watchlists import Matcher, load_watchlists
@@ -114,7 +118,7 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
     click.echo(f"classifying news.raw -> news.scored with {engine.label} on {engine.device} "
                f"(batch <= {settings.max_batch}, wait <= {settings.max_wait_ms} ms"
                f"{f', {len(matcher.watchlists)} watchlists from {settings.watchlists}' if matcher else ''})")
-    worker.run(stop_event())
+    worker.run(stop)
 
 
 @click.command()

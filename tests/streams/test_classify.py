@@ -262,6 +262,12 @@ def test_a_worker_joining_mid_stream_neither_stops_the_first_nor_loses_items(fre
         second = start_classify(kafka, tiny_model, logs[1], max_batch=2)
         while {s.id for s, _ in tail.read()} < ids and time.monotonic() < deadline + 240:
             assert first.poll() is None, "the first worker stopped:\n" + logs[0].read_text()[-3000:]
+        # The first worker may finish the stream while the newcomer still loads its model: stop
+        # it once it runs, as the test means to (a stop before Python installed its handlers
+        # would be click's "Aborted!", not the worker's shutdown).
+        while ("classifying news.raw" not in logs[1].read_text() and second.poll() is None
+               and time.monotonic() < deadline + 360):
+            time.sleep(0.2)
     finally:
         tail.close()
         for worker in (first, second):
@@ -281,3 +287,33 @@ def unexpected_tracebacks(text: str) -> list[str]:
     records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ )", text)
     return [r[:2000] for r in records
             if "Traceback" in r and not re.match(r"\S+ \S+ (ERROR|WARNING) kafka\.", r)]
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether the process has a handler for ``signum`` (Linux: the SigCgt mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc (Linux)")
+def test_a_stop_while_the_model_loads_ends_the_worker_cleanly(tiny_model, tmp_path):
+    """SIGTERM (an orchestrator scaling down) reaching ``moodwire classify`` while it still loads its
+    model stops it with status 0 and says so, before it touches Kafka (none listens here)."""
+    log = tmp_path / "c.log"
+    worker = start_classify(f"127.0.0.1:{free_port()}", tiny_model, log)
+    try:
+        deadline = time.monotonic() + 60
+        while not _catches(worker.pid, signal.SIGTERM) and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # Python catches SIGTERM only once the command installed its handler
+        assert worker.poll() is None, log.read_text()
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    text = log.read_text()
+    assert code == 0, text
+    assert "stopped while loading the model; nothing was read from news.raw" in text
+    assert "Traceback" not in text and "classifying news.raw" not in text
