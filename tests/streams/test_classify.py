@@ -250,7 +250,7 @@ def test_a_worker_joining_mid_stream_neither_stops_the_first_nor_loses_items(fre
     news = items(unique, 1500)
     ids = {i.id for i in news}
     tail = Tail(kafka, NEWS_SCORED, scored_of(ids))
-    produce(kafka, news)
+    produce(kafka, news[:1000])
     logs = [tmp_path / "c0.log", tmp_path / "c1.log"]
     first = start_classify(kafka, tiny_model, logs[0], max_batch=2)
     second = None
@@ -260,14 +260,17 @@ def test_a_worker_joining_mid_stream_neither_stops_the_first_nor_loses_items(fre
             assert first.poll() is None, "the first worker stopped:\n" + logs[0].read_text()[-3000:]
         assert 0 < len({s.id for s, _ in tail.got}) < len(ids), "the newcomer must join mid-stream"
         second = start_classify(kafka, tiny_model, logs[1], max_batch=2)
-        while {s.id for s, _ in tail.read()} < ids and time.monotonic() < deadline + 240:
-            assert first.poll() is None, "the first worker stopped:\n" + logs[0].read_text()[-3000:]
-        # The first worker may finish the stream while the newcomer still loads its model: stop
-        # it once it runs, as the test means to (a stop before Python installed its handlers
-        # would be click's "Aborted!", not the worker's shutdown).
+        # The rest of the stream is held back until the newcomer runs (its model loads for
+        # seconds, time enough for the first worker to finish 1,000 items), so items still flow
+        # when it joins the group, and the stop below reaches a running worker.
         while ("classifying news.raw" not in logs[1].read_text() and second.poll() is None
-               and time.monotonic() < deadline + 360):
-            time.sleep(0.2)
+               and time.monotonic() < deadline + 120):
+            assert first.poll() is None, "the first worker stopped:\n" + logs[0].read_text()[-3000:]
+            tail.read(0.2)
+        assert second.poll() is None, "the newcomer stopped:\n" + logs[1].read_text()[-3000:]
+        produce(kafka, news[1000:])
+        while {s.id for s, _ in tail.read()} < ids and time.monotonic() < deadline + 360:
+            assert first.poll() is None, "the first worker stopped:\n" + logs[0].read_text()[-3000:]
     finally:
         tail.close()
         for worker in (first, second):
