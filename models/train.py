@@ -106,10 +106,9 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _load_sets(cfg: TrainConfig, spec: ModelSpec, teachers: list) -> dict:
+def _load_sets(cfg: TrainConfig, spec: ModelSpec, teachers: list, train_specs: list) -> dict:
     """``{"topic": {"train", "valid"}, "sentiment": {"train": {source: set}, "valid": {source: set}}}``,
-    the sentiment sources read with ``spec.source_tags``."""
-    train_specs = parse_sources(cfg.sentiment_train, "--sentiment-train")
+    the sentiment sources (``train_specs``: the parsed ``--sentiment-train``) read with ``spec.source_tags``."""
     valid_specs = parse_sources(cfg.sentiment_valid, "--sentiment-valid")
     refuse_overlap(train_specs, valid_specs)
     topic_map = LabelMap("topic", tuple(spec.topic_labels))
@@ -158,13 +157,13 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     _seed_everything(cfg.seed)
-    tags = parse_tags(cfg.source_tags, parse_sources(cfg.sentiment_train, "--sentiment-train"))
+    train_specs = parse_sources(cfg.sentiment_train, "--sentiment-train")
     spec = ModelSpec(base=cfg.base, finetune=cfg.finetune, lora=cfg.lora, max_length=cfg.max_length,
-                     version=cfg.version, source_tags=tags)
+                     version=cfg.version, source_tags=parse_tags(cfg.source_tags, train_specs))
     teachers = parse_teachers(cfg.teacher)
     if teachers:
         check_settings(cfg.distill_alpha, cfg.distill_temperature)
-    sets = _load_sets(cfg, spec, teachers)
+    sets = _load_sets(cfg, spec, teachers, train_specs)
     model, tokenizer = build_network(spec)
     if cfg.init_from:
         _warm_start(model, spec, cfg.init_from)
