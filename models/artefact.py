@@ -5,7 +5,8 @@ A model directory holds:
   settings), maximum length, both label maps, metrics and provenance;
 - ``weights.safetensors`` — the trained parameters: for LoRA the adapter,
   LayerNorms and heads only (the base weights come from the base encoder at
-  load time); for full fine-tuning every parameter;
+  load time), its factors optionally in int8 (``models/factors.py``); for full
+  fine-tuning every parameter;
 - ``README.md`` — the model card (written by the training command).
 """
 
@@ -21,12 +22,14 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from models.errors import ArtefactError
+from models.factors import FACTOR_STORAGES, dequantize_factors, quantize_factors
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from models.network import MultiTaskClassifier, resolve_base
 
 CONFIG_FILE = "moodwire-model.json"
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT_VERSION = 1
+INT8_FACTORS_FORMAT = 2  # written only for int8 factors, so that older readers refuse such a file by its format
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default"
 
 
@@ -58,6 +61,9 @@ class ModelSpec:
     # validation, so one model keeps apart the conventions of kinds of text; untagged text is
     # read as news (models/sources.py).
     source_tags: dict = field(default_factory=dict)
+    # "float": weights stored as they are (fp32 or fp16); "int8": a LoRA adapter's factors stored in
+    # int8 with per-component scales (models/factors.py), read back as floats at load.
+    factor_storage: str = "float"
 
     def tag_of(self, read_as: str | None) -> str | None:
         """The tag that reads text as the tagged source ``read_as`` (None: untagged, as news is read)."""
@@ -79,18 +85,32 @@ class ModelSpec:
         return temps[0], temps[1]
 
     def to_json(self) -> dict:
-        return {"format": FORMAT_VERSION, **asdict(self)}
+        data = asdict(self)
+        if self.factor_storage == "float":  # left out, so a model stored as before reads as before
+            del data["factor_storage"]
+            return {"format": FORMAT_VERSION, **data}
+        return {"format": INT8_FACTORS_FORMAT, **data}
 
     @classmethod
     def from_json(cls, data: dict, where: str) -> "ModelSpec":
-        if data.get("format") != FORMAT_VERSION:
-            raise ArtefactError(f"{where}: unsupported model format {data.get('format')!r} (expected {FORMAT_VERSION})")
+        if data.get("format") not in (FORMAT_VERSION, INT8_FACTORS_FORMAT):
+            raise ArtefactError(f"{where}: unsupported model format {data.get('format')!r} "
+                                f"(expected {FORMAT_VERSION} or {INT8_FACTORS_FORMAT})")
         data = {k: v for k, v in data.items() if k != "format"}
         try:
             lora = LoraSettings(**data.pop("lora", {}))
-            return cls(lora=lora, **data)
+            spec = cls(lora=lora, **data)
         except TypeError as exc:
             raise ArtefactError(f"{where}: malformed model description ({exc})") from None
+        spec.check_factor_storage(where)
+        return spec
+
+    def check_factor_storage(self, where: str) -> None:
+        if self.factor_storage not in FACTOR_STORAGES:
+            raise ArtefactError(f"{where}: unknown factor_storage {self.factor_storage!r} "
+                                f"(expected one of {', '.join(FACTOR_STORAGES)})")
+        if self.factor_storage == "int8" and self.finetune != "lora":
+            raise ArtefactError(f"{where}: factor_storage 'int8' is for LoRA adapters, not a {self.finetune!r} model")
 
     @property
     def label(self) -> str:
@@ -156,6 +176,9 @@ def save_model(model: MultiTaskClassifier, spec: ModelSpec, directory: str | Pat
         state = {n: p.detach().contiguous() for n, p in model.state_dict().items() if not n.startswith("encoder.")}
     else:
         state = {n: p.detach().contiguous() for n, p in model.state_dict().items()}
+    spec.check_factor_storage(str(directory))
+    if spec.factor_storage == "int8":
+        state = quantize_factors(state)
     save_file(state, str(directory / WEIGHTS_FILE))
     write_spec(spec, directory)
     if card is not None:
@@ -182,15 +205,22 @@ def read_spec(directory: str | Path) -> ModelSpec:
     return ModelSpec.from_json(data, str(config))
 
 
+def read_weights(directory: str | Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
+    """The saved parameters of the model in ``directory`` as floats (int8 factors read back)."""
+    weights = Path(directory) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ArtefactError(f"{directory}: {WEIGHTS_FILE} is missing")
+    state = load_file(str(weights))
+    return dequantize_factors(state, str(weights)) if spec.factor_storage == "int8" else state
+
+
 def load_model(directory: str | Path) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase, ModelSpec]:
     """Load a saved model in eval mode; LoRA adapters are merged into the encoder."""
     directory = Path(directory)
     spec = read_spec(directory)
     weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ArtefactError(f"{directory}: {WEIGHTS_FILE} is missing")
+    state = read_weights(directory, spec)
     model, tokenizer = build_network(spec, directory)
-    state = load_file(str(weights))
     result = model.load_state_dict(state, strict=spec.finetune == "full")
     if result.unexpected_keys:
         raise ArtefactError(f"{weights}: parameters that do not fit the network: {result.unexpected_keys[:5]}")
@@ -222,7 +252,7 @@ def export_model(source: str | Path, output: str | Path, half: bool = False) -> 
         model = model.half()
     model.encoder.save_pretrained(output / "encoder")
     tokenizer.save_pretrained(output / "encoder")
-    exported = ModelSpec(**{**spec.__dict__, "base": "./encoder", "finetune": "merged",
+    exported = ModelSpec(**{**spec.__dict__, "base": "./encoder", "finetune": "merged", "factor_storage": "float",
                             "provenance": {**spec.provenance, "exported_from": str(source), "half": half}})
     card = Path(source) / "README.md"
     return save_model(model, exported, output, card.read_text(encoding="utf-8") if card.is_file() else None)

@@ -19,6 +19,7 @@ MiniLM, which barely move in a fine-tune). ``lora_from_full`` reports how much o
 adapter kept; the model card measures what the approximation costs in accuracy.
 
 The result is an ordinary LoRA model directory: it loads, serves and quantises as any other.
+With ``int8_factors`` its factors are stored in int8 (``models/factors.py``), half the size of fp16.
 """
 
 from __future__ import annotations
@@ -69,9 +70,11 @@ def _merged_tags(sources, specs) -> dict:
     return tags
 
 
-def lora_from_full(source: str | Path, output: str | Path, rank: int, half: bool = False) -> dict:
+def lora_from_full(source: str | Path, output: str | Path, rank: int, half: bool = False,
+                   int8_factors: bool = False) -> dict:
     """Write ``output``: the full fine-tune in ``source`` as a rank-``rank`` LoRA model (its
-    weights in fp16 with ``half``: half the size, the same predictions to ~1e-3).
+    weights in fp16 with ``half``: half the size, the same predictions to ~1e-3; the adapter's
+    factors in int8 with ``int8_factors``, about half again — ``models/factors.py``).
     Returns ``{"rank", "kept_energy_min", "kept_energy_mean", "layers"}``."""
     if rank < 1:
         raise ModelError(f"--lora-rank must be at least 1, not {rank}")
@@ -79,9 +82,9 @@ def lora_from_full(source: str | Path, output: str | Path, rank: int, half: bool
     if spec.finetune != "full":
         raise ArtefactError(f"{source} is a {spec.finetune!r} model; only a full fine-tune ('full') is cut to a LoRA adapter")
     lora = LoraSettings(r=rank, alpha=rank, dropout=0.0, target_modules=list(LoraSettings().target_modules))
-    out_spec = replace(spec, finetune="lora", lora=lora,
+    out_spec = replace(spec, finetune="lora", lora=lora, factor_storage="int8" if int8_factors else "float",
                        provenance={**spec.provenance, "lora_from_full": {"source": str(source), "rank": rank,
-                                                                          "fp16": half}})
+                                                                          "fp16": half, "int8_factors": int8_factors}})
     net, _ = build_network(out_spec)
     tuned_state = tuned.state_dict()
     energies = []

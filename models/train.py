@@ -27,9 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from safetensors.torch import load_file
-
-from models.artefact import (WEIGHTS_FILE, LoraSettings, ModelSpec, build_network, load_model, read_spec, save_model,
+from models.artefact import (LoraSettings, ModelSpec, build_network, load_model, read_spec, read_weights, save_model,
                              trainable_state)
 from models.batching import encode, pad, shuffled_bucket_batches
 from models.data import LabelledSet, load_labelled
@@ -332,7 +330,7 @@ def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
         _warm_start_full_from_lora(model, spec, saved, source)
         return
     _refuse_other(saved, spec, source, ("base", "finetune", "lora", "topic_labels", "sentiment_labels"))
-    state = load_file(str(Path(source) / WEIGHTS_FILE))
+    state = read_weights(source, saved)
     expected = set(trainable_state(model))
     params = dict(model.named_parameters())
     extra = set(state) - expected

@@ -143,8 +143,11 @@ def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json, read
 @click.option("--lora-rank", type=int, default=None,
               help="Instead: store a full fine-tune as a LoRA adapter of this rank (truncated SVD of each weight's "
                    "change; loads with the packaged base like any LoRA model).")
+@click.option("--int8-factors", is_flag=True,
+              help="With --lora-rank: store the adapter's factors in int8, one scale per rank component "
+                   "(about half the size of fp16; read back as floats at load).")
 @click.pass_context
-def export(ctx: click.Context, model_dir, output, half, lora_rank) -> None:
+def export(ctx: click.Context, model_dir, output, half, lora_rank, int8_factors) -> None:
     """Write a self-contained model: LoRA merged into the encoder, tokenizer included, no peft needed.
     With --lora-rank: a full fine-tune cut to the size of a LoRA adapter instead."""
     from models.artefact import DEFAULT_MODEL_DIR, export_model
@@ -154,11 +157,13 @@ def export(ctx: click.Context, model_dir, output, half, lora_rank) -> None:
     if lora_rank is not None:
         from models.extract import lora_from_full
 
-        report = lora_from_full(source, output, lora_rank, half=half)
+        report = lora_from_full(source, output, lora_rank, half=half, int8_factors=int8_factors)
         click.echo(f"wrote {output}: LoRA rank {report['rank']} over {report['layers']} layers, keeping "
                    f"{report['kept_energy_mean']:.2%} of the weight changes' energy on average "
                    f"({report['kept_energy_min']:.2%} the least); measure it with moodwire evaluate")
         return
+    if int8_factors:
+        raise click.UsageError("--int8-factors stores a LoRA adapter's factors; it needs --lora-rank")
     out = export_model(source, output, half=half)
     click.echo(f"exported to {out} (load it with MOODWIRE_MODEL={out})")
 
