@@ -17,6 +17,7 @@ from models.artefact import CONFIG_FILE, WEIGHTS_FILE, ModelSpec, load_model, re
 from models.errors import ArtefactError
 from models.factors import dequantize_factors, quantize_factors
 from models.predict import predict_probs
+from tests.models.helpers import save_full_copy
 
 A = "encoder.layer.0.query.lora_A.default.weight"
 B = "encoder.layer.0.query.lora_B.default.weight"
@@ -78,20 +79,17 @@ def test_an_adapter_with_int8_factors_predicts_loads_and_continues_like_its_floa
     """moodwire export --lora-rank --int8-factors: a file about half the size of fp16 whose model
     predicts what the float adapter does, to a few thousandths; it exports (merged) and a LoRA run
     continues from it with the read-back floats."""
-    from models.artefact import build_network, export_model, save_model
+    from models.artefact import build_network, export_model
     from models.extract import lora_from_full
     from models.train import _warm_start
 
     _, tokenizer, spec = load_model(tiny_model)
-    full_spec = replace(spec, finetune="full")
-    full, _ = build_network(full_spec)
-    _warm_start(full, full_spec, str(tiny_model))
-    save_model(full, full_spec, tmp_path / "full")
+    save_full_copy(tiny_model, tmp_path / "full")
     lora_from_full(tmp_path / "full", tmp_path / "fp16", 16, half=True)
     lora_from_full(tmp_path / "full", tmp_path / "int8", 16, half=True, int8_factors=True)
 
     stored = load_file(str(tmp_path / "int8" / WEIGHTS_FILE))
-    assert stored[f"encoder.base_model.model.encoder.layer.0.attention.self.query.{A.split('query.')[1]}"].dtype == torch.int8
+    assert stored["encoder.base_model.model.encoder.layer.0.attention.self.query.lora_A.default.weight"].dtype == torch.int8
     assert json.loads((tmp_path / "int8" / CONFIG_FILE).read_text())["format"] == 2
     assert read_spec(tmp_path / "int8").provenance["lora_from_full"]["int8_factors"] is True
     assert (tmp_path / "int8" / WEIGHTS_FILE).stat().st_size < 0.75 * (tmp_path / "fp16" / WEIGHTS_FILE).stat().st_size
@@ -110,8 +108,9 @@ def test_an_adapter_with_int8_factors_predicts_loads_and_continues_like_its_floa
     assert torch.allclose(predict_probs(int8, tokenizer, texts, spec.max_length)[1],
                           predict_probs(again, tokenizer, texts, spec.max_length)[1], atol=1e-5)
 
-    lora_net, _ = build_network(replace(int8_spec, factor_storage="float"))
-    _warm_start(lora_net, replace(int8_spec, factor_storage="float"), str(tmp_path / "int8"))
+    float_spec = replace(int8_spec, factor_storage="float")  # a run continued from it stores floats
+    lora_net, _ = build_network(float_spec)
+    _warm_start(lora_net, float_spec, str(tmp_path / "int8"))
     read_back = dequantize_factors(stored, "w")
     for name, param in lora_net.named_parameters():
         if ".lora_A." in name:

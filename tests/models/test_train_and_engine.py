@@ -15,6 +15,7 @@ from models.engine import InferenceEngine
 from models.errors import ArtefactError
 from models.predict import predict_probs
 from tests.conftest import shared
+from tests.models.helpers import save_full_copy
 
 pytestmark = pytest.mark.slow
 
@@ -226,17 +227,10 @@ def test_a_full_fine_tune_cut_to_a_lora_adapter_keeps_what_the_rank_holds(tiny_m
     """moodwire export --lora-rank: a full model whose weight changes have rank <= 16 (the tiny
     LoRA model merged) comes back exactly at rank 16, approximately at rank 2, and loads as a
     LoRA model; a LoRA model is refused."""
-    from dataclasses import replace
-
-    from models.artefact import build_network, save_model
     from models.extract import lora_from_full
-    from models.train import _warm_start
 
     lora_model, tokenizer, spec = load_model(tiny_model)
-    full_spec = replace(spec, finetune="full")
-    full, _ = build_network(full_spec)
-    _warm_start(full, full_spec, str(tiny_model))
-    save_model(full, full_spec, tmp_path / "full")
+    save_full_copy(tiny_model, tmp_path / "full")
 
     texts = TEXTS[:2] + ["Regional lender's deposits flee after failed share sale"]
     expected = predict_probs(lora_model, tokenizer, texts, spec.max_length)
@@ -296,19 +290,13 @@ def test_lora_training_continues_an_exported_adapter_with_its_changed_base_weigh
     """An adapter cut from a full fine-tune (``moodwire export --lora-rank``) also stores the base
     weights that changed; a LoRA run continued from it (its dropout aside, the same shape) starts
     from all of them, trains them on and saves them again."""
-    from dataclasses import replace
-
     from safetensors.torch import load_file
 
-    from models.artefact import LoraSettings, build_network, save_model
+    from models.artefact import LoraSettings
     from models.extract import lora_from_full
-    from models.train import TrainConfig, _warm_start, train
+    from models.train import TrainConfig, train
 
-    _, _, spec = load_model(tiny_model)
-    full_spec = replace(spec, finetune="full")
-    full, _ = build_network(full_spec)
-    _warm_start(full, full_spec, str(tiny_model))
-    save_model(full, full_spec, tmp_path / "full")
+    save_full_copy(tiny_model, tmp_path / "full")
     lora_from_full(tmp_path / "full", tmp_path / "cut", 8)
     cut = load_file(str(tmp_path / "cut" / WEIGHTS_FILE))
     assert any("position_embeddings" in name for name in cut)
