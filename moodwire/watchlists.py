@@ -6,7 +6,7 @@ watchlists:
     description: Banks our credit desk lends to.
     keywords: [Silicon Valley Bank, SVB, Signature Bank, regional banks]
     tickers: [SIVB, $SBNY]                   # with or without $
-    regex: ['\\bFirst Republic\\b']          # Python regular expressions, case-insensitive
+    regex: ['\\bFirst Republic\\b']          # RE2 regular expressions, case-insensitive
     exclude: [World Bank, food bank]         # phrases whose words never count as a match
     topics: [Financials, Fed | Central Banks] # optional: only items the model gives these topics
 ```
@@ -24,6 +24,10 @@ Matching semantics:
 - **exclude** phrases mask the text they cover: a keyword found only inside "World Bank" does
   not count, but "SVB" elsewhere in the same headline still does. Excludes do not mask
   tickers or regular expressions.
+- **regex** patterns run on RE2 (``google-re2``), an engine whose time is linear in the
+  title's length whatever the pattern: no pattern can stall the classify stage. RE2 has no
+  lookarounds or backreferences; a pattern using them is refused when the file is loaded
+  (and by ``moodwire watchlists check``), with RE2's reason.
 - **topics** restrict a list to items the model gave one of those topics.
 """
 
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ahocorasick
+import re2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from moodwire.errors import MoodwireError
@@ -42,6 +47,14 @@ from moodwire.records import WATCHLIST_KEY
 from moodwire.yamlfile import describe_error, read_mapping
 
 KEY_PREFIX = WATCHLIST_KEY  # a watchlist's aggregation key: windows, alerts and the store carry it
+def compile_regex(pattern: str):
+    """A watchlist pattern on RE2, case-insensitive (linear time in the text; raises re2.error)."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # the error is raised to the caller, not printed by the library
+    return re2.compile(pattern, options)
+
+
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 _TICKER = re.compile(r"(?<![\w$])(\$?)([A-Za-z][A-Za-z0-9]{0,5}(?:\.[A-Za-z]{1,2})?)(?![\w])")
 
@@ -109,9 +122,12 @@ class Watchlist(BaseModel):
     def _regex(cls, values: list[str]) -> list[str]:
         for value in values:
             try:
-                re.compile(value, re.IGNORECASE)
-            except re.error as exc:
-                raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+                compile_regex(value)
+            except re2.error as exc:
+                reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+                raise ValueError(f"{value!r} is not a regular expression RE2 runs ({reason}); RE2 matches in "
+                                 "linear time and has no lookarounds or backreferences: rewrite the pattern "
+                                 "without them") from None
         return values
 
     @model_validator(mode="after")
@@ -180,7 +196,7 @@ class Matcher:
         for i, w in enumerate(self.watchlists):
             for t in w.tickers:
                 self.tickers.setdefault(t.lstrip("$").upper(), set()).add(i)
-        self.regexes = [(i, re.compile(r, re.IGNORECASE)) for i, w in enumerate(self.watchlists) for r in w.regex]
+        self.regexes = [(i, compile_regex(r)) for i, w in enumerate(self.watchlists) for r in w.regex]
         self.topics = [None if w.topics is None else frozenset(w.topics) for w in self.watchlists]
 
     def match(self, text: str, topic: str | None = None) -> list[str]:

@@ -76,6 +76,10 @@ def test_two_thousand_keywords_build_one_automaton(tmp_path: Path):
      "watchlist 'banks', give at least one of keywords, tickers or regex"),
     ("watchlists:\n  - name: banks\n    regex: ['(unclosed']\n",
      "watchlist 'banks', regex: '(unclosed' is not a regular expression"),
+    ("watchlists:\n  - name: banks\n    regex: ['(?<!World )Bank']\n",
+     "watchlist 'banks', regex: '(?<!World )Bank' is not a regular expression RE2 runs (invalid perl operator: (?<!)"),
+    ("watchlists:\n  - name: banks\n    regex: ['(SVB) and \\1']\n",
+     "has no lookarounds or backreferences"),
     ("watchlists:\n  - name: banks\n    tickers: ['S&P 500']\n",
      "watchlist 'banks', tickers: 'S&P 500' is not a ticker"),
     ("watchlists:\n  - name: a\n    keywords: [x]\n  - name: A\n    keywords: [y]\n",
@@ -106,6 +110,25 @@ def test_the_example_file_is_valid_and_the_check_command_is_one_line_on_error(tm
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: watchlist file {bad}: watchlist 'x', keyword: unknown key"]
+
+
+@pytest.mark.timeout(60)  # on a backtracking engine this pattern takes longer than the universe's age
+def test_a_catastrophic_pattern_matches_a_long_title_in_linear_time():
+    m = matcher(evil=dict(regex=["(a+)+$"]), fine=dict(regex=[r"\bFirst Republic\b"]))
+    assert m.match("a" * 1999 + "!") == []
+    assert m.match("a" * 2000) == ["evil"]
+    assert m.match("Shares of FIRST REPUBLIC slide " + "a" * 1950 + "!") == ["fine"]
+
+
+def test_the_check_command_refuses_a_pattern_re2_cannot_run_in_one_line(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("watchlists:\n  - name: x\n    regex: ['(?=SVB)S']\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "moodwire_cli", "watchlists", "check", str(bad)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: watchlist file {bad}: watchlist 'x', regex: '(?=SVB)S' is not a regular "
+                           "expression RE2 runs"), line
 
 
 def test_news_scored_carries_an_item_once_per_key():
