@@ -21,6 +21,8 @@ class StageMetrics:
         self.items = Counter(f"{p}_items", "items processed", registry=r)
         self.errors = Counter(f"{p}_errors", "errors (feeds, batches, publishing)", ["kind"], registry=r)
         self.deadlettered = Counter(f"{p}_deadlettered", "messages sent to news.deadletter", registry=r)
+        self.duplicates = Counter(f"{p}_duplicates", "records of an item already taken for their key, dropped",
+                                  registry=r)
         self.batch_size = Histogram(f"{p}_batch_size", "items per batch", registry=r,
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
         self.queue_wait = Histogram(f"{p}_queue_wait_seconds", "time from first poll to batch close", registry=r,

@@ -195,13 +195,14 @@ class DeadLetter(Record):
     topic: str
     partition: int | None = None
     offset: int | None = None
+    reason: str = "malformed"  # malformed, late, future, misrouted, failed (see docs/data-engineers.md)
     error: str
     payload_b64: str
     at: UtcTime
 
     @classmethod
     def of(cls, stage: str, topic: str, partition: int | None, offset: int | None, error: str,
-           payload: bytes | None) -> "DeadLetter":
+           payload: bytes | None, reason: str = "malformed") -> "DeadLetter":
         """A dead letter keeps up to ``MAX_DEAD_PAYLOAD`` bytes of the payload: more did not
         fit a record's string limit (a ValidationError, so the stage failed on that message
         again and again), and a whole near-1 MB payload in base64 would exceed the broker's
@@ -213,7 +214,7 @@ class DeadLetter(Record):
             error += (f" (payload cut to its first {MAX_DEAD_PAYLOAD} of {len(payload)} bytes, "
                       f"sha256 {hashlib.sha256(payload).hexdigest()}; the whole record is at {where})")
             payload = payload[:MAX_DEAD_PAYLOAD]
-        return cls(stage=stage, topic=topic, partition=partition, offset=offset, error=error,
+        return cls(stage=stage, topic=topic, partition=partition, offset=offset, reason=reason, error=error,
                    payload_b64=base64.b64encode(payload).decode("ascii"), at=datetime.now(timezone.utc))
 
 

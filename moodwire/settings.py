@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # Aggregation (moodwire aggregate, a Faust worker)
     aggregate_windows: str = Field("5m,1h/5m,24h/1h", description="windows as span[/step], comma-separated")
     aggregate_lateness: str = Field("10m", description="allowed lateness behind the partition's newest event")
+    aggregate_future_tolerance: str = Field(
+        "15m", description="an item dated more than this after the stage's clock is dead-lettered (reason future)")
     aggregate_idle: str = Field("30s", description="a partition quiet this long has its windows closed by a heartbeat")
     aggregate_idle_clock: bool = Field(True, description="when every partition is idle, close windows by the wall "
                                                          "clock (off for back-tests of old news)")
@@ -155,7 +157,7 @@ class Settings(BaseSettings):
         parse_window_keeps(value)
         return value
 
-    @field_validator("aggregate_lateness", "aggregate_idle")
+    @field_validator("aggregate_lateness", "aggregate_idle", "aggregate_future_tolerance")
     @classmethod
     def _check_span(cls, value: str) -> str:
         parse_span(value)
@@ -196,6 +198,11 @@ class Settings(BaseSettings):
 
         return Retention(parse_keep(self.store_keep_items), parse_window_keeps(self.store_keep_windows),
                          parse_keep(self.store_keep_alerts), parse_keep(self.store_keep_deliveries))
+
+    @cached_property
+    def future_tolerance(self) -> timedelta:
+        """``aggregate_future_tolerance`` parsed."""
+        return parse_span(self.aggregate_future_tolerance)
 
     @cached_property
     def idle(self) -> timedelta:

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from datetime import datetime, timezone
 from pathlib import Path
 
 import faust
@@ -58,7 +59,8 @@ class AggregateApp:
                  metrics: StageMetrics | None = None, rules: list | None = None) -> None:
         self.settings = settings
         self.metrics = metrics = metrics or StageMetrics("aggregate")
-        self.aggregator = Aggregator(settings.windows, settings.lateness)
+        self.aggregator = Aggregator(settings.windows, settings.lateness, future=settings.future_tolerance,
+                                     clock=lambda: datetime.now(timezone.utc))
 
         config = {**faust_config(settings, APP_ID, datadir), "Monitor": LeanMonitor}
         Path(config["datadir"]).mkdir(parents=True, exist_ok=True)
@@ -114,13 +116,13 @@ class AggregateApp:
             if not key.startswith(MARKER_PREFIX) and value:
                 by_partition[value["partition"]].append(key)
         for partition, keys in by_partition.items():
-            self.aggregator.adopt(partition, keys)
+            self.aggregator.adopt(partition, keys, self.state)
         now = time.monotonic()
         for tp in self.app.consumer.assignment():
             if tp.topic == NEWS_SCORED:
                 self.pipeline.last_seen[tp.partition] = now
-        log.info("table %s recovered: %d buckets on partitions %s", TABLE,
-                 sum(map(len, by_partition.values())), sorted(by_partition))
+        log.info("table %s recovered: %d entries (%d item ids remembered) on partitions %s", TABLE,
+                 sum(map(len, by_partition.values())), len(self.aggregator.seen), sorted(by_partition))
 
     async def _on_revoked(self, app, revoked=None, **kwargs) -> None:
         """Markers land before another worker takes the partitions over, or this worker stops

@@ -64,6 +64,22 @@ class Emitter:
             return None
         return max(0, high - marker["offset"] - 1)
 
+    async def _empty_partitions(self, backlogs: dict[int, int | None]) -> None:
+        """A partition that has never held a record has a backlog of 0, asked of the broker (a
+        fetch that brings no record reports no highwater): it must not keep the clock from
+        closing the other partitions' windows."""
+        unknown = [p for p, backlog in backlogs.items()
+                   if backlog is None and self.state.get(marker_key(p)) is None]
+        if not unknown:
+            return
+        try:
+            ends = await self.app.consumer.highwaters(*(TP(NEWS_SCORED, p) for p in unknown))
+        except Exception:  # noqa: BLE001 - the broker is away or the group rebalances: ask next time
+            return
+        for tp, end in ends.items():
+            if end == 0:
+                backlogs[tp.partition] = 0
+
     async def heartbeat(self) -> None:
         """Close windows of idle partitions: an idle partition follows the furthest watermark of
         this worker's partitions and, when every partition is idle, the wall clock minus the
@@ -75,6 +91,7 @@ class Emitter:
         if not assigned:
             return
         backlogs = {p: self.backlog(p) for p in assigned}
+        await self._empty_partitions(backlogs)
         for p, backlog in backlogs.items():
             if backlog is not None:
                 self.metrics.lag.labels(NEWS_SCORED, str(p)).set(backlog)

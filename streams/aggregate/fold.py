@@ -12,11 +12,17 @@ Folding is idempotent by offset (invariant I1 of docs/aggregate-worker.md): a re
 below the marker is skipped, a record whose bucket already holds its offset is not added again,
 and the watermark is recomputed record by record in offset order, so lateness decisions do not
 depend on batch boundaries. Replaying any suffix of a partition leaves the same state.
+
+What real news brings is contained here (docs/aggregate-worker.md, "Input policies"): an item
+id counts once per window key however often it arrives (``seen``); a late item is dead-lettered
+and changes no bucket; an item dated more than ``future`` after the clock is dead-lettered and
+moves no watermark; and the windows made final are found from the buckets held, so nothing is
+allocated in proportion to a span of time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -26,6 +32,7 @@ from moodwire.records import ScoredNews, TopicWindow
 from moodwire.spans import WindowSpec
 from streams.aggregate.index import BucketIndex
 from streams.aggregate.keys import MARKER_PREFIX, key_parts, marker_key, state_key
+from streams.aggregate.seen import COUNTED, FUTURE, LATE, SeenIds, dedup_key, is_seen_key, seen_key
 from streams.aggregate.windows import EMPTY, EPOCH, Bucket, bucket_start, point_of, to_window
 
 @lru_cache(maxsize=65_536)  # window starts recur batch after batch (a 24 h window is touched for a day)
@@ -46,7 +53,22 @@ class Late:
     @property
     def reason(self) -> str:
         return (f"late: published_at {self.item.published_at.isoformat()} is before the watermark "
-                f"{self.watermark.isoformat()} of its partition; counted in late_count, not in the window")
+                f"{self.watermark.isoformat()} of its partition (the newest publish time minus the allowed "
+                "lateness); it changes no window")
+
+
+@dataclass
+class Future:
+    offset: int
+    item: ScoredNews
+    clock: datetime
+    tolerance: timedelta
+
+    @property
+    def reason(self) -> str:
+        return (f"future: published_at {self.item.published_at.isoformat()} is more than {self.tolerance} after "
+                f"the stage's clock {self.clock.isoformat()}; fix the source's dates (a broken pubDate?) or raise "
+                "MOODWIRE_AGGREGATE_FUTURE_TOLERANCE")
 
 
 @dataclass
@@ -72,16 +94,22 @@ class BatchResult:
     windows: list[TopicWindow] = field(default_factory=list)  # windows that became final
     touched: set[tuple[str, str, datetime]] = field(default_factory=set)  # (topic, window, start) changed
     late: list[Late] = field(default_factory=list)
+    future: list[Future] = field(default_factory=list)
     misrouted: list[Misrouted] = field(default_factory=list)
     marker: dict | None = None
     skipped: int = 0
+    duplicates: int = 0  # records whose (key, item id) an earlier offset brought
 
 
 class Aggregator:
     """Folds micro-batches of one worker's partitions into buckets and windows."""
 
-    def __init__(self, windows: Iterable[WindowSpec], lateness: timedelta, retention: timedelta | None = None):
+    def __init__(self, windows: Iterable[WindowSpec], lateness: timedelta, retention: timedelta | None = None,
+                 future: timedelta | None = None, clock: Callable[[], datetime] | None = None):
+        """``future``: how far after ``clock()`` a publish time may lie; later items are
+        dead-lettered (None: no limit, for tests of the fold alone)."""
         self.windows = list(windows)
+        self.future, self.clock = future, clock
         self.lateness = lateness
         self.steps = sorted({w.step for w in self.windows})
         self.step_seconds = [int(step.total_seconds()) for step in self.steps]
@@ -89,6 +117,7 @@ class Aggregator:
         self.retention = retention if retention is not None else longest
         self.horizon = longest + self.retention  # buckets older than watermark − horizon are dropped
         self.held = BucketIndex()
+        self.seen = SeenIds(min(self.step_seconds))
         self.by_name = {spec.name: spec for spec in self.windows}
         self.covering: dict[int, list[tuple[str, int]]] = {  # step (s) → (window name, steps per window)
             step: [(w.name, w.span // w.step) for w in self.windows if int(w.step.total_seconds()) == step]
@@ -96,15 +125,18 @@ class Aggregator:
         self.clock_watermark: dict[int, datetime] = {}  # heartbeat advances (not persisted)
 
     # ------------------------------------------------------------------ state index
-    def adopt(self, partition: int, keys: Iterable[str]) -> None:
-        """Remember the bucket keys a (recovered) partition holds."""
+    def adopt(self, partition: int, keys: Iterable[str], state: Mapping[str, dict]) -> None:
+        """Remember the bucket keys and seen ids a (recovered) partition holds."""
         for key in keys:
-            if not key.startswith(MARKER_PREFIX):
+            if is_seen_key(key):
+                self.seen.adopt(partition, key, state[key])
+            elif not key.startswith(MARKER_PREFIX):
                 self.held.remember(partition, key)
 
     def forget_all(self) -> None:
         """Forget every partition (before adopting what a recovered table holds)."""
         self.held = BucketIndex()
+        self.seen = SeenIds(self.seen.slot_s)
         self.clock_watermark.clear()
 
     def watermark(self, state: Mapping[str, dict], partition: int) -> datetime | None:
@@ -122,53 +154,61 @@ class Aggregator:
         done = marker["offset"]
         max_event = _time(marker["max_event"])
         old_wm = self.watermark(state, partition)
-        per_key: dict[str, list[tuple[int, ScoredNews, bool]]] = {}
+        per_key: dict[str, list[tuple[int, ScoredNews]]] = {}
         points: dict[str, tuple] = {}
+        seen_slots: set[int] = set()
         last = done
+        now = None if self.future is None else self.clock()
+        latest_ok = None if now is None else now + self.future  # later publish times are "future"
         for offset, item in sorted(records, key=itemgetter(0)):
             if offset <= last:  # processed before (marker), or delivered twice in this batch
                 result.skipped += 1
+                continue
+            last = offset
+            home = item.key  # the topic, or watchlist:NAME for an item's watchlist copy
+            dkey = dedup_key(home, item.id)
+            before = self.seen.lookup(partition, dkey)
+            if before is not None and before[0] != offset:
+                result.duplicates += 1
                 continue
             # Lateness follows event time only: a heartbeat may close an idle partition's windows
             # early, but an item that then arrives within the allowed lateness still counts (its
             # window is emitted again, final, with the item in it).
             wm_now = None if max_event is None else max_event - self.lateness
-            late = wm_now is not None and item.published_at < wm_now
-            if late:
+            if latest_ok is not None and (item.published_at > latest_ok if before is None else before[1] == FUTURE):
+                result.future.append(Future(offset, item, now, self.future))
+                at = wm_now or now
+                seen_slots.add(self.seen.remember(partition, dkey, offset, FUTURE, at.timestamp()))
+                continue
+            if wm_now is not None and item.published_at < wm_now:
                 result.late.append(Late(offset, item, wm_now))
-            else:
-                points[item.id] = point_of(item)  # once, not once per step
-                if max_event is None or item.published_at > max_event:
-                    max_event = item.published_at
+                seen_slots.add(self.seen.remember(partition, dkey, offset, LATE, wm_now.timestamp()))
+                continue
             at = item.published_at.timestamp()
-            home = item.key  # the topic, or watchlist:NAME for an item's watchlist copy
+            seen_slots.add(self.seen.remember(partition, dkey, offset, COUNTED, at))
+            points[item.id] = point_of(item)  # once, not once per step
+            if max_event is None or item.published_at > max_event:
+                max_event = item.published_at
             for step_s in self.step_seconds:
-                key = state_key(home, step_s, int(at // step_s) * step_s)
-                per_key.setdefault(key, []).append((offset, item, late))
-            last = max(last, offset)
+                per_key.setdefault(state_key(home, step_s, int(at // step_s) * step_s), []).append((offset, item))
 
-        already_late: set[int] = set()
         for key, entries in list(per_key.items()):
             stored = state.get(key)
             if stored and stored.get("partition", partition) != partition:
                 # news.scored must be keyed by topic: one topic's buckets live with one partition.
-                result.misrouted += [Misrouted(o, i, stored["partition"]) for o, i, _ in entries
+                result.misrouted += [Misrouted(o, i, stored["partition"]) for o, i in entries
                                      if o not in {m.offset for m in result.misrouted}]
                 continue
             applied = stored["offset"] if stored else -1
-            fresh = [(o, i, late) for o, i, late in entries if o > applied]
+            fresh = [(o, i) for o, i in entries if o > applied]
             if not fresh:
-                already_late.update(o for o, _, late in entries if late)
                 continue
             bucket = Bucket.from_dict(stored) if stored else Bucket()
-            bucket.late += sum(1 for _, _, late in fresh if late)
-            bucket.add_many((item for _, item, late in fresh if not late), points)
-            result.bucket_writes[key] = {**bucket.to_dict(), "offset": max(o for o, _, _ in fresh),
-                                         "partition": partition}
+            bucket.add_many((item for _, item in fresh), points)
+            result.bucket_writes[key] = {**bucket.to_dict(), "offset": fresh[-1][0], "partition": partition}
             self.held.remember(partition, key)
-        # A late record whose every bucket already counted it was dead-lettered before the crash.
-        misrouted = {m.offset for m in result.misrouted}
-        result.late = [entry for entry in result.late if entry.offset not in already_late | misrouted]
+        for slot in sorted(seen_slots):
+            result.bucket_writes[seen_key(partition, slot)] = self.seen.entry(partition, slot)
 
         marker = {"offset": last, "max_event": None if max_event is None else max_event.isoformat()}
         overlay = _Overlay(state, result.bucket_writes, marker_key(partition), marker)
@@ -181,6 +221,7 @@ class Aggregator:
         event_wm = None if max_event is None else max_event - self.lateness
         if event_wm is not None:
             result.bucket_writes.update(self.held.expire(partition, event_wm - self.horizon))
+            result.bucket_writes.update(self.seen.expire(partition, (event_wm - self.horizon).timestamp()))
         result.marker = marker
         return result
 
@@ -259,14 +300,18 @@ class Aggregator:
         (a batch touches each window through many of its buckets), each made a time once."""
         seconds = set()
         for key in writes:
+            if key.startswith("~"):  # a seen-ids entry, not a bucket
+                continue
             topic, step_s, start_s = key_parts(key)
             for name, k in self.covering[step_s]:
                 seconds.update((topic, name, start_s - j * step_s) for j in range(k))
         return {(topic, name, _instant(at)) for topic, name, at in seconds}
 
     def _newly_final(self, state, partition, old_wm, new_wm, already) -> list[TopicWindow]:
-        """Windows holding data whose end lies in (old_wm, new_wm]: enumerated from the aligned
-        window ends in that interval, for the topics this partition holds."""
+        """Windows holding data whose end lies in (old_wm, new_wm], for the topics this
+        partition holds: enumerated from the aligned window ends in that interval, or, when the
+        interval holds more window ends than the topic has buckets (a long quiet spell, a
+        partition's first jump), from the buckets held — never in proportion to the span."""
         if new_wm is None or (old_wm is not None and new_wm <= old_wm):
             return []
         topics = self.held.topics.get(partition)
@@ -276,17 +321,30 @@ class Aggregator:
         for topic, (first, last) in topics.items():
             lower = old_wm if old_wm is not None else first
             for spec in self.windows:
-                # windows [s, s + span) with s + span in (lower, new_wm] that can hold a bucket
-                start = bucket_start(max(lower, first) - spec.span, spec.step)
-                while start + spec.span <= lower or start + spec.span <= first:
-                    start += spec.step
-                starts = []
-                while start + spec.span <= new_wm and start <= last:
-                    if (topic, spec.name, start) not in already:
-                        starts.append(start)
-                    start += spec.step
-                out += [w for w in self.windows_of(state, topic, spec, starts, new_wm) if w.count or w.late_count]
+                starts = self._final_starts(partition, topic, spec, max(lower, first), lower, new_wm, last)
+                starts = [s for s in starts if (topic, spec.name, s) not in already]
+                out += [w for w in self.windows_of(state, topic, spec, starts, new_wm) if w.count]
         return sorted(out, key=lambda w: (w.topic, w.window, w.start))
+
+    def _final_starts(self, partition, topic, spec, begin, lower, new_wm, last) -> list[datetime]:
+        """Starts of ``spec``'s windows [s, s + span) with s + span in (lower, new_wm] that can
+        hold one of ``topic``'s buckets (begin: its first bucket, or the old watermark)."""
+        step_s, span_s = int(spec.step.total_seconds()), int(spec.span.total_seconds())
+        held = self.held.starts.get((partition, topic, step_s), ())
+        lower_s, new_s = (lower - EPOCH).total_seconds(), (new_wm - EPOCH).total_seconds()
+        by_time = (min(new_wm, last + spec.span) - begin) / spec.step
+        if by_time <= len(held) * (span_s // step_s):
+            start = bucket_start(begin - spec.span, spec.step)
+            while start + spec.span <= lower or start + spec.span <= begin:
+                start += spec.step
+            starts = []
+            while start + spec.span <= new_wm and start <= last:
+                starts.append(start)
+                start += spec.step
+            return starts
+        found = {b - j * step_s for b in held if lower_s - span_s < b + step_s and b <= new_s
+                 for j in range(span_s // step_s)}
+        return [_instant(s) for s in sorted(found) if lower_s < s + span_s <= new_s]
 
 
 class _Overlay(Mapping):

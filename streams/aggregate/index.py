@@ -9,7 +9,7 @@ import heapq
 from collections.abc import Mapping
 from datetime import datetime
 
-from streams.aggregate.keys import parse_bucket_key
+from streams.aggregate.keys import key_parts, parse_bucket_key
 from streams.aggregate.windows import Bucket
 
 
@@ -20,6 +20,7 @@ class BucketIndex:
         self.topics: dict[int, dict[str, tuple[datetime, datetime]]] = {}  # partition → key → first, last start
         self.expiry: dict[int, list[tuple[datetime, str]]] = {}  # partition → heap of (bucket end, key)
         self.cache: dict[str, tuple[dict, Bucket]] = {}  # key → (stored value, its parsed bucket)
+        self.starts: dict[tuple[int, str, int], set[int]] = {}  # (partition, key, step s) → bucket starts (s)
 
     def remember(self, partition: int, key: str) -> None:
         keys = self.keys.setdefault(partition, set())
@@ -28,6 +29,8 @@ class BucketIndex:
         keys.add(key)
         self.held.add(key)
         topic, step, start = parse_bucket_key(key)
+        topic_s, step_s, start_s = key_parts(key)
+        self.starts.setdefault((partition, topic_s, step_s), set()).add(start_s)
         topics = self.topics.setdefault(partition, {})
         first, last = topics.get(topic, (start, start))
         topics[topic] = (min(first, start), max(last, start))
@@ -43,6 +46,12 @@ class BucketIndex:
             if key in keys:
                 keys.discard(key)
                 self.held.discard(key)
+                topic_s, step_s, start_s = key_parts(key)
+                starts = self.starts.get((partition, topic_s, step_s))
+                if starts is not None:
+                    starts.discard(start_s)
+                    if not starts:
+                        del self.starts[(partition, topic_s, step_s)]
                 gone[key] = None
                 self.cache.pop(key, None)
         if gone and partition in self.topics:  # the first bucket per key moves on

@@ -81,17 +81,23 @@ class BatchPipeline:
             result = self.aggregator.apply(state, partition, records)
             for key, value in result.bucket_writes.items():
                 self.changelog.put(partition, key, value)
-            bad += [DeadLetter.of("aggregate", NEWS_SCORED, partition, m.offset, m.reason, m.item.encode())
-                    for m in result.misrouted]
+            bad += [DeadLetter.of("aggregate", NEWS_SCORED, partition, m.offset, m.reason, m.item.encode(),
+                                  "misrouted") for m in result.misrouted]
             done.append((partition, messages, result, bad))
 
         windows, letters = [], []
         for partition, _messages, result, bad in done:
             windows += result.windows
-            letters += bad + [DeadLetter.of("aggregate", NEWS_SCORED, partition, late.offset, late.reason,
-                                            late.item.encode()) for late in result.late]
+            letters += bad + [DeadLetter.of("aggregate", NEWS_SCORED, partition, entry.offset, entry.reason,
+                                            entry.item.encode(), kind)
+                              for kind, entries in (("late", result.late), ("future", result.future))
+                              for entry in entries]
             if result.late:
                 self.metrics.errors.labels("late").inc(len(result.late))
+            if result.future:
+                self.metrics.errors.labels("future").inc(len(result.future))
+            if result.duplicates:
+                self.metrics.duplicates.inc(result.duplicates)
             if bad:
                 self.metrics.errors.labels("malformed").inc(len(bad))
         acked = await asyncio.gather(self.changelog.enqueue(), self.outputs.enqueue_windows(windows),

@@ -15,9 +15,9 @@ depend only on its own windows, in order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from kafka.partitioner.default import murmur2
 
@@ -34,6 +34,8 @@ class FoldResult:
     windows: list[TopicWindow] = field(default_factory=list)  # final windows, in the order made final
     alerts: list[AlertEvent] = field(default_factory=list)    # in the order the alert agent would send them
     late: int = 0                                             # items behind their partition's watermark
+    duplicates: int = 0                                       # records of an item already taken for their key
+    future: list[str] = field(default_factory=list)           # why each future-dated record was left out
 
 
 def partition_of(topic: str, partitions: int) -> int:
@@ -43,10 +45,12 @@ def partition_of(topic: str, partitions: int) -> int:
 
 
 def fold(items: Sequence[ScoredNews], rules: Sequence[Rule], windows: Sequence[WindowSpec],
-         lateness: timedelta, partitions: int = 4, batch: int = 4000) -> FoldResult:
+         lateness: timedelta, partitions: int = 4, batch: int = 4000, future: timedelta = timedelta(minutes=15),
+         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> FoldResult:
     """Windows and alert events of ``items``: news.scored records in the order they were
-    published (``streams.classify.worker.keyed_records``: each item, then its watchlist copies)."""
-    aggregator = Aggregator(windows, lateness)
+    published (``streams.classify.worker.keyed_records``: each item, then its watchlist copies).
+    The clock is the wall clock: recorded news dated after now (plus ``future``) is left out."""
+    aggregator = Aggregator(windows, lateness, future=future, clock=clock)
     state: dict[str, dict] = {}
     by_partition: dict[int, list[ScoredNews]] = {}
     for item in items:
@@ -62,7 +66,6 @@ def fold(items: Sequence[ScoredNews], rules: Sequence[Rule], windows: Sequence[W
                                              partition))
             window_offset[partition] += 1
 
-    last_event = None
     for partition in sorted(by_partition):
         records = list(enumerate(by_partition[partition]))
         for start in range(0, len(records), batch):
@@ -74,9 +77,11 @@ def fold(items: Sequence[ScoredNews], rules: Sequence[Rule], windows: Sequence[W
                     state[key] = value
             state[marker_key(partition)] = applied.marker
             result.late += len(applied.late)
+            result.duplicates += applied.duplicates
+            result.future += [entry.reason for entry in applied.future]
             evaluate(partition, applied.windows)
-        newest = max(i.published_at for i in by_partition[partition])
-        last_event = newest if last_event is None else max(last_event, newest)
+    newest = [state[marker_key(p)]["max_event"] for p in sorted(by_partition)]
+    last_event = max((datetime.fromisoformat(t) for t in newest if t is not None), default=None)
     if last_event is not None:  # the end of the news: close every window (the idle heartbeat)
         closing = last_event + max(w.span for w in windows) + lateness
         for partition in sorted(by_partition):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from alerts.rules import load_rules
@@ -89,12 +89,16 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
                                               for w in matcher.watchlists))
     lateness = settings.lateness
     records = [item for _, item in keyed_records(scored)]
-    result = fold(records, rules, windows, lateness, settings.kafka_partitions, settings.aggregate_batch)
+    result = fold(records, rules, windows, lateness, settings.kafka_partitions, settings.aggregate_batch,
+                  settings.future_tolerance)
+    for reason in result.future:
+        say(f"left out: {reason}")
     out.mkdir(parents=True, exist_ok=True)
     _write_lines(out / "alerts.jsonl", [a.encode() for a in result.alerts])
     ordered = sorted(result.windows, key=lambda w: (w.topic, w.window, w.start))
     _write_lines(out / "windows.jsonl", [w.encode() for w in ordered])
-    end_of_news = items[-1].published_at
+    horizon = datetime.now(timezone.utc) + settings.future_tolerance
+    end_of_news = max((i.published_at for i in items if i.published_at <= horizon), default=items[0].published_at)
     chart_window = rules[0].window if rules else windows[-1].name
     facts = [("news", f"{run.news_file} — {len(items)} headlines, {items[0].published_at:%Y-%m-%d %H:%M} to "
                       f"{end_of_news:%Y-%m-%d %H:%M} UTC"),
@@ -104,7 +108,8 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
              ("watchlists", run.watchlists_file or "none"),
              ("windows", ", ".join(w.name if w.span == w.step else f"{w.name}/{format_span(w.step)}" for w in windows)
               + f"; allowed lateness {settings.aggregate_lateness}"),
-             ("late items", str(result.late))]
+             ("late items", str(result.late)),
+             ("left out", f"{result.duplicates} repeated records of an item, {len(result.future)} dated after now")]
     (out / "report.html").write_text(render(f"Moodwire back-test — {Path(run.news_file).name}", facts, rules,
                                             chart_window, result.windows, result.alerts, end_of_news),
                                      encoding="utf-8")
