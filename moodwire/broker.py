@@ -6,11 +6,15 @@ demo, development and the tests; production uses Apache Kafka.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
+import os
 import platform
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,6 +54,21 @@ def tansu_binary() -> Path:
     if not binary.stat().st_mode & 0o111:
         binary.chmod(binary.stat().st_mode | 0o755)
     return binary
+
+
+def _dies_with(parent: int):
+    """The broker child's set-up: on Linux, the kernel sends it SIGKILL when the process that
+    started it ends, whatever ends that process (SIGKILL included), so no broker is left
+    serving the port (``prctl(PR_SET_PDEATHSIG)``). A parent gone before that is seen at once."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def setup() -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+    return setup
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -104,7 +123,7 @@ class EmbeddedBroker:
             self.process = subprocess.Popen(
                 [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
                  "--cluster-id", f"moodwire-{uuid.uuid4().hex[:8]}", "--storage-engine", "memory://tansu/"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_dies_with(os.getpid()))
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()

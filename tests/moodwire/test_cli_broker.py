@@ -88,3 +88,27 @@ def test_bad_setting_is_one_clear_line():
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: invalid settings: MOODWIRE_KAFKA_PARTITIONS='lots': "
                                      "Input should be a valid integer, unable to parse string as an integer")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
+def test_the_broker_child_never_outlives_the_command(sig):
+    port = free_port()
+    proc, _ = _start(port)
+    children = [int(c) for c in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
+    assert children, "moodwire broker started no broker process"
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(c) for c in children):
+        time.sleep(0.1)
+    assert not any(_alive(c) for c in children), f"broker child left running after {sig.name}"
+    with socket.socket() as sock:  # nobody serves the port any more
+        sock.bind(("127.0.0.1", port))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
