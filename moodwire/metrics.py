@@ -9,12 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from moodwire.health import Health
+
 
 class StageMetrics:
     """One registry per process; the names carry the stage (``moodwire_<stage>_…``)."""
 
     def __init__(self, stage: str) -> None:
         self.stage = stage
+        self.health: Health | None = None  # once served
         self._lag_at = 0.0  # when record_lag last ran
         self.registry = CollectorRegistry()
         r, p = self.registry, f"moodwire_{stage}"
@@ -37,21 +40,26 @@ class StageMetrics:
                                "delivered past it)", registry=r)
         self.polls = Counter(f"{p}_polls", "feed polls", ["feed", "outcome"], registry=r)
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer | None:
-        """``/metrics`` (Prometheus text format) and ``/healthz`` (JSON: stage, uptime) on a
-        daemon thread; nothing when ``port`` is 0."""
+    def serve(self, port: int, host: str = "127.0.0.1", bootstrap: str | None = None, broker_timeout_s: float = 30,
+              stall_s: float = 120) -> ThreadingHTTPServer | None:
+        """``/metrics`` (Prometheus text format) and ``/healthz`` (JSON: stage, uptime; HTTP 503
+        with the reasons when ``moodwire.health`` finds the broker away or the stage stalled) on
+        a daemon thread; nothing when ``port`` is 0."""
         if not port:
             return None
         registry, stage, started = self.registry, self.stage, time.monotonic()
+        health = self.health = Health(bootstrap, broker_timeout_s, stall_s, registry, stage)
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 if self.path.split("?")[0] == "/metrics":
                     body, kind, status = generate_latest(registry), CONTENT_TYPE_LATEST, 200
                 elif self.path.split("?")[0] == "/healthz":
-                    body = json.dumps({"status": "ok", "stage": stage,
-                                       "uptime_s": round(time.monotonic() - started, 1)}).encode()
-                    kind, status = "application/json", 200
+                    reasons = health.verdict()
+                    body = json.dumps({"status": "unhealthy" if reasons else "ok", "stage": stage,
+                                       "uptime_s": round(time.monotonic() - started, 1),
+                                       **({"reasons": reasons} if reasons else {})}).encode()
+                    kind, status = "application/json", 503 if reasons else 200
                 else:
                     body, kind, status = b"try /metrics or /healthz\n", "text/plain", 404
                 self.send_response(status)
@@ -70,6 +78,7 @@ class StageMetrics:
 
             raise SettingsError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} "
                               "(choose another MOODWIRE_METRICS_PORT, or 0 for none)") from None
+        health.start()
         threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
         return server
 

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     # Observability
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port (0 = off)")
     metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint listens on")
+    health_broker_timeout: str = Field("30s", description="/healthz answers 503 once no bootstrap server has "
+                                       "been reachable this long")
+    health_stall: str = Field("2m", description="/healthz answers 503 once records wait and none has been "
+                              "processed this long")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="logging threshold")
     log_json: bool = Field(False, description="one JSON object per log line (with item id, fingerprint, "
                                               "partition, offset fields where they apply)")
@@ -157,7 +161,8 @@ class Settings(BaseSettings):
         parse_window_keeps(value)
         return value
 
-    @field_validator("aggregate_lateness", "aggregate_idle", "aggregate_future_tolerance")
+    @field_validator("aggregate_lateness", "aggregate_idle", "aggregate_future_tolerance", "health_broker_timeout",
+                     "health_stall")
     @classmethod
     def _check_span(cls, value: str) -> str:
         parse_span(value)
@@ -198,6 +203,12 @@ class Settings(BaseSettings):
 
         return Retention(parse_keep(self.store_keep_items), parse_window_keeps(self.store_keep_windows),
                          parse_keep(self.store_keep_alerts), parse_keep(self.store_keep_deliveries))
+
+    def serve_metrics(self, metrics) -> None:
+        """``metrics.serve`` with this deployment's port, broker and health limits."""
+        metrics.serve(self.metrics_port, self.metrics_host, self.kafka_bootstrap,
+                      parse_span(self.health_broker_timeout).total_seconds(),
+                      parse_span(self.health_stall).total_seconds())
 
     @cached_property
     def future_tolerance(self) -> timedelta:

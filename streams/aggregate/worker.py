@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from moodwire.logs import limit_client_repeats
 from moodwire.runtime import tune_gc
 from streams.faustx import warn_on_mismatch
 from streams.faustx.worker import Worker
@@ -23,5 +24,6 @@ def run_worker(app, loglevel: str = "INFO") -> None:
     SIGUSR2 logs its stacks (``faustx.worker.dump_stacks``)."""
     warn_on_mismatch()
     tune_gc()
-    worker = Worker(app.app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
+    worker = Worker(app.app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False,
+                    after_logging=limit_client_repeats)  # the clients' repeated errors, from the start
     worker.execute_from_commandline()

@@ -50,5 +50,15 @@ def _awaiting(coro) -> list[str]:
 
 
 class Worker(faust.Worker):
+    def __init__(self, *args, after_logging=None, **kwargs) -> None:
+        """``after_logging``: called once Faust has set up logging (to add filters)."""
+        self.after_logging = after_logging
+        super().__init__(*args, **kwargs)
+
     def _on_sigusr2(self) -> None:  # overrides mode's pdb-on-SIGUSR2
         dump_stacks(self.app)
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:  # mode's public hook
+        super().on_setup_root_logger(logger, level)
+        if self.after_logging is not None:
+            self.after_logging()

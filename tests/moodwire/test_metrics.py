@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from moodwire.broker import free_port
 from moodwire.errors import SettingsError
+from moodwire.health import Health
 from moodwire.metrics import StageMetrics
 
 
@@ -57,3 +59,57 @@ def test_a_taken_metrics_port_is_a_clear_error():
 
 def test_serving_is_off_with_port_zero():
     assert StageMetrics("aggregate").serve(0) is None
+
+
+def test_health_answers_503_with_the_reason_when_the_broker_is_away_and_ok_when_it_is_back():
+    with socket.socket() as listener:  # a "broker" that accepts connections on loopback
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        broker_port = listener.getsockname()[1]
+        metrics = StageMetrics("classify")
+        port = free_port()
+        server = metrics.serve(port, bootstrap=f"127.0.0.1:{broker_port}", broker_timeout_s=1.5, stall_s=60)
+        try:
+            status, _, text = get(f"http://127.0.0.1:{port}/healthz")
+            assert status == 200 and json.loads(text)["status"] == "ok"
+            listener.close()  # the broker goes away
+            deadline = time.monotonic() + 20
+            while status == 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                status, _, text = get(f"http://127.0.0.1:{port}/healthz")
+            body = json.loads(text)
+            assert status == 503 and body["status"] == "unhealthy", text
+            [reason] = body["reasons"]
+            assert reason.startswith("broker unreachable for") and f"127.0.0.1:{broker_port}" in reason
+            assert "MOODWIRE_KAFKA_BOOTSTRAP" in reason
+            with socket.socket() as back:  # and comes back on the same port
+                back.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                back.bind(("127.0.0.1", broker_port))
+                back.listen()
+                deadline = time.monotonic() + 20
+                while status == 503 and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    status, _, text = get(f"http://127.0.0.1:{port}/healthz")
+                assert status == 200, text
+        finally:
+            metrics.health.stop()
+            server.shutdown()
+            server.server_close()
+
+
+def test_health_answers_503_when_records_wait_and_none_is_processed():
+    now = [0.0]
+    metrics = StageMetrics("aggregate")
+    health = Health(None, 30, 120, metrics.registry, "aggregate", clock=lambda: now[0])
+    health.probe()
+    assert health.verdict() == []
+    metrics.lag.labels("news.scored", "0").set(40)  # records arrive; nothing is processed
+    now[0] = 100
+    health.probe()
+    assert health.verdict() == []  # not yet two minutes
+    now[0] = 200
+    health.probe()
+    assert health.verdict() == ["no progress: 40 records waiting and none processed for 200 s"]
+    metrics.items.inc(40)  # it moves again
+    health.probe()
+    assert health.verdict() == []
