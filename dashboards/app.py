@@ -26,6 +26,7 @@ table.headlines td,table.headlines th{border-bottom:1px solid #eee;padding:4px 6
 .alert-card{background:#fff;border-left:5px solid #c0392b;margin:.6em 0;padding:.6em 1em}
 .alert-card.alert-resolved{border-left-color:#95a5a6} .status-firing{color:#c0392b;font-weight:bold}
 .alert-card button{margin-left:.6em}
+.store-note:not(:empty){background:#fdecea;color:#922;border-left:5px solid #c0392b;padding:.6em 1.2em;margin:.6em 1.2em}
 """
 
 
@@ -45,6 +46,7 @@ def shell(refresh_s: int) -> html.Div:
         ], className="controls"),
         dcc.Interval(id=ids.TICK, interval=refresh_s * 1000),
         html.Div(id=ids.RETENTION_NOTE, className="note"),
+        html.Div(id=ids.STORE_NOTE, className="store-note"),
         html.Main(id=ids.PAGE),
     ])
 
@@ -118,8 +120,27 @@ def retention_note(search: str | None, settings) -> str:
     return "This range starts before what the store keeps: " + "; ".join(gone) + " (MOODWIRE_STORE_KEEP_*)."
 
 
+def store_trouble(engine):
+    """The callbacks' error handler: a store that cannot be read (damaged while the dashboard
+    runs, or away) is said on the page, in place of an HTTP 500 and an empty page; any other
+    error is raised as before."""
+    from dash import set_props
+    from sqlalchemy.exc import DatabaseError
+
+    from moodwire.store import unreadable
+
+    def handle(exc: Exception):
+        if not isinstance(exc, DatabaseError):
+            raise exc
+        line = unreadable(engine, exc)
+        set_props(ids.STORE_NOTE, {"children": f"{line[0].upper()}{line[1:]}. Reload the page once it is fixed."})
+        return None  # every output of the failed callback left as it was
+    return handle
+
+
 def create_app(settings, engine, users: dict[str, str]) -> Dash:
-    app = Dash(__name__, title="Moodwire", suppress_callback_exceptions=True, update_title=None)
+    app = Dash(__name__, title="Moodwire", suppress_callback_exceptions=True, update_title=None,
+               on_error=store_trouble(engine))
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
     registry = CollectorRegistry()
     auth.install(app.server, users, settings.dashboard_auth_header, auth.secret_key(settings.home),

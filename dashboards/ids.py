@@ -23,3 +23,4 @@ ALERT_ACTION = "alert-action"  # pattern-matching: {"type": ALERT_ACTION, "actio
 ACTION_NOTE = "action-note"
 REVISION = "store-revision"
 RETENTION_NOTE = "retention-note"  # the range reaches past what the store keeps
+STORE_NOTE = "store-note"  # the store cannot be read (damaged, away)

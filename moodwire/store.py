@@ -13,7 +13,7 @@ from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, Index, Integer, 
                         UniqueConstraint, create_engine, event, inspect, select)
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
 
 from moodwire.errors import MoodwireError
 
@@ -271,9 +271,22 @@ def open_store(url: str, create: bool = True) -> Engine:
         except OperationalError as exc:
             raise StoreError(f"cannot open the store at {engine.url.render_as_string(hide_password=True)}: "
                              f"{exc.orig}") from None
+        except DatabaseError as exc:  # a damaged SQLite file: "file is not a database", "malformed"
+            raise StoreError(unreadable(engine, exc)) from None
     return engine
 
 
-__all__ = ["StoreError", "open_store", "migrate", "analyze", "metadata", "ingest_seen", "feed_state", "scored_news",
+def unreadable(engine: Engine, exc: DatabaseError) -> str:
+    """One line for a store that cannot be read: away (the server, a lock) or damaged (an
+    SQLite file that is not a database, or malformed)."""
+    where = engine.url.database if engine.dialect.name == "sqlite" else \
+        engine.url.render_as_string(hide_password=True)
+    if isinstance(exc, OperationalError):
+        return f"the store {where} cannot be reached ({exc.orig}); check MOODWIRE_STORE_URL and the database"
+    return (f"the store {where} cannot be read ({exc.orig}): it is damaged; restore it from a backup, or move "
+            "it away to start an empty store (MOODWIRE_STORE_URL names it)")
+
+
+__all__ = ["StoreError", "open_store", "unreadable", "migrate", "analyze", "metadata", "ingest_seen", "feed_state", "scored_news",
            "topic_windows", "schema_version", "SCHEMA_VERSION", "alert_events", "notify_outbox", "notify_batches",
            "notify_attempts", "silences", "alert_acks"]
