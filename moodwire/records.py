@@ -195,7 +195,7 @@ class DeadLetter(Record):
     topic: str
     partition: int | None = None
     offset: int | None = None
-    reason: str = "malformed"  # malformed, late, future, misrouted, failed (see docs/data-engineers.md)
+    reason: str = "malformed"  # malformed, late, future, misrouted, failed (docs/data-engineers.md)
     error: str
     payload_b64: str
     at: UtcTime

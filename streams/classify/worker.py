@@ -36,6 +36,7 @@ GROUP_ID = "moodwire-classify"
 @dataclass
 class Batch:
     items: list[NewsItem] = field(default_factory=list)
+    where: list[tuple[str, int, int]] = field(default_factory=list)  # each item's topic, partition, offset
     dead: list[DeadLetter] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     opened: float = 0.0
@@ -100,6 +101,7 @@ class ClassifyWorker:
                         batch.opened = time.monotonic()
                     try:
                         batch.items.append(decode(NewsItem, rec.value))
+                        batch.where.append((tp.topic, tp.partition, rec.offset))
                     except RecordError as exc:
                         batch.dead.append(DeadLetter.of("classify", tp.topic, tp.partition, rec.offset, str(exc),
                                                         rec.value))
@@ -109,17 +111,34 @@ class ClassifyWorker:
         self.metrics.record_lag(self.consumer)
         return batch
 
-    @staticmethod
-    def _predictions(future: Future | None) -> list:
-        """A batch without decodable items had nothing to infer (no future)."""
-        return future.result() if future is not None else []
+    def _scored(self, batch: Batch, future: Future | None) -> list[ScoredNews]:
+        """The batch's items scored. A batch that fails (the model or the scoring raised) is
+        tried again item by item: an item that fails alone too — its second try — is a poison
+        record, dead-lettered with the error (reason ``failed``), and the stage goes on."""
+        try:  # a batch without decodable items had nothing to infer (no future)
+            predictions = future.result() if future is not None else []
+            return score_items(batch.items, predictions, self.engine.label, self.matcher)
+        except Exception as exc:  # noqa: BLE001 - any failure: isolate the record that causes it
+            log.warning("a batch of %d items failed (%r): each is tried alone", len(batch.items), exc)
+            self.metrics.errors.labels("batch_failed").inc()
+        scored = []
+        for item, (topic, partition, offset) in zip(batch.items, batch.where):
+            try:
+                predictions = self.engine.run(self.engine.prepare([item.title]))
+                scored += score_items([item], predictions, self.engine.label, self.matcher)
+            except Exception as exc:  # noqa: BLE001 - this record fails on its own: dead-lettered
+                batch.dead.append(DeadLetter.of("classify", topic, partition, offset,
+                                                f"failed: classifying item {item.id} failed twice, in its batch and "
+                                                f"alone: {exc!r}", item.encode(), "failed"))
+                log.error("dead-lettered item %s: classifying it failed twice (%r)", item.id, exc,
+                          extra={"item_id": item.id})
+        return scored
 
     def _finish(self, batch: Batch, future: Future | None) -> None:
-        self._publish_and_commit(batch, self._predictions(future))
+        self._publish_and_commit(batch, self._scored(batch, future))
 
-    def _publish_and_commit(self, batch: Batch, predictions) -> None:
+    def _publish_and_commit(self, batch: Batch, scored: list[ScoredNews]) -> None:
         started = time.monotonic()
-        scored = score_items(batch.items, predictions, self.engine.label, self.matcher)
         if scored:
             self.publisher.publish(NEWS_SCORED, keyed_records(scored))
         if batch.dead:
@@ -136,6 +155,8 @@ class ClassifyWorker:
         log.debug("batch of %d scored in %.3f s", len(batch), time.monotonic() - started)
 
     def _infer(self, prepared):
+        if isinstance(prepared, Exception):  # preparing the batch failed
+            raise prepared
         started = time.monotonic()
         result = self.engine.run(prepared)
         self.metrics.inference.observe(time.monotonic() - started)
@@ -152,14 +173,17 @@ class ClassifyWorker:
                         pending = None
                     continue
                 self.metrics.queue_wait.observe(time.monotonic() - batch.opened)
-                prepared = self.engine.prepare([i.title for i in batch.items])  # overlaps batch N's inference
+                try:
+                    prepared = self.engine.prepare([i.title for i in batch.items])  # overlaps batch N's inference
+                except Exception as exc:  # noqa: BLE001 - the batch fails; _scored tries its items alone
+                    prepared = exc
                 previous = pending
-                predictions = self._predictions(previous[1]) if previous is not None else []
+                scored = self._scored(*previous) if previous is not None else []
                 # Start batch N+1 on the model before publishing and committing batch N, so the
                 # model does not idle through N's broker round trips; commits stay in order.
                 pending = (batch, self._pool.submit(self._infer, prepared) if batch.items else None)
                 if previous is not None:
-                    self._publish_and_commit(previous[0], predictions)
+                    self._publish_and_commit(previous[0], scored)
             if pending is not None:
                 self._finish(*pending)
         finally:
