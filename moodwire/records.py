@@ -40,6 +40,18 @@ def format_time(value: datetime) -> str:
 
 
 UtcTime = Annotated[datetime, AfterValidator(_to_utc), PlainSerializer(format_time, return_type=str)]
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _not_before_1970(value: datetime) -> datetime:
+    if value < EARLIEST:
+        raise ValueError(f"{format_time(value)} is before 1970 (a feed's empty date?): no news is that old")
+    return value
+
+
+# A publish time: windows, watermarks and spans are computed from it, and a zero date (year 1,
+# as some feeds write a missing one) overflows that arithmetic.
+PublishTime = Annotated[UtcTime, AfterValidator(_not_before_1970)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Sentiment = Literal["negative", "neutral", "positive"]
 
@@ -82,7 +94,7 @@ class NewsItem(Record):
     source: str = Field(min_length=1, max_length=200)
     title: str = Field(min_length=1, max_length=2000)
     body: str | None = None
-    published_at: UtcTime
+    published_at: PublishTime
     fetched_at: UtcTime
     lang: str | None = Field(default=None, max_length=16)
     published_estimated: bool = False  # publish time missing at the source; fetch time used

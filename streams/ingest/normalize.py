@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from moodwire.records import NewsItem, item_id
+from moodwire.records import EARLIEST, NewsItem, item_id
 
 TRACKING_PARAMS = {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "ref", "ref_src",
                    "cmpid", "ncid", "sr_share", "smid", "yclid", "_hsenc", "_hsmi", "mkt_tok"}
@@ -85,6 +85,8 @@ def make_item(*, source: str, title: str, url: str | None, body: str | None, pub
         return None
     canon = canonical_url(url) if url else None
     published_at = parse_time(published)
+    if published_at is not None and published_at < EARLIEST:  # a zero date ("0001-01-01") is no date
+        published_at = None
     clean_body = strip_html(body)[:max_body] or None
     return NewsItem(
         id=item_id(canon, source, clean_title), url=canon, source=source[:200], title=clean_title,

@@ -171,3 +171,21 @@ def test_every_final_window_equals_pandas_over_the_distinct_in_lateness_items(ca
         assert all_windows(agg, state) == {}
         return
     assert_windows_equal(all_windows(agg, state), expected_windows(expected))
+
+
+def test_a_zero_date_is_refused_by_the_record_and_read_as_no_date_by_ingest():
+    from pydantic import ValidationError
+
+    from moodwire.records import NewsItem, item_id
+    from streams.ingest.normalize import make_item
+
+    year_one = datetime(1, 1, 1, tzinfo=timezone.utc)
+    try:  # the fold computes watermarks from publish times: year 1 would overflow them
+        NewsItem(id=item_id(None, "x", "t"), source="x", title="t", published_at=year_one, fetched_at=T0)
+    except ValidationError as exc:
+        assert "is before 1970 (a feed's empty date?)" in str(exc)
+    else:
+        raise AssertionError("a publish time in year 1 was accepted")
+    item = make_item(source="feed", title="Bank shares fall", url=None, body=None, published="0001-01-01T00:00:00Z",
+                     fetched_at=T0)
+    assert item.published_at == T0 and item.published_estimated
