@@ -26,19 +26,17 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def start_dashboard(home: Path, url: str, refresh_s: int = 5) -> tuple[subprocess.Popen, str, Path]:
+    """``moodwire dashboard`` over the store at ``url``, with user ana ('correct horse'); returns
+    the process, its base URL and its log once it answers."""
     from dashboards.auth import hash_password
 
-    home = tmp_path_factory.mktemp("dash")
-    url = f"sqlite:///{home / 'store.db'}"
-    seeded = seed(open_store(url))
     users = home / "users.yaml"
     users.write_text(f"users:\n  ana: '{hash_password('correct horse', iterations=20_000)}'\n")
     port = free_port()
     env = {**os.environ, "MOODWIRE_HOME": str(home), "MOODWIRE_STORE_URL": url,
            "MOODWIRE_DASHBOARD_USERS": str(users), "MOODWIRE_DASHBOARD_PORT": str(port),
-           "MOODWIRE_DASHBOARD_REFRESH_S": "5"}
+           "MOODWIRE_DASHBOARD_REFRESH_S": str(refresh_s)}
     log = home / "dashboard.log"
     proc = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "dashboard"], env=env, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)
@@ -47,11 +45,19 @@ def site(tmp_path_factory):
     while True:
         try:
             requests.get(base + "/healthz", timeout=1)
-            break
+            return proc, base, log
         except requests.ConnectionError:
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dash")
+    url = f"sqlite:///{home / 'store.db'}"
+    seeded = seed(open_store(url))
+    proc, base, log = start_dashboard(home, url)
     yield {"base": base, "url": url, "seeded": seeded, "log": log}
     proc.terminate()
     proc.wait(30)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import requests
 from moodwire.broker import free_port
 from moodwire.store import open_store
 from tests.dashboards.seed import seed
-from tests.dashboards.test_browser import ARTIFACTS, browser, wait_for  # noqa: F401 - the browser fixture
+from tests.dashboards.test_browser import ARTIFACTS, browser, start_dashboard, wait_for  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -64,30 +63,11 @@ def damage_the_tail(path: Path) -> None:
 def test_a_store_damaged_mid_file_is_said_on_the_page_not_a_500(tmp_path, browser):  # noqa: F811
     from selenium.webdriver.common.by import By
 
-    from dashboards.auth import hash_password
-
     path = tmp_path / "store.db"
     seeded(path)
     damage_the_tail(path)
-    users = tmp_path / "users.yaml"
-    users.write_text(f"users:\n  ana: '{hash_password('correct horse', iterations=20_000)}'\n")
-    port = free_port()
-    env = {**os.environ, "MOODWIRE_HOME": str(tmp_path), "MOODWIRE_STORE_URL": f"sqlite:///{path}",
-           "MOODWIRE_DASHBOARD_USERS": str(users), "MOODWIRE_DASHBOARD_PORT": str(port),
-           "MOODWIRE_DASHBOARD_REFRESH_S": "2"}
-    log = tmp_path / "dashboard.log"
-    proc = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "dashboard"], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    proc, base, _log = start_dashboard(tmp_path, f"sqlite:///{path}", refresh_s=2)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(base + "/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.3)
         browser.get(base + "/topic?topic=Macro&range=24h")
         wait_for(browser, "#username").send_keys("ana")
         browser.find_element(By.ID, "password").send_keys("correct horse")

@@ -1,0 +1,68 @@
+"""Chaos run: the recorded demo news with repeats, late, future-dated and undecodable records,
+replayed into classify and aggregate while they are SIGKILLed at random moments (``bench/
+chaos.py`` says what is checked). Prints items in, windows, dead letters by reason, kills, what
+was lost or doubled, and the aggregate's peak memory, per broker.
+
+    python bench/bench_chaos.py [--broker embedded|kafka|both] [--kills 12] [--rate 12] [--n N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.chaos import run  # noqa: E402
+from moodwire.broker import embedded_broker, free_port  # noqa: E402
+from moodwire.topics import create_topics  # noqa: E402
+
+
+def apache_kafka(data: Path):
+    port = free_port()
+    process = subprocess.Popen([str(ROOT / "scripts" / "kafka-local"), "run", "--port", str(port), "--data", str(data)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    for line in process.stdout:
+        if line.startswith("READY"):
+            create_topics(f"127.0.0.1:{port}", 4, 1)
+            return process, f"127.0.0.1:{port}"
+    raise SystemExit("Apache Kafka did not start (scripts/kafka-local fetch first)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", choices=["embedded", "kafka", "both"], default="both")
+    parser.add_argument("--kills", type=int, default=12)
+    parser.add_argument("--rate", type=float, default=12.0, help="records per second into news.raw")
+    parser.add_argument("--n", type=int, default=None, help="news items of the demo file (default: all)")
+    parser.add_argument("--lateness-min", type=int, default=24 * 60, help="the aggregate's allowed lateness")
+    opts = parser.parse_args()
+    for broker in (("embedded", "kafka") if opts.broker == "both" else (opts.broker,)):
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"--- {broker}: {opts.kills} kills, {opts.rate} records/s", flush=True)
+            if broker == "embedded":
+                with embedded_broker(partitions=4) as b:
+                    report = run(b.bootstrap, Path(tmp), opts.kills, n=opts.n, rate=opts.rate,
+                                 lateness=timedelta(minutes=opts.lateness_min))
+            else:
+                process, bootstrap = apache_kafka(Path(tmp) / "kafka")
+                try:
+                    report = run(bootstrap, Path(tmp), opts.kills, n=opts.n, rate=opts.rate,
+                                 lateness=timedelta(minutes=opts.lateness_min))
+                finally:
+                    process.terminate()
+                    process.wait(60)
+            verdict = "PASS" if report.lost == report.double == report.lost_in_classify == report.wrong_dead == 0 \
+                else "FAIL"
+            print(f"{broker}: {verdict} (goal: 0 lost, 0 double, aggregate peak RSS <= 500 MB)", flush=True)
+            time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()
