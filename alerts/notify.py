@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from alerts.outbox import backoff, due_batches, mark_failed, mark_retry, mark_sent, record_event, restore_unsilenced
 from alerts.receivers import DeliveryError, make_sender
@@ -34,6 +34,7 @@ from moodwire.topics import ALERTS, DEADLETTER
 
 log = logging.getLogger("moodwire.notify")
 GROUP_ID = "moodwire-notify"
+POISON_TRIES = 3  # an alert event the store refuses this many times is dead-lettered
 
 
 class Notifier:
@@ -68,8 +69,12 @@ class Notifier:
                 except RecordError as exc:
                     dead.append(DeadLetter.of("notify", tp.topic, tp.partition, rec.offset, str(exc), rec.value))
                 else:
-                    self._store(event)
-                    n += 1
+                    failed = self._store(event)
+                    if failed is None:
+                        n += 1
+                    else:
+                        dead.append(DeadLetter.of("notify", tp.topic, tp.partition, rec.offset, failed, rec.value,
+                                                  "failed"))
                 offsets[tp] = rec.offset + 1
         if dead:
             self.publisher.publish(DEADLETTER, [(None, d) for d in dead])
@@ -79,21 +84,33 @@ class Notifier:
         self.metrics.items.inc(n)
         return n
 
-    def _store(self, event: AlertEvent) -> None:
-        destinations = route(self.config, labels_of(event))
-        delay = 1.0
+    def _store(self, event: AlertEvent) -> str | None:
+        """Record an event in the outbox. While the store is away (it cannot be reached) this
+        retries without end, keeping the offset; an event the store itself refuses (a value it
+        cannot hold) is tried ``POISON_TRIES`` times, then returned as the reason to dead-letter it."""
+        delay, refused = 1.0, 0
         while True:
             try:
-                statuses = record_event(self.engine, event, destinations)
+                statuses = record_event(self.engine, event, route(self.config, labels_of(event)))
                 break
-            except (StoreError, SQLAlchemyError) as exc:  # the store is away: keep the offset, retry
+            except (StoreError, OperationalError, InterfaceError) as exc:  # away: keep the offset, retry
                 self.metrics.errors.labels("store").inc()
                 log.error("store write failed: %s (retrying in %.0f s; offsets stay uncommitted)", exc, delay)
+            except Exception as exc:  # noqa: BLE001 - this event fails on its own
+                refused += 1
+                self.metrics.errors.labels("event_failed").inc()
+                if refused >= POISON_TRIES:
+                    log.error("alert %s seq %d dead-lettered: storing it failed %d times: %r", event.fingerprint,
+                              event.seq, refused, exc, extra={"fingerprint": event.fingerprint})
+                    return f"failed: storing alert {event.fingerprint} seq {event.seq} failed {refused} times: {exc!r}"
+                log.error("storing alert %s seq %d failed (%r), try %d of %d", event.fingerprint, event.seq, exc,
+                          refused, POISON_TRIES)
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
         log.info("alert %s seq %d (%s %s on %s) → %s", event.fingerprint, event.seq, event.status, event.rule,
                  event.topic, ", ".join(f"{r}: {s}" for r, s in statuses.items()),
                  extra={"fingerprint": event.fingerprint, "topic": event.topic})
+        return None
 
     # ------------------------------------------------------------------ dispatching
     def dispatch_once(self) -> int:

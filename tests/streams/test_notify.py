@@ -313,3 +313,39 @@ def test_a_bad_configuration_stops_the_start_with_what_to_fix(tmp_path):
     assert f"notifier configuration {path}" in result.stderr and "receiver 'nobody' is not defined" in result.stderr
     result = cli(tmp_path, "notify")
     assert result.returncode == 2 and "MOODWIRE_NOTIFY_CONFIG" in result.stderr
+
+
+def test_an_event_the_store_refuses_is_dead_lettered_after_three_tries_and_the_next_is_sent(
+        fresh_embedded, postgres_url, tmp_path):
+    """The store's topic column holds 100 characters: PostgreSQL refuses an alert on a key
+    longer than that (a watchlist with a long name) every time — a poison record; before,
+    notify retried it for ever and delivered nothing after it."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    http = Receiver().start()
+    config = write_config(tmp_path, http)
+    db = f"notify_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {db}"))
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + f"/{db}"
+    send(fresh_embedded, [alert("poison", 1, topic="watchlist:" + "long name " * 12), alert("healthy", 1)])
+    log = tmp_path / "notify.log"
+    env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": fresh_embedded, "MOODWIRE_HOME": str(tmp_path / "home"),
+           "MOODWIRE_STORE_URL": url, "MOODWIRE_NOTIFY_CONFIG": str(config)}
+    worker = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "notify"], env=env, stdout=log.open("ab"),
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: ("healthy", 1) in delivered(http.on("/hook")), "the healthy alert delivered", worker, log)
+        wait_for_log(log, "alert poison seq 1 dead-lettered", 1, worker)
+        letters = read_all(fresh_embedded, DEADLETTER, lambda r: decode(DeadLetter, r.value))
+        [letter] = [d for d in letters if d.stage == "notify"]
+        assert letter.reason == "failed" and "storing alert poison seq 1 failed 3 times" in letter.error
+        assert "too long" in letter.error
+        assert ("poison", 1) not in delivered(http.on("/hook"))
+    finally:
+        stop(worker)
+        http.stop()
