@@ -9,6 +9,7 @@ import pandas as pd
 from dash import Input, Output, State, callback_context, dcc, html, no_update
 
 from dashboards import components, data, figures, ids
+from dashboards.export import csv_safe
 from dashboards.state import PICK_FROM, PICK_TO, query, time_range, to_search
 
 
@@ -149,5 +150,5 @@ def register(app, engine, settings=None) -> None:
         if not note:
             return no_update
         topic = query(search)["topic"]
-        return dcc.send_data_frame(frame.to_csv, f"moodwire-{topic.replace(' ', '_').replace('|', '')}.csv",
-                                   index=False)
+        return dcc.send_data_frame(csv_safe(frame).to_csv,
+                                   f"moodwire-{topic.replace(' ', '_').replace('|', '')}.csv", index=False)

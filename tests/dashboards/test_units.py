@@ -227,3 +227,15 @@ def test_firing_counts_agree_with_the_alert_episodes(seeded):
         episodes = data.alert_episodes(engine, rng)
         expected = episodes[episodes["status"] == "firing"].groupby("topic").size().to_dict()
         assert data.firing(engine, rng).set_index("topic")["firing"].to_dict() == expected
+
+
+def test_the_csv_export_neutralises_cells_a_spreadsheet_would_run():
+    from dashboards.export import csv_safe
+
+    frame = pd.DataFrame({"title": ["=HYPERLINK(\"http://evil\")", "+1 bank", "-2% slide", "@SUM(A1)", "\tx", "\rx",
+                                    "Banks rally"], "score": [-0.5, 0.1, -0.9, 0.0, 0.2, 0.3, 0.4]})
+    safe = csv_safe(frame)
+    assert list(safe.title) == ["'=HYPERLINK(\"http://evil\")", "'+1 bank", "'-2% slide", "'@SUM(A1)", "'\tx", "'\rx",
+                                "Banks rally"]
+    assert list(safe.score) == list(frame.score)  # numbers, negative ones too, untouched
+    assert list(frame.title)[0].startswith("=")  # the page's own frame is not changed
