@@ -137,9 +137,12 @@ class Settings(BaseSettings):
         from limits import parse_many
 
         try:
-            parse_many(value)
+            items = parse_many(value)
         except ValueError:
             raise ValueError("expected limits such as 20/minute;100/hour") from None
+        if any(item.amount < 1 for item in items):
+            raise ValueError("a limit of 0 refuses every sign-in, correct passwords too: allow at least 1 "
+                             "(such as 20/minute;100/hour)")
         return value
 
     @field_validator("store_keep_items", "store_keep_alerts", "store_keep_deliveries")

@@ -37,6 +37,9 @@ def test_store_url_and_model_from_environment():
     ("MOODWIRE_KAFKA_BOOTSTRAP", "localhost", "'localhost' is not host:port"),
     ("MOODWIRE_KAFKA_BOOTSTRAP", "h:99999", "is not host:port"),
     ("MOODWIRE_LOG_LEVEL", "LOUD", "MOODWIRE_LOG_LEVEL='LOUD'"),
+    ("MOODWIRE_DASHBOARD_SIGNIN_LIMIT", "0/minute", "MOODWIRE_DASHBOARD_SIGNIN_LIMIT='0/minute'"),
+    ("MOODWIRE_DASHBOARD_SIGNIN_USER_LIMIT", "20/minute;0/hour", "a limit of 0 refuses every sign-in"),
+    ("MOODWIRE_AGGREGATE_FUTURE_TOLERANCE", "soon", "MOODWIRE_AGGREGATE_FUTURE_TOLERANCE='soon'"),
 ])
 def test_bad_environment_value_names_key_and_value(name, value, fragment):
     with pytest.raises(SettingsError) as err:
