@@ -79,10 +79,20 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 
 @click.command("hash-password")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="Read from a prompt unless given (or piped on stdin).")
-def hash_password_cmd(password: str) -> None:
-    """Print a password hash for MOODWIRE_DASHBOARD_USERS (`users: {name: <hash>}`)."""
+def hash_password_cmd() -> None:
+    """Print a password hash for MOODWIRE_DASHBOARD_USERS (`users: {name: <hash>}`).
+
+    The password is asked twice on the terminal (the prompts on stderr), or read as the first
+    line of stdin when that is not a terminal (`echo pw | moodwire hash-password`); only the
+    hash is printed on stdout. It is never an argument: arguments show in the process list."""
+    import sys
+
     from dashboards.auth import hash_password
 
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.UsageError("no password given: type one at the prompt, or pipe it on stdin")
     click.echo(hash_password(password))

@@ -112,3 +112,19 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def test_hash_password_reads_stdin_and_prints_only_the_hash():
+    from dashboards.auth import verify_password
+
+    done = subprocess.run([sys.executable, "-m", "moodwire_cli", "hash-password"], input="correct horse\n",
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()  # the hash and nothing else: `... > hash` gives a usable entry
+    assert verify_password("correct horse", line)
+    empty = subprocess.run([sys.executable, "-m", "moodwire_cli", "hash-password"], input="",
+                           capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 2 and "no password given" in empty.stderr and empty.stdout == ""
+    argument = subprocess.run([sys.executable, "-m", "moodwire_cli", "hash-password", "--password", "x"],
+                              capture_output=True, text=True, timeout=120)
+    assert argument.returncode == 2  # never on the command line (the process list shows it)
