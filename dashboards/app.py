@@ -145,6 +145,7 @@ def create_app(settings, engine, users: dict[str, str]) -> Dash:
     registry = CollectorRegistry()
     auth.install(app.server, users, settings.dashboard_auth_header, auth.secret_key(settings.home),
                  address_limit=settings.dashboard_signin_limit, user_limit=settings.dashboard_signin_user_limit,
+                 secure_cookie=settings.dashboard_cookie_secure,
                  registry=registry)
     _serve_metrics(app.server, registry)
     app.layout = shell(settings.dashboard_refresh_s)

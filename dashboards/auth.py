@@ -106,13 +106,23 @@ def _user_key() -> str:
     return "user:" + request.form.get("username", "")
 
 
+# Sent with every response: no framing (clickjacking), no MIME sniffing, no URL (with its
+# query: the page state) in the Referer header to other sites.
+SECURITY_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'",
+                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+
+
 def install(server: Flask, users: dict[str, str], header: str | None, key: bytes, *,
             address_limit: str = "20/minute;100/hour", user_limit: str = "20/minute;100/hour",
-            registry: CollectorRegistry | None = None) -> None:
+            registry: CollectorRegistry | None = None, secure_cookie: bool = False) -> None:
     """Guard every request of ``server``; add /login (failed attempts limited per address and per
     user name), /logout."""
     server.secret_key = key
-    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                         SESSION_COOKIE_SECURE=secure_cookie)
+    # An unknown user name costs the same hashing as a wrong password: no user list by timing.
+    rounds = max((int(stored.split("$")[1]) for stored in users.values()), default=ITERATIONS)
+    dummy = hash_password(secrets.token_hex(16), rounds)
     limiter = Limiter(get_remote_address, app=server, storage_uri="memory://", headers_enabled=True)
     refused = Counter("moodwire_dashboard_signin_refused", "sign-ins refused by the rate limit", ["limit"],
                       registry=registry)
@@ -148,13 +158,19 @@ def install(server: Flask, users: dict[str, str], header: str | None, key: bytes
             return _PAGE.format(error="", next=html.escape(target))
         name, password = request.form.get("username", ""), request.form.get("password", "")
         stored = users.get(name)
-        if stored is None or not verify_password(password, stored):
+        if not verify_password(password, stored or dummy) or stored is None:
             page = _PAGE.format(error='<div class="err" id="login-error">Wrong user name or password.</div>',
                                 next=html.escape(target))
             return Response(page, status=401, mimetype="text/html")
         session.clear()
         session["user"] = name
         return redirect(target)
+
+    @server.after_request
+    def _headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
 
     @server.route("/logout")
     def logout():

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
                                           "limits); beyond them sign-in is refused with 429 until the window passes")
     dashboard_signin_user_limit: str = Field(
         "20/minute;100/hour", description="failed sign-ins allowed per user name, from any address")
+    dashboard_cookie_secure: bool = Field(False, description="session cookie sent over HTTPS only: on behind a "
+                                          "TLS proxy")
     # Observability
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port (0 = off)")
     metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint listens on")

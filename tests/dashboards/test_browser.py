@@ -120,6 +120,26 @@ def test_unauthenticated_requests_are_refused(site):
     assert evil.status_code == 302 and evil.headers["Location"] == "/"  # no open redirect
 
 
+def test_every_response_carries_the_security_headers_and_unknown_users_cost_a_hash(site):
+    import statistics
+
+    from dashboards.auth import SECURITY_HEADERS
+
+    for path in ("/login", "/healthz", "/topic?topic=Macro"):
+        response = requests.get(site["base"] + path, allow_redirects=False, timeout=10)
+        assert {k: response.headers.get(k) for k in SECURITY_HEADERS} == SECURITY_HEADERS, path
+
+    def attempt(name: str) -> float:
+        started = time.perf_counter()
+        answer = requests.post(site["base"] + "/login", data={"username": name, "password": "nope"}, timeout=10)
+        assert answer.status_code == 401
+        return time.perf_counter() - started
+    unknown = statistics.median(attempt("nobody-here") for _ in range(4))
+    wrong = statistics.median(attempt("ana") for _ in range(4))
+    # Without the dummy hash an unknown name answered in a tenth of the time (no PBKDF2 run).
+    assert unknown > 0.5 * wrong, (unknown, wrong)
+
+
 def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an_alert(site, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

@@ -70,3 +70,13 @@ def test_a_malformed_limit_is_a_settings_error():
 
     with pytest.raises(SettingsError, match="MOODWIRE_DASHBOARD_SIGNIN_LIMIT.*20/minute"):
         load_settings(environ={"MOODWIRE_DASHBOARD_SIGNIN_LIMIT": "often"})
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_session_cookie_is_secure_when_set(tmp_path, secure):
+    client = client_of(tmp_path, MOODWIRE_DASHBOARD_COOKIE_SECURE=str(secure).lower())
+    answer = sign_in(client, "ana", "correct horse")
+    assert answer.status_code == 302
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ("; Secure" in cookie) is secure
