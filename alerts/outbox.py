@@ -18,6 +18,7 @@ from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from alerts.routing import Destination, Matcher, Silence, idempotency_key, labels_of, parse_matchers, silenced_by
+from moodwire.redact import redact
 from moodwire.records import AlertEvent, Evidence
 from moodwire.store import alert_acks, alert_events, notify_attempts, notify_batches, notify_outbox, silences
 
@@ -241,7 +242,7 @@ def mark_sent(engine: Engine, batch: Batch, now: datetime | None = None) -> None
 
 
 def mark_retry(engine: Engine, batch: Batch, error: str, delay: timedelta, now: datetime | None = None) -> None:
-    now = now or _now()
+    now, error = now or _now(), redact(error)
     with engine.begin() as conn:
         conn.execute(update(notify_batches).where(notify_batches.c.id == batch.id).values(
             attempts=batch.attempts + 1, next_attempt_at=now + delay, last_error=error))
@@ -250,7 +251,7 @@ def mark_retry(engine: Engine, batch: Batch, error: str, delay: timedelta, now: 
 
 
 def mark_failed(engine: Engine, batch: Batch, error: str, now: datetime | None = None) -> None:
-    now = now or _now()
+    now, error = now or _now(), redact(error)
     with engine.begin() as conn:
         conn.execute(update(notify_batches).where(notify_batches.c.id == batch.id).values(
             status=FAILED, attempts=batch.attempts + 1, last_error=error))
@@ -261,8 +262,11 @@ def mark_failed(engine: Engine, batch: Batch, error: str, now: datetime | None =
 
 
 def backoff(attempts: int, initial: timedelta, cap: timedelta) -> timedelta:
-    """Exponential: initial, 2×, 4×, … up to ``cap`` (``attempts`` failed so far, ≥ 1)."""
-    return min(cap, initial * (2 ** max(0, attempts - 1)))
+    """Exponential: initial, 2×, 4×, … up to ``cap`` (``attempts`` failed so far, ≥ 1). In float
+    seconds: ``initial * 2**n`` as a timedelta overflows past about 50 attempts (a receiver down
+    for hours at a short cap), and that stopped every delivery, not just this one."""
+    seconds = initial.total_seconds() * 2.0 ** min(max(0, attempts - 1), 1000)
+    return timedelta(seconds=min(cap.total_seconds(), seconds))
 
 
 # --------------------------------------------------------------------------- history
@@ -277,8 +281,9 @@ def history(engine: Engine, limit: int = 50) -> list[dict]:
                  alert_events.c.fingerprint == notify_outbox.c.fingerprint, alert_events.c.seq == notify_outbox.c.seq))
                  .outerjoin(notify_batches, notify_batches.c.id == notify_outbox.c.batch_id))
              .order_by(notify_outbox.c.id.desc()).limit(limit))
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query).mappings().all()]
+    with engine.connect() as conn:  # rows stored before errors were redacted are masked here
+        return [{**r, "reason": redact(r["reason"]), "last_error": redact(r["last_error"])}
+                for r in conn.execute(query).mappings().all()]
 
 
 __all__ = ["record_event", "due_batches", "restore_unsilenced", "mark_sent", "mark_retry", "mark_failed", "backoff",

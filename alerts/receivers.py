@@ -22,6 +22,7 @@ import requests
 from alerts.errors import AlertsError
 from alerts.routing import NotifyConfigError, Receiver
 from moodwire.records import AlertEvent, watchlist_name
+from moodwire.redact import redact, secrets
 
 RETRYABLE_HTTP = {408, 425, 429}
 
@@ -175,7 +176,8 @@ class AppriseSender:
         self.apprise = apprise.Apprise()
         for url in r.apprise.urls:
             if not self.apprise.add(url):
-                raise NotifyConfigError(f"receiver {r.name!r}: apprise does not understand the URL {url!r}")
+                raise NotifyConfigError(f"receiver {r.name!r}: apprise does not understand the URL "
+                                        f"{redact(url)!r}")
         self.name = r.name
 
     def send(self, group_key: str, key: str, events: list[AlertEvent]) -> None:
@@ -206,9 +208,24 @@ class LogSender:
             raise DeliveryError(f"cannot append to {self.path}: {exc}", retryable=True) from None
 
 
+def register_secrets(r: Receiver, environ: dict[str, str]) -> None:
+    """What of this receiver's configuration no log line, stored error or history may show."""
+    if r.webhook is not None:
+        secrets.add_url(r.webhook.url)
+        secrets.add(*r.webhook.headers.values())
+    elif r.slack is not None:
+        secrets.add_url(r.slack.url)
+    elif r.apprise is not None:
+        for url in r.apprise.urls:
+            secrets.add_url(url, whole=True)
+    elif r.email is not None and r.email.password_env:
+        secrets.add(environ.get(r.email.password_env))
+
+
 def make_sender(r: Receiver, timeout: timedelta, home: Path, environ: dict[str, str] | None = None):
     """``environ``: where an e-mail receiver's ``password_env`` is looked up (the entry point
     passes the process environment; nothing here reads it)."""
+    register_secrets(r, environ or {})
     kind = r.kind
     if kind == "webhook":
         return WebhookSender(r, timeout)

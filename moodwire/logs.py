@@ -9,6 +9,8 @@ import sys
 import time
 from datetime import datetime, timezone
 
+from moodwire.redact import redact_logs
+
 _CONTEXT_FIELDS = ("feed", "item_id", "fingerprint", "topic", "partition", "offset", "stage", "count")
 
 
@@ -19,8 +21,8 @@ class JsonFormatter(logging.Formatter):
         for key in _CONTEXT_FIELDS:
             if hasattr(record, key):
                 data[key] = getattr(record, key)
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            data["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(data, default=str)
 
 
@@ -70,5 +72,6 @@ def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     limit_client_repeats()
+    redact_logs()  # no receiver URL, token, header or password in any line
     for noisy in ("kafka", "aiokafka", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

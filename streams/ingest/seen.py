@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 
+from moodwire.redact import redact
 from moodwire.store import feed_state, ingest_seen
 
 
@@ -54,5 +55,5 @@ class SeenStore:
         with self.engine.begin() as conn:
             conn.execute(delete(feed_state).where(feed_state.c.feed == feed))
             conn.execute(insert(feed_state), [{"feed": feed, "etag": etag, "last_modified": last_modified,
-                                               "failures": failures, "last_error": last_error,
+                                               "failures": failures, "last_error": redact(last_error),
                                                "updated_at": datetime.now(timezone.utc)}])

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from alerts.outbox import (add_silence, backoff, due_batches, expire_silence, history, list_silences, mark_failed,
@@ -88,6 +90,15 @@ def test_a_retry_resends_the_same_notification_and_later_ones_wait_behind_it(eng
 def test_backoff_doubles_up_to_the_cap():
     assert [backoff(n, timedelta(seconds=1), timedelta(seconds=10)).total_seconds() for n in range(1, 7)] == \
         [1, 2, 4, 8, 10, 10]
+
+
+@given(attempts=st.integers(1, 10**7), initial_ms=st.integers(1, 10**7), cap_ms=st.integers(1, 10**9))
+def test_backoff_never_overflows_however_long_a_receiver_is_down(attempts, initial_ms, cap_ms):
+    """A receiver down for hours at a short cap reached about 50 attempts, and initial * 2**49 as
+    a timedelta raised OverflowError in every dispatch round: no receiver got anything."""
+    initial, cap = timedelta(milliseconds=initial_ms), timedelta(milliseconds=cap_ms)
+    delay = backoff(attempts, initial, cap)
+    assert timedelta(0) < delay <= cap and (delay == cap or attempts < 1100)
 
 
 def test_a_non_retryable_failure_is_recorded_and_visible_and_does_not_block_the_receiver(engine):

@@ -349,3 +349,67 @@ def test_an_event_the_store_refuses_is_dead_lettered_after_three_tries_and_the_n
     finally:
         stop(worker)
         http.stop()
+
+
+def test_no_receiver_token_header_or_password_reaches_a_log_the_history_or_the_store(fresh_embedded, tmp_path):
+    """A webhook with a token in its path and query and an Authorization header, a Slack URL
+    (its path is its token), an SMTP password: deliveries fail (down, then 500, then 404 for
+    good), and no output holds any of the secrets."""
+    from sqlalchemy import create_engine, text
+
+    http = Receiver()  # down first: connection errors name the URL
+    smtp_port = free_port()  # nothing listens: the mail fails too
+    tokens = ["hooktok-7f3a9", "querytok-5c1d2", "hdrtok-0b8e4", "slacktok-9d2f6", "smtppw-4e7a1"]
+    path = tmp_path / "notify.yaml"
+    path.write_text(f"""
+route:
+  receiver: hook
+  group_by: [rule, topic]
+  group_wait: 0s
+  group_interval: 0s
+  routes:
+    - {{matchers: ['topic="Macro"'], receiver: slack, continue: true}}
+    - {{matchers: ['topic="Macro"'], receiver: mail, continue: true}}
+    - {{matchers: ['topic="Macro"'], receiver: hook}}
+receivers:
+  - name: hook
+    webhook: {{url: "http://127.0.0.1:{http.port}/hooks/{tokens[0]}?token={tokens[1]}",
+               headers: {{Authorization: "Bearer {tokens[2]}"}}}}
+  - name: slack
+    slack: {{url: "http://127.0.0.1:{http.port}/services/T01/B02/{tokens[3]}"}}
+  - name: mail
+    email: {{to: [risk@example.org], from: moodwire@example.org, host: 127.0.0.1, port: {smtp_port},
+             username: moodwire, password_env: TEST_SMTP_PASSWORD}}
+delivery:
+  retry_initial: 200ms
+  retry_max: 500ms
+  timeout: 2s
+""")
+    send(fresh_embedded, [alert("m", 1)])
+    log = tmp_path / "notify.log"
+    env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": fresh_embedded, "MOODWIRE_HOME": str(tmp_path / "home"),
+           "MOODWIRE_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}", "MOODWIRE_NOTIFY_CONFIG": str(path),
+           "TEST_SMTP_PASSWORD": tokens[4], "MOODWIRE_LOG_LEVEL": "DEBUG"}
+    worker = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "notify"], env=env, stdout=log.open("ab"),
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_log(log, "retrying in", 6, worker)
+        http.start()
+        http.status = 500
+        wait_for_log(log, "HTTP 500", 2, worker)
+        http.status = 404
+        wait_for_log(log, "failed for good", 2, worker)
+    finally:
+        stop(worker)
+        http.stop()
+    outputs = {"log": log.read_text(),
+               "history": cli(tmp_path, "notify", "history").stdout,
+               "history --json": cli(tmp_path, "notify", "history", "--json").stdout}
+    engine = create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    with engine.connect() as conn:
+        for table in ("notify_attempts", "notify_batches", "notify_outbox"):
+            outputs[table] = "\n".join(str(tuple(r)) for r in conn.execute(text(f"SELECT * FROM {table}")))
+    assert "POST http://127.0.0.1:" in outputs["log"] and "/***" in outputs["notify_attempts"]  # where, not how
+    assert "HTTP 404" in outputs["history"]
+    leaks = [(where, token) for where, body in outputs.items() for token in tokens if token in body]
+    assert leaks == []
