@@ -76,7 +76,7 @@ def payload(outputs, inputs, state) -> dict:
 
 
 def serve(store: str, home: Path) -> tuple[subprocess.Popen, str, callable]:
-    from dashboards.auth import hash_password
+    from dashboards.passwords import hash_password
 
     users = home / "users.yaml"
     users.write_text(f"users:\n  bench: '{hash_password('bench password', iterations=1_000)}'\n")
@@ -97,9 +97,12 @@ def serve(store: str, home: Path) -> tuple[subprocess.Popen, str, callable]:
             time.sleep(0.2)
 
     def sign_in() -> requests.Session:
+        import re
+
         session = requests.Session()
-        signed = session.post(base + "/login", data={"username": "bench", "password": "bench password"},
-                              allow_redirects=False, timeout=30)
+        token = re.search(r'name="csrf" value="([^"]+)"', session.get(base + "/login", timeout=30).text).group(1)
+        signed = session.post(base + "/login", data={"username": "bench", "password": "bench password",
+                                                     "csrf": token}, allow_redirects=False, timeout=30)
         assert signed.status_code == 302, signed.text[:300]
         return session
 

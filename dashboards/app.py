@@ -26,16 +26,21 @@ table.headlines td,table.headlines th{border-bottom:1px solid #eee;padding:4px 6
 .alert-card{background:#fff;border-left:5px solid #c0392b;margin:.6em 0;padding:.6em 1em}
 .alert-card.alert-resolved{border-left-color:#95a5a6} .status-firing{color:#c0392b;font-weight:bold}
 .alert-card button{margin-left:.6em}
+.top form{margin:0} .top button.link{background:none;border:0;color:#fff;cursor:pointer;font:inherit;padding:0}
 .store-note:not(:empty){background:#fdecea;color:#922;border-left:5px solid #c0392b;padding:.6em 1.2em;margin:.6em 1.2em}
 """
 
 
 def shell(refresh_s: int) -> html.Div:
+    """The page frame; built for each page load, as it carries the browser's sign-out token."""
     return html.Div([
         dcc.Location(id=ids.URL, refresh="callback-nav"),
         html.Div([html.Strong("Moodwire"), dcc.Link("Overview", href="/", id="nav-overview"),
                   dcc.Link("Alerts", href="/alerts", id="nav-alerts"), html.Span(className="grow"),
-                  html.Span(id=ids.USER), html.A("Log out", href="/logout", id="logout")], className="top"),
+                  html.Span(id=ids.USER),
+                  html.Form([dcc.Input(type="hidden", name="csrf", value=auth.csrf_token()),
+                             html.Button("Log out", id="logout", type="submit", className="link")],
+                            method="POST", action="/logout")], className="top"),
         html.Div([
             dcc.RadioItems(id=ids.RANGE, options=[{"label": f"last {r}", "value": r} for r in ("1h", "24h", "7d")]
                            + [{"label": "custom", "value": "custom"}], value="24h", inline=True),
@@ -138,17 +143,23 @@ def store_trouble(engine):
     return handle
 
 
-def create_app(settings, engine, users: dict[str, str]) -> Dash:
+def create_app(settings, engine, users) -> Dash:
+    """``users``: a ``dashboards.passwords.UsersFile``, or a fixed mapping of names to hashes."""
+    from dashboards.passwords import UsersFile
+    from dashboards.sessions import Sessions
+
+    if not isinstance(users, UsersFile):
+        users = UsersFile(None, users)
     app = Dash(__name__, title="Moodwire", suppress_callback_exceptions=True, update_title=None,
                on_error=store_trouble(engine))
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + CSS + "</style>")
     registry = CollectorRegistry()
     auth.install(app.server, users, settings.dashboard_auth_header, auth.secret_key(settings.home),
-                 address_limit=settings.dashboard_signin_limit, user_limit=settings.dashboard_signin_user_limit,
-                 secure_cookie=settings.dashboard_cookie_secure,
-                 registry=registry)
+                 Sessions(engine, *settings.session_spans), address_limit=settings.dashboard_signin_limit,
+                 user_limit=settings.dashboard_signin_user_limit, secure_cookie=settings.dashboard_cookie_secure,
+                 origin=settings.dashboard_origin, registry=registry)
     _serve_metrics(app.server, registry)
-    app.layout = shell(settings.dashboard_refresh_s)
+    app.layout = lambda: shell(settings.dashboard_refresh_s)
 
     @app.callback(Output(ids.PAGE, "children"), Output(ids.USER, "children"), Input(ids.URL, "pathname"),
                   State(ids.URL, "search"))
@@ -175,6 +186,7 @@ def create_app(settings, engine, users: dict[str, str]) -> Dash:
 
     for page in PAGES.values():
         page.register(app, engine, settings)
+    app.server.config["MOODWIRE_HEADERS"] = auth.security_headers(list(app.csp_hashes()))
     return app
 
 

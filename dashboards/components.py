@@ -33,12 +33,22 @@ def headlines_table(frame: pd.DataFrame) -> html.Table:
     return html.Table([head, html.Tbody(rows)], className="headlines")
 
 
-def alert_card(index: int, a) -> html.Div:
+def action_id(action: str, a) -> dict:
+    """A button that names its alert episode (fingerprint and start), not a place in the list: a
+    new alert arriving between the page's render and the click cannot move it."""
+    return {"type": ids.ALERT_ACTION, "action": action, "fingerprint": a.fingerprint,
+            "starts": a.starts_at.isoformat()}
+
+
+def alert_card(a) -> html.Div:
     evidence = a.evidence or []
     status = a.status if a.status == "resolved" else "firing"
-    ack = (html.Span(f"acknowledged by {a.acked_by}", className="acked") if isinstance(a.acked_by, str)
-           else html.Button("Acknowledge", id={"type": ids.ALERT_ACTION, "action": "ack", "index": index},
-                            className="ack"))
+    acked = isinstance(a.acked_by, str)
+    actions = [html.Span(f"acknowledged by {a.acked_by}  ", className="acked")] if acked else []
+    if status == "firing":  # a resolved episode has nothing left to own or hold back
+        if not acked:
+            actions.append(html.Button("Acknowledge", id=action_id("ack", a), className="ack"))
+        actions.append(html.Button("Silence 2 h", id=action_id("silence", a), className="silence"))
     until = f" until {a.ends_at:%Y-%m-%d %H:%M}" if isinstance(a.ends_at, pd.Timestamp) and not pd.isna(a.ends_at) else ""
     why = f" ({a.reason})" if isinstance(a.reason, str) and a.reason else ""  # a resolution the value did not earn
     return html.Div([
@@ -47,7 +57,5 @@ def alert_card(index: int, a) -> html.Div:
                             f"since {a.starts_at:%Y-%m-%d %H:%M}{until}{why}")]),
         html.Ul([html.Li([html.Span(f"{e.get('score', 0):+.2f} "), headline_link(e.get("title", ""), e.get("url"))])
                  for e in evidence]),
-        html.Div([html.Span(f"delivery: {a.delivery}  "), ack,
-                  html.Button("Silence 2 h", id={"type": ids.ALERT_ACTION, "action": "silence", "index": index},
-                              className="silence")]),
-    ], className=f"alert-card alert-{status}", id=f"alert-{index}")
+        html.Div([html.Span(f"delivery: {a.delivery}  "), *actions]),
+    ], className=f"alert-card alert-{status}")

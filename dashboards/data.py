@@ -279,6 +279,16 @@ def deliveries(engine: Engine, fingerprints: list[str]) -> dict[str, str]:
     return {fp: ", ".join(f"{n} {status}" for status, n in sorted(rows)) for fp, rows in counts.items()}
 
 
+def episode(engine: Engine, fingerprint: str, starts_at: datetime) -> dict | None:
+    """The latest event of one alert episode (rule, topic, status, …), or None."""
+    e = alert_events.c
+    with engine.connect() as conn:
+        row = conn.execute(select(e.rule, e.topic, e.status).where(e.fingerprint == fingerprint,
+                                                                   e.starts_at == starts_at)
+                           .order_by(e.seq.desc()).limit(1)).first()
+    return None if row is None else dict(row._mapping)
+
+
 def acknowledge(engine: Engine, fingerprint: str, starts_at: datetime, user: str, comment: str = "") -> bool:
     """Record that ``user`` owns this alert episode; False when it was acknowledged already."""
     with engine.begin() as conn:

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         "20/minute;100/hour", description="failed sign-ins allowed per user name, from any address")
     dashboard_cookie_secure: bool = Field(False, description="session cookie sent over HTTPS only: on behind a "
                                           "TLS proxy")
+    dashboard_session_idle: str = Field("30m", description="a dashboard session ends after this long without a "
+                                        "request (an open page with live refresh keeps it going)")
+    dashboard_session_lifetime: str = Field("12h", description="a dashboard session ends this long after its "
+                                            "sign-in, however active")
+    dashboard_origin: str | None = Field(None, description="the address users open (https://host[:port]) when a "
+                                         "proxy changes the Host header: POSTs from any other origin are refused")
     # Observability
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port (0 = off)")
     metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint listens on")
@@ -167,11 +173,23 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("aggregate_lateness", "aggregate_idle", "aggregate_future_tolerance", "health_broker_timeout",
-                     "health_stall")
+                     "health_stall", "dashboard_session_idle", "dashboard_session_lifetime")
     @classmethod
     def _check_span(cls, value: str) -> str:
         parse_span(value)
         return value
+
+    @field_validator("dashboard_origin")
+    @classmethod
+    def _check_origin(cls, value: str | None) -> str | None:
+        from urllib.parse import urlparse
+
+        if value is None:
+            return value
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path.strip("/"):
+            raise ValueError("expected an origin such as https://moodwire.example.com (scheme and host, no path)")
+        return value.rstrip("/")
 
     @field_validator("aggregate_store")
     @classmethod
@@ -219,6 +237,11 @@ class Settings(BaseSettings):
     def future_tolerance(self) -> timedelta:
         """``aggregate_future_tolerance`` parsed."""
         return parse_span(self.aggregate_future_tolerance)
+
+    @cached_property
+    def session_spans(self) -> tuple[timedelta, timedelta]:
+        """``dashboard_session_idle`` and ``dashboard_session_lifetime`` parsed."""
+        return parse_span(self.dashboard_session_idle), parse_span(self.dashboard_session_lifetime)
 
     @cached_property
     def idle(self) -> timedelta:

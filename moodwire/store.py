@@ -189,6 +189,18 @@ alert_acks = Table(
     Column("comment", Text, nullable=False),
 )
 
+# Dashboard sessions (written by the dashboard): a session is valid while its row is here, the
+# user's hash is still the one it signed in with, and neither lifetime has passed. The cookie
+# carries the id; the store keeps only its SHA-256 (a copy of the store opens no session).
+dashboard_sessions = Table(
+    "dashboard_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user", String(200), nullable=False, index=True),
+    Column("credential", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+
 # Which schema version a store holds; ``migrate`` brings it to SCHEMA_VERSION.
 schema_version = Table(
     "schema_version", metadata,
@@ -199,10 +211,10 @@ schema_version = Table(
 # version → tables it introduced. New versions append here; a change to an existing table
 # gets its own step in COLUMNS_BY_VERSION (a store that created the table at its current
 # shape already has the column).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 TABLES_BY_VERSION = {1: ("ingest_seen", "feed_state"), 2: ("scored_news", "topic_windows"),
                      3: ("alert_events", "notify_outbox", "notify_batches", "notify_attempts", "silences"),
-                     4: ("alert_acks",), 5: (), 6: (), 7: ()}
+                     4: ("alert_acks",), 5: (), 6: (), 7: (), 8: ("dashboard_sessions",)}
 COLUMNS_BY_VERSION = {5: (("alert_events", "reason"),),
                       6: (("scored_news", "watchlists"), ("topic_windows", "kind"), ("alert_events", "kind"))}
 INDEXES_BY_VERSION = {7: (("scored_news", "scored_news_time"), ("topic_windows", "topic_windows_window_start"),
@@ -289,4 +301,4 @@ def unreadable(engine: Engine, exc: DatabaseError) -> str:
 
 __all__ = ["StoreError", "open_store", "unreadable", "migrate", "analyze", "metadata", "ingest_seen", "feed_state", "scored_news",
            "topic_windows", "schema_version", "SCHEMA_VERSION", "alert_events", "notify_outbox", "notify_batches",
-           "notify_attempts", "silences", "alert_acks"]
+           "notify_attempts", "silences", "alert_acks", "dashboard_sessions"]

@@ -71,7 +71,7 @@ class Demo:
         if self.home.exists():  # a demo starts clean: its broker is memory-only, so old state would not match
             shutil.rmtree(self.home)
         (self.home / "logs").mkdir(parents=True)
-        from dashboards.auth import hash_password
+        from dashboards.passwords import hash_password
 
         (self.home / "users.yaml").write_text(f"users:\n  demo: '{hash_password(self.password)}'\n")
         base = {"MOODWIRE_HOME": str(self.home), "MOODWIRE_KAFKA_BOOTSTRAP": self.bootstrap,

@@ -42,7 +42,7 @@ def demo(ctx: click.Context, broker_port: int, dashboard_port: int, speedup: flo
 def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Plotly Dash dashboard: trends per topic, alerts on the charts, the headlines behind them."""
     from dashboards.app import create_app
-    from dashboards.auth import load_users
+    from dashboards.passwords import UsersFile
     from dashboards.errors import DashboardError
     from moodwire.logs import setup_logging
     from moodwire.store import open_store
@@ -53,7 +53,7 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
         raise DashboardError("the dashboard is never open to everyone: set MOODWIRE_DASHBOARD_USERS to a YAML file "
                              "of users (`users: {name: hash}`, hashes from `moodwire hash-password`) or "
                              "MOODWIRE_DASHBOARD_AUTH_HEADER behind an authenticating reverse proxy")
-    users = load_users(settings.dashboard_users) if settings.dashboard_users else {}
+    users = UsersFile(settings.dashboard_users) if settings.dashboard_users else UsersFile(None, {})
     app = create_app(settings, open_store(settings.store), users)
     host, port = host or settings.dashboard_host, port or settings.dashboard_port
     click.echo(f"dashboard on http://{host}:{port}/ (waitress, {settings.dashboard_threads} threads; "
@@ -87,7 +87,7 @@ def hash_password_cmd() -> None:
     hash is printed on stdout. It is never an argument: arguments show in the process list."""
     import sys
 
-    from dashboards.auth import hash_password
+    from dashboards.passwords import hash_password
 
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)

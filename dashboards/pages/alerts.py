@@ -4,6 +4,8 @@ first, ``PAGE_SIZE`` a page (the page is in the URL: ``?page=2``)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from dash import ALL, Input, Output, State, callback_context, dcc, html, no_update
 
 from dashboards import components, data, ids
@@ -40,21 +42,30 @@ def alerts_view(engine, search: str | None):
         links.append(dcc.Link(" ← newer", href="/alerts" + to_search({**q, "page": str(page - 1)})))
     if page < pages:
         links.append(dcc.Link(" older →", href="/alerts" + to_search({**q, "page": str(page + 1)})))
-    return [html.Div(links, className="pager")] + [components.alert_card(first + i, a)
-                                                   for i, a in enumerate(shown.itertuples())]
+    return [html.Div(links, className="pager")] + [components.alert_card(a) for a in shown.itertuples()]
 
 
-def alert_action(engine, search: str | None, index: int, action: str, user: str) -> str:
-    """Acknowledge or silence the ``index``-th alert of the list as the page shows it."""
-    episodes = data.alert_episodes(engine, time_range(search))
-    if index >= len(episodes):
-        return "That alert is no longer in the list; refreshed."
-    a = episodes.iloc[index]
+def alert_action(engine, fingerprint: str, starts: str, action: str, user: str) -> str:
+    """Acknowledge or silence the alert episode the button names, as the store has it now."""
+    try:
+        starts_at = datetime.fromisoformat(starts)
+    except (TypeError, ValueError):
+        return "That button names no alert; reload the page."
+    a = data.episode(engine, fingerprint, starts_at)
+    if a is None:
+        return "That alert is no longer in the store (removed by retention); refreshed."
+    if a["status"] == "resolved":
+        return f"{a['rule']} on {a['topic']} has resolved since the page was drawn: nothing to {action_word(action)}."
     if action == "ack":
-        done = data.acknowledge(engine, a["fingerprint"], a["starts_at"].to_pydatetime(), user)
-        return f"{a['rule']} on {a['topic']} acknowledged by {user}" if done else "already acknowledged"
+        done = data.acknowledge(engine, fingerprint, starts_at, user)
+        return f"{a['rule']} on {a['topic']} acknowledged by {user}" if done else \
+            f"{a['rule']} on {a['topic']} was already acknowledged"
     sid = data.silence_alert(engine, a["rule"], a["topic"], 2, user, "from the dashboard")
     return f"silenced {a['rule']} on {a['topic']} for 2 h (silence {sid})"
+
+
+def action_word(action: str) -> str:
+    return "acknowledge" if action == "ack" else "silence"
 
 
 def register(app, engine, settings=None) -> None:
@@ -64,11 +75,12 @@ def register(app, engine, settings=None) -> None:
         return alerts_view(engine, search)
 
     @app.callback(Output(ids.ACTION_NOTE, "children"), Output(ids.REVISION, "data"),
-                  Input({"type": ids.ALERT_ACTION, "action": ALL, "index": ALL}, "n_clicks"),
-                  State(ids.URL, "search"), State(ids.REVISION, "data"), prevent_initial_call=True)
-    def act(clicks, search, revision):
+                  Input({"type": ids.ALERT_ACTION, "action": ALL, "fingerprint": ALL, "starts": ALL}, "n_clicks"),
+                  State(ids.REVISION, "data"), prevent_initial_call=True)
+    def act(clicks, revision):
         trigger = callback_context.triggered_id
         if not trigger or not any(clicks):
             return no_update, no_update
-        note = alert_action(engine, search, trigger["index"], trigger["action"], current_user() or "unknown")
+        note = alert_action(engine, trigger["fingerprint"], trigger["starts"], trigger["action"],
+                            current_user() or "unknown")
         return note, (revision or 0) + 1

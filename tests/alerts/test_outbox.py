@@ -195,14 +195,14 @@ def test_a_store_from_before_resolution_reasons_is_migrated_and_keeps_its_rows(e
         conn.execute(text("INSERT INTO alert_events (fingerprint, seq, rule, topic, status, severity, labels, value, "
                           "threshold, \"window\", starts_at, evidence, received_at) VALUES ('old', 1, 'r', 'Macro', "
                           "'firing', 'warning', '{}', -0.5, -0.3, '1h', :t, '[]', :t)"), {"t": T0})
-    assert migrate(engine) == SCHEMA_VERSION == 7
-    assert migrate(engine) == 7  # idempotent
+    assert migrate(engine) == SCHEMA_VERSION == 8
+    assert migrate(engine) == 8  # idempotent
     with engine.connect() as conn:
         assert {"reason", "kind"} <= {c["name"] for c in inspect(conn).get_columns("alert_events")}
         assert "kind" in {c["name"] for c in inspect(conn).get_columns("topic_windows")}
         assert "watchlists" in {c["name"] for c in inspect(conn).get_columns("scored_news")}
         assert conn.execute(select(alert_events.c.reason).where(alert_events.c.fingerprint == "old")).scalar() is None
-        assert sorted(conn.execute(select(schema_version.c.version)).scalars()) == [1, 2, 3, 4, 5, 6, 7]
+        assert sorted(conn.execute(select(schema_version.c.version)).scalars()) == [1, 2, 3, 4, 5, 6, 7, 8]
         assert "topic_windows_window_start" in {i["name"] for i in inspect(conn).get_indexes("topic_windows")}
         assert "scored_news_time" in {i["name"] for i in inspect(conn).get_indexes("scored_news")}
     why = "2 items in the window, under min_count 3: not judged"

@@ -4,10 +4,7 @@ go to test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,8 +12,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from moodwire.broker import free_port
 from moodwire.store import alert_acks, open_store
+from tests.dashboards.live import form_token, sign_in, start_dashboard
 from tests.dashboards.seed import XSS_TITLE, seed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -24,32 +21,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-def start_dashboard(home: Path, url: str, refresh_s: int = 5) -> tuple[subprocess.Popen, str, Path]:
-    """``moodwire dashboard`` over the store at ``url``, with user ana ('correct horse'); returns
-    the process, its base URL and its log once it answers."""
-    from dashboards.auth import hash_password
-
-    users = home / "users.yaml"
-    users.write_text(f"users:\n  ana: '{hash_password('correct horse', iterations=20_000)}'\n")
-    port = free_port()
-    env = {**os.environ, "MOODWIRE_HOME": str(home), "MOODWIRE_STORE_URL": url,
-           "MOODWIRE_DASHBOARD_USERS": str(users), "MOODWIRE_DASHBOARD_PORT": str(port),
-           "MOODWIRE_DASHBOARD_REFRESH_S": str(refresh_s)}
-    log = home / "dashboard.log"
-    proc = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "dashboard"], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(base + "/healthz", timeout=1)
-            return proc, base, log
-        except requests.ConnectionError:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +46,7 @@ def browser():
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: CSP reports land there
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.implicitly_wait(0)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -112,26 +84,34 @@ def test_unauthenticated_requests_are_refused(site):
     assert callback.status_code == 401
     layout = requests.get(site["base"] + "/_dash-layout", timeout=10, allow_redirects=False)
     assert layout.status_code == 401
-    wrong = requests.post(site["base"] + "/login", data={"username": "ana", "password": "nope"}, timeout=10)
+    wrong = sign_in(site["base"], "ana", "nope")
     assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
-    evil = requests.post(site["base"] + "/login", data={"username": "ana", "password": "correct horse",
-                                                        "next": "https://evil.example/"}, allow_redirects=False,
-                         timeout=10)
+    browser = requests.Session()
+    token = form_token(browser.get(site["base"] + "/login", timeout=10).text)
+    evil = browser.post(site["base"] + "/login", data={"username": "ana", "password": "correct horse", "csrf": token,
+                                                       "next": "https://evil.example/"}, allow_redirects=False,
+                        timeout=10)
     assert evil.status_code == 302 and evil.headers["Location"] == "/"  # no open redirect
 
 
 def test_every_response_carries_the_security_headers_and_unknown_users_cost_a_hash(site):
     import statistics
 
-    from dashboards.auth import SECURITY_HEADERS
-
-    for path in ("/login", "/healthz", "/topic?topic=Macro"):
+    expected = None
+    for path in ("/login", "/healthz", "/topic?topic=Macro", "/_dash-layout"):
         response = requests.get(site["base"] + path, allow_redirects=False, timeout=10)
-        assert {k: response.headers.get(k) for k in SECURITY_HEADERS} == SECURITY_HEADERS, path
+        got = {k: response.headers.get(k) for k in ("Content-Security-Policy", "X-Frame-Options",
+                                                    "X-Content-Type-Options", "Referrer-Policy")}
+        assert got["X-Frame-Options"] == "DENY" and got["X-Content-Type-Options"] == "nosniff", path
+        assert got["Referrer-Policy"] == "same-origin", path
+        assert "frame-ancestors 'none'" in got["Content-Security-Policy"], path
+        assert "script-src 'self' 'sha256-" in got["Content-Security-Policy"], path  # no 'unsafe-inline' scripts
+        assert expected in (None, got), path
+        expected = got
 
     def attempt(name: str) -> float:
         started = time.perf_counter()
-        answer = requests.post(site["base"] + "/login", data={"username": name, "password": "nope"}, timeout=10)
+        answer = sign_in(site["base"], name, "nope")
         assert answer.status_code == 401
         return time.perf_counter() - started
     unknown = statistics.median(attempt("nobody-here") for _ in range(4))

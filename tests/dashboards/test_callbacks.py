@@ -74,18 +74,44 @@ def test_headlines_follow_a_click_or_a_dragged_range_kept_in_the_url(store):
     assert len(broken) == len(everything) and "is not two ISO times" in note
 
 
-def test_alert_actions_write_to_the_store(store):
-    engine, _ = store
+def test_alert_actions_name_their_episode_and_write_to_the_store(tmp_path):
+    from alerts.outbox import record_event
+    from alerts.routing import Destination
+
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")  # its own: this test adds an alert
+    s = seed(engine)
     pager, *cards = alerts_view(engine, "?range=24h")
     assert "alerts 1–2 of 2" in str(pager) and "older" not in str(pager)
     assert len(cards) == 2 and "negative-turn on Macro" in str(cards[0])
-    assert alert_action(engine, "?range=24h", 0, "ack", "ana") == "negative-turn on Macro acknowledged by ana"
-    assert alert_action(engine, "?range=24h", 0, "ack", "bob") == "already acknowledged"
-    assert alert_action(engine, "?range=24h", 0, "silence", "ana").startswith("silenced negative-turn on Macro for 2 h")
-    assert alert_action(engine, "?range=24h", 9, "ack", "ana").startswith("That alert is no longer in the list")
+    [ack, silence] = [b.id for b in buttons(cards[0])]
+    assert buttons(cards[1]) == []  # a resolved episode offers neither
+    # A new alert arrives between the page's render and the click: it becomes the first card,
+    # and the click still acts on the alert the analyst saw.
+    newer = s["alert"].model_copy(update={"fingerprint": "fp-crypto", "topic": "Crypto", "rule": "volume-spike",
+                                          "starts_at": s["end"] - timedelta(minutes=5)})
+    record_event(engine, newer, [Destination("hook", "route", ("rule", "topic"), timedelta(0), timedelta(0),
+                                             timedelta(hours=4))])
+    assert "volume-spike on Crypto" in str(alerts_view(engine, "?range=24h")[1])
+    act = (ack["fingerprint"], ack["starts"])
+    assert alert_action(engine, *act, "ack", "ana") == "negative-turn on Macro acknowledged by ana"
+    assert alert_action(engine, *act, "ack", "bob") == "negative-turn on Macro was already acknowledged"
+    assert alert_action(engine, silence["fingerprint"], silence["starts"], "silence", "ana") \
+        .startswith("silenced negative-turn on Macro for 2 h")
+    assert alert_action(engine, "fp-gone", ack["starts"], "ack", "ana").startswith("That alert is no longer")
+    assert alert_action(engine, "fp-energy", "not a time", "ack", "ana") == "That button names no alert; reload the page."
+    energy = (s["end"] - timedelta(hours=5)).isoformat()  # resolved: checked again on the server
+    assert alert_action(engine, "fp-energy", energy, "ack", "ana").endswith("nothing to acknowledge.")
     with engine.connect() as conn:
-        assert conn.execute(select(alert_acks.c.acked_by)).scalars().all() == ["ana"]
+        assert conn.execute(select(alert_acks.c.fingerprint, alert_acks.c.acked_by)).all() == [("fp-macro", "ana")]
         assert conn.execute(select(silences.c.matchers)).scalars().one() == ['rule="negative-turn"', 'topic="Macro"']
+
+
+def buttons(component) -> list:
+    found = [component] if getattr(component, "id", None) and isinstance(component.id, dict) else []
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list) else [children] if children is not None else []:
+        found += buttons(child)
+    return found
 
 
 def test_the_url_sets_the_controls_and_the_controls_set_the_url():
@@ -109,7 +135,7 @@ def test_the_alerts_page_shows_a_page_of_episodes_and_links_to_the_next(store, m
     assert "alerts 1–1 of 2" in str(pager) and "/alerts?range=24h&page=2" in str(pager)
     pager2, card2 = alerts_view(engine, "?range=24h&page=2")
     assert "alerts 2–2 of 2" in str(pager2) and "/alerts?range=24h&page=1" in str(pager2)
-    assert str(card) != str(card2) and "'index': 1" in str(card2)  # actions address the episode, not the slot
+    assert "negative-turn on Macro" in str(card) and "negative-turn on Energy | Oil" in str(card2)
     assert alerts_view(engine, "?range=24h&page=99")[0].children[0].children == "alerts 2–2 of 2"
 
 

@@ -9,9 +9,10 @@ import time
 import pytest
 
 from dashboards.app import create_app
-from dashboards.auth import hash_password
+from dashboards.passwords import hash_password
 from moodwire.settings import load_settings
 from moodwire.store import open_store
+from tests.dashboards.live import form_token
 
 
 def client_of(tmp_path, **env):
@@ -23,7 +24,8 @@ def client_of(tmp_path, **env):
 
 
 def sign_in(client, user: str, password: str, address: str = "10.0.0.1"):
-    return client.post("/login", data={"username": user, "password": password},
+    token = form_token(client.get("/login", environ_base={"REMOTE_ADDR": address}).get_data(as_text=True))
+    return client.post("/login", data={"username": user, "password": password, "csrf": token},
                        environ_base={"REMOTE_ADDR": address})
 
 

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import delete
 
 from dashboards import components, data, figures
-from dashboards.auth import hash_password, load_users, verify_password, _safe_next
+from dashboards.auth import _safe_next
+from dashboards.passwords import hash_password, load_users, verify_password
 from dashboards.components import safe_href
 from dashboards.errors import DashboardError
 from moodwire.store import (alert_acks, alert_events, notify_attempts, notify_batches, notify_outbox, open_store,
@@ -77,8 +78,9 @@ def test_alert_episodes_carry_evidence_delivery_and_acknowledgement(seeded):
     assert data.alert_episodes(engine).iloc[0]["acked_by"] == "ana"
     energy = episodes.iloc[1]  # resolved for lack of items: the card says so next to the value
     assert energy["reason"] == "2 items in the window, under min_count 3: not judged" and pd.isna(macro["reason"])
-    card = str(components.alert_card(1, energy))
+    card = str(components.alert_card(energy))
     assert "(2 items in the window, under min_count 3: not judged)" in card
+    assert "Acknowledge" not in card and "Silence" not in card  # resolved: nothing to act on
     # Only episodes overlapping the range: the Energy one ended 4 hours before the end.
     recent = data.alert_episodes(engine, data.TimeRange(s["end"] - timedelta(hours=2), s["end"]))
     assert list(recent["topic"]) == ["Macro"]

@@ -115,7 +115,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_hash_password_reads_stdin_and_prints_only_the_hash():
-    from dashboards.auth import verify_password
+    from dashboards.passwords import verify_password
 
     done = subprocess.run([sys.executable, "-m", "moodwire_cli", "hash-password"], input="correct horse\n",
                           capture_output=True, text=True, timeout=120)
