@@ -87,9 +87,12 @@ class Outcome:
     found: int
     passed: bool
     starts: list[str]
+    why: str = ""
 
     def line(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
+        if self.why:
+            return f"{verdict}: {self.expectation.describe()} — {self.why}"
         seen = f"; starts: {', '.join(self.starts[:5])}" + (" …" if len(self.starts) > 5 else "") if self.starts else ""
         return f"{verdict}: {self.expectation.describe()} — found {self.found}{seen}"
 
@@ -109,10 +112,21 @@ def load_expectations(path: str | Path, rule_names: Sequence[str]) -> list[Expec
     return expectations
 
 
-def check(expectations: Sequence[Expectation], alerts: Sequence[AlertEvent]) -> list[Outcome]:
+def check(expectations: Sequence[Expectation], alerts: Sequence[AlertEvent],
+          news_times: Sequence[datetime] = ()) -> list[Outcome]:
+    """Each expectation against the alerts. With ``news_times`` (when the file's items were
+    published, sorted), an interval the file has no news in fails: "stays quiet" over weeks the
+    file does not cover proves nothing."""
+    from bisect import bisect_left
+
     episodes = {(a.fingerprint, a.starts_at): a for a in alerts if a.status == "firing"}
     out = []
     for e in expectations:
+        if news_times and bisect_left(news_times, e.between[1]) == bisect_left(news_times, e.between[0]):
+            out.append(Outcome(e, 0, False, [], f"the news file has no item in this interval (it runs "
+                                                f"{news_times[0]:%Y-%m-%d %H:%M} … {news_times[-1]:%Y-%m-%d %H:%M} "
+                                                "UTC): nothing to judge"))
+            continue
         starts = sorted(start for (_, start), a in episodes.items()
                         if a.rule == e.rule and (e.key is None or a.topic == e.key)
                         and e.between[0] <= start < e.between[1])

@@ -117,7 +117,7 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
     say(f"{len(ordered)} final windows, {len(result.alerts)} alert events ({firing} alerts fired) → "
         f"{out / 'alerts.jsonl'}, {out / 'windows.jsonl'}, {out / 'report.html'}")
     failed = 0
-    for outcome in check(expectations, result.alerts):
+    for outcome in check(expectations, result.alerts, sorted(i.published_at for i in items)):
         say(outcome.line())
         failed += not outcome.passed
     if expectations:

@@ -80,6 +80,14 @@ def test_expectations_count_episodes_by_their_start():
     ], alerts)
     assert [o.passed for o in outcomes] == [True, True, False]
     assert outcomes[2].line().startswith("FAILED: rule negative-turn on 'Macro' starts at least 1")
+    # "Stays quiet" over weeks the file holds no news in proves nothing: it fails, saying why.
+    times = sorted(i.published_at for i in items)
+    before = [times[0] - timedelta(days=20), times[0] - timedelta(days=10)]
+    [quiet, caught] = check([expect(between=before, max_alerts=0),
+                             expect(key="Financials", between=[start - timedelta(hours=1), start + timedelta(hours=1)],
+                                    min_alerts=1)], alerts, times)
+    assert not quiet.passed and "the news file has no item in this interval" in quiet.line()
+    assert caught.passed
 
 
 def _news_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -151,3 +159,18 @@ def test_bad_rows_are_named_and_counted_and_a_bad_file_is_one_line(tmp_path: Pat
     assert failed.returncode == 2
     assert failed.stderr.strip().splitlines() == [f"error: replay file {wrong}: unsupported type '.xlsx'; "
                                                   "use .jsonl or .csv"]
+
+
+@pytest.mark.slow
+def test_the_readmes_backtest_example_passes_as_written(tmp_path: Path):
+    """The command the README shows, on the shipped sample, with its expectations: exit 0."""
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    [command] = re.findall(r"^\.venv/bin/moodwire backtest .*?(?<!\\)$", text.replace("\\\n", " "), re.M | re.S)
+    args = shlex.split(command)[2:]
+    args[args.index("--out") + 1] = str(tmp_path / "out")
+    result = _run(*args, home=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "4 of 4 expectations passed" in result.stdout
