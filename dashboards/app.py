@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from dashboards import auth, ids
 from dashboards.pages import alerts, overview, topic
-from dashboards.state import PICK_FROM, PICK_TO, query, to_search
+from dashboards.state import PICK_FROM, PICK_TO, query, range_problem, to_search
 
 PAGES = {"/": overview, "/topic": topic, "/alerts": alerts}
 CSS = """
@@ -27,6 +27,8 @@ table.headlines td,table.headlines th{border-bottom:1px solid #eee;padding:4px 6
 .alert-card.alert-resolved{border-left-color:#95a5a6} .status-firing{color:#c0392b;font-weight:bold}
 .alert-card button{margin-left:.6em}
 .top form{margin:0} .top button.link{background:none;border:0;color:#fff;cursor:pointer;font:inherit;padding:0}
+.range-error:not(:empty){color:#b00020;padding:.3em 1.2em;background:#fff}
+.overview-note:not(:empty){background:#fff;padding:.8em 1em;margin:.6em 0;color:#555}
 .store-note:not(:empty){background:#fdecea;color:#922;border-left:5px solid #c0392b;padding:.6em 1.2em;margin:.6em 1.2em}
 """
 
@@ -49,6 +51,7 @@ def shell(refresh_s: int) -> html.Div:
             dcc.Checklist(id=ids.LIVE, options=[{"label": f"live (every {refresh_s} s)", "value": "live"}],
                           value=["live"], inline=True),
         ], className="controls"),
+        html.Div(id=ids.RANGE_ERROR, className="range-error"),
         dcc.Interval(id=ids.TICK, interval=refresh_s * 1000),
         html.Div(id=ids.RETENTION_NOTE, className="note"),
         html.Div(id=ids.STORE_NOTE, className="store-note"),
@@ -176,9 +179,10 @@ def create_app(settings, engine, users) -> Dash:
     def sync(search, rng, start, end):
         return url_state(callback_context.triggered_id, search, rng, start, end)
 
-    @app.callback(Output(ids.RETENTION_NOTE, "children"), Input(ids.URL, "search"))
+    @app.callback(Output(ids.RETENTION_NOTE, "children"), Output(ids.RANGE_ERROR, "children"),
+                  Input(ids.URL, "search"))
     def kept(search):
-        return retention_note(search, settings)
+        return retention_note(search, settings), range_problem(search)
 
     @app.callback(Output(ids.TICK, "disabled"), Input(ids.LIVE, "value"))
     def live(value):

@@ -38,13 +38,13 @@ class TimeRange:
               now: datetime | None = None) -> "TimeRange":
         now = now or datetime.now(timezone.utc)
         if name == "custom" and start and end:
-            s, e = _when(start), _when(end)
+            s, e = parse_when(start), parse_when(end)
             if s is not None and e is not None and s < e:
                 return cls(s, e)
         return cls(now - RANGES.get(name or "24h", RANGES["24h"]), now)
 
 
-def _when(text: str) -> datetime | None:
+def parse_when(text: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.strip())
     except (ValueError, AttributeError):
@@ -277,6 +277,13 @@ def deliveries(engine: Engine, fingerprints: list[str]) -> dict[str, str]:
             for fp, status, n in conn.execute(q):
                 counts.setdefault(fp, []).append((status, n))
     return {fp: ", ".join(f"{n} {status}" for status, n in sorted(rows)) for fp, rows in counts.items()}
+
+
+def known(engine: Engine, key: str) -> bool:
+    """True when the store has ever held a window of ``key`` (a topic or ``watchlist:NAME``)."""
+    with engine.connect() as conn:
+        return conn.execute(select(topic_windows.c.topic).where(topic_windows.c.topic == key).limit(1)).first() \
+            is not None
 
 
 def episode(engine: Engine, fingerprint: str, starts_at: datetime) -> dict | None:

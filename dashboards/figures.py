@@ -31,17 +31,19 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
     ``data.totals``), firing alerts. ``windows``: one window size; ``alerts``: alert episodes, or
     firing counts per key (``data.firing``)."""
     cols = ["topic", "kind", "mean", "change", "volume", "negative_share", "firing"]
-    live = windows[windows["count"] > 0]
-    if live.empty:
-        return pd.DataFrame(columns=cols)
-    ends = live.sort_values("start").groupby("topic").agg(first=("mean_score", "first"), last=("mean_score", "last"),
-                                                          share=("negative_share", "mean"))
     if alerts.empty:
         firing = pd.Series(dtype=int)
     elif "status" in alerts:  # alert episodes
         firing = alerts[alerts["status"] == "firing"].groupby("topic").size()
     else:  # firing counts per key (``data.firing``)
         firing = alerts.set_index("topic")["firing"]
+    live = windows[windows["count"] > 0]
+    if live.empty and firing.empty:
+        return pd.DataFrame(columns=cols)
+    ends = live.sort_values("start").groupby("topic").agg(first=("mean_score", "first"), last=("mean_score", "last"),
+                                                          share=("negative_share", "mean"))
+    # A key with an alert firing is listed whatever the range: quiet in the range is not all clear.
+    ends = ends.reindex(ends.index.union(firing.index[firing > 0]))
     counted = totals.set_index("topic") if totals is not None and not totals.empty else None
     table = pd.DataFrame({"topic": ends.index})
     table["kind"] = ["topic" if watchlist_name(t) is None else "watchlist" for t in ends.index]
@@ -59,6 +61,31 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
     return table[cols].sort_values(["firing", "mean"], ascending=[False, True])
 
 
+def no_data(fig: go.Figure, text: str) -> go.Figure:
+    """An empty chart that says why (Grafana's "No data"), in place of bare axes."""
+    fig.update_layout(annotations=[{"text": text, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+                                    "showarrow": False, "font": {"size": 16, "color": "#555"}}],
+                      xaxis={"visible": False}, yaxis={"visible": False})
+    return fig
+
+
+def with_gaps(w: pd.DataFrame) -> pd.DataFrame:
+    """``w`` (sorted by start) with an empty row wherever windows are missing (hours or days
+    without a headline): lines and the band break there instead of joining across the gap."""
+    if len(w) < 2:
+        return w
+    starts = w["start"]
+    step = starts.diff().dropna()
+    step = step[step > pd.Timedelta(0)].min()
+    if pd.isna(step):
+        return w
+    breaks = starts[starts.diff() > step]
+    if breaks.empty:
+        return w
+    holes = pd.DataFrame({"start": breaks - step / 2, "end": breaks - step / 2})
+    return pd.concat([w, holes], ignore_index=True).sort_values("start", kind="stable").reset_index(drop=True)
+
+
 def heatmap(windows: pd.DataFrame) -> go.Figure:
     """Topic × time of mean sentiment (red negative, green positive)."""
     fig = go.Figure()
@@ -70,25 +97,26 @@ def heatmap(windows: pd.DataFrame) -> go.Figure:
                                  colorbar={"title": "mean"}, hovertemplate="%{y}<br>%{x}<br>mean %{z:.2f}<extra></extra>"))
     fig.update_layout(margin={"l": 160, "r": 10, "t": 30, "b": 40}, height=max(300, 26 * windows["topic"].nunique() + 80)
                       if not windows.empty else 300, title="Mean sentiment by topic and time")
-    return fig
+    return no_data(fig, "No news in this range") if windows.empty else fig
 
 
 def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision: str = "",
-          picked: tuple | None = None) -> go.Figure:
+          picked: tuple | None = None, empty: str = "No news in this range") -> go.Figure:
     """Mean sentiment with its confidence band over volume bars, on one time axis; alert
     periods shaded, their starts marked; the ``picked`` interval outlined. Drag on the chart
     to select a time range."""
     # Two rows on one time axis, laid out directly (make_subplots builds and validates far more).
     traces = []
     if not windows.empty:
-        w = with_interval(windows.sort_values("start"))
+        w = with_gaps(with_interval(windows.sort_values("start")))
         mid = w["start"] + (w["end"] - w["start"]) / 2
         traces += [
             go.Scatter(x=mid, y=w["high"], mode="lines", line={"width": 0}, hoverinfo="skip", showlegend=False),
             go.Scatter(x=mid, y=w["low"], mode="lines", line={"width": 0}, fill="tonexty",
                        fillcolor="rgba(52,152,219,0.2)", name="95% interval", hoverinfo="skip"),
             go.Scatter(x=mid, y=w["mean_score"], mode="lines+markers", name="mean sentiment", line={"color": "#2c3e50"},
-                       customdata=np.stack([w["start"].astype(str), w["end"].astype(str), w["count"]], axis=-1),
+                       customdata=np.stack([w["start"].astype(str), w["end"].astype(str), w["count"].fillna(0)],
+                                           axis=-1),
                        hovertemplate="%{customdata[0]} – %{customdata[1]}<br>mean %{y:.3f}, "
                                      "%{customdata[2]} items<extra></extra>"),
             go.Bar(x=mid, y=w["count"], name="items", marker_color="#7f8c8d", yaxis="y2")]
@@ -113,7 +141,7 @@ def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision
         "xaxis": {"anchor": "y2"},
         "yaxis": {"domain": [0.32, 1.0], "title": {"text": "mean"}, "range": [-1.05, 1.15]},
         "yaxis2": {"domain": [0.0, 0.28], "title": {"text": "items"}}})
-    return fig
+    return no_data(fig, empty) if windows.empty and empty else fig
 
 
 def alert_periods(alerts: pd.DataFrame, open_until) -> go.Scatter | None:
@@ -149,4 +177,4 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.{digits}f}"
 
 
-__all__ = ["overview_table", "heatmap", "trend", "alert_periods", "with_interval", "selected_interval", "fmt"]
+__all__ = ["overview_table", "heatmap", "trend", "no_data", "with_gaps", "alert_periods", "with_interval", "selected_interval", "fmt"]

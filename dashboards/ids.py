@@ -24,3 +24,5 @@ ACTION_NOTE = "action-note"
 REVISION = "store-revision"
 RETENTION_NOTE = "retention-note"  # the range reaches past what the store keeps
 STORE_NOTE = "store-note"  # the store cannot be read (damaged, away)
+RANGE_ERROR = "range-error"  # the custom range in the URL cannot be read
+OVERVIEW_NOTE = "overview-note"  # an empty overview says so

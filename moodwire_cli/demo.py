@@ -12,6 +12,7 @@ grace period), and stops everything when a child dies, naming it and showing its
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 import os
 import secrets
 import shutil
@@ -30,6 +31,21 @@ from moodwire.errors import MoodwireError
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "streams" / "samples" / "svb_2023_demo.csv"  # real headlines, see streams/samples/NOTICE.md
 WATCHLISTS = ROOT / "config" / "watchlists.example.yaml"
+
+
+def replay_range(sample: Path, now: datetime | None = None) -> str:
+    """The dashboard query whose range holds the whole replay: the recording is shifted so its
+    newest item is now, so it reaches back as far as the recording spans (two weeks: further
+    than "last 7d")."""
+    from urllib.parse import urlencode
+
+    from streams.ingest.replay import read_recorded
+
+    now = now or datetime.now(timezone.utc)
+    times = [item.published_at for item in read_recorded(sample, now).items]
+    start = (min(times) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    end = (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    return "?" + urlencode({"range": "custom", "start": f"{start:%Y-%m-%dT%H:%M}", "end": f"{end:%Y-%m-%dT%H:%M}"})
 
 
 class DemoError(MoodwireError):
@@ -120,7 +136,7 @@ class Demo:
             self._wait_for_broker(broker)
             for child in self.children[1:]:
                 self._start(child)
-            url = f"http://127.0.0.1:{self.dashboard_port}/?range=7d"
+            url = f"http://127.0.0.1:{self.dashboard_port}/{replay_range(SAMPLE)}"
             self.say(f"dashboard: {url}  (user demo, password {self.password}); alerts also go to "
                      f"{self.home / 'notifications.jsonl'}; Ctrl-C stops everything")
             return self._supervise(url)

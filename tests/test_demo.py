@@ -107,3 +107,17 @@ def test_a_child_that_dies_stops_the_demo_and_says_which(tmp_path):
     assert "notify exited with status -9; stopping the demo" in text
     assert all(gone(pid) for pid in pids.values()), text
     assert port_free("127.0.0.1", broker_port) and port_free("127.0.0.1", dashboard_port)
+
+
+def test_the_printed_dashboard_range_holds_the_whole_replayed_recording():
+    from datetime import datetime, timedelta, timezone
+
+    from dashboards.state import time_range
+    from moodwire_cli.demo import SAMPLE, replay_range
+    from streams.ingest.replay import read_recorded
+
+    now = datetime(2026, 12, 3, 22, 40, tzinfo=timezone.utc)
+    rng = time_range(replay_range(SAMPLE, now))
+    times = [i.published_at for i in read_recorded(SAMPLE, now).items]
+    assert rng.start <= min(times) and max(times) <= rng.end
+    assert rng.end - rng.start > timedelta(days=7)  # "last 7d" missed the first week: SVB's fall

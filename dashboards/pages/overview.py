@@ -17,6 +17,7 @@ COLUMNS = [{"name": "topic or watchlist", "id": "topic", "presentation": "markdo
 def layout(query: dict) -> html.Div:
     return html.Div([
         html.H2("Overview"),
+        html.Div(id=ids.OVERVIEW_NOTE, className="overview-note"),
         dash_table.DataTable(id=ids.OVERVIEW_TABLE, columns=COLUMNS, data=[], sort_action="native",
                              filter_action="native", export_format="csv", export_headers="display",
                              markdown_options={"link_target": "_self"},
@@ -46,8 +47,17 @@ def overview_view(engine, search: str | None, settings=None):
     return table.to_dict("records"), figures.heatmap(windows)
 
 
+def empty_note(rows: list, search: str | None) -> str:
+    if rows:
+        return ""
+    rng = time_range(search)
+    return (f"No news in this range ({rng.start:%Y-%m-%d %H:%M} to {rng.end:%Y-%m-%d %H:%M} UTC): "
+            "choose a longer range, or a custom one.")
+
+
 def register(app, engine, settings=None) -> None:
-    @app.callback(Output(ids.OVERVIEW_TABLE, "data"), Output(ids.HEATMAP, "figure"),
+    @app.callback(Output(ids.OVERVIEW_TABLE, "data"), Output(ids.HEATMAP, "figure"), Output(ids.OVERVIEW_NOTE, "children"),
                   Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"))
     def refresh(search, _tick):
-        return overview_view(engine, search, settings)
+        rows, heat = overview_view(engine, search, settings)
+        return rows, heat, empty_note(rows, search)

@@ -87,7 +87,11 @@ def topic_view(engine, search: str | None, settings=None):
     q, rng = query(search), time_range(search)
     topic = q.get("topic")
     if not topic:
-        return figures.trend(pd.DataFrame(), pd.DataFrame()), "Pick a topic on the overview."
+        return figures.trend(pd.DataFrame(), pd.DataFrame(), empty="No topic chosen"), "Pick a topic on the overview."
+    if not data.known(engine, topic):
+        return (figures.trend(pd.DataFrame(), pd.DataFrame(), empty=f"No such topic or watchlist: {data.label(topic)}"),
+                html.Div([f"The store holds nothing for {data.label(topic)!r}. ",
+                          dcc.Link("Choose one on the overview", href="/")], id="unknown-topic"))
     windows, res = data.series(engine, rng, settings.windows if settings is not None else None, topic)
     alerts = data.alert_episodes(engine, rng, topic)
     periods = [html.Li(f"{a.rule}: {a.status} from {a.starts_at:%Y-%m-%d %H:%M}", className="alert-period")
@@ -116,7 +120,7 @@ def headlines_frame(engine, search: str | None) -> tuple[pd.DataFrame, str]:
     start, end = picked or (rng.start, rng.end)
     frame = data.headlines(engine, topic, start, end + timedelta(microseconds=1), limit=LIMIT)
     count = f"the {LIMIT} newest" if len(frame) == LIMIT else f"{len(frame)}"
-    note = (f"{count} headlines from {start:%Y-%m-%d %H:%M} to {end:%H:%M}"
+    note = (f"{count} headlines from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
             + (" (selected on the chart)" if picked else " (drag or click on the chart to narrow)") + problem)
     return frame, note
 

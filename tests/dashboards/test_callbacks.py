@@ -126,6 +126,15 @@ def test_the_url_sets_the_controls_and_the_controls_set_the_url():
                      "", "")[0] == "?range=7d&topic=Macro"
 
 
+def test_an_unknown_topic_says_so_and_the_note_keeps_both_dates(store):
+    engine, _ = store
+    fig, note = topic_view(engine, "?range=24h&topic=Nonsense")
+    assert [a.text for a in fig.layout.annotations] == ["No such topic or watchlist: Nonsense"]
+    assert "holds nothing for 'Nonsense'" in str(note)
+    _, text = headlines_frame(engine, "?range=custom&start=2026-11-20T00:00&end=2026-11-21T06:00&topic=Macro")
+    assert "from 2026-11-20 00:00 to 2026-11-21 06:00" in text
+
+
 def test_the_alerts_page_shows_a_page_of_episodes_and_links_to_the_next(store, monkeypatch):
     from dashboards.pages import alerts
 

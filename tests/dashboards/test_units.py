@@ -109,6 +109,39 @@ def test_the_overview_table_and_figures_are_built_from_frames(seeded):
     assert ((band["low"] <= band["mean_score"]) & (band["mean_score"] <= band["high"])).all()
 
 
+def test_lines_and_the_band_break_where_no_window_was_written():
+    hour = pd.Timedelta(hours=1)
+    starts = pd.to_datetime(["2026-11-20 00:00", "2026-11-20 01:00", "2026-11-22 00:00", "2026-11-22 01:00"], utc=True)
+    w = pd.DataFrame({"topic": "Financials", "start": starts, "end": starts + hour, "count": [5, 6, 4, 3],
+                      "mean_score": [-0.9, -0.95, -0.97, -0.9], "sum_sq": [4.1, 5.5, 3.8, 2.5],
+                      "negative_share": [1.0, 1.0, 1.0, 1.0]})
+    fig = figures.trend(w, pd.DataFrame())
+    for name in ("mean sentiment", "95% interval"):
+        [trace] = [t for t in fig.data if t.name == name]
+        ys = list(trace.y)
+        assert len(ys) == 5 and pd.isna(ys[2]) and not any(pd.isna(y) for y in ys[:2] + ys[3:]), name
+    assert len(figures.with_gaps(w.iloc[:2])) == 2  # adjacent windows: nothing added
+
+
+def test_empty_charts_and_tables_say_why():
+    for fig in (figures.trend(pd.DataFrame(), pd.DataFrame()), figures.heatmap(pd.DataFrame())):
+        assert [a.text for a in fig.layout.annotations] == ["No news in this range"]
+    firing = pd.DataFrame({"topic": ["watchlist:US regional banks"], "firing": [1]})
+    quiet = pd.DataFrame(columns=["topic", "start", "count", "mean_score", "negative_share"])
+    table = figures.overview_table(quiet, firing)  # a firing key is listed with no news in the range
+    assert list(table["topic"]) == ["watchlist:US regional banks"] and table.iloc[0]["firing"] == 1
+
+
+def test_a_custom_range_that_cannot_be_read_is_said():
+    from dashboards.state import range_problem
+
+    assert range_problem("?range=custom&start=yesterday&end=now").startswith(
+        "Custom range: the start 'yesterday' is not an ISO time")
+    assert "both a start and an end" in range_problem("?range=custom&start=2026-11-20T00:00")
+    assert "start must come before the end" in range_problem("?range=custom&start=2026-11-21&end=2026-11-20")
+    assert range_problem("?range=custom&start=2026-11-20&end=2026-11-21") == range_problem("?range=7d") == ""
+
+
 def test_interval_of_a_window_matches_a_direct_computation():
     frame = pd.DataFrame({"count": [4], "mean_score": [0.5], "sum_sq": [0.25 * 2 + 0.81 + 0.01]})  # .5,.5,.9,.1
     out = figures.with_interval(frame)
