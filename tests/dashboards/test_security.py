@@ -235,3 +235,40 @@ def test_in_chromium_no_sign_in_from_another_site_and_injected_scripts_do_not_ru
     browser.find_element(By.CSS_SELECTOR, "#nav-alerts").click()
     wait_for(browser, "#username", timeout=15)
     assert "next=%2Falerts" in browser.current_url
+
+
+def test_in_chromium_acknowledge_acts_on_the_alert_shown_when_a_new_one_arrived_since(server, browser):  # noqa: F811
+    """The page was drawn; a new alert arrived (first in the list now); the click on the first
+    card's Acknowledge still acknowledges the alert that card showed."""
+    from datetime import timedelta, timezone
+
+    from selenium.webdriver.common.by import By
+
+    from alerts.outbox import record_event
+    from alerts.routing import Destination
+    from moodwire.records import AlertEvent
+    from moodwire.store import alert_acks, alert_events
+
+    base = server["base"]
+    browser.delete_all_cookies()
+    browser.get(base + "/login?next=/alerts%3Frange%3D24h")
+    wait_for(browser, "#username").send_keys("bo")
+    browser.find_element(By.ID, "password").send_keys("battery staple")
+    browser.find_element(By.ID, "sign-in").click()
+    wait_for(browser, "#alert-list .alert-card.alert-firing", text="negative-turn on Macro")
+    browser.find_element(By.CSS_SELECTOR, "#live input").click()  # no live refresh: the page stays as drawn
+    time.sleep(1.0)
+    first = browser.find_element(By.CSS_SELECTOR, "#alert-list .alert-card")
+    assert "negative-turn on Macro" in first.text
+    engine = open_store(server["url"])
+    with engine.connect() as conn:
+        [(starts,)] = conn.execute(select(alert_events.c.starts_at).where(alert_events.c.fingerprint == "fp-macro"))
+    newer = AlertEvent(fingerprint="fp-crypto", rule="volume-spike", topic="Crypto", status="firing", value=9.0,
+                       threshold=3.0, window="1h", starts_at=starts.replace(tzinfo=timezone.utc) + timedelta(minutes=50),
+                       seq=1, severity="warning")
+    record_event(engine, newer, [Destination("hook", "route", ("rule", "topic"), timedelta(0), timedelta(0),
+                                             timedelta(hours=4))])
+    first.find_element(By.CSS_SELECTOR, "button.ack").click()
+    wait_for(browser, "#action-note", text="negative-turn on Macro acknowledged by bo")
+    with engine.connect() as conn:
+        assert conn.execute(select(alert_acks.c.fingerprint, alert_acks.c.acked_by)).all() == [("fp-macro", "bo")]
