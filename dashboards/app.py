@@ -146,8 +146,10 @@ def store_trouble(engine):
     return handle
 
 
-def create_app(settings, engine, users) -> Dash:
-    """``users``: a ``dashboards.passwords.UsersFile``, or a fixed mapping of names to hashes."""
+def create_app(settings, engine, users, rules=()) -> Dash:
+    """``users``: a ``dashboards.passwords.UsersFile``, or a fixed mapping of names to hashes.
+    ``rules``: the alert rules (``alerts.rules.Rule``, read by attribute: name, window, when.kind,
+    threshold, recover, min_count, selects(key)), drawn on the charts of the keys they judge."""
     from dashboards.passwords import UsersFile
     from dashboards.sessions import Sessions
 
@@ -189,7 +191,7 @@ def create_app(settings, engine, users) -> Dash:
         return "live" not in (value or [])
 
     for page in PAGES.values():
-        page.register(app, engine, settings)
+        page.register(app, engine, settings, rules)
     app.server.config["MOODWIRE_HEADERS"] = auth.security_headers(list(app.csp_hashes()))
     return app
 

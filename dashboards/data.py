@@ -159,10 +159,12 @@ def totals(engine: Engine, rng: TimeRange, specs: list[WindowSpec] | None = None
     with engine.connect() as conn:
         frame = _frame(conn.execute(totals_query(rng, specs, kept, dialect=engine.dialect.name)))
     if frame.empty:
-        return pd.DataFrame(columns=["topic", "items", "negative_share"])
+        return pd.DataFrame(columns=["topic", "items", "negative_share", "mean"])
     frame["items"] = frame["items"].astype(int)
-    frame["negative_share"] = (frame["negative"].astype(float) / frame["items"].where(frame["items"] > 0)).fillna(0.0)
-    return frame[["topic", "items", "negative_share"]]
+    counted = frame["items"].where(frame["items"] > 0)
+    frame["negative_share"] = (frame["negative"].astype(float) / counted).fillna(0.0)
+    frame["mean"] = frame["score_sum"].astype(float) / counted  # every headline of the range, once
+    return frame[["topic", "items", "negative_share", "mean"]]
 
 
 def totals_query(rng: TimeRange, specs: list[WindowSpec] | None = None,
@@ -174,7 +176,8 @@ def totals_query(rng: TimeRange, specs: list[WindowSpec] | None = None,
     name, spacing = counting(specs, rng, kept)
     c = topic_windows.c
     key = c.topic.concat("").label("topic")
-    q = (select(key, func.sum(c.count).label("items"), func.sum(c.negative_share * c.count).label("negative"))
+    q = (select(key, func.sum(c.count).label("items"), func.sum(c.negative_share * c.count).label("negative"),
+                func.sum(c.mean_score * c.count).label("score_sum"))
          .where(c.window == name).group_by(key))
     if spacing != next(w.step for w in (specs or DEFAULT_WINDOWS) if w.name == name):  # a lookup per start
         return q.where(*_at(Resolution(name, spacing).starts(rng), dialect))

@@ -26,11 +26,13 @@ def with_interval(frame: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
 
 
 def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per key (topic or watchlist) over the range: latest mean, its change from the first
-    window, distinct items and their negative share (``totals``: from the tumbling windows,
-    ``data.totals``), firing alerts. ``windows``: one window size; ``alerts``: alert episodes, or
-    firing counts per key (``data.firing``)."""
-    cols = ["topic", "kind", "mean", "change", "volume", "negative_share", "firing"]
+    """Per key (topic or watchlist) over the range: the mean of every headline in it and their
+    negative share (``totals``: from non-overlapping windows, ``data.totals``), their count; the
+    latest window's mean and headline count, the change of the window mean from the first window
+    to the latest; firing alerts. ``windows``: one window size; ``alerts``: alert episodes, or
+    firing counts per key (``data.firing``). A key with an alert firing is listed whatever the
+    range holds."""
+    cols = ["topic", "kind", "mean", "latest", "latest_items", "change", "volume", "negative_share", "firing"]
     if alerts.empty:
         firing = pd.Series(dtype=int)
     elif "status" in alerts:  # alert episodes
@@ -40,23 +42,27 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
     live = windows[windows["count"] > 0]
     if live.empty and firing.empty:
         return pd.DataFrame(columns=cols)
-    ends = live.sort_values("start").groupby("topic").agg(first=("mean_score", "first"), last=("mean_score", "last"),
-                                                          share=("negative_share", "mean"))
-    # A key with an alert firing is listed whatever the range: quiet in the range is not all clear.
+    ends = live.sort_values("start").groupby("topic").agg(
+        first=("mean_score", "first"), last=("mean_score", "last"), last_count=("count", "last"),
+        share=("negative_share", "mean"), mean=("mean_score", "mean"))
     ends = ends.reindex(ends.index.union(firing.index[firing > 0]))
     counted = totals.set_index("topic") if totals is not None and not totals.empty else None
     table = pd.DataFrame({"topic": ends.index})
     table["kind"] = ["topic" if watchlist_name(t) is None else "watchlist" for t in ends.index]
-    table["mean"] = ends["last"].astype(float).round(3).to_numpy()
+    table["latest"] = ends["last"].astype(float).round(3).to_numpy()
+    table["latest_items"] = ends["last_count"].fillna(0).astype(int).to_numpy()
     table["change"] = (ends["last"] - ends["first"]).astype(float).round(3).to_numpy()
     if counted is not None:  # distinct items from non-overlapping windows (``data.totals``)
         volume = counted["items"].reindex(ends.index)
         table["volume"] = volume.fillna(0).astype(int).to_numpy()
         share = counted["negative_share"].reindex(ends.index)
         table["negative_share"] = share.where(volume.notna(), ends["share"]).astype(float).round(3).to_numpy()
-    else:  # no counting windows stored: the mean share of the windows, not a count
+        mean = counted["mean"].reindex(ends.index) if "mean" in counted else ends["mean"]
+        table["mean"] = mean.where(volume.notna(), ends["mean"]).astype(float).round(3).to_numpy()
+    else:  # no counting windows stored: the windows' means and shares, not per headline
         table["volume"] = 0
         table["negative_share"] = ends["share"].astype(float).round(3).to_numpy()
+        table["mean"] = ends["mean"].astype(float).round(3).to_numpy()
     table["firing"] = firing.reindex(ends.index).fillna(0).astype(int).to_numpy()
     return table[cols].sort_values(["firing", "mean"], ascending=[False, True])
 
@@ -92,7 +98,8 @@ def heatmap(windows: pd.DataFrame) -> go.Figure:
     if not windows.empty:
         grid = windows.drop_duplicates(["topic", "start"], keep="last").pivot(index="topic", columns="start",
                                                                               values="mean_score")
-        fig.add_trace(go.Heatmap(z=grid.values, x=list(grid.columns), y=list(grid.index), zmin=-1, zmax=1,
+        names = [t if watchlist_name(t) is None else f"watchlist: {watchlist_name(t)}" for t in grid.index]
+        fig.add_trace(go.Heatmap(z=grid.values, x=list(grid.columns), y=names, zmin=-1, zmax=1,
                                  colorscale=[[0, NEGATIVE], [0.5, "#f7f7f7"], [1, POSITIVE]],
                                  colorbar={"title": "mean"}, hovertemplate="%{y}<br>%{x}<br>mean %{z:.2f}<extra></extra>"))
     fig.update_layout(margin={"l": 160, "r": 10, "t": 30, "b": 40}, height=max(300, 26 * windows["topic"].nunique() + 80)
@@ -101,7 +108,7 @@ def heatmap(windows: pd.DataFrame) -> go.Figure:
 
 
 def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision: str = "",
-          picked: tuple | None = None, empty: str = "No news in this range") -> go.Figure:
+          picked: tuple | None = None, empty: str = "No news in this range", rules=()) -> go.Figure:
     """Mean sentiment with its confidence band over volume bars, on one time axis; alert
     periods shaded, their starts marked; the ``picked`` interval outlined. Drag on the chart
     to select a time range."""
@@ -120,6 +127,13 @@ def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision
                        hovertemplate="%{customdata[0]} – %{customdata[1]}<br>mean %{y:.3f}, "
                                      "%{customdata[2]} items<extra></extra>"),
             go.Bar(x=mid, y=w["count"], name="items", marker_color="#7f8c8d", yaxis="y2")]
+        floor = max((r.min_count for r in rules), default=1)
+        thin = w[w["count"] < floor]
+        if not thin.empty:  # too few headlines for the rules to judge: not the same evidence
+            traces.append(go.Scatter(x=thin["start"] + (thin["end"] - thin["start"]) / 2, y=thin["mean_score"],
+                                     mode="markers", name=f"under min_count {floor}: not judged",
+                                     marker={"symbol": "circle-open", "size": 11, "color": "#e67e22",
+                                             "line": {"width": 2}}, hoverinfo="skip"))
     if not alerts.empty:
         periods = alert_periods(alerts, windows["end"].max() if not windows.empty else None)
         if periods is not None:  # every period in one trace: one layer, however many episodes
@@ -128,7 +142,7 @@ def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision
                                  marker={"symbol": "triangle-down", "size": 14, "color": NEGATIVE},
                                  text=alerts["rule"], textposition="top center",
                                  hovertemplate="%{text}<br>from %{x}<extra></extra>"))
-    shapes = []
+    shapes = rule_lines(rules)
     if picked:
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": picked[0], "x1": picked[1], "y0": 0,
                        "y1": 1, "fillcolor": PICKED, "opacity": 0.10, "line": {"color": PICKED, "width": 1},
@@ -142,6 +156,24 @@ def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision
         "yaxis": {"domain": [0.32, 1.0], "title": {"text": "mean"}, "range": [-1.05, 1.15]},
         "yaxis2": {"domain": [0.0, 0.28], "title": {"text": "items"}}})
     return no_data(fig, empty) if windows.empty and empty else fig
+
+
+def rule_lines(rules) -> list[dict]:
+    """Each rule's threshold (dashed) and recover level (dotted) on the mean axis, labelled,
+    for rules on the mean (``when: mean_below / mean_above``)."""
+    shapes = []
+    for r in rules:
+        if r.when.kind not in ("mean_below", "mean_above"):
+            continue
+        levels = [(r.threshold, "dash", f"{r.name}: fires {r.when.kind.replace('_', ' ')} {r.threshold:+.2f}")]
+        if r.recover is not None:
+            levels.append((r.recover, "dot", f"{r.name}: recovers past {r.recover:+.2f}"))
+        for y, dash, text in levels:
+            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": y, "y1": y,
+                           "line": {"color": NEGATIVE, "width": 1.5, "dash": dash}, "name": "rule",
+                           "label": {"text": text, "textposition": "end", "yanchor": "bottom",
+                                     "font": {"size": 11, "color": NEGATIVE}}})
+    return shapes
 
 
 def alert_periods(alerts: pd.DataFrame, open_until) -> go.Scatter | None:
@@ -177,4 +209,4 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.{digits}f}"
 
 
-__all__ = ["overview_table", "heatmap", "trend", "no_data", "with_gaps", "alert_periods", "with_interval", "selected_interval", "fmt"]
+__all__ = ["overview_table", "heatmap", "trend", "no_data", "with_gaps", "rule_lines", "alert_periods", "with_interval", "selected_interval", "fmt"]

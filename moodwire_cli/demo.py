@@ -104,7 +104,8 @@ class Demo:
                 "MOODWIRE_AGGREGATE_LATENESS": "10m", "MOODWIRE_AGGREGATE_IDLE": "20s"}),
             Child("notify", ["notify", "--config-file", str(ROOT / "config" / "notify.demo.yaml")], {**base, **metrics(3)}),
             Child("dashboard", ["dashboard", "--port", str(self.dashboard_port)], {
-                **base, "MOODWIRE_DASHBOARD_USERS": str(self.home / "users.yaml"), "MOODWIRE_DASHBOARD_REFRESH_S": "10"}),
+                **base, "MOODWIRE_DASHBOARD_USERS": str(self.home / "users.yaml"), "MOODWIRE_DASHBOARD_REFRESH_S": "10",
+                "MOODWIRE_ALERT_RULES": str(ROOT / "config" / "rules.demo.yaml")}),
             Child("replay", ["replay", str(SAMPLE), "--speedup", str(self.speedup), "--shift-to-now", "--no-progress"],
                   base, one_shot=True),
         ]

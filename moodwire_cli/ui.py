@@ -54,7 +54,12 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
                              "of users (`users: {name: hash}`, hashes from `moodwire hash-password`) or "
                              "MOODWIRE_DASHBOARD_AUTH_HEADER behind an authenticating reverse proxy")
     users = UsersFile(settings.dashboard_users) if settings.dashboard_users else UsersFile(None, {})
-    app = create_app(settings, open_store(settings.store), users)
+    rules = []
+    if settings.alert_rules is not None:  # drawn on the charts: the thresholds the alerts judge by
+        from alerts.rules import load_rules
+
+        rules = load_rules(settings.alert_rules, [w.name for w in settings.windows])
+    app = create_app(settings, open_store(settings.store), users, rules)
     host, port = host or settings.dashboard_host, port or settings.dashboard_port
     click.echo(f"dashboard on http://{host}:{port}/ (waitress, {settings.dashboard_threads} threads; "
                f"store {safe_url(settings.store)}, {len(users)} users"

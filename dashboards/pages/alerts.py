@@ -68,7 +68,7 @@ def action_word(action: str) -> str:
     return "acknowledge" if action == "ack" else "silence"
 
 
-def register(app, engine, settings=None) -> None:
+def register(app, engine, settings=None, rules=()) -> None:
     @app.callback(Output(ids.ALERT_LIST, "children"), Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"),
                   Input(ids.REVISION, "data"))
     def refresh(search, _tick, _revision):

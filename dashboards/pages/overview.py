@@ -9,9 +9,22 @@ from dashboards import data, figures, ids
 from dashboards.state import query, time_range, to_search
 
 COLUMNS = [{"name": "topic or watchlist", "id": "topic", "presentation": "markdown"}, {"name": "kind", "id": "kind"},
-           {"name": "mean now", "id": "mean"},
-           {"name": "change", "id": "change"}, {"name": "items", "id": "volume"},
-           {"name": "negative share", "id": "negative_share"}, {"name": "firing alerts", "id": "firing"}]
+           {"name": "mean (range)", "id": "mean"}, {"name": "latest window", "id": "latest"},
+           {"name": "its headlines", "id": "latest_items"}, {"name": "change", "id": "change"},
+           {"name": "headlines", "id": "volume"}, {"name": "negative share", "id": "negative_share"},
+           {"name": "firing alerts", "id": "firing"}]
+# What each column is, on hover over its header: no number on the page without its definition.
+TOOLTIPS = {
+    "topic": "A topic of the model, or a risk team's watchlist; the link opens its chart and headlines.",
+    "kind": "topic (the model's) or watchlist (config/watchlists: a list of names and terms)",
+    "mean": "Mean sentiment score (-1 negative … +1 positive) of every headline in the range, each counted once.",
+    "latest": "Mean sentiment of the newest window in the range (the chart's window size); see its headlines.",
+    "latest_items": "How many headlines the newest window holds: a mean of one headline is one opinion.",
+    "change": "Latest window's mean minus the first window's mean in the range.",
+    "volume": "Headlines in the range, each counted once.",
+    "negative_share": "Share of the range's headlines the model read as negative.",
+    "firing": "Alerts firing now on this key (listed whatever the range holds).",
+}
 
 
 def layout(query: dict) -> html.Div:
@@ -19,6 +32,7 @@ def layout(query: dict) -> html.Div:
         html.H2("Overview"),
         html.Div(id=ids.OVERVIEW_NOTE, className="overview-note"),
         dash_table.DataTable(id=ids.OVERVIEW_TABLE, columns=COLUMNS, data=[], sort_action="native",
+                             tooltip_header=TOOLTIPS, tooltip_delay=200, tooltip_duration=None,
                              filter_action="native", export_format="csv", export_headers="display",
                              markdown_options={"link_target": "_self"},
                              style_cell={"textAlign": "left", "padding": "4px"},
@@ -55,7 +69,7 @@ def empty_note(rows: list, search: str | None) -> str:
             "choose a longer range, or a custom one.")
 
 
-def register(app, engine, settings=None) -> None:
+def register(app, engine, settings=None, rules=()) -> None:
     @app.callback(Output(ids.OVERVIEW_TABLE, "data"), Output(ids.HEATMAP, "figure"), Output(ids.OVERVIEW_NOTE, "children"),
                   Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"))
     def refresh(search, _tick):

@@ -81,9 +81,21 @@ def view_revision(search: str | None) -> str:
     return to_search(q)
 
 
-def topic_view(engine, search: str | None, settings=None):
-    """The trend figure (the picked interval shaded) and the list of alert periods of the
-    URL's topic and range."""
+def judging(rules, key: str, specs) -> tuple[list, list | None]:
+    """The rules that judge ``key`` on the mean, and the window spec they read (the first such
+    rule's window, when the aggregator emits it): the chart then draws that window, so it shows
+    what the alert saw."""
+    mine = [r for r in rules if r.selects(key)]
+    for r in mine:
+        spec = [w for w in specs or [] if w.name == r.window]
+        if spec:
+            return [x for x in mine if x.window == r.window], spec
+    return [], None
+
+
+def topic_view(engine, search: str | None, settings=None, rules=()):
+    """The trend figure (the picked interval shaded; the rules that judge the key drawn, on the
+    window they read) and the list of alert periods of the URL's topic and range."""
     q, rng = query(search), time_range(search)
     topic = q.get("topic")
     if not topic:
@@ -92,7 +104,9 @@ def topic_view(engine, search: str | None, settings=None):
         return (figures.trend(pd.DataFrame(), pd.DataFrame(), empty=f"No such topic or watchlist: {data.label(topic)}"),
                 html.Div([f"The store holds nothing for {data.label(topic)!r}. ",
                           dcc.Link("Choose one on the overview", href="/")], id="unknown-topic"))
-    windows, res = data.series(engine, rng, settings.windows if settings is not None else None, topic)
+    specs = settings.windows if settings is not None else None
+    shown, spec = judging(rules, topic, specs)
+    windows, res = data.series(engine, rng, spec or specs, topic)
     alerts = data.alert_episodes(engine, rng, topic)
     periods = [html.Li(f"{a.rule}: {a.status} from {a.starts_at:%Y-%m-%d %H:%M}", className="alert-period")
                for a in alerts.itertuples()]
@@ -102,8 +116,10 @@ def topic_view(engine, search: str | None, settings=None):
         picked = picked_interval(search)
     except ValueError:
         picked = None  # the headlines note says why
-    return figures.trend(windows, alerts, title=f"{data.label(topic)}: mean sentiment ({res.window} windows) and volume",
-                         revision=view_revision(search), picked=picked), note
+    judged = f"; judged by {', '.join(r.name for r in shown)}" if shown else ""
+    return figures.trend(windows, alerts, title=f"{data.label(topic)}: mean sentiment ({res.window} windows"
+                                                 f"{judged}) and volume",
+                         revision=view_revision(search), picked=picked, rules=shown), note
 
 
 def headlines_frame(engine, search: str | None) -> tuple[pd.DataFrame, str]:
@@ -125,11 +141,11 @@ def headlines_frame(engine, search: str | None) -> tuple[pd.DataFrame, str]:
     return frame, note
 
 
-def register(app, engine, settings=None) -> None:
+def register(app, engine, settings=None, rules=()) -> None:
     @app.callback(Output(ids.TREND, "figure"), Output(ids.TOPIC_ALERTS, "children"),
                   Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"))
     def refresh(search, _tick):
-        return topic_view(engine, search, settings)
+        return topic_view(engine, search, settings, rules)
 
     @app.callback(Output(ids.URL, "search", allow_duplicate=True), Input(ids.TREND, "clickData"),
                   Input(ids.TREND, "selectedData"), Input(ids.CLEAR_PICK, "n_clicks"), State(ids.URL, "search"),

@@ -174,3 +174,23 @@ def test_a_view_with_more_headlines_than_it_reads_says_it_shows_the_newest(store
     frame, note = headlines_frame(engine, "?range=24h&topic=Macro")
     assert len(frame) == 3 and note.startswith("the 3 newest headlines from")
     assert list(frame["published_at"]) == sorted(frame["published_at"], reverse=True)
+
+
+def test_the_rules_that_judge_a_key_are_drawn_on_the_window_they_read(store):
+    from alerts.rules import RuleFile
+    from moodwire.spans import parse_windows
+
+    engine, _ = store
+    rules = RuleFile.model_validate({"rules": [
+        {"name": "macro-negative", "topics": ["Macro"], "window": "1h", "when": {"mean_below": -0.3},
+         "recover": -0.1, "min_count": 50},
+        {"name": "energy-only", "topics": ["Energy | Oil"], "window": "5m", "when": {"mean_below": -0.5}}]}).rules
+    settings = type("S", (), {"windows": parse_windows("5m,1h/5m,24h/1h")})()
+    fig, _ = topic_view(engine, "?range=24h&topic=Macro", settings, rules)
+    assert "1h windows; judged by macro-negative" in fig.layout.title.text  # the rule's window, not the range's
+    lines = {(s.y0, s.line.dash) for s in fig.layout.shapes if s.name == "rule"}
+    assert lines == {(-0.3, "dash"), (-0.1, "dot")}
+    [thin] = [t for t in fig.data if t.name == "under min_count 50: not judged"]
+    assert len(thin.x) > 0
+    plain, _ = topic_view(engine, "?range=24h&topic=Earnings", settings, rules)  # no rule judges it
+    assert not [s for s in plain.layout.shapes if s.name == "rule"] and "judged" not in plain.layout.title.text

@@ -64,6 +64,7 @@ def test_overview_counts_equal_an_independent_count_of_the_stored_items(seeded, 
     for key, g in expected.items():
         assert table.at[key, "volume"] == len(g), key
         assert table.at[key, "negative_share"] == round(float((g["sentiment"] == "negative").mean()), 3), key
+        assert table.at[key, "mean"] == pytest.approx(float(g["score"].mean()), abs=1e-3), key
         assert table.at[key, "kind"] == ("watchlist" if key.startswith("watchlist:") else "topic")
 
 
@@ -95,10 +96,17 @@ def test_the_overview_table_and_figures_are_built_from_frames(seeded):
     table = figures.overview_table(w, data.alert_episodes(engine, rng))
     assert table.iloc[0]["topic"] == "Macro" and table.iloc[0]["firing"] == 1
     macro = w[w["topic"] == "Macro"].sort_values("start")
-    assert table.iloc[0]["mean"] == round(float(macro.iloc[-1]["mean_score"]), 3)
+    assert table.iloc[0]["latest"] == round(float(macro.iloc[-1]["mean_score"]), 3)
+    assert table.iloc[0]["latest_items"] == int(macro.iloc[-1]["count"])
+    assert table.iloc[0]["mean"] == round(float(macro["mean_score"].mean()), 3)  # no totals given: the windows'
+    items = [i for i in s["items"] if i.topic == "Macro" and rng.start <= i.published_at < rng.end]
+    counted = figures.overview_table(w, data.alert_episodes(engine, rng), data.totals(engine, rng))
+    macro_row = counted[counted["topic"] == "Macro"].iloc[0]  # with totals: every headline once
+    assert macro_row["volume"] == len(items)
+    assert macro_row["mean"] == pytest.approx(sum(i.score for i in items) / len(items), abs=1e-3)
     heat = figures.heatmap(w)
     assert heat.data[0].type == "heatmap" and list(heat.data[0].y) == ["Earnings", "Energy | Oil", "Macro",
-                                                                       "watchlist:US regional banks"]
+                                                                       "watchlist: US regional banks"]
     fig = figures.trend(macro, data.alert_episodes(engine, rng, "Macro"), "Macro")
     names = [t.name for t in fig.data]
     assert names[1:] == ["95% interval", "mean sentiment", "items", "alert periods", "alerts"]
