@@ -40,8 +40,17 @@ def action_id(action: str, a) -> dict:
             "starts": a.starts_at.isoformat()}
 
 
+def _evidence(items: list) -> html.Ul:
+    return html.Ul([html.Li([html.Span(f"{e.get('score', 0):+.2f} "), headline_link(e.get("title", ""), e.get("url"))])
+                    for e in items])
+
+
 def alert_card(a) -> html.Div:
-    evidence = a.evidence or []
+    """One alert episode: the headlines that fired it (and, when a later event holds others,
+    those of its latest window), its deliveries per receiver, the actions it still allows."""
+    latest = a.evidence or []
+    fired = getattr(a, "fired_evidence", None)
+    fired = fired if isinstance(fired, list) and fired else latest
     status = a.status if a.status == "resolved" else "firing"
     acked = isinstance(a.acked_by, str)
     actions = [html.Span(f"acknowledged by {a.acked_by}  ", className="acked")] if acked else []
@@ -55,7 +64,8 @@ def alert_card(a) -> html.Div:
         html.Div([html.Strong(f"{a.rule} on {a.topic}"), html.Span(f" {status}", className=f"status-{status}"),
                   html.Span(f" · {a.severity} · {a.window} window · value {fmt(a.value)} vs {fmt(a.threshold)} · "
                             f"since {a.starts_at:%Y-%m-%d %H:%M}{until}{why}")]),
-        html.Ul([html.Li([html.Span(f"{e.get('score', 0):+.2f} "), headline_link(e.get("title", ""), e.get("url"))])
-                 for e in evidence]),
-        html.Div([html.Span(f"delivery: {a.delivery}  "), *actions]),
+        html.Div("Fired on:", className="evidence-label"), _evidence(fired),
+        *([html.Div("Latest window:", className="evidence-label"), _evidence(latest)]
+          if latest and [e.get("id") for e in latest] != [e.get("id") for e in fired] else []),
+        html.Div([html.Span(f"deliveries: {a.delivery}  ", className="deliveries"), *actions]),
     ], className=f"alert-card alert-{status}")

@@ -262,24 +262,56 @@ def alert_episodes(engine: Engine, rng: TimeRange | None = None, topic: str | No
     if frame.empty:
         return pd.DataFrame(columns=["fingerprint", "seq", "rule", "topic", "status", "severity", "value", "threshold",
                                      "window", "starts_at", "ends_at", "evidence", "reason", "acked_by",
-                                     "acked_at", "delivery"])
+                                     "acked_at", "delivery", "fired_evidence"])
     frame = _utc(frame, "starts_at", "ends_at", "acked_at", "received_at")
-    summary = deliveries(engine, sorted(set(frame["fingerprint"])))
-    frame["delivery"] = frame["fingerprint"].map(lambda fp: summary.get(fp, "not routed yet"))
+    fingerprints = sorted(set(frame["fingerprint"]))
+    summary = deliveries(engine, fingerprints)
+    keys = list(zip(frame["fingerprint"], frame["starts_at"].map(_instant)))
+    frame["delivery"] = [summary.get(k, "not routed yet") for k in keys]
+    fired = first_evidence(engine, fingerprints)
+    frame["fired_evidence"] = [fired.get(k, []) for k in keys]
     return frame.reset_index(drop=True)
 
 
-def deliveries(engine: Engine, fingerprints: list[str]) -> dict[str, str]:
-    """Per fingerprint, its notifications by status ("2 sent, 1 silenced")."""
-    o = notify_outbox.c
-    counts: dict[str, list[tuple[str, int]]] = {}
+def _instant(value) -> str:
+    """One spelling of an episode's start for matching rows of two queries (SQLite hands back
+    naive times, PostgreSQL aware ones)."""
+    at = pd.Timestamp(value)
+    return (at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")).isoformat()
+
+
+def deliveries(engine: Engine, fingerprints: list[str]) -> dict[tuple[str, str], str]:
+    """Per episode (fingerprint, start), its notifications by receiver and status
+    ("hook: 2 sent; slack: 1 suppressed")."""
+    o, e = notify_outbox.c, alert_events.c
+    counts: dict[tuple[str, str], dict[str, list[str]]] = {}
     with engine.connect() as conn:
         for at in range(0, len(fingerprints), 500):
-            q = (select(o.fingerprint, o.status, func.count().label("n"))
-                 .where(o.fingerprint.in_(fingerprints[at:at + 500])).group_by(o.fingerprint, o.status))
-            for fp, status, n in conn.execute(q):
-                counts.setdefault(fp, []).append((status, n))
-    return {fp: ", ".join(f"{n} {status}" for status, n in sorted(rows)) for fp, rows in counts.items()}
+            q = (select(o.fingerprint, e.starts_at, o.receiver, o.status, func.count().label("n"))
+                 .join_from(notify_outbox, alert_events, and_(e.fingerprint == o.fingerprint, e.seq == o.seq))
+                 .where(o.fingerprint.in_(fingerprints[at:at + 500]))
+                 .group_by(o.fingerprint, e.starts_at, o.receiver, o.status))
+            for fp, starts, receiver, status, n in conn.execute(q):
+                counts.setdefault((fp, _instant(starts)), {}).setdefault(receiver, []).append(f"{n} {status}")
+    return {key: "; ".join(f"{r}: {', '.join(sorted(s))}" for r, s in sorted(by.items()))
+            for key, by in counts.items()}
+
+
+def first_evidence(engine: Engine, fingerprints: list[str]) -> dict[tuple[str, str], list]:
+    """Per episode (fingerprint, start), the evidence of its first event: the headlines that
+    fired it (a later event, a reminder or the resolution, carries its own window's)."""
+    e = alert_events.c
+    out: dict[tuple[str, str], list] = {}
+    with engine.connect() as conn:
+        for at in range(0, len(fingerprints), 500):
+            first = (select(e.fingerprint, e.starts_at, func.min(e.seq).label("seq"))
+                     .where(e.fingerprint.in_(fingerprints[at:at + 500])).group_by(e.fingerprint, e.starts_at)
+                     .subquery())
+            q = select(e.fingerprint, e.starts_at, e.evidence).join_from(
+                alert_events, first, and_(first.c.fingerprint == e.fingerprint, first.c.seq == e.seq))
+            for fp, starts, evidence in conn.execute(q):
+                out[(fp, _instant(starts))] = evidence or []
+    return out
 
 
 def known(engine: Engine, key: str) -> bool:

@@ -212,7 +212,7 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
         card = browser.find_element(By.CSS_SELECTOR, "#alert-list .alert-card.alert-firing")
         return card.text, len(card.find_elements(By.CSS_SELECTOR, "li")), card
     text, evidence, _ = settled(firing_card)
-    assert "delivery: 1 pending" in text
+    assert "deliveries: hook: 1 pending" in text and "Fired on:" in text
     assert evidence == 3  # the evidence headlines
     settled(lambda: firing_card()[2].find_element(By.CSS_SELECTOR, "button.ack").click())
     wait_for(browser, "#alert-list", text="acknowledged by ana")

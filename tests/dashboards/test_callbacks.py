@@ -194,3 +194,30 @@ def test_the_rules_that_judge_a_key_are_drawn_on_the_window_they_read(store):
     assert len(thin.x) > 0
     plain, _ = topic_view(engine, "?range=24h&topic=Earnings", settings, rules)  # no rule judges it
     assert not [s for s in plain.layout.shapes if s.name == "rule"] and "judged" not in plain.layout.title.text
+
+
+def test_an_episode_keeps_the_headlines_that_fired_it_and_counts_its_own_deliveries(tmp_path):
+    from alerts.outbox import record_event
+    from alerts.routing import Destination
+    from dashboards import components, data
+    from moodwire.records import Evidence
+
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    s = seed(engine)
+    fired = s["alert"]
+    later = [Evidence(id="later", title="First Republic shares slide", url="https://news.example/fr", score=-0.8,
+                      published_at=fired.starts_at + timedelta(hours=2))]
+    hooks = [Destination(name, "route", ("rule", "topic"), timedelta(0), timedelta(0), timedelta(hours=4))
+             for name in ("hook", "slack")]
+    record_event(engine, fired.model_copy(update={"seq": 2, "status": "resolved", "evidence": later,
+                                                  "ends_at": fired.starts_at + timedelta(hours=3)}), hooks)
+    again = fired.starts_at + timedelta(hours=5)  # a new episode of the same rule and key
+    record_event(engine, fired.model_copy(update={"seq": 3, "starts_at": again, "evidence": later}), hooks[:1])
+    episodes = data.alert_episodes(engine)
+    first = episodes[(episodes["fingerprint"] == "fp-macro") & (episodes["starts_at"] == fired.starts_at)].iloc[0]
+    assert [e["title"] for e in first["fired_evidence"]] == [e.title for e in fired.evidence]
+    assert first["delivery"] == "hook: 2 pending; slack: 1 pending"  # its two events; not the next episode's
+    card = str(components.alert_card(first))
+    assert "Fired on:" in card and "Latest window:" in card and "First Republic shares slide" in card
+    second = episodes[episodes["starts_at"] == again].iloc[0]
+    assert second["delivery"] == "hook: 1 pending"

@@ -73,7 +73,7 @@ def test_alert_episodes_carry_evidence_delivery_and_acknowledgement(seeded):
     episodes = data.alert_episodes(engine, data.TimeRange(s["end"] - timedelta(hours=24), s["end"]))
     assert list(episodes["topic"]) == ["Macro", "Energy | Oil"]  # newest first
     macro = episodes.iloc[0]
-    assert macro["status"] == "firing" and len(macro["evidence"]) == 3 and macro["delivery"] == "1 pending"
+    assert macro["status"] == "firing" and len(macro["evidence"]) == 3 and macro["delivery"] == "hook: 1 pending"
     assert data.acknowledge(engine, "fp-macro", macro["starts_at"].to_pydatetime(), "ana")
     assert not data.acknowledge(engine, "fp-macro", macro["starts_at"].to_pydatetime(), "bob")
     assert data.alert_episodes(engine).iloc[0]["acked_by"] == "ana"
