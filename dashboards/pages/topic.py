@@ -55,6 +55,7 @@ def pick_search(trigger: str | None, search: str | None, click, selected):
     pick). A selection that vanishes by itself (a chart redraw) changes nothing: only the
     "Whole range" button forgets the pick."""
     q = query(search)
+    q.pop(PAGE_KEY, None)  # a new pick starts at its first page of headlines
     if trigger == ids.CLEAR_PICK:
         q.pop(PICK_FROM, None)
         q.pop(PICK_TO, None)
@@ -69,15 +70,35 @@ def pick_search(trigger: str | None, search: str | None, click, selected):
     return new if new != (search or "") else no_update
 
 
-SHOWN = 200  # headlines drawn on the page (each a table row of six components)
+PAGE_SIZE = 25  # headlines a page (the page in the URL: ``hpage``)
+PAGE_KEY = "hpage"
 LIMIT = 500  # headlines read (and exported as CSV) for one view
+
+
+def headline_page(frame: pd.DataFrame, search: str | None):
+    """The rows of the URL's page of headlines, and links to the pages before and after it."""
+    q = query(search)
+    pages = max(1, -(-len(frame) // PAGE_SIZE))
+    try:
+        page = min(max(1, int(q.get(PAGE_KEY, "1"))), pages)
+    except ValueError:
+        page = 1
+    first = (page - 1) * PAGE_SIZE
+    shown = frame.iloc[first:first + PAGE_SIZE]
+    links = [html.Span(f"headlines {first + 1}–{first + len(shown)} of {len(frame)}" if len(frame) else "",
+                       id="headlines-page")]
+    if page > 1:
+        links.append(dcc.Link(" ← newer", href="/topic" + to_search({**q, PAGE_KEY: str(page - 1)}), id="newer"))
+    if page < pages:
+        links.append(dcc.Link(" older →", href="/topic" + to_search({**q, PAGE_KEY: str(page + 1)}), id="older"))
+    return shown, html.Div(links, className="pager")
 
 
 def view_revision(search: str | None) -> str:
     """The chart's uirevision: the URL without the pick, so picking keeps the analyst's zoom."""
     q = query(search)
-    q.pop(PICK_FROM, None)
-    q.pop(PICK_TO, None)
+    for key in (PICK_FROM, PICK_TO, PAGE_KEY):
+        q.pop(key, None)
     return to_search(q)
 
 
@@ -159,9 +180,10 @@ def register(app, engine, settings=None, rules=()) -> None:
                   Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"))
     def headlines(search, _tick):
         frame, note = headlines_frame(engine, search)
-        if len(frame) > SHOWN:  # the page stays light; the CSV export has them all
-            note += f" — the {SHOWN} newest shown, Export CSV for all"
-        return (components.headlines_table(frame.head(SHOWN)) if note else ""), note
+        if not note:
+            return "", note
+        shown, pager = headline_page(frame, search)
+        return [pager, components.headlines_table(shown)] if len(frame) else "", note
 
     @app.callback(Output(ids.HEADLINES_DOWNLOAD, "data"), Input(ids.HEADLINES_CSV, "n_clicks"),
                   State(ids.URL, "search"), prevent_initial_call=True)

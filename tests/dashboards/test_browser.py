@@ -153,15 +153,17 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     assert "alerts" in settled(lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#trend .legendtext")])
     wait_for(browser, "#headlines table.headlines tbody tr")
     time.sleep(1.0)  # the first renders settle
-    before = settled(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#headlines tbody tr")))
-    assert before > 20
+    def total() -> int:  # "headlines 1–25 of 197": 25 a page
+        return int(browser.find_element(By.ID, "headlines-page").text.rsplit(" of ", 1)[1])
+    before = settled(total)
+    assert before > 25 and settled(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#headlines tbody tr"))) == 25
     # The XSS headline is shown as text; its javascript: URL is not a link; nothing ran.
     cells = browser.execute_script(
         "return [...document.querySelectorAll('#headlines td')].filter(td => td.textContent.includes('<script>'))"
         ".map(td => [td.textContent, td.querySelectorAll('a').length])")
     assert cells == [[XSS_TITLE, 0]]
     assert browser.execute_script("return window.xssRan === undefined")
-    links = browser.execute_script("return [...document.querySelectorAll('#headlines a')].map(a => a.href)")
+    links = browser.execute_script("return [...document.querySelectorAll('#headlines td a')].map(a => a.href)")
     assert links and all(h.startswith("https://news.example/") for h in links)
     browser.save_screenshot(str(ARTIFACTS / "topic.png"))
 
@@ -179,12 +181,12 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     # drag again then.
     assert settled(drag) or settled(drag) or settled(drag), "three drags on the chart picked nothing"
     wait_for(browser, "#headlines-note", text="(selected on the chart)")
-    after = settled(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#headlines tbody tr")))
+    after = settled(total)
     assert 0 < after < before
     # Live refreshes (every 5 s here) keep the pick: the same headlines 7 s later.
     time.sleep(7)
     assert "(selected on the chart)" in settled(lambda: browser.find_element(By.ID, "headlines-note").text)
-    assert settled(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#headlines tbody tr"))) == after
+    assert settled(total) == after
     browser.save_screenshot(str(ARTIFACTS / "topic-selected.png"))
     browser.find_element(By.ID, "clear-pick").click()
     wait_for(browser, "#headlines-note", text="(drag or click on the chart to narrow)")

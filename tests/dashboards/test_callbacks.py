@@ -221,3 +221,21 @@ def test_an_episode_keeps_the_headlines_that_fired_it_and_counts_its_own_deliver
     assert "Fired on:" in card and "Latest window:" in card and "First Republic shares slide" in card
     second = episodes[episodes["starts_at"] == again].iloc[0]
     assert second["delivery"] == "hook: 1 pending"
+
+
+def test_headlines_come_25_a_page_with_links_keeping_the_view(store):
+    from dashboards.pages.topic import PAGE_SIZE, headline_page, view_revision
+
+    engine, _ = store
+    search = "?range=24h&topic=Macro"
+    frame, _ = headlines_frame(engine, search)
+    assert len(frame) > 2 * PAGE_SIZE
+    rows, pager = headline_page(frame, search)
+    assert list(rows["id"]) == list(frame["id"][:PAGE_SIZE])
+    assert f"headlines 1–25 of {len(frame)}" in str(pager) and "hpage=2" in str(pager) and "newer" not in str(pager)
+    rows2, pager2 = headline_page(frame, search + "&hpage=2")
+    assert list(rows2["id"]) == list(frame["id"][PAGE_SIZE:2 * PAGE_SIZE]) and "hpage=1" in str(pager2)
+    last, _ = headline_page(frame, search + "&hpage=999")  # past the end: the last page
+    assert list(last["id"]) == list(frame["id"][-len(last):]) and 0 < len(last) <= PAGE_SIZE
+    assert view_revision(search + "&hpage=2") == view_revision(search)  # paging keeps the chart's zoom
+    assert "hpage" not in query(pick_search(ids.CLEAR_PICK, search + "&hpage=3&from=a&to=b", None, None))
