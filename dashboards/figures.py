@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from moodwire.charts import band_polygons
 from moodwire.records import watchlist_name
 
 NEGATIVE, NEUTRAL, POSITIVE = "#c0392b", "#95a5a6", "#27ae60"
@@ -117,9 +118,10 @@ def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision
     if not windows.empty:
         w = with_gaps(with_interval(windows.sort_values("start")))
         mid = w["start"] + (w["end"] - w["start"]) / 2
+        band = band_polygons(list(mid), [None if pd.isna(v) else v for v in w["high"]],
+                             [None if pd.isna(v) else v for v in w["low"]])
         traces += [
-            go.Scatter(x=mid, y=w["high"], mode="lines", line={"width": 0}, hoverinfo="skip", showlegend=False),
-            go.Scatter(x=mid, y=w["low"], mode="lines", line={"width": 0}, fill="tonexty",
+            go.Scatter(x=band[0], y=band[1], mode="lines", line={"width": 0}, fill="toself",
                        fillcolor="rgba(52,152,219,0.2)", name="95% interval", hoverinfo="skip"),
             go.Scatter(x=mid, y=w["mean_score"], mode="lines+markers", name="mean sentiment", line={"color": "#2c3e50"},
                        customdata=np.stack([w["start"].astype(str), w["end"].astype(str), w["count"].fillna(0)],

@@ -29,7 +29,8 @@ def _instant(ctx, param, value):
 @click.argument("news_file", type=click.Path(dir_okay=False))
 @click.option("--rules", "rules_file", type=click.Path(dir_okay=False), required=True, help="YAML alert rules.")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True,
-              help="Folder for alerts.jsonl, windows.jsonl, report.html and the classified items' cache.")
+              help="Folder for alerts.jsonl, windows.jsonl, report.html (with plotly.min.js beside it) and the "
+                   "classified items' cache.")
 @click.option("--from", "start", callback=_instant, default=None, help="Only news published at or after (ISO 8601).")
 @click.option("--to", "end", callback=_instant, default=None, help="Only news published before (ISO 8601).")
 @click.option("--windows", default=None,
@@ -40,10 +41,11 @@ def _instant(ctx, param, value):
               help="Watchlist file whose lists get windows and alerts too [default: MOODWIRE_WATCHLISTS].")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
               help="Model directory [default: MOODWIRE_MODEL or the committed model].")
+@click.option("--chart-all", is_flag=True, help="Chart every key in the report, not only those an alert fired on.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.pass_context
 def backtest(ctx: click.Context, news_file, rules_file, out, start, end, windows, expect_file, watchlists_file,
-             model_dir, progress) -> None:
+             model_dir, chart_all, progress) -> None:
     """Replay recorded news through the model, the windows and the alert rules, offline."""
     from streams.backtest.run import BacktestRun
     from streams.backtest.run import backtest as run_backtest
@@ -57,7 +59,7 @@ def backtest(ctx: click.Context, news_file, rules_file, out, start, end, windows
 
     started = datetime.now(timezone.utc)
     run = BacktestRun(news_file, rules_file, out, start, end, windows, expect_file, progress,
-                      watchlists_file or (str(settings.watchlists) if settings.watchlists else None))
+                      watchlists_file or (str(settings.watchlists) if settings.watchlists else None), chart_all)
     status = run_backtest(settings, run, engine, click.echo)
     click.echo(f"back-test took {(datetime.now(timezone.utc) - started).total_seconds():.0f} s")
     sys.exit(status)

@@ -1,10 +1,13 @@
-"""The back-test report: one self-contained HTML page for risk officers.
+"""The back-test report: one HTML page a risk officer reads in two minutes.
 
-Per key (topic or watchlist) with news: the mean sentiment of the charted window with its 95 %
-band, the volume, the rules' fixed thresholds as lines and the periods the rules fired shaded
-(one trace for all of a chart's periods); below it each alert with its evidence headlines. At
-the top: what was run, and per rule the alerts fired, the time spent firing, the first firing
-and the median firing length. Plotly's script is inlined once; the page needs no network.
+At the top: the expectations' verdicts (rule, key, interval, passed / FAILED, the alerts found),
+what was run, and per rule the alerts fired, the time spent firing, the first firing and the
+median firing length. Then each key (topic or watchlist) an alert fired on, the keys with the
+earliest alert first: the mean sentiment of the charted window with its 95 % band (broken where
+no window holds news, never drawn across), the volume, the rules' thresholds as lines and the
+periods the rules fired shaded; below it each alert with the headlines that fired it. The quiet
+keys follow in one table (charted too with ``chart_all``). Plotly's script is a file beside the
+page (``PLOTLY_JS``, written once per folder): the page needs no network and stays small.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.rules import Rule
+from moodwire.charts import band_polygons
 from moodwire.records import AlertEvent, TopicWindow, watchlist_name
 
 
@@ -78,26 +82,43 @@ def _threshold_text(rule: Rule) -> str:
     return f"{words} {rule.threshold:+g}{extra}, window {rule.window}, min_count {rule.min_count}, for {rule.for_}"
 
 
+PLOTLY_JS = "plotly.min.js"
+
+
+def _with_gaps(windows: Sequence[TopicWindow]) -> list[TopicWindow | None]:
+    """The windows with a None wherever one is missing (no news): lines break there."""
+    out: list[TopicWindow | None] = []
+    steps = [b.start - a.start for a, b in zip(windows, windows[1:]) if b.start > a.start]
+    step = min(steps, default=None)
+    for prev, w in zip([None, *windows], windows):
+        if prev is not None and step is not None and w.start - prev.start > step:
+            out.append(None)
+        out.append(w)
+    return out
+
+
 def _chart(key: str, windows: Sequence[TopicWindow], rules: Sequence[Rule], eps: Sequence[Episode],
            end_of_news: datetime, div_id: str) -> str:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    xs = [w.end for w in windows]
-    means = [w.mean_score for w in windows]
+    gapped = _with_gaps(windows)
+    xs = [w.end if w else prev.end + (prev.end - prev.start) / 2 for prev, w in zip([None, *gapped], gapped)]
+    means = [round(w.mean_score, 3) if w else None for w in gapped]
     half = [1.96 * math.sqrt(max(0.0, (w.sum_sq - w.count * w.mean_score ** 2) / (w.count - 1)) / w.count)
-            if w.count > 1 else 0.0 for w in windows]
+            if w and w.count > 1 else 0.0 for w in gapped]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
-    fig.add_trace(go.Scatter(x=xs, y=[min(1, m + h) for m, h in zip(means, half)], mode="lines",
-                             line={"width": 0}, showlegend=False, hoverinfo="skip"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=xs, y=[max(-1, m - h) for m, h in zip(means, half)], mode="lines",
-                             line={"width": 0}, fill="tonexty", fillcolor="rgba(52,101,164,0.18)",
-                             name="95 % band", hoverinfo="skip"), row=1, col=1)
+    upper = [None if m is None else round(min(1, m + h), 3) for m, h in zip(means, half)]
+    lower = [None if m is None else round(max(-1, m - h), 3) for m, h in zip(means, half)]
+    band_x, band_y = band_polygons(xs, upper, lower)
+    fig.add_trace(go.Scatter(x=band_x, y=band_y, mode="lines", line={"width": 0}, fill="toself",
+                             fillcolor="rgba(52,101,164,0.18)", name="95 % band", hoverinfo="skip"), row=1, col=1)
     fig.add_trace(go.Scatter(x=xs, y=means, mode="lines", line={"color": "#204a87", "width": 1.6},
-                             name="mean sentiment", customdata=[w.count for w in windows],
+                             name="mean sentiment", customdata=[w.count if w else 0 for w in gapped],
                              hovertemplate="%{x}<br>mean %{y:+.2f}<br>%{customdata} items<extra></extra>"),
                   row=1, col=1)
-    fig.add_trace(go.Bar(x=xs, y=[w.count for w in windows], marker_color="#888a85", name="items in window"),
+    fig.add_trace(go.Bar(x=xs, y=[w.count if w else None for w in gapped], marker_color="#888a85",
+                         name="items in window"),
                   row=2, col=1)
     shade_x, shade_y = [], []
     for e in eps:
@@ -111,6 +132,7 @@ def _chart(key: str, windows: Sequence[TopicWindow], rules: Sequence[Rule], eps:
         if rule.when.kind in ("mean_below", "mean_above"):
             fig.add_hline(y=rule.threshold, line={"dash": "dash", "color": "#a40000", "width": 1},
                           annotation_text=f"{rule.name}: {_threshold_text(rule)}", annotation_font_size=10,
+                          annotation_position="bottom left", annotation_bgcolor="rgba(255,255,255,0.8)",
                           row=1, col=1)
     fig.update_yaxes(title_text="mean sentiment (p₊ − p₋)", range=[-1, 1], row=1, col=1)
     fig.update_yaxes(title_text="items", row=2, col=1)
@@ -118,6 +140,17 @@ def _chart(key: str, windows: Sequence[TopicWindow], rules: Sequence[Rule], eps:
     fig.update_layout(template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 30, "b": 40},
                       legend={"orientation": "h", "y": 1.08}, title={"text": html.escape(label(key)), "font": {"size": 14}})
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
+
+
+def write_plotly(folder) -> None:
+    """Plotly's script beside the report (3.6 MB, once per folder; reports in one folder share it)."""
+    from pathlib import Path
+
+    from plotly.offline import get_plotlyjs
+
+    path = Path(folder) / PLOTLY_JS
+    if not path.exists():
+        path.write_text(get_plotlyjs(), encoding="utf-8")
 
 
 def _alert_list(eps: Sequence[Episode], end_of_news: datetime) -> str:
@@ -137,23 +170,59 @@ def _alert_list(eps: Sequence[Episode], end_of_news: datetime) -> str:
     return "".join(parts)
 
 
-def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], chart_window: str,
-           windows: Sequence[TopicWindow], alerts: Sequence[AlertEvent], end_of_news: datetime) -> str:
-    from plotly.offline import get_plotlyjs
+def _verdicts(outcomes: Sequence) -> str:
+    """The expectations' results: the first thing a risk officer reads."""
+    if not outcomes:
+        return ""
+    rows = []
+    for o in outcomes:
+        e = o.expectation
+        found = o.why or (f"{o.found}: " + ", ".join(o.starts[:5]) if o.starts else "none")
+        verdict = "passed" if o.passed else "FAILED"
+        rows.append(f"<tr class='{verdict.lower()}'><td><b>{verdict}</b></td><td>{html.escape(e.name)}</td>"
+                    f"<td>{html.escape(e.rule)}</td><td>{html.escape(label(e.key) if e.key else 'any key')}</td>"
+                    f"<td>{e.between[0]:%Y-%m-%d %H:%M} – {e.between[1]:%Y-%m-%d %H:%M}</td>"
+                    f"<td>{html.escape(o.expectation.describe().split(' starts ', 1)[1].split(' in [')[0])}</td>"
+                    f"<td>{html.escape(found)}</td></tr>")
+    passed = sum(o.passed for o in outcomes)
+    return (f"<h2>Expectations: {passed} of {len(outcomes)} passed</h2><table class='verdicts'><tr><th>verdict</th>"
+            "<th>expectation</th><th>rule</th><th>key</th><th>interval (UTC)</th><th>wanted</th>"
+            f"<th>alerts found</th></tr>{''.join(rows)}</table>")
 
+
+def _quiet(keys: Sequence[str], by_key: dict[str, list[TopicWindow]]) -> str:
+    if not keys:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(label(k))}</td><td>{max(w.count for w in by_key[k])}</td>"
+                   f"<td>{min(w.mean_score for w in by_key[k]):+.2f}</td></tr>" for k in keys)
+    return ("<h2>Quiet keys</h2><p class='quiet'>No alert fired on these keys (not charted; "
+            "<code>--chart-all</code> draws them).</p><table><tr><th>key</th><th>most headlines in a window</th>"
+            f"<th>lowest window mean</th></tr>{rows}</table>")
+
+
+def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], chart_window: str,
+           windows: Sequence[TopicWindow], alerts: Sequence[AlertEvent], end_of_news: datetime,
+           outcomes: Sequence = (), chart_all: bool = False) -> str:
     eps = episodes(alerts)
     by_key: dict[str, list[TopicWindow]] = defaultdict(list)
     for w in windows:
         if w.window == chart_window:
             by_key[w.topic].append(w)
+    first_alert = {}
+    for e in eps:
+        first_alert.setdefault(e.key, e.starts_at)
+    alerted = sorted((k for k in by_key if k in first_alert), key=lambda k: (first_alert[k], k))
+    quiet = sorted((k for k in by_key if k not in first_alert), key=lambda k: (watchlist_name(k) is None, k))
     sections = []
-    for i, key in enumerate(sorted(by_key, key=lambda k: (watchlist_name(k) is None, k))):
+    for i, key in enumerate(alerted + (quiet if chart_all else [])):
         series = sorted(by_key[key], key=lambda w: w.start)
         mine = [e for e in eps if e.key == key]
         key_rules = [r for r in rules if r.window == chart_window and r.selects(key)]
         sections.append(f"<section><h2>{html.escape(label(key))}</h2>"
                         f"{_chart(key, series, key_rules, mine, end_of_news, f'chart-{i}')}"
                         f"{_alert_list(mine, end_of_news)}</section>")
+    if not chart_all:
+        sections.append(_quiet(quiet, by_key))
     summary = "".join(f"<tr><td>{html.escape(r['rule'])}</td><td>{r['alerts']}</td><td>{r['time_firing']}</td>"
                       f"<td>{r['first']}</td><td>{r['median_length']}</td></tr>"
                       for r in rule_summary(rules, eps, end_of_news))
@@ -167,17 +236,20 @@ body {{ font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; ma
 table {{ border-collapse: collapse; margin: 8px 0 16px; }}
 th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: left; font-size: 13px; }}
 section {{ page-break-inside: avoid; border-top: 1px solid #ddd; margin-top: 18px; }}
+tr.failed td {{ background: #fdecea; }} tr.passed td:first-child {{ color: #2e7d32; }}
 .alert {{ font-size: 13px; margin: 6px 0; }} .alert ul {{ margin: 2px 0 8px; }} .quiet {{ color: #777; font-size: 13px; }}
 @media print {{ body {{ margin: 0; }} a {{ color: #000; }} }}
 </style>
-<script>{get_plotlyjs()}</script></head><body>
+<script src="{PLOTLY_JS}"></script></head><body>
 <h1>{html.escape(title)}</h1>
+{_verdicts(outcomes)}
 <table>{fact_rows}</table>
 <h2>Rules</h2><ul>{rule_lines}</ul>
 <table><tr><th>rule</th><th>alerts fired</th><th>time firing</th><th>first firing</th><th>median firing length</th></tr>
 {summary}</table>
 <p>Charts: the <b>{html.escape(chart_window)}</b> window by its end time; the band is the 95 % interval of the mean;
-red shading marks when an alert was firing; dashed lines are the rules' fixed thresholds.</p>
+red shading marks when an alert was firing; dashed lines are the rules' fixed thresholds; a line breaks where no
+window holds news.</p>
 {''.join(sections)}
 </body></html>
 """

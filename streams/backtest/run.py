@@ -19,7 +19,7 @@ from moodwire.spans import WindowSpec, format_span, parse_windows
 from streams.backtest.expect import check, load_expectations
 from streams.backtest.fold import fold
 from streams.backtest.news import classify_items, within
-from streams.backtest.report import render
+from streams.backtest.report import render, write_plotly
 from streams.classify.worker import keyed_records
 from streams.errors import BacktestError, ReplayError
 from streams.ingest.replay import read_recorded
@@ -36,6 +36,7 @@ class BacktestRun:
     expect_file: str | None = None
     progress: bool = True
     watchlists_file: str | None = None
+    chart_all: bool = False  # the report charts every key, not only those an alert fired on
 
 
 def choose_windows(configured: list[WindowSpec], override: str | None, used: set[str]) -> list[WindowSpec]:
@@ -110,14 +111,16 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
               + f"; allowed lateness {settings.aggregate_lateness}"),
              ("late items", str(result.late)),
              ("left out", f"{result.duplicates} repeated records of an item, {len(result.future)} dated after now")]
+    outcomes = check(expectations, result.alerts, sorted(i.published_at for i in items))
+    write_plotly(out)
     (out / "report.html").write_text(render(f"Moodwire back-test — {Path(run.news_file).name}", facts, rules,
-                                            chart_window, result.windows, result.alerts, end_of_news),
-                                     encoding="utf-8")
+                                            chart_window, result.windows, result.alerts, end_of_news, outcomes,
+                                            run.chart_all), encoding="utf-8")
     firing = len({(a.fingerprint, a.starts_at) for a in result.alerts if a.status == "firing"})  # episodes
     say(f"{len(ordered)} final windows, {len(result.alerts)} alert events ({firing} alerts fired) → "
         f"{out / 'alerts.jsonl'}, {out / 'windows.jsonl'}, {out / 'report.html'}")
     failed = 0
-    for outcome in check(expectations, result.alerts, sorted(i.published_at for i in items)):
+    for outcome in outcomes:
         say(outcome.line())
         failed += not outcome.passed
     if expectations:

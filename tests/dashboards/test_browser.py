@@ -229,28 +229,42 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     wait_for(browser, "#username")
 
 
-def test_a_backtest_report_opens_offline_with_one_chart_per_key(browser, tmp_path):
-    """report.html is self-contained (plotly inlined): it draws in a browser with no network."""
+def test_a_backtest_report_opens_offline_verdicts_first_and_charts_the_alerted_keys(browser, tmp_path):
+    """report.html with plotly.min.js beside it draws in a browser with no network: the
+    expectations' verdicts at the top, a chart for the key an alert fired on, the quiet key in
+    a table (charted too with chart_all)."""
     from datetime import timedelta
 
     from alerts.rules import RuleFile
     from moodwire.spans import parse_windows
+    from streams.backtest.expect import Expectation, check
     from streams.backtest.fold import fold
-    from streams.backtest.report import render
+    from streams.backtest.report import render, write_plotly
     from tests.streams.test_alerting import episode
 
     rules = RuleFile.model_validate({"rules": [{"name": "negative-turn", "topics": "all", "window": "1h",
                                                 "when": {"mean_below": -0.3}, "min_count": 10, "for": "10m"}]}).rules
     items = episode()
     result = fold(items, rules, parse_windows("1h/5m"), timedelta(minutes=10))
-    page = tmp_path / "report.html"
-    page.write_text(render("Back-test", [("news", "episode")], rules, "1h", result.windows, result.alerts,
-                           items[-1].published_at), encoding="utf-8")
-    browser.get(page.as_uri())
+    span = [items[0].published_at, items[-1].published_at]
+    outcomes = check([Expectation(name="the turn is caught", rule="negative-turn", key="Financials", between=span,
+                                  min_alerts=1),
+                      Expectation(name="Macro stays quiet", rule="negative-turn", key="Macro", between=span,
+                                  max_alerts=0)], result.alerts, sorted(i.published_at for i in items))
+    write_plotly(tmp_path)
+    for chart_all, charted in ((False, 1), (True, 2)):
+        page = tmp_path / f"report-{chart_all}.html"
+        page.write_text(render("Back-test", [("news", "episode")], rules, "1h", result.windows, result.alerts,
+                               items[-1].published_at, outcomes, chart_all), encoding="utf-8")
+        browser.get(page.as_uri())
+        wait_for(browser, "section .main-svg")
+        charts = browser.execute_script("return document.querySelectorAll('section .js-plotly-plot').length")
+        assert charts == charted
+    browser.get((tmp_path / "report-False.html").as_uri())
     wait_for(browser, "section .main-svg")
-    charts = browser.execute_script("return document.querySelectorAll('section .js-plotly-plot').length")
-    assert charts == len({i.topic for i in items}) == 2
     text = browser.find_element("tag name", "body").text
+    assert text.index("Expectations: 2 of 2 passed") < text.index("Rules") < text.index("Charts:")
+    assert "the turn is caught" in text and "Quiet keys" in text and "Topic: Macro" in text
     assert "negative-turn fired" in text and "Harborline Bank losses deepen" in text
     assert "mean < -0.3, window 1h" in text  # the rule's threshold is stated
     browser.save_screenshot(str(ARTIFACTS / "backtest-report.png"))

@@ -109,7 +109,7 @@ def test_the_overview_table_and_figures_are_built_from_frames(seeded):
                                                                        "watchlist: US regional banks"]
     fig = figures.trend(macro, data.alert_episodes(engine, rng, "Macro"), "Macro")
     names = [t.name for t in fig.data]
-    assert names[1:] == ["95% interval", "mean sentiment", "items", "alert periods", "alerts"]
+    assert names == ["95% interval", "mean sentiment", "items", "alert periods", "alerts"]
     assert not fig.layout.shapes  # periods are one trace, not a shape each
     [periods] = [t for t in fig.data if t.name == "alert periods"]
     assert periods.fill == "toself" and len(periods.x) == 6 * len(data.alert_episodes(engine, rng, "Macro"))
@@ -124,10 +124,14 @@ def test_lines_and_the_band_break_where_no_window_was_written():
                       "mean_score": [-0.9, -0.95, -0.97, -0.9], "sum_sq": [4.1, 5.5, 3.8, 2.5],
                       "negative_share": [1.0, 1.0, 1.0, 1.0]})
     fig = figures.trend(w, pd.DataFrame())
-    for name in ("mean sentiment", "95% interval"):
-        [trace] = [t for t in fig.data if t.name == name]
-        ys = list(trace.y)
-        assert len(ys) == 5 and pd.isna(ys[2]) and not any(pd.isna(y) for y in ys[:2] + ys[3:]), name
+    [line] = [t for t in fig.data if t.name == "mean sentiment"]
+    ys = list(line.y)
+    assert len(ys) == 5 and pd.isna(ys[2]) and not any(pd.isna(y) for y in ys[:2] + ys[3:])
+    [band] = [t for t in fig.data if t.name == "95% interval"]
+    assert band.fill == "toself" and list(band.y).count(None) == 2  # two closed shapes, none over the gap
+    xs = list(band.x)
+    first, second = xs[:xs.index(None)], xs[xs.index(None) + 1:-1]
+    assert max(first) < min(second)
     assert len(figures.with_gaps(w.iloc[:2])) == 2  # adjacent windows: nothing added
 
 
