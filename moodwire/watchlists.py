@@ -174,6 +174,7 @@ class _Phrase:
     watchlist: int
     exclude: bool
     length: int
+    text: str  # as the file spells it (what `watchlists check` names)
 
 
 class Matcher:
@@ -186,7 +187,7 @@ class Matcher:
         for i, w in enumerate(self.watchlists):
             for phrase, exclude in [(k, False) for k in w.keywords] + [(e, True) for e in w.exclude]:
                 folded = fold(phrase)
-                entries.setdefault(folded, []).append(_Phrase(i, exclude, len(folded)))
+                entries.setdefault(folded, []).append(_Phrase(i, exclude, len(folded), phrase))
         for folded, phrases in entries.items():
             self.automaton.add_word(folded, tuple(phrases))
         if entries:
@@ -201,28 +202,39 @@ class Matcher:
 
     def match(self, text: str, topic: str | None = None) -> list[str]:
         """Names of the watchlists ``text`` matches, in file order."""
-        hits: set[int] = set()
+        return list(self.explain(text, topic))
+
+    def explain(self, text: str, topic: str | None = None) -> dict[str, list[str]]:
+        """The watchlists ``text`` matches (file order), each with the terms that matched it: its
+        keywords not inside an exclude, tickers (``$SIVB``), and regexes (tried only when nothing
+        else matched the list)."""
+        terms: dict[int, list[str]] = {}
         if self.has_phrases:
             folded = fold(text)
-            found: dict[int, list[tuple[int, int]]] = {}
+            found: dict[int, list[tuple[tuple[int, int], str]]] = {}
             masks: dict[int, list[tuple[int, int]]] = {}
             for end, phrases in self.automaton.iter(folded):
                 for p in phrases:
                     span = (end - p.length + 1, end)
-                    (masks if p.exclude else found).setdefault(p.watchlist, []).append(span)
+                    if p.exclude:
+                        masks.setdefault(p.watchlist, []).append(span)
+                    else:
+                        found.setdefault(p.watchlist, []).append((span, p.text))
             for i, spans in found.items():
                 masked = masks.get(i, ())
-                if any(not any(m0 <= s0 and s1 <= m1 for m0, m1 in masked) for s0, s1 in spans):
-                    hits.add(i)
+                kept = [t for (s0, s1), t in spans if not any(m0 <= s0 and s1 <= m1 for m0, m1 in masked)]
+                if kept:
+                    terms[i] = list(dict.fromkeys(kept))
         if self.tickers:
             for dollar, symbol in _TICKER.findall(text):
                 if dollar or symbol.isupper():
-                    hits.update(self.tickers.get(symbol.upper(), ()))
+                    for i in self.tickers.get(symbol.upper(), ()):
+                        terms.setdefault(i, []).append("$" + symbol.upper())
         for i, pattern in self.regexes:
-            if i not in hits and pattern.search(text):
-                hits.add(i)
-        return [self.watchlists[i].name for i in sorted(hits)
-                if self.topics[i] is None or topic is None or topic in self.topics[i]]
+            if i not in terms and pattern.search(text):
+                terms[i] = [f"/{pattern.pattern}/"]
+        return {self.watchlists[i].name: terms[i] for i in sorted(terms)
+                if self.topics[i] is None or topic is None or topic in self.topics[i]}
 
 
 __all__ = ["Watchlist", "WatchlistError", "Matcher", "load_watchlists", "fold", "watchlist_key", "split_key",

@@ -6,6 +6,7 @@ list before deploying it. Matching here ignores a list's ``topics`` restriction 
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import click
 
@@ -43,16 +44,22 @@ def check(file, news_file, sample, seed) -> None:
     except ReplayError as exc:
         raise BacktestError(str(exc)) from None
     matcher = Matcher(lists)
-    matched = {w.name: [] for w in lists}
+    matched: dict[str, list] = {w.name: [] for w in lists}
+    counts: dict[str, Counter] = {w.name: Counter() for w in lists}
+    total = 0
     for item in plan.items:
-        for name in matcher.match(item.title):  # topics restrictions need the model: not applied here
-            matched[name].append(item)
-    total = sum(1 for item in plan.items if matcher.match(item.title))
+        hits = matcher.explain(item.title)  # topics restrictions need the model: not applied here
+        total += bool(hits)
+        for name, terms in hits.items():
+            matched[name].append((item, terms))
+            counts[name].update(terms)
     click.echo(f"{news_file}: {len(plan.items)} headlines ({len(plan.skipped)} rows skipped), "
                f"{total} match at least one list (topics restrictions not applied)")
     rng = random.Random(seed)
     for w in lists:
         items = matched[w.name]
         click.echo(f"\n{w.name}: {len(items)} headlines ({100 * len(items) / max(1, len(plan.items)):.1f} %)")
-        for item in sorted(rng.sample(items, min(sample, len(items))), key=lambda i: i.published_at):
-            click.echo(f"  {item.published_at:%Y-%m-%d %H:%M}  {item.title[:140]}")
+        if items:  # which terms bring the headlines in: the first thing to tune
+            click.echo("  terms: " + ", ".join(f"{term} {n}" for term, n in counts[w.name].most_common()))
+        for item, terms in sorted(rng.sample(items, min(sample, len(items))), key=lambda m: m[0].published_at):
+            click.echo(f"  {item.published_at:%Y-%m-%d %H:%M}  {item.title[:140]}  [{', '.join(terms)}]")

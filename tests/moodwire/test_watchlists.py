@@ -155,3 +155,22 @@ def test_rules_select_topics_or_watchlists():
     assert lists.selects("watchlist:crypto") and not lists.selects("watchlist:oil") and not lists.selects("Macro")
     both = rule(topics=["Macro"], watchlists={"pattern": "bank"})
     assert both.selects("Macro") and both.selects("watchlist:US regional banks") and not both.selects("Markets")
+
+
+def test_explain_names_the_terms_that_matched_and_not_the_excluded_ones(tmp_path: Path):
+    m = matcher(banks=dict(keywords=["SVB", "bank run"], tickers=["SIVB"], exclude=["SVB Leerink"]),
+                pattern=dict(regex=[r"\bFirst Republic\b"]))
+    assert m.explain("SVB shares halted; $SIVB down 60% as bank run spreads") == \
+        {"banks": ["SVB", "bank run", "$SIVB"]}
+    assert m.explain("SVB Leerink upgrades a biotech") == {}  # inside an exclude: no match
+    assert m.explain("First Republic shares slide") == {"pattern": [r"/\bFirst Republic\b/"]}
+    news = tmp_path / "news.csv"
+    news.write_text("published_at,title\n2023-03-10T09:00:00Z,SVB collapses\n2023-03-10T10:00:00Z,"
+                    "Depositors flee SVB in a bank run\n", encoding="utf-8")
+    lists = tmp_path / "lists.yaml"
+    lists.write_text("watchlists:\n  - name: banks\n    keywords: [SVB, bank run]\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "moodwire_cli", "watchlists", "check", str(lists), "--news",
+                           str(news)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "  terms: SVB 2, bank run 1" in done.stdout
+    assert "Depositors flee SVB in a bank run  [SVB, bank run]" in done.stdout
