@@ -241,8 +241,8 @@ def _latest_events(rng: TimeRange | None, topic: str | None, *columns):
     return q
 
 
-def firing(engine: Engine, rng: TimeRange) -> pd.DataFrame:
-    """Per key, how many of its alert episodes overlapping the range are firing now (the
+def firing(engine: Engine, rng: TimeRange | None) -> pd.DataFrame:
+    """Per key, how many of its alert episodes overlapping the range (any: None) are firing now (the
     overview's column: no evidence or labels read)."""
     e = alert_events.c
     q = _latest_events(rng, None, e.topic, func.count().label("firing")).where(e.status == "firing").group_by(e.topic)

@@ -54,7 +54,7 @@ def overview_view(engine, search: str | None, settings=None):
     rng = time_range(search)
     specs, kept = (settings.windows, settings.retention.window) if settings is not None else (None, None)
     windows, _ = data.series(engine, rng, specs, columns=data.OVERVIEW)
-    alerts = data.firing(engine, rng)
+    alerts = data.firing(engine, None)  # firing now: listed whatever the range holds
     table = figures.overview_table(windows, alerts, data.totals(engine, rng, specs, kept))
     q = query(search)
     table["topic"] = [_topic_link(t, q) for t in table["topic"]]
@@ -62,11 +62,14 @@ def overview_view(engine, search: str | None, settings=None):
 
 
 def empty_note(rows: list, search: str | None) -> str:
-    if rows:
+    """Said above the table when the range holds no news (the keys listed then, if any, are
+    those with an alert firing now)."""
+    if any(r.get("volume") or r.get("latest_items") for r in rows):
         return ""
     rng = time_range(search)
+    firing = " The keys listed have an alert firing now." if rows else ""
     return (f"No news in this range ({rng.start:%Y-%m-%d %H:%M} to {rng.end:%Y-%m-%d %H:%M} UTC): "
-            "choose a longer range, or a custom one.")
+            f"choose a longer range, or a custom one.{firing}")
 
 
 def register(app, engine, settings=None, rules=()) -> None:

@@ -28,7 +28,10 @@ def site(tmp_path_factory):
     home = tmp_path_factory.mktemp("dash")
     url = f"sqlite:///{home / 'store.db'}"
     seeded = seed(open_store(url))
-    proc, base, log = start_dashboard(home, url)
+    rules = home / "rules.yaml"  # the seeded alert's rule: drawn on Macro's chart
+    rules.write_text("rules:\n  - name: negative-turn\n    topics: [Macro]\n    window: 1h\n"
+                     "    when: {mean_below: -0.3}\n    recover: -0.1\n    min_count: 10\n")
+    proc, base, log = start_dashboard(home, url, MOODWIRE_ALERT_RULES=str(rules))
     yield {"base": base, "url": url, "seeded": seeded, "log": log}
     proc.terminate()
     proc.wait(30)
@@ -227,6 +230,53 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     wait_for(browser, "#username")
     browser.get(base + "/alerts")
     wait_for(browser, "#username")
+
+
+def test_every_view_says_what_it_shows(site, browser):
+    """Issue 32's fixes as an analyst meets them: a bad custom range is said, an unknown topic is
+    named, an empty range says so and still lists the firing alert, the columns say what they
+    are, the rule is drawn on its window, headlines come 25 a page, a card shows the headlines
+    that fired it and its deliveries by receiver."""
+    from selenium.webdriver.common.by import By
+
+    base = site["base"]
+    browser.delete_all_cookies()
+    browser.get(base + "/login")
+    wait_for(browser, "#username").send_keys("ana")
+    browser.find_element(By.ID, "password").send_keys("correct horse")
+    browser.find_element(By.ID, "sign-in").click()
+    wait_for(browser, "#overview-table")
+
+    browser.get(base + "/?range=custom&start=yesterday&end=now")
+    wait_for(browser, "#range-error", text="the start 'yesterday' is not an ISO time")
+    browser.get(base + "/?range=custom&start=2020-01-01T00:00&end=2020-01-02T00:00")
+    wait_for(browser, "#overview-note", text="No news in this range (2020-01-01 00:00 to 2020-01-02 00:00 UTC)")
+    wait_for(browser, "#overview-table", text="Macro")  # its alert is firing: listed whatever the range
+    wait_for(browser, "#heatmap", text="No news in this range")
+    headers = browser.find_element(By.ID, "overview-table").text
+    assert "mean (range)" in headers and "latest window" in headers and "its headlines" in headers
+    browser.save_screenshot(str(ARTIFACTS / "overview-empty-range.png"))
+
+    browser.get(base + "/topic?range=24h&topic=Nonsense")
+    wait_for(browser, "#unknown-topic", text="holds nothing for 'Nonsense'")
+    wait_for(browser, "#trend", text="No such topic or watchlist: Nonsense")
+
+    browser.get(base + "/topic?range=24h&topic=Macro")
+    wait_for(browser, "#trend", text="negative-turn: fires mean below -0.30")
+    wait_for(browser, "#trend", text="negative-turn: recovers past -0.10")
+    assert "judged by negative-turn" in browser.find_element(By.ID, "trend").text
+    wait_for(browser, "#headlines-page", text="headlines 1–25 of")
+    settled(lambda: browser.find_element(By.ID, "older").click())
+    wait_for(browser, "#headlines-page", text="headlines 26–50 of")
+    assert "hpage=2" in browser.current_url
+    browser.save_screenshot(str(ARTIFACTS / "topic-rules.png"))
+
+    browser.get(base + "/alerts?range=24h")
+    wait_for(browser, "#alert-list .alert-card.alert-firing", text="Fired on:")
+    card = browser.find_element(By.CSS_SELECTOR, "#alert-list .alert-card.alert-firing").text
+    assert "deliveries: hook: 1 pending" in card
+    resolved = browser.find_element(By.CSS_SELECTOR, "#alert-list .alert-card.alert-resolved")
+    assert resolved.find_elements(By.TAG_NAME, "button") == []
 
 
 def test_a_backtest_report_opens_offline_verdicts_first_and_charts_the_alerted_keys(browser, tmp_path):
