@@ -7,6 +7,7 @@ expect:
     key: Financials                       # optional: one topic or watchlist (default: any)
     between: [2023-03-09T00:00Z, 2023-03-14T00:00Z]
     min_alerts: 1                         # at least this many alerts start in [from, to)
+    by: 2023-03-10T10:00Z                 # optional: and the first of them no later than this
   - rule: negative-shift
     between: [2023-02-15, 2023-03-06]
     max_alerts: 3                         # at most this many (0: the rule stays quiet)
@@ -49,6 +50,12 @@ class Expectation(BaseModel):
     between: tuple[datetime, datetime]
     min_alerts: int | None = Field(None, ge=1)
     max_alerts: int | None = Field(None, ge=0)
+    by: datetime | None = None  # the first alert in the interval starts no later than this
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _by(cls, value):
+        return None if value is None else _instant(value)
 
     @field_validator("between", mode="before")
     @classmethod
@@ -59,10 +66,14 @@ class Expectation(BaseModel):
 
     @model_validator(mode="after")
     def _bounds(self) -> "Expectation":
-        if self.min_alerts is None and self.max_alerts is None:
-            raise ValueError("give min_alerts, max_alerts or both")
+        if self.min_alerts is None and self.max_alerts is None and self.by is None:
+            raise ValueError("give min_alerts, max_alerts, by, or more than one")
         if self.between[0] >= self.between[1]:
             raise ValueError("between: from must be before to")
+        if self.by is not None and not self.between[0] <= self.by <= self.between[1]:
+            raise ValueError("by: must lie within between")
+        if self.by is not None and self.max_alerts == 0:
+            raise ValueError("by: needs an alert; max_alerts 0 wants none")
         return self
 
     def describe(self) -> str:
@@ -72,8 +83,9 @@ class Expectation(BaseModel):
         if self.max_alerts is not None:
             bounds.append(f"at most {self.max_alerts}")
         where = f" on {self.key!r}" if self.key else ""
-        return (f"{self.name + ': ' if self.name else ''}rule {self.rule}{where} starts {' and '.join(bounds)} "
-                f"alert(s) in [{self.between[0].isoformat()}, {self.between[1].isoformat()})")
+        by = f", the first by {self.by.isoformat()}" if self.by is not None else ""
+        return (f"{self.name + ': ' if self.name else ''}rule {self.rule}{where} starts {' and '.join(bounds) or 'an'} "
+                f"alert(s) in [{self.between[0].isoformat()}, {self.between[1].isoformat()}){by}")
 
 
 class ExpectFile(BaseModel):
@@ -132,5 +144,7 @@ def check(expectations: Sequence[Expectation], alerts: Sequence[AlertEvent],
                         and e.between[0] <= start < e.between[1])
         found = len(starts)
         passed = (e.min_alerts is None or found >= e.min_alerts) and (e.max_alerts is None or found <= e.max_alerts)
+        if e.by is not None and not (starts and starts[0] <= e.by):
+            passed = False
         out.append(Outcome(e, found, passed, [s.strftime("%Y-%m-%d %H:%M") for s in starts]))
     return out

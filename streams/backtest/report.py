@@ -153,7 +153,7 @@ def write_plotly(folder) -> None:
         path.write_text(get_plotlyjs(), encoding="utf-8")
 
 
-def _alert_list(eps: Sequence[Episode], end_of_news: datetime) -> str:
+def _alert_list(eps: Sequence[Episode], end_of_news: datetime, lead_of: dict | None = None) -> str:
     if not eps:
         return "<p class='quiet'>No alert fired on this key.</p>"
     parts = []
@@ -164,8 +164,11 @@ def _alert_list(eps: Sequence[Episode], end_of_news: datetime) -> str:
             f"<li>{ev.score:+.2f} · {ev.published_at.strftime('%Y-%m-%d %H:%M')} · "
             + (f"<a href='{html.escape(ev.url)}'>{html.escape(ev.title)}</a>" if ev.url else html.escape(ev.title))
             + "</li>" for ev in e.first.evidence)
+        lead = (lead_of or {}).get((e.rule, e.key, e.starts_at))
+        early = (f" — <b>lead {_duration(lead.lead)}</b> after the first headline in its window "
+                 f"({lead.first_at:%Y-%m-%d %H:%M})" if lead is not None and lead.lead is not None else "")
         parts.append(f"<div class='alert'><b>{html.escape(e.rule)}</b> fired "
-                     f"{e.starts_at.strftime('%Y-%m-%d %H:%M')} → {until} ({_duration(e.length(end_of_news))}), "
+                     f"{e.starts_at.strftime('%Y-%m-%d %H:%M')}{early} → {until} ({_duration(e.length(end_of_news))}), "
                      f"value {e.first.value:+.3f} vs {e.first.threshold:+g}{reason}<ul>{items}</ul></div>")
     return "".join(parts)
 
@@ -202,8 +205,9 @@ def _quiet(keys: Sequence[str], by_key: dict[str, list[TopicWindow]]) -> str:
 
 def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], chart_window: str,
            windows: Sequence[TopicWindow], alerts: Sequence[AlertEvent], end_of_news: datetime,
-           outcomes: Sequence = (), chart_all: bool = False) -> str:
+           outcomes: Sequence = (), chart_all: bool = False, leads: Sequence = ()) -> str:
     eps = episodes(alerts)
+    lead_of = {(x.rule, x.key, x.fired_at): x for x in leads}
     by_key: dict[str, list[TopicWindow]] = defaultdict(list)
     for w in windows:
         if w.window == chart_window:
@@ -220,7 +224,7 @@ def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], 
         key_rules = [r for r in rules if r.window == chart_window and r.selects(key)]
         sections.append(f"<section><h2>{html.escape(label(key))}</h2>"
                         f"{_chart(key, series, key_rules, mine, end_of_news, f'chart-{i}')}"
-                        f"{_alert_list(mine, end_of_news)}</section>")
+                        f"{_alert_list(mine, end_of_news, lead_of)}</section>")
     if not chart_all:
         sections.append(_quiet(quiet, by_key))
     summary = "".join(f"<tr><td>{html.escape(r['rule'])}</td><td>{r['alerts']}</td><td>{r['time_firing']}</td>"

@@ -19,6 +19,7 @@ from moodwire.spans import WindowSpec, format_span, parse_windows
 from streams.backtest.expect import check, load_expectations
 from streams.backtest.fold import fold
 from streams.backtest.news import classify_items, within
+from streams.backtest.lead import leads
 from streams.backtest.report import render, write_plotly
 from streams.classify.worker import keyed_records
 from streams.errors import BacktestError, ReplayError
@@ -94,6 +95,7 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
                   settings.future_tolerance)
     for reason in result.future:
         say(f"left out: {reason}")
+    early = leads(result.alerts, records)
     out.mkdir(parents=True, exist_ok=True)
     _write_lines(out / "alerts.jsonl", [a.encode() for a in result.alerts])
     ordered = sorted(result.windows, key=lambda w: (w.topic, w.window, w.start))
@@ -115,10 +117,12 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
     write_plotly(out)
     (out / "report.html").write_text(render(f"Moodwire back-test — {Path(run.news_file).name}", facts, rules,
                                             chart_window, result.windows, result.alerts, end_of_news, outcomes,
-                                            run.chart_all), encoding="utf-8")
+                                            run.chart_all, early), encoding="utf-8")
     firing = len({(a.fingerprint, a.starts_at) for a in result.alerts if a.status == "firing"})  # episodes
     say(f"{len(ordered)} final windows, {len(result.alerts)} alert events ({firing} alerts fired) → "
         f"{out / 'alerts.jsonl'}, {out / 'windows.jsonl'}, {out / 'report.html'}")
+    for lead in early:
+        say(lead.line())
     failed = 0
     for outcome in outcomes:
         say(outcome.line())

@@ -88,6 +88,27 @@ def test_expectations_count_episodes_by_their_start():
                                     min_alerts=1)], alerts, times)
     assert not quiet.passed and "the news file has no item in this interval" in quiet.line()
     assert caught.passed
+    # by: the first alert in the interval no later than a time
+    window = [start - timedelta(hours=1), start + timedelta(hours=1)]
+    [late, early] = check([expect(key="Financials", between=window, by=start - timedelta(minutes=1)),
+                           expect(key="Financials", between=window, by=start)], alerts, times)
+    assert not late.passed and early.passed and ", the first by" in late.line()
+
+
+def test_each_alert_has_its_lead_from_the_first_headline_its_window_holds():
+    from streams.backtest.lead import leads
+    from streams.classify.worker import keyed_records
+
+    items = episode()  # Financials turns negative at minute 120; one item a minute per topic
+    records = [r for _, r in keyed_records(items)]
+    alerts = fold(records, RULES, parse_windows("1h/5m"), timedelta(minutes=10)).alerts
+    [lead] = leads(alerts, records)
+    firing = next(a for a in alerts if a.status == "firing")
+    window_items = [i for i in items if i.topic == "Financials"
+                    and firing.starts_at - timedelta(hours=1) <= i.published_at <= firing.starts_at]
+    first = min(window_items, key=lambda i: i.published_at)
+    assert (lead.key, lead.fired_at, lead.first_at) == ("Financials", firing.starts_at, first.published_at)
+    assert lead.lead == firing.starts_at - first.published_at and "h after the first headline" in lead.line()
 
 
 def _news_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
