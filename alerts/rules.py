@@ -105,6 +105,13 @@ def _span(value: Any) -> timedelta:
     return parse_span(str(value))
 
 
+def _hold(value: Any) -> timedelta:
+    text = str(value).strip()
+    if text[:-1] == "0" and text[-1:] in ("s", "m", "h", "d"):
+        return timedelta(0)
+    return parse_span(text)
+
+
 class Rule(_Strict):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
     description: str = ""
@@ -123,9 +130,11 @@ class Rule(_Strict):
     severity: Literal["info", "warning", "critical"] = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
 
-    _spans = field_validator("baseline", "for_", "keep_firing_for", "no_data_timeout", "repeat_interval",
-                             mode="before")(
+    _spans = field_validator("baseline", "no_data_timeout", "repeat_interval", mode="before")(
         classmethod(lambda cls, v: _span(v)))
+    # 0s is meaningful here: fire at once, resolve at once (the defaults)
+    _holds = field_validator("for_", "keep_firing_for", mode="before")(
+        classmethod(lambda cls, v: v if isinstance(v, timedelta) else _hold(v)))
 
     @field_validator("window")
     @classmethod

@@ -48,6 +48,9 @@ def test_a_valid_rule_file_loads_with_its_guards(tmp_path):
     assert neg.selects("Anything") and spike.selects("Energy | Oil") and not spike.selects("Macro")
     assert shift.selects("Financials") and not shift.selects("Macro") and shift.threshold == -0.4
     assert spike.when.kind == "volume_spike" and spike.threshold == 3
+    at_once = load_rules(write(tmp_path, GOOD.replace("for: 10m", "for: 0s").replace("keep_firing_for: 15m",
+                                                                                    "keep_firing_for: 0m")))[0]
+    assert at_once.for_ == at_once.keep_firing_for == timedelta(0)  # 0s: fire and resolve at once
 
 
 @pytest.mark.parametrize("mistake, message", [
