@@ -17,15 +17,22 @@ ALL_TOPICS: tuple[str, ...] = (NEWS_RAW, NEWS_SCORED, SENTIMENT_WINDOWS, ALERTS,
 
 
 def _admin(bootstrap: str, timeout_s: float):
+    import logging
+
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    client = logging.getLogger("kafka")
+    level = client.level
+    client.setLevel(logging.CRITICAL)  # its retry lines while probing: the one line below says it
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="moodwire-admin",
                                 request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
     except KafkaError:
-        raise BrokerError(f"no Kafka broker answers at {bootstrap} (set MOODWIRE_KAFKA_BOOTSTRAP "
-                          "or start one with `moodwire broker`)") from None
+        raise BrokerError(f"no Kafka broker answers at {bootstrap} within {timeout_s:.0f} s (set "
+                          "MOODWIRE_KAFKA_BOOTSTRAP, or start one with `moodwire broker`)") from None
+    finally:
+        client.setLevel(level)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,13 @@ def read_mapping(path: str | Path, kind: str, error: type[MoodwireError], hint: 
         raise error(f"{kind} {path} does not exist{hint}") from None
     except IsADirectoryError:
         raise error(f"{kind} {path} is a directory, not a file") from None
+    except yaml.MarkedYAMLError as exc:  # one line: where, and what the parser expected
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise error(f"{kind} {path} is not valid YAML: {where}{what}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise error(f"{kind} {path} is not valid YAML: {exc}") from None
+        raise error(f"{kind} {path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -96,13 +96,29 @@ def replay(ctx: click.Context, file: str, rate: float | None, speedup: float | N
 def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> None:
     """Consume news.raw, classify topic and sentiment in batches, produce news.scored."""
     stop = stop_event()  # first: Ctrl-C or SIGTERM while the model loads ends the command cleanly too
-    from models.engine import InferenceEngine
     from moodwire.logs import setup_logging
-    from moodwire.metrics import StageMetrics
-    from streams.classify.worker import ClassifyWorker
+    from moodwire.errors import BrokerError
+    from moodwire.topics import DEADLETTER, NEWS_RAW, NEWS_SCORED, require_topics
 
     settings = settings_of(ctx, max_batch=max_batch, max_wait_ms=max_wait_ms, device=device, model=model_dir)
     setup_logging(settings.log_level, settings.log_json)
+    # Before torch and the model load (~25 s): a bad watchlist file, a missing broker or topic
+    # is one line at once.
+    if settings.watchlists:
+        from moodwire.watchlists import load_watchlists
+
+        load_watchlists(settings.watchlists)  # the topic names are checked once the model is loaded
+    try:
+        require_topics(settings.kafka_bootstrap, (NEWS_RAW, NEWS_SCORED, DEADLETTER))
+    except BrokerError:
+        if stop.is_set():  # stopped while the broker was being looked for: that is no error
+            click.echo("stopped while looking for the broker; nothing was read from news.raw")
+            return
+        raise
+    from models.engine import InferenceEngine
+    from moodwire.metrics import StageMetrics
+    from streams.classify.worker import ClassifyWorker
+
     engine = InferenceEngine(settings.model, **settings.engine_options)
     if stop.is_set():
         click.echo("stopped while loading the model; nothing was read from news.raw")

@@ -128,3 +128,23 @@ def test_hash_password_reads_stdin_and_prints_only_the_hash():
     argument = subprocess.run([sys.executable, "-m", "moodwire_cli", "hash-password", "--password", "x"],
                               capture_output=True, text=True, timeout=120)
     assert argument.returncode == 2  # never on the command line (the process list shows it)
+
+
+def test_classify_names_a_bad_watchlist_file_or_a_missing_broker_in_one_line_before_loading_the_model(tmp_path):
+    """Before, `moodwire classify` with no broker loaded the model for ~25 s, logged ~30 s of
+    retries and ended with 22 lines; a watchlist file with a YAML syntax error took 8 lines."""
+    import os
+
+    bad = tmp_path / "lists.yaml"
+    bad.write_text("watchlists:\n  - name: x\n    keywords: [a, b\n")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MOODWIRE_")},
+           "MOODWIRE_HOME": str(tmp_path), "MOODWIRE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    for extra, line in (({"MOODWIRE_WATCHLISTS": str(bad)},
+                         f"error: watchlist file {bad} is not valid YAML: line 4, column 1: while parsing a flow "
+                         "sequence expected ',' or ']', but got '<stream end>'"),
+                        ({}, f"error: no Kafka broker answers at {env['MOODWIRE_KAFKA_BOOTSTRAP']} within 10 s (set "
+                             "MOODWIRE_KAFKA_BOOTSTRAP, or start one with `moodwire broker`)")):
+        done = subprocess.run([sys.executable, "-m", "moodwire_cli", "classify"], env={**env, **extra},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and done.stdout == "", done.stdout  # the model was never loaded
+        assert done.stderr.strip().splitlines() == [line]

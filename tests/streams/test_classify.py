@@ -301,11 +301,12 @@ def _catches(pid: int, signum: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc (Linux)")
-def test_a_stop_while_the_model_loads_ends_the_worker_cleanly(tiny_model, tmp_path):
+def test_a_stop_while_the_model_loads_ends_the_worker_cleanly(tiny_model, tmp_path, fresh_embedded):
     """SIGTERM (an orchestrator scaling down) reaching ``moodwire classify`` while it still loads its
-    model stops it with status 0 and says so, before it touches Kafka (none listens here)."""
+    model stops it with status 0 and says so, before it reads anything (the broker and its topics
+    are checked first, in a moment)."""
     log = tmp_path / "c.log"
-    worker = start_classify(f"127.0.0.1:{free_port()}", tiny_model, log)
+    worker = start_classify(fresh_embedded, tiny_model, log)
     try:
         deadline = time.monotonic() + 60
         while not _catches(worker.pid, signal.SIGTERM) and worker.poll() is None and time.monotonic() < deadline:
