@@ -1,5 +1,5 @@
 """One final window through every rule: the evaluation both the aggregate worker's alert agent
-(``streams/alerting.py``) and ``moodwire backtest`` run, over a key/value state.
+(``streams/aggregate/alerting.py``) and ``moodwire backtest`` run, over a key/value state.
 
 State per (rule, key): the alert's state machine (``alerts.evaluate``), the trailing baseline of
 final windows, and the highest window offset applied (a window applied before a crash is not

@@ -1,6 +1,6 @@
 """Kafka client settings derived from the one settings object.
 
-The embedded broker's defects (see shared/design/BROKER.md) are designed around
+The embedded broker's defects (docs/data-engineers.md, "The embedded broker") are designed around
 here, once: consumers start from the earliest offset, keep short session
 timeouts with 1 s heartbeats and short fetch waits.
 """
@@ -62,7 +62,7 @@ def commit_or_redeliver(consumer: KafkaConsumer, offsets: dict[TopicPartition, i
 
 
 def faust_config(settings: Settings, app_id: str, datadir: str | None = None) -> dict[str, Any]:
-    """Faust app settings. What the embedded broker needs (BROKER.md) is here and only here:
+    """Faust app settings. What the embedded broker needs is here and only here:
     pre-created topics with the configured partitions, replication from settings, short
     session / rebalance timeouts with 1 s heartbeats, earliest offsets. The embedded broker's
     wrong end offsets are corrected in the transport (``streams.faustx.transport``), so Faust's

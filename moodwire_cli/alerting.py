@@ -26,7 +26,8 @@ def _notify_config(settings: Settings, path: str | None):
 @click.pass_context
 def notify(ctx: click.Context, config_file: str | None) -> None:
     """Deliver alert events from the alerts topic to receivers (routing, grouping, silences,
-    retries, exactly once per receiver and event). Sub-commands: history."""
+    retries; at least once per receiver and event, each notification under one idempotency key
+    a receiver can drop repeats by). Sub-commands: history."""
     if ctx.invoked_subcommand is not None:
         return
     import os
