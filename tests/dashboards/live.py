@@ -65,3 +65,18 @@ def signed_in(base: str, user: str = "ana", password: str = "correct horse") -> 
     answer = sign_in(base, user, password, browser)
     assert answer.status_code == 302, answer.text[:300]
     return browser
+
+
+def sign_in_chromium(browser, base: str, user: str, password: str, next_path: str = "/") -> None:
+    """Sign in with the form in a real browser (its cookies cleared first), landing on ``next_path``."""
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.delete_all_cookies()
+    browser.get(f"{base}/login?next={quote(next_path)}")
+    WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "username"))).send_keys(user)
+    browser.find_element(By.ID, "password").send_keys(password)
+    browser.find_element(By.ID, "sign-in").click()

@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import select
 
 from moodwire.store import alert_acks, open_store
-from tests.dashboards.live import form_token, sign_in, start_dashboard
+from tests.dashboards.live import form_token, sign_in, sign_in_chromium, start_dashboard
 from tests.dashboards.seed import XSS_TITLE, seed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -240,11 +240,7 @@ def test_every_view_says_what_it_shows(site, browser):
     from selenium.webdriver.common.by import By
 
     base = site["base"]
-    browser.delete_all_cookies()
-    browser.get(base + "/login")
-    wait_for(browser, "#username").send_keys("ana")
-    browser.find_element(By.ID, "password").send_keys("correct horse")
-    browser.find_element(By.ID, "sign-in").click()
+    sign_in_chromium(browser, base, "ana", "correct horse")
     wait_for(browser, "#overview-table")
 
     browser.get(base + "/?range=custom&start=yesterday&end=now")

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from dashboards.passwords import hash_password
 from moodwire.broker import free_port
 from moodwire.store import dashboard_sessions, open_store
-from tests.dashboards.live import form_token, sign_in, signed_in, start_dashboard
+from tests.dashboards.live import form_token, sign_in, sign_in_chromium, signed_in, start_dashboard
 from tests.dashboards.seed import seed
 from tests.dashboards.test_browser import browser, wait_for  # noqa: F401  (the Chromium fixture)
 
@@ -250,11 +250,7 @@ def test_in_chromium_acknowledge_acts_on_the_alert_shown_when_a_new_one_arrived_
     from moodwire.store import alert_acks, alert_events
 
     base = server["base"]
-    browser.delete_all_cookies()
-    browser.get(base + "/login?next=/alerts%3Frange%3D24h")
-    wait_for(browser, "#username").send_keys("bo")
-    browser.find_element(By.ID, "password").send_keys("battery staple")
-    browser.find_element(By.ID, "sign-in").click()
+    sign_in_chromium(browser, base, "bo", "battery staple", "/alerts?range=24h")
     wait_for(browser, "#alert-list .alert-card.alert-firing", text="negative-turn on Macro")
     browser.find_element(By.CSS_SELECTOR, "#live input").click()  # no live refresh: the page stays as drawn
     time.sleep(1.0)
