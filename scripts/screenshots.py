@@ -8,7 +8,7 @@ and the demo has announced the given number of alerts, signs in, and saves one P
 the overview at 1h / 24h / 7d and at the demo's own range, a topic, a watchlist with alerts, a
 drill-down (an interval picked on a chart), the alerts page, an unknown topic, a custom range
 that cannot be read; then runs the README's back-test and saves its report. Stops the demo
-with Ctrl-C's signal. Takes 5-10 minutes on 2 cores.
+with Ctrl-C's signal. One run took under 6 minutes on 2 cores.
 """
 
 from __future__ import annotations
