@@ -77,6 +77,12 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
         else:
             recovered = value >= rule.recover if kind == "mean_below" else value <= rule.recover
         return _reading(rule, window, value, holds, recovered, enough)
+    if kind == "negative_count":
+        below = c.negative_count.score_below
+        value = float(sum(1 for e in window.evidence if e.score < below))  # exact up to EVIDENCE_K
+        holds = value >= rule.threshold
+        recovered = value <= rule.recover if rule.recover is not None else not holds
+        return _reading(rule, window, value, holds, recovered, enough)
     if len(baseline) < MIN_BASELINE:
         return Reading(0.0, False, True, f"baseline of {len(baseline)} earlier windows, {MIN_BASELINE} needed")
     if kind == "volume_spike":

@@ -28,7 +28,7 @@ def evidence_for(rule: Rule, window: TopicWindow, k: int = 5) -> list[Evidence]:
     kind = rule.when.kind
     negative_ids, positive_ids = set(window.most_negative), set(window.most_positive)
     unique = list({e.id: e for e in window.evidence}.values())
-    if kind in ("mean_below", "negative_share_above") or (kind == "shift" and rule.when.shift.below is not None):
+    if kind in ("mean_below", "negative_share_above", "negative_count") or (kind == "shift" and rule.when.shift.below is not None):
         chosen = [e for e in unique if e.id in negative_ids]
         return sorted(chosen, key=lambda e: (e.score, e.id))[:k]
     if kind in ("mean_above",) or kind == "shift":

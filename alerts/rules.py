@@ -9,7 +9,8 @@ rules:
     watchlists: [US regional banks] # all | [names] | {pattern: "bank"} (moodwire/watchlists.py)
     window: 1h                     # a window the aggregator emits (MOODWIRE_AGGREGATE_WINDOWS)
     when: {mean_below: -0.3}       # one of: mean_below, mean_above, negative_share_above,
-                                   #   volume_spike {z: 3} | {ratio: 4}, shift {below: -0.4} | {above: 0.4}
+                                   #   volume_spike {z: 3} | {ratio: 4}, shift {below: -0.4} | {above: 0.4},
+                                   #   negative_count {at_least: 3, score_below: -0.6} (at most 5)
     baseline: 24h                  # trailing baseline for volume_spike and shift (default 24h)
     min_count: 5                   # fewer items in the window: the condition does not hold
     for: 10m                       # hold this long (event time) before firing
@@ -37,7 +38,8 @@ from moodwire.records import watchlist_name
 from moodwire.spans import parse_span
 from moodwire.yamlfile import describe_error, read_mapping
 
-Kind = Literal["mean_below", "mean_above", "negative_share_above", "volume_spike", "shift"]
+Kind = Literal["mean_below", "mean_above", "negative_share_above", "volume_spike", "shift", "negative_count"]
+EVIDENCE_K = 5  # a window keeps its 5 most negative headlines (streams/aggregate/windows.py)
 
 
 class _Strict(BaseModel):
@@ -79,19 +81,28 @@ class Shift(_Strict):
         return self
 
 
+class NegativeCount(_Strict):
+    """At least ``at_least`` headlines in the window scored below ``score_below``: a narrow key's
+    first strongly negative headlines, before a mean over many can move. Read from the window's
+    most negative headlines, which it keeps (up to 5): exact for ``at_least`` up to 5."""
+    at_least: int = Field(ge=1, le=EVIDENCE_K)
+    score_below: float = Field(gt=-1, le=1)
+
+
 class Condition(_Strict):
     mean_below: float | None = Field(None, ge=-1, le=1)
     mean_above: float | None = Field(None, ge=-1, le=1)
     negative_share_above: float | None = Field(None, ge=0, le=1)
     volume_spike: Spike | None = None
     shift: Shift | None = None
+    negative_count: NegativeCount | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Condition":
         given = [k for k in type(self).model_fields if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one condition: mean_below, mean_above, negative_share_above, "
-                             f"volume_spike or shift (got {', '.join(given) or 'none'})")
+                             f"volume_spike, shift or negative_count (got {', '.join(given) or 'none'})")
         return self
 
     @property
@@ -151,6 +162,9 @@ class Rule(_Strict):
                 side = "above" if kind == "mean_below" else "below"
                 raise ValueError(f"recover ({self.recover}) must be {side} the threshold ({threshold}), "
                                  "or the alert could never resolve")
+        if kind == "negative_count" and self.recover is not None and not 0 <= self.recover < threshold:
+            raise ValueError(f"recover ({self.recover:g}) must be a count from 0 to {threshold - 1:g}: the alert "
+                             "resolves once at most that many headlines stay below score_below")
         if self.baseline <= parse_span(self.window) and kind in ("volume_spike", "shift"):
             raise ValueError(f"baseline ({self.baseline}) must be longer than the window ({self.window})")
         return self
@@ -162,6 +176,8 @@ class Rule(_Strict):
             return c.volume_spike.z if c.volume_spike.z is not None else c.volume_spike.ratio  # type: ignore[return-value]
         if c.shift is not None:
             return c.shift.below if c.shift.below is not None else c.shift.above  # type: ignore[return-value]
+        if c.negative_count is not None:
+            return float(c.negative_count.at_least)
         return getattr(c, c.kind)
 
     def selects(self, key: str) -> bool:

@@ -8,7 +8,8 @@ Every combination becomes one rule (named by its settings) in one rules file, so
         --watchlists config/watchlists.example.yaml \\
         --catch "watchlist:US regional banks" 2023-03-09 2023-03-14 \\
         --catch "watchlist:large European banks" 2023-03-14 2023-03-21 \\
-        --quiet 2023-02-15 2023-03-06 [--windows 24h 6h] [--min-count 3 5 8] [--mean -0.3 -0.5] [--for 0s 2h]
+        --quiet 2023-02-15 2023-03-06 [--windows 24h 6h] [--min-count 3 5 8] [--mean -0.3 -0.5] [--for 0s 2h] \\
+        [--at-least 2 3 --score-below -0.6 -0.8]
 
 Prints per rule: the first alert on each --catch key inside its interval (blank: missed), the
 alerts of any key in the quiet interval (with the keys), and all alerts; best first (every
@@ -36,7 +37,9 @@ def when(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def grid_rules(windows, counts, means, holds) -> tuple[str, list[str]]:
+def grid_rules(windows, counts, means, holds, at_least=(), score_below=()) -> tuple[str, list[str]]:
+    """One rule per combination: ``mean_below`` over (window, min_count, mean, for), and
+    ``negative_count`` over (window, at_least, score_below, for) when those are given."""
     names, lines = [], ["rules:"]
     for window, n, mean, hold in itertools.product(windows, counts, means, holds):
         name = f"w{window}-n{n}-m{abs(float(mean)):g}-f{hold}"
@@ -44,6 +47,12 @@ def grid_rules(windows, counts, means, holds) -> tuple[str, list[str]]:
         lines += [f"  - name: {name}", "    watchlists: all", f"    window: {window}",
                   f"    when: {{mean_below: {mean}}}", f"    min_count: {n}", f"    for: {hold}",
                   f"    recover: {min(0.0, float(mean) + 0.15):g}", "    keep_firing_for: 12h"]
+    for window, n, below, hold in itertools.product(windows, at_least, score_below, holds):
+        name = f"w{window}-count{n}-below{abs(float(below)):g}-f{hold}"
+        names.append(name)
+        lines += [f"  - name: {name}", "    watchlists: all", f"    window: {window}",
+                  f"    when: {{negative_count: {{at_least: {n}, score_below: {below}}}}}", f"    for: {hold}",
+                  "    keep_firing_for: 12h"]
     return "\n".join(lines) + "\n", names
 
 
@@ -58,9 +67,11 @@ def main() -> int:
     p.add_argument("--min-count", nargs="+", type=int, default=[3, 5, 8])
     p.add_argument("--mean", nargs="+", default=["-0.3", "-0.4", "-0.5"])
     p.add_argument("--for", dest="holds", nargs="+", default=["0s", "1h", "2h"])
+    p.add_argument("--at-least", nargs="*", type=int, default=[], help="negative_count rules: how many headlines")
+    p.add_argument("--score-below", nargs="*", default=[], help="negative_count rules: below which score")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    text, names = grid_rules(args.windows, args.min_count, args.mean, args.holds)
+    text, names = grid_rules(args.windows, args.min_count, args.mean, args.holds, args.at_least, args.score_below)
     rules = args.out / "sweep-rules.yaml"
     rules.write_text(text, encoding="utf-8")
     windows = ",".join(f"{w}/{'1h' if w.endswith('h') and int(w[:-1]) >= 6 else '5m'}" for w in args.windows)

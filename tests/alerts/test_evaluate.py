@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import yaml
 
 from alerts.evaluate import FIRING, INACTIVE, fingerprint, new_state, read, step
@@ -137,3 +138,28 @@ def test_sentiment_shift_against_the_trailing_baseline():
     assert [e.status for e in events] == ["firing"] and abs(events[0].value - (-0.5)) < 1e-9
     _, none = run(r, [window(60, -0.3)])  # no baseline yet: a shift cannot hold
     assert none == []
+
+
+def test_negative_count_fires_on_the_first_strongly_negative_headlines_of_a_narrow_key():
+    """Three headlines below -0.6 in the window fire at once, whatever the mean of the rest; the
+    count is read from the window's most negative headlines (kept up to 5)."""
+    from moodwire.records import Evidence
+
+    def with_scores(i: int, scores: list[float]) -> TopicWindow:
+        w = window(i, sum(scores) / len(scores), count=len(scores))
+        return w.model_copy(update={"evidence": [
+            Evidence(id=f"{i}-{k}", title=f"headline {k}", url=None, score=s, published_at=w.start)
+            for k, s in enumerate(sorted(scores)[:5])]})
+
+    r = rule(when={"negative_count": {"at_least": 3, "score_below": -0.6}}, min_count=1, recover=1)
+    calm = with_scores(0, [-0.9, -0.7, 0.3, 0.5, 0.4, 0.2])  # two below -0.6: not yet
+    assert read(r, calm, []).value == 2 and not read(r, calm, []).holds
+    _, events = run(r, [calm, with_scores(1, [-0.9, -0.7, -0.65, 0.6, 0.8, 0.7]),  # three: fires (mean +0.1)
+                        with_scores(2, [-0.9, -0.7, 0.1]), with_scores(3, [-0.9, 0.2, 0.3])])
+    assert [(e.status, e.value) for e in events] == [("firing", 3.0), ("resolved", 1.0)]  # held at 2, off at 1
+    for bad, message in (({"at_least": 6, "score_below": -0.5}, "less than or equal to 5"),
+                         ({"at_least": 3, "score_below": -1}, "greater than -1")):
+        with pytest.raises(Exception, match=message):
+            rule(when={"negative_count": bad})
+    with pytest.raises(Exception, match=r"recover \(3\) must be a count from 0 to 2"):
+        rule(when={"negative_count": {"at_least": 3, "score_below": -0.6}}, recover=3)
