@@ -174,7 +174,8 @@ def test_bad_rows_are_named_and_counted_and_a_bad_file_is_one_line(tmp_path: Pat
                      "news.jsonl:4: empty title", "news.jsonl:5: not JSON"):
         assert fragment in done.stdout
     assert "5 rows, 1 news items, 4 skipped" in done.stdout
-    assert "note: rules watchlist-negative select watchlists, but no watchlist file is given" in done.stdout
+    assert "note: rules watchlist-negative, watchlist-early select watchlists, but no watchlist file is given" \
+        in done.stdout
     wrong = tmp_path / "news.xlsx"
     wrong.write_bytes(b"PK\x03\x04")
     failed = _run(str(wrong), "--rules", str(rules), "--out", str(tmp_path / "o"), home=tmp_path)
