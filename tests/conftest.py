@@ -142,6 +142,13 @@ def dataset(rel: str) -> str:
     raise ValueError(f"no test data for {rel}")
 
 
+def train_args() -> list[str]:
+    """`moodwire train`'s data options for the test sets (its defaults name ../shared/data)."""
+    return ["--topic-train", dataset("tfnt/topic_train.csv"), "--topic-valid", dataset("tfnt/topic_valid.csv"),
+            "--sentiment-train", f"tweets={dataset('tfns/sent_train.csv')}",
+            "--sentiment-valid", f"tweets={dataset('tfns/sent_valid.csv')}"]
+
+
 def _news_like(split: str) -> Path:
     """The fixture's tweets in the news sets' shape (text, label word, source in two values)."""
     import csv

@@ -14,7 +14,7 @@ from models.artefact import read_spec, write_spec
 from models.distill import TeacherCache, TeacherSpec, check_settings, distilled_loss, parse_teachers, soft_targets
 from models.engine import InferenceEngine
 from models.errors import DataError
-from tests.conftest import dataset
+from tests.conftest import dataset, train_args
 from tests.models.helpers import kl_per_row
 
 
@@ -162,7 +162,7 @@ def test_bad_teacher_settings_are_named(tiny_model: Path, tmp_path: Path):
 
 
 def test_the_train_command_names_a_bad_teacher_in_one_line(tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "moodwire_cli", "train", "-o", str(tmp_path / "m"),
+    result = subprocess.run([sys.executable, "-m", "moodwire_cli", "train", "-o", str(tmp_path / "m"), *train_args(),
                              "--teacher", f"tweets={tmp_path / 'missing'}", "--limit", "8"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr

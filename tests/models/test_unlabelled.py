@@ -17,7 +17,7 @@ from models.distill import distilled_loss
 from models.errors import DataError, ModelError
 from models.predict import predict_logits
 from models.sources import NO_LABEL, SourceSpec, load_unlabelled
-from tests.conftest import dataset
+from tests.conftest import dataset, train_args
 from tests.models.helpers import kl_per_row
 
 
@@ -108,6 +108,7 @@ def test_an_unlabelled_source_needs_a_teacher_and_its_own_name(tiny_model: Path,
     assert not (tmp_path / "m").exists()
 
     result = subprocess.run([sys.executable, "-m", "moodwire_cli", "train", "-o", str(tmp_path / "c"),
+                             *train_args(),
                              "--unlabelled", f"svb={tmp_path / 'missing.csv'}", "--teacher", f"svb={tiny_model}",
                              "--limit", "8"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr

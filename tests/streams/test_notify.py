@@ -116,19 +116,23 @@ def send(bootstrap: str, events: list[AlertEvent], raw: list[bytes] = ()) -> Non
     producer.close()
 
 
-def write_config(tmp_path: Path, http: Receiver, smtp: Smtp | None = None, extra_receivers: str = "") -> Path:
-    mail = (f"  - name: mail\n    email: {{to: [risk@example.org], from: moodwire@example.org, host: 127.0.0.1, "
-            f"port: {smtp.port}}}\n") if smtp else ""
-    mail_route = ("    - matchers: ['severity=\"critical\"']\n      receiver: mail\n      continue: true\n") if smtp else ""
-    path = tmp_path / "notify.yaml"
-    path.write_text(f"""
+# Every test's routing tree starts so: the hook by default, each group sent at once.
+ROUTE = """
 route:
   receiver: hook
   group_by: [rule, topic]
   group_wait: 0s
   group_interval: 0s
   routes:
-{mail_route}    - matchers: ['topic="Energy"']
+"""
+
+
+def write_config(tmp_path: Path, http: Receiver, smtp: Smtp | None = None, extra_receivers: str = "") -> Path:
+    mail = (f"  - name: mail\n    email: {{to: [risk@example.org], from: moodwire@example.org, host: 127.0.0.1, "
+            f"port: {smtp.port}}}\n") if smtp else ""
+    mail_route = ("    - matchers: ['severity=\"critical\"']\n      receiver: mail\n      continue: true\n") if smtp else ""
+    path = tmp_path / "notify.yaml"
+    path.write_text(ROUTE + f"""{mail_route}    - matchers: ['topic="Energy"']
       receiver: slack
       continue: true
     - matchers: ['team="risk"']
@@ -361,14 +365,7 @@ def test_no_receiver_token_header_or_password_reaches_a_log_the_history_or_the_s
     smtp_port = free_port()  # nothing listens: the mail fails too
     tokens = ["hooktok-7f3a9", "querytok-5c1d2", "hdrtok-0b8e4", "slacktok-9d2f6", "smtppw-4e7a1"]
     path = tmp_path / "notify.yaml"
-    path.write_text(f"""
-route:
-  receiver: hook
-  group_by: [rule, topic]
-  group_wait: 0s
-  group_interval: 0s
-  routes:
-    - {{matchers: ['topic="Macro"'], receiver: slack, continue: true}}
+    path.write_text(ROUTE + f"""    - {{matchers: ['topic="Macro"'], receiver: slack, continue: true}}
     - {{matchers: ['topic="Macro"'], receiver: mail, continue: true}}
     - {{matchers: ['topic="Macro"'], receiver: hook}}
 receivers:
