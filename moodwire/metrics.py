@@ -40,6 +40,12 @@ class StageMetrics:
                                "delivered past it)", registry=r)
         self.polls = Counter(f"{p}_polls", "feed polls", ["feed", "outcome"], registry=r)
 
+    def serve_for(self, settings) -> ThreadingHTTPServer | None:
+        """``serve`` with a deployment's port, address, broker and health limits (``Settings``)."""
+        broker, stall = settings.health_spans
+        return self.serve(settings.metrics_port, settings.metrics_host, settings.kafka_bootstrap,
+                          broker.total_seconds(), stall.total_seconds())
+
     def serve(self, port: int, host: str = "127.0.0.1", bootstrap: str | None = None, broker_timeout_s: float = 30,
               stall_s: float = 120) -> ThreadingHTTPServer | None:
         """``/metrics`` (Prometheus text format) and ``/healthz`` (JSON: stage, uptime; HTTP 503

@@ -227,11 +227,10 @@ class Settings(BaseSettings):
         return Retention(parse_keep(self.store_keep_items), parse_window_keeps(self.store_keep_windows),
                          parse_keep(self.store_keep_alerts), parse_keep(self.store_keep_deliveries))
 
-    def serve_metrics(self, metrics) -> None:
-        """``metrics.serve`` with this deployment's port, broker and health limits."""
-        metrics.serve(self.metrics_port, self.metrics_host, self.kafka_bootstrap,
-                      parse_span(self.health_broker_timeout).total_seconds(),
-                      parse_span(self.health_stall).total_seconds())
+    @cached_property
+    def health_spans(self) -> tuple[timedelta, timedelta]:
+        """``health_broker_timeout`` and ``health_stall`` parsed."""
+        return parse_span(self.health_broker_timeout), parse_span(self.health_stall)
 
     @cached_property
     def future_tolerance(self) -> timedelta:

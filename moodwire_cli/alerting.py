@@ -43,7 +43,7 @@ def notify(ctx: click.Context, config_file: str | None) -> None:
     path, config = _notify_config(settings, config_file)
     require_topics(settings.kafka_bootstrap, (ALERTS, DEADLETTER))
     metrics = StageMetrics("notify")
-    settings.serve_metrics(metrics)
+    metrics.serve_for(settings)
     notifier = Notifier(settings, config, open_store(settings.store), metrics, environ=dict(os.environ))
     click.echo(f"notifying from alerts on {settings.kafka_bootstrap}: {len(config.receivers)} receivers "
                f"({', '.join(f'{r.name} ({r.kind})' for r in config.receivers)}) from {path}; outbox in "

@@ -29,7 +29,7 @@ def ingest(ctx: click.Context, feeds_file: str, once: bool, workers: int, per_ho
     setup_logging(settings.log_level, settings.log_json)
     feeds = load_feeds(feeds_file)
     metrics = StageMetrics("ingest")
-    settings.serve_metrics(metrics)
+    metrics.serve_for(settings)
     client = PoliteClient(per_host=per_host)
     publisher = Publisher(settings, "moodwire-ingest")
     ingestor = Ingestor(feeds, client, SeenStore(open_store(settings.store)), publisher, metrics)
@@ -129,7 +129,7 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
 
         matcher = Matcher(load_watchlists(settings.watchlists, tuple(engine.spec.topic_labels)))
     metrics = StageMetrics("classify")
-    settings.serve_metrics(metrics)
+    metrics.serve_for(settings)
     worker = ClassifyWorker(settings, engine, metrics, matcher=matcher)
     click.echo(f"classifying news.raw -> news.scored with {engine.label} on {engine.device} "
                f"(batch <= {settings.max_batch}, wait <= {settings.max_wait_ms} ms"
@@ -156,7 +156,7 @@ def aggregate(ctx: click.Context, sink, datadir) -> None:
     settings = settings_of(ctx)
     require_topics(settings.kafka_bootstrap, (NEWS_SCORED, SENTIMENT_WINDOWS, DEADLETTER, ALERTS))
     metrics = StageMetrics("aggregate")
-    settings.serve_metrics(metrics)
+    metrics.serve_for(settings)
     datadir = datadir or str(settings.home / "faust" / f"{socket.gethostname()}-{os.getpid()}")
     rules = None
     if settings.alert_rules:
