@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alerts.errors import RuleError
 from moodwire.records import watchlist_name
-from moodwire.spans import parse_span
+from moodwire.spans import parse_span, parse_span_or_zero
 from moodwire.yamlfile import describe_error, read_mapping
 
 Kind = Literal["mean_below", "mean_above", "negative_share_above", "volume_spike", "shift", "negative_count"]
@@ -116,13 +116,6 @@ def _span(value: Any) -> timedelta:
     return parse_span(str(value))
 
 
-def _hold(value: Any) -> timedelta:
-    text = str(value).strip()
-    if text[:-1] == "0" and text[-1:] in ("s", "m", "h", "d"):
-        return timedelta(0)
-    return parse_span(text)
-
-
 class Rule(_Strict):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
     description: str = ""
@@ -145,7 +138,7 @@ class Rule(_Strict):
         classmethod(lambda cls, v: _span(v)))
     # 0s is meaningful here: fire at once, resolve at once (the defaults)
     _holds = field_validator("for_", "keep_firing_for", mode="before")(
-        classmethod(lambda cls, v: v if isinstance(v, timedelta) else _hold(v)))
+        classmethod(lambda cls, v: v if isinstance(v, timedelta) else parse_span_or_zero(v)))
 
     @field_validator("window")
     @classmethod

@@ -14,15 +14,21 @@ def parse_span(text: str) -> timedelta:
     return timedelta(seconds=int(text[:-1]) * units[text[-1]])
 
 
+def parse_span_or_zero(text: str) -> timedelta:
+    """Like ``parse_span`` but also '0s' (or 0m, 0h, 0d): holds where zero means "at once"."""
+    text = str(text).strip()
+    if text[:-1] == "0" and text[-1:] in ("s", "m", "h", "d"):
+        return timedelta(0)
+    return parse_span(text)
+
+
 def parse_duration(text: str) -> timedelta:
-    """Like ``parse_span`` but also '0s' and milliseconds ('200ms'): waits and timeouts."""
+    """Like ``parse_span_or_zero`` but also milliseconds ('200ms'): waits and timeouts."""
     text = str(text).strip()
     if text.endswith("ms") and text[:-2].isdigit():
         return timedelta(milliseconds=int(text[:-2]))
-    if text[:-1] == "0" and text[-1:] in ("s", "m", "h", "d"):
-        return timedelta(0)
     try:
-        return parse_span(text)
+        return parse_span_or_zero(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a duration like 0s, 200ms, 30s, 5m, 1h or 7d") from None
 
