@@ -6,10 +6,11 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pandas as pd
-from dash import html
+from dash import dcc, html
 
 from dashboards import ids
 from dashboards.figures import fmt
+from dashboards.state import to_search
 from moodwire.records import watchlist_name
 
 
@@ -32,6 +33,27 @@ def headlines_table(frame: pd.DataFrame) -> html.Table:
                      html.Td(fmt(r.score, 2)), html.Td(headline_link(r.title, r.url))])
             for r in frame.itertuples()]
     return html.Table([head, html.Tbody(rows)], className="headlines")
+
+
+def paged(frame: pd.DataFrame, q: dict[str, str], key: str, size: int, path: str, noun: str,
+          label_id: str) -> tuple[pd.DataFrame, html.Div]:
+    """The rows of the page ``q[key]`` names (1 when unreadable, the last past the end) and the
+    pager above them: "noun 26–50 of 197", links to the newer and older pages, the rest of the
+    URL's state kept."""
+    pages = max(1, -(-len(frame) // size))
+    try:
+        page = min(max(1, int(q.get(key, "1"))), pages)
+    except ValueError:
+        page = 1
+    first = (page - 1) * size
+    shown = frame.iloc[first:first + size]
+    links = [html.Span(f"{noun} {first + 1}–{first + len(shown)} of {len(frame)}" if len(frame) else "",
+                       id=label_id)]
+    if page > 1:
+        links.append(dcc.Link(" ← newer", href=path + to_search({**q, key: str(page - 1)}), id="newer"))
+    if page < pages:
+        links.append(dcc.Link(" older →", href=path + to_search({**q, key: str(page + 1)}), id="older"))
+    return shown, html.Div(links, className="pager")
 
 
 def action_id(action: str, a) -> dict:

@@ -10,16 +10,9 @@ from dash import ALL, Input, Output, State, callback_context, dcc, html, no_upda
 
 from dashboards import components, data, ids
 from dashboards.auth import current_user
-from dashboards.state import query, time_range, to_search
+from dashboards.state import query, time_range
 
 PAGE_SIZE = 25
-
-
-def page_of(search: str | None) -> int:
-    try:
-        return max(1, int(query(search).get("page", "1")))
-    except ValueError:
-        return 1
 
 
 def layout(q: dict) -> html.Div:
@@ -32,17 +25,8 @@ def alerts_view(engine, search: str | None):
     episodes = data.alert_episodes(engine, time_range(search))
     if episodes.empty:
         return html.P("No alerts in this range.")
-    pages = -(-len(episodes) // PAGE_SIZE)
-    page = min(page_of(search), pages)
-    first = (page - 1) * PAGE_SIZE
-    shown = episodes.iloc[first:first + PAGE_SIZE]
-    q = query(search)
-    links = [html.Span(f"alerts {first + 1}–{first + len(shown)} of {len(episodes)}", id=ids.ALERT_PAGE)]
-    if page > 1:
-        links.append(dcc.Link(" ← newer", href="/alerts" + to_search({**q, "page": str(page - 1)})))
-    if page < pages:
-        links.append(dcc.Link(" older →", href="/alerts" + to_search({**q, "page": str(page + 1)})))
-    return [html.Div(links, className="pager")] + [components.alert_card(a) for a in shown.itertuples()]
+    shown, pager = components.paged(episodes, query(search), "page", PAGE_SIZE, "/alerts", "alerts", ids.ALERT_PAGE)
+    return [pager] + [components.alert_card(a) for a in shown.itertuples()]
 
 
 def alert_action(engine, fingerprint: str, starts: str, action: str, user: str) -> str:

@@ -77,21 +77,7 @@ LIMIT = 500  # headlines read (and exported as CSV) for one view
 
 def headline_page(frame: pd.DataFrame, search: str | None):
     """The rows of the URL's page of headlines, and links to the pages before and after it."""
-    q = query(search)
-    pages = max(1, -(-len(frame) // PAGE_SIZE))
-    try:
-        page = min(max(1, int(q.get(PAGE_KEY, "1"))), pages)
-    except ValueError:
-        page = 1
-    first = (page - 1) * PAGE_SIZE
-    shown = frame.iloc[first:first + PAGE_SIZE]
-    links = [html.Span(f"headlines {first + 1}–{first + len(shown)} of {len(frame)}" if len(frame) else "",
-                       id="headlines-page")]
-    if page > 1:
-        links.append(dcc.Link(" ← newer", href="/topic" + to_search({**q, PAGE_KEY: str(page - 1)}), id="newer"))
-    if page < pages:
-        links.append(dcc.Link(" older →", href="/topic" + to_search({**q, PAGE_KEY: str(page + 1)}), id="older"))
-    return shown, html.Div(links, className="pager")
+    return components.paged(frame, query(search), PAGE_KEY, PAGE_SIZE, "/topic", "headlines", "headlines-page")
 
 
 def view_revision(search: str | None) -> str:
