@@ -9,9 +9,8 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboards import ids
-from dashboards.figures import fmt
+from dashboards.figures import fmt, label
 from dashboards.state import to_search
-from moodwire.records import watchlist_name
 
 
 def safe_href(url: str | None) -> str | None:
@@ -63,12 +62,6 @@ def action_id(action: str, a) -> dict:
             "starts": a.starts_at.isoformat()}
 
 
-def key_label(key: str) -> str:
-    """A key as the table and the heat map name it: a topic, or "watchlist: NAME"."""
-    name = watchlist_name(key)
-    return key if name is None else f"watchlist: {name}"
-
-
 def _evidence(items: list) -> html.Ul:
     return html.Ul([html.Li([html.Span(f"{e.get('score', 0):+.2f} "), headline_link(e.get("title", ""), e.get("url"))])
                     for e in items])
@@ -90,7 +83,7 @@ def alert_card(a) -> html.Div:
     until = f" until {a.ends_at:%Y-%m-%d %H:%M}" if isinstance(a.ends_at, pd.Timestamp) and not pd.isna(a.ends_at) else ""
     why = f" ({a.reason})" if isinstance(a.reason, str) and a.reason else ""  # a resolution the value did not earn
     return html.Div([
-        html.Div([html.Strong(f"{a.rule} on {key_label(a.topic)}"), html.Span(f" {status}", className=f"status-{status}"),
+        html.Div([html.Strong(f"{a.rule} on {label(a.topic)}"), html.Span(f" {status}", className=f"status-{status}"),
                   html.Span(f" · {a.severity} · {a.window} window · value {fmt(a.value)} vs {fmt(a.threshold)} · "
                             f"since {a.starts_at:%Y-%m-%d %H:%M}{until}{why}")]),
         html.Div("Fired on:", className="evidence-label"), _evidence(fired),

@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import Text, and_, cast, func, insert, select
 from sqlalchemy.engine import Engine
 
-from moodwire.records import WATCHLIST_KEY, watchlist_name
+from moodwire.records import WATCHLIST_KEY
 from moodwire.spans import WindowSpec, parse_windows
 from moodwire.store import (alert_acks, alert_events, notify_outbox, scored_news, silences, topic_windows)
 
@@ -196,12 +196,6 @@ def _at(starts: list[datetime], dialect: str) -> tuple:
     return c.start.in_(starts), c.start >= min(starts), c.start <= max(starts)
 
 
-def label(key: str) -> str:
-    """A key as people read it: a topic's name, or "watchlist: NAME"."""
-    name = watchlist_name(key)
-    return f"watchlist: {name}" if name is not None else key
-
-
 def topics(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         return [r[0] for r in conn.execute(select(topic_windows.c.topic).distinct().order_by(topic_windows.c.topic))]
@@ -362,5 +356,5 @@ def active_silences(engine: Engine) -> pd.DataFrame:
     return _utc(frame, "starts_at", "ends_at", "created_at") if not frame.empty else frame
 
 
-__all__ = ["TimeRange", "firing", "Resolution", "resolution", "series", "counting", "deliveries", "windows", "totals", "label", "topics", "headlines", "alert_episodes", "acknowledge", "silence_alert",
+__all__ = ["TimeRange", "firing", "Resolution", "resolution", "series", "counting", "deliveries", "windows", "totals", "topics", "headlines", "alert_episodes", "acknowledge", "silence_alert",
            "active_silences", "RANGES"]

@@ -15,6 +15,12 @@ NEGATIVE, NEUTRAL, POSITIVE = "#c0392b", "#95a5a6", "#27ae60"
 PICKED = "#2980b9"
 
 
+def label(key: str) -> str:
+    """A key as people read it, the same on every page: a topic's name, or "watchlist: NAME"."""
+    name = watchlist_name(key)
+    return f"watchlist: {name}" if name is not None else key
+
+
 def with_interval(frame: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
     """Adds ``low`` / ``high``: the mean's confidence interval from count and sum of squares."""
     out = frame.copy()
@@ -99,8 +105,7 @@ def heatmap(windows: pd.DataFrame) -> go.Figure:
     if not windows.empty:
         grid = windows.drop_duplicates(["topic", "start"], keep="last").pivot(index="topic", columns="start",
                                                                               values="mean_score")
-        names = [t if watchlist_name(t) is None else f"watchlist: {watchlist_name(t)}" for t in grid.index]
-        fig.add_trace(go.Heatmap(z=grid.values, x=list(grid.columns), y=names, zmin=-1, zmax=1,
+        fig.add_trace(go.Heatmap(z=grid.values, x=list(grid.columns), y=[label(t) for t in grid.index], zmin=-1, zmax=1,
                                  colorscale=[[0, NEGATIVE], [0.5, "#f7f7f7"], [1, POSITIVE]],
                                  colorbar={"title": "mean"}, hovertemplate="%{y}<br>%{x}<br>mean %{z:.2f}<extra></extra>"))
     fig.update_layout(margin={"l": 160, "r": 10, "t": 30, "b": 40}, height=max(300, 26 * windows["topic"].nunique() + 80)
@@ -211,4 +216,4 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.{digits}f}"
 
 
-__all__ = ["overview_table", "heatmap", "trend", "no_data", "with_gaps", "rule_lines", "alert_periods", "with_interval", "selected_interval", "fmt"]
+__all__ = ["label", "overview_table", "heatmap", "trend", "no_data", "with_gaps", "rule_lines", "alert_periods", "with_interval", "selected_interval", "fmt"]

@@ -44,7 +44,7 @@ def layout(query: dict) -> html.Div:
 
 def _topic_link(topic: str, q: dict[str, str]) -> str:
     """A markdown link to the topic's page keeping the rest of the page state (range, ...)."""
-    label = data.label(topic).replace("[", "\\[").replace("]", "\\]")
+    label = figures.label(topic).replace("[", "\\[").replace("]", "\\]")
     return f"[{label}](/topic{to_search({**{k: v for k, v in q.items() if k != 'topic'}, 'topic': topic})})"
 
 

@@ -108,8 +108,8 @@ def topic_view(engine, search: str | None, settings=None, rules=()):
     if not topic:
         return figures.trend(pd.DataFrame(), pd.DataFrame(), empty="No topic chosen"), "Pick a topic on the overview."
     if not data.known(engine, topic):
-        return (figures.trend(pd.DataFrame(), pd.DataFrame(), empty=f"No such topic or watchlist: {data.label(topic)}"),
-                html.Div([f"The store holds nothing for {data.label(topic)!r}. ",
+        return (figures.trend(pd.DataFrame(), pd.DataFrame(), empty=f"No such topic or watchlist: {figures.label(topic)}"),
+                html.Div([f"The store holds nothing for {figures.label(topic)!r}. ",
                           dcc.Link("Choose one on the overview", href="/")], id="unknown-topic"))
     specs = settings.windows if settings is not None else None
     shown, spec = judging(rules, topic, specs)
@@ -124,7 +124,7 @@ def topic_view(engine, search: str | None, settings=None, rules=()):
     except ValueError:
         picked = None  # the headlines note says why
     judged = f"; judged by {', '.join(r.name for r in shown)}" if shown else ""
-    return figures.trend(windows, alerts, title=f"{data.label(topic)}: mean sentiment ({res.window} windows"
+    return figures.trend(windows, alerts, title=f"{figures.label(topic)}: mean sentiment ({res.window} windows"
                                                  f"{judged}) and volume",
                          revision=view_revision(search), picked=picked, rules=shown), note
 
