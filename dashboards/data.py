@@ -37,11 +37,21 @@ class TimeRange:
     def parse(cls, name: str | None, start: str | None = None, end: str | None = None,
               now: datetime | None = None) -> "TimeRange":
         now = now or datetime.now(timezone.utc)
-        if name == "custom" and start and end:
-            s, e = parse_when(start), parse_when(end)
-            if s is not None and e is not None and s < e:
-                return cls(s, e)
+        if name == "custom" and custom_problem(start, end) is None:
+            return cls(parse_when(start), parse_when(end))
         return cls(now - RANGES.get(name or "24h", RANGES["24h"]), now)
+
+
+def custom_problem(start: str | None, end: str | None) -> str | None:
+    """Why a custom range's start and end cannot be read (the range is then the last 24 h), or None."""
+    if not start or not end:
+        return "give both a start and an end (ISO, UTC, such as 2023-03-09T00:00)"
+    for name, text in (("start", start), ("end", end)):
+        if parse_when(text) is None:
+            return f"the {name} {text!r} is not an ISO time (such as 2023-03-09T00:00)"
+    if parse_when(start) >= parse_when(end):
+        return "the start must come before the end"
+    return None
 
 
 def parse_when(text: str) -> datetime | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlencode
 
-from dashboards.data import TimeRange, parse_when
+from dashboards.data import TimeRange, custom_problem
 
 
 PICK_FROM, PICK_TO = "from", "to"  # the interval picked on the topic chart
@@ -22,20 +22,9 @@ def to_search(values: dict[str, str | None]) -> str:
 def range_problem(search: str | None) -> str:
     """What is wrong with the URL's custom range ("" when nothing): the page then shows the
     last 24 hours, and says so under the inputs."""
-
     q = query(search)
-    if q.get("range") != "custom":
-        return ""
-    start, end = q.get("start", ""), q.get("end", "")
-    if not start or not end:
-        return "Custom range: give both a start and an end (ISO, UTC, such as 2023-03-09T00:00). Showing the last 24 h."
-    for name, text in (("start", start), ("end", end)):
-        if parse_when(text) is None:
-            return (f"Custom range: the {name} {text!r} is not an ISO time (such as 2023-03-09T00:00). "
-                    "Showing the last 24 h.")
-    if parse_when(start) >= parse_when(end):
-        return "Custom range: the start must come before the end. Showing the last 24 h."
-    return ""
+    problem = custom_problem(q.get("start"), q.get("end")) if q.get("range") == "custom" else None
+    return f"Custom range: {problem}. Showing the last 24 h." if problem else ""
 
 
 def time_range(search: str | None) -> TimeRange:
