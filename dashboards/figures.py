@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from moodwire.charts import band_polygons
+from moodwire.charts import band_polygons, gaps
 from moodwire.records import watchlist_name
 
 NEGATIVE, NEUTRAL, POSITIVE = "#c0392b", "#95a5a6", "#27ae60"
@@ -85,14 +85,8 @@ def no_data(fig: go.Figure, text: str) -> go.Figure:
 def with_gaps(w: pd.DataFrame) -> pd.DataFrame:
     """``w`` (sorted by start) with an empty row wherever windows are missing (hours or days
     without a headline): lines and the band break there instead of joining across the gap."""
-    if len(w) < 2:
-        return w
-    starts = w["start"]
-    step = starts.diff().dropna()
-    step = step[step > pd.Timedelta(0)].min()
-    if pd.isna(step):
-        return w
-    breaks = starts[starts.diff() > step]
+    step, flags = gaps(list(w["start"]))
+    breaks = w["start"][flags]
     if breaks.empty:
         return w
     holes = pd.DataFrame({"start": breaks - step / 2, "end": breaks - step / 2})

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.rules import Rule
-from moodwire.charts import band_polygons
+from moodwire.charts import band_polygons, gaps
 from moodwire.records import AlertEvent, TopicWindow, watchlist_name
 
 
@@ -92,10 +92,8 @@ PLOTLY_JS = "plotly.min.js"
 def _with_gaps(windows: Sequence[TopicWindow]) -> list[TopicWindow | None]:
     """The windows with a None wherever one is missing (no news): lines break there."""
     out: list[TopicWindow | None] = []
-    steps = [b.start - a.start for a, b in zip(windows, windows[1:]) if b.start > a.start]
-    step = min(steps, default=None)
-    for prev, w in zip([None, *windows], windows):
-        if prev is not None and step is not None and w.start - prev.start > step:
+    for w, gap in zip(windows, gaps([w.start for w in windows])[1]):
+        if gap:
             out.append(None)
         out.append(w)
     return out
