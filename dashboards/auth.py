@@ -152,11 +152,13 @@ class Guard:
         if found is None:
             return None
         stored = self.users.get(found.user)
-        if stored is None or credential_id(stored) != found.credential:
-            ended = self.sessions.end_user(found.user) if stored is None else 0
+        if stored is None:  # every session of a removed user ends, this one with them
+            ended = self.sessions.end_user(found.user)
+            log.info("session of %r ended: no longer in the users file (%d sessions)", found.user, ended)
+            return None
+        if credential_id(stored) != found.credential:
             self.sessions.end(session.get("sid"))
-            log.info("session of %r ended: %s", found.user,
-                     f"no longer in the users file ({ended} sessions)" if stored is None else "the hash changed")
+            log.info("session of %r ended: the hash changed", found.user)
             return None
         return found.user
 
