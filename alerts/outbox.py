@@ -20,20 +20,14 @@ from sqlalchemy.engine import Engine
 from alerts.routing import Destination, Matcher, Silence, idempotency_key, labels_of, parse_matchers, silenced_by
 from moodwire.redact import redact
 from moodwire.records import AlertEvent, Evidence
-from moodwire.store import alert_acks, alert_events, notify_attempts, notify_batches, notify_outbox, silences
+from moodwire.store import (alert_acks, alert_events, as_utc, notify_attempts, notify_batches, notify_outbox,
+                            silences)
 
 PENDING, SENT, FAILED, SILENCED, SUPPRESSED = "pending", "sent", "failed", "silenced", "suppressed"
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
 
 
 # --------------------------------------------------------------------------- silences
@@ -66,8 +60,8 @@ def list_silences(engine: Engine, active_only: bool = True, now: datetime | None
         query = query.where(silences.c.ends_at > now)
     with engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    return [Silence(r["id"], tuple(Matcher.parse(m) for m in r["matchers"]), _utc(r["starts_at"]),
-                    _utc(r["ends_at"]), r["created_by"], r["comment"]) for r in rows]
+    return [Silence(r["id"], tuple(Matcher.parse(m) for m in r["matchers"]), as_utc(r["starts_at"]),
+                    as_utc(r["ends_at"]), r["created_by"], r["comment"]) for r in rows]
 
 
 # --------------------------------------------------------------------------- events in
@@ -129,7 +123,7 @@ def _last_notified(conn, receiver: str, fingerprint: str) -> datetime | None:
         notify_outbox.join(notify_batches, notify_outbox.c.batch_id == notify_batches.c.id)).where(
         notify_outbox.c.receiver == receiver, notify_outbox.c.fingerprint == fingerprint,
         notify_batches.c.status == SENT)).scalar()
-    return _utc(value)
+    return as_utc(value)
 
 
 # --------------------------------------------------------------------------- planning
@@ -178,7 +172,7 @@ def due_batches(engine: Engine, now: datetime | None = None) -> list[Batch]:
                                     .order_by(notify_batches.c.id)).mappings().all()
         blocked = {b["receiver"] for b in open_batches}
         for b in open_batches:
-            if _utc(b["next_attempt_at"]) <= now and not any(
+            if as_utc(b["next_attempt_at"]) <= now and not any(
                     o["receiver"] == b["receiver"] and o["id"] < b["id"] for o in open_batches):
                 out.append(_load_batch(conn, b))
         pending = conn.execute(select(notify_outbox).where(notify_outbox.c.status == PENDING,
@@ -190,11 +184,11 @@ def due_batches(engine: Engine, now: datetime | None = None) -> list[Batch]:
         for (receiver, group_key), rows in sorted(groups.items(), key=lambda kv: kv[1][0]["id"]):
             if receiver in blocked:
                 continue  # keep this receiver's notifications in order behind its retry
-            first = min(_utc(r["created_at"]) for r in rows)
+            first = min(as_utc(r["created_at"]) for r in rows)
             if now < first + timedelta(seconds=rows[0]["group_wait_s"]):
                 blocked.add(receiver)
                 continue
-            last_sent = _utc(conn.execute(select(func.max(notify_batches.c.sent_at)).where(
+            last_sent = as_utc(conn.execute(select(func.max(notify_batches.c.sent_at)).where(
                 notify_batches.c.receiver == receiver, notify_batches.c.group_key == group_key)).scalar())
             if last_sent is not None and now < last_sent + timedelta(seconds=rows[0]["group_interval_s"]):
                 blocked.add(receiver)
@@ -224,7 +218,7 @@ def _event(conn, fingerprint: str, seq: int) -> AlertEvent:
                                                 alert_events.c.seq == seq)).mappings().one()
     return AlertEvent(fingerprint=r["fingerprint"], rule=r["rule"], topic=r["topic"], status=r["status"],
                       value=r["value"], threshold=r["threshold"], window=r["window"],
-                      starts_at=_utc(r["starts_at"]), ends_at=_utc(r["ends_at"]),
+                      starts_at=as_utc(r["starts_at"]), ends_at=as_utc(r["ends_at"]),
                       evidence=[Evidence.model_validate(e) for e in r["evidence"]], seq=r["seq"],
                       severity=r["severity"], labels=r["labels"], reason=r["reason"],
                       kind=r["kind"] or "topic")

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
+from moodwire.store import as_utc
 from moodwire.store import dashboard_sessions as table
 
 
@@ -31,10 +32,6 @@ class Session:
     credential: str
     created_at: datetime
     seen_at: datetime
-
-
-def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)  # SQLite hands back naive times
 
 
 class Sessions:
@@ -67,7 +64,7 @@ class Sessions:
                                .where(table.c.id_hash == key)).first()
         if row is None:
             return None
-        found = Session(row.user, row.credential, _utc(row.created_at), _utc(row.seen_at))
+        found = Session(row.user, row.credential, as_utc(row.created_at), as_utc(row.seen_at))
         if now - found.seen_at > self.idle or now - found.created_at > self.lifetime:
             self.end(sid)
             return None

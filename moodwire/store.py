@@ -288,6 +288,16 @@ def open_store(url: str, create: bool = True) -> Engine:
     return engine
 
 
+def as_utc(value):
+    """A time read from the store, aware: SQLite hands back naive datetimes of the UTC time
+    written, PostgreSQL aware ones. None stays None."""
+    from datetime import timezone
+
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
 def unreadable(engine: Engine, exc: DatabaseError) -> str:
     """One line for a store that cannot be read: away (the server, a lock) or damaged (an
     SQLite file that is not a database, or malformed)."""
@@ -299,6 +309,6 @@ def unreadable(engine: Engine, exc: DatabaseError) -> str:
             "it away to start an empty store (MOODWIRE_STORE_URL names it)")
 
 
-__all__ = ["StoreError", "open_store", "unreadable", "migrate", "analyze", "metadata", "ingest_seen", "feed_state", "scored_news",
+__all__ = ["StoreError", "open_store", "unreadable", "as_utc", "migrate", "analyze", "metadata", "ingest_seen", "feed_state", "scored_news",
            "topic_windows", "schema_version", "SCHEMA_VERSION", "alert_events", "notify_outbox", "notify_batches",
            "notify_attempts", "silences", "alert_acks", "dashboard_sessions"]
