@@ -161,12 +161,18 @@ def load_watchlists(path: str | Path, topics: tuple[str, ...] | None = None) -> 
         raise WatchlistError(f"watchlist file {path}: " + "; ".join(
             describe_error(e, data, "watchlists", "watchlist") for e in exc.errors()[:5])) from None
     if topics is not None:
-        for w in lists:
-            unknown = [t for t in (w.topics or []) if t not in topics]
-            if unknown:
-                raise WatchlistError(f"watchlist file {path}: watchlist {w.name!r}: topics: {unknown[0]!r} is not a "
-                                     f"topic of the model (topics: {', '.join(topics)})")
+        check_topics(lists, topics, path)
     return lists
+
+
+def check_topics(lists: list[Watchlist], topics: tuple[str, ...], path: str | Path) -> None:
+    """WatchlistError when a list of ``path`` is restricted to a topic the model does not have
+    (it would never match): for lists loaded before the model was."""
+    for w in lists:
+        unknown = [t for t in (w.topics or []) if t not in topics]
+        if unknown:
+            raise WatchlistError(f"watchlist file {path}: watchlist {w.name!r}: topics: {unknown[0]!r} is not a "
+                                 f"topic of the model (topics: {', '.join(topics)})")
 
 
 @dataclass(frozen=True)
@@ -237,5 +243,5 @@ class Matcher:
                 if self.topics[i] is None or topic is None or topic in self.topics[i]}
 
 
-__all__ = ["Watchlist", "WatchlistError", "Matcher", "load_watchlists", "fold", "watchlist_key", "split_key",
+__all__ = ["Watchlist", "WatchlistError", "Matcher", "load_watchlists", "check_topics", "fold", "watchlist_key", "split_key",
            "KEY_PREFIX"]

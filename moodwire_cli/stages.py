@@ -104,10 +104,11 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
     setup_logging(settings.log_level, settings.log_json)
     # Before torch and the model load (~25 s): a bad watchlist file, a missing broker or topic
     # is one line at once.
+    lists = None
     if settings.watchlists:
         from moodwire.watchlists import load_watchlists
 
-        load_watchlists(settings.watchlists)  # the topic names are checked once the model is loaded
+        lists = load_watchlists(settings.watchlists)  # their topic names are checked once the model is loaded
     try:
         require_topics(settings.kafka_bootstrap, (NEWS_RAW, NEWS_SCORED, DEADLETTER))
     except BrokerError:
@@ -124,10 +125,11 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
         click.echo("stopped while loading the model; nothing was read from news.raw")
         return
     matcher = None
-    if settings.watchlists:
-        from moodwire.watchlists import Matcher, load_watchlists
+    if lists is not None:
+        from moodwire.watchlists import Matcher, check_topics
 
-        matcher = Matcher(load_watchlists(settings.watchlists, tuple(engine.spec.topic_labels)))
+        check_topics(lists, tuple(engine.spec.topic_labels), settings.watchlists)
+        matcher = Matcher(lists)
     metrics = StageMetrics("classify")
     metrics.serve_for(settings)
     worker = ClassifyWorker(settings, engine, metrics, matcher=matcher)
