@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from moodwire.records import AlertEvent, ScoredNews
 from moodwire.spans import parse_span
+from streams.backtest.report import episodes
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,8 @@ def leads(alerts: Sequence[AlertEvent], records: Sequence[ScoredNews]) -> list[L
     for items in by_key.values():
         items.sort(key=lambda i: i.published_at)
     times = {k: [i.published_at for i in items] for k, items in by_key.items()}
-    firsts: dict[tuple[str, datetime], AlertEvent] = {}
-    for a in sorted(alerts, key=lambda a: a.seq):
-        if a.status == "firing":
-            firsts.setdefault((a.fingerprint, a.starts_at), a)
     out = []
-    for a in sorted(firsts.values(), key=lambda a: (a.starts_at, a.rule, a.topic)):
+    for a in (e.first for e in episodes(alerts)):  # in firing order
         span = parse_span(a.window)
         at = bisect_left(times.get(a.topic, []), a.starts_at - span)
         items = by_key.get(a.topic, [])
