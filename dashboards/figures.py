@@ -64,8 +64,8 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
         table["volume"] = volume.fillna(0).astype(int).to_numpy()
         share = counted["negative_share"].reindex(ends.index)
         table["negative_share"] = share.where(volume.notna(), ends["share"]).astype(float).round(3).to_numpy()
-        mean = counted["mean"].reindex(ends.index) if "mean" in counted else ends["mean"]
-        table["mean"] = mean.where(volume.notna(), ends["mean"]).astype(float).round(3).to_numpy()
+        mean = counted["mean"].reindex(ends.index).where(volume.notna(), ends["mean"])
+        table["mean"] = mean.astype(float).round(3).to_numpy()
     else:  # no counting windows stored: the windows' means and shares, not per headline
         table["volume"] = 0
         table["negative_share"] = ends["share"].astype(float).round(3).to_numpy()
