@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 
 def when(text: str) -> datetime:
@@ -82,21 +82,19 @@ def main() -> int:
     if done.returncode != 0:
         print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
         return done.returncode
-    firsts: dict[str, dict] = defaultdict(dict)
-    for line in (args.out / "alerts.jsonl").read_text().splitlines():
-        a = json.loads(line)
-        if a["status"] == "firing":
-            firsts[a["rule"]].setdefault((a["fingerprint"], a["starts_at"]), a)
+    from moodwire.records import AlertEvent, decode
+    from streams.backtest.report import episodes
+
+    fired: dict[str, list] = defaultdict(list)  # rule → its episodes, earliest first
+    for e in episodes([decode(AlertEvent, line) for line in (args.out / "alerts.jsonl").read_bytes().splitlines()]):
+        fired[e.rule].append(e)
     quiet_from, quiet_to = when(args.quiet[0]), when(args.quiet[1])
     rows = []
     for name in names:
-        alerts = sorted(firsts[name].values(), key=lambda a: a["starts_at"])
-        caught = []
-        for key, start, end in args.catch:
-            hit = next((when(a["starts_at"]) for a in alerts if a["topic"] == key
-                        and when(start) <= when(a["starts_at"]) < when(end)), None)
-            caught.append(hit)
-        quiet = [a for a in alerts if quiet_from <= when(a["starts_at"]) < quiet_to]
+        alerts = fired[name]
+        caught = [next((e.starts_at for e in alerts if e.key == key and when(start) <= e.starts_at < when(end)), None)
+                  for key, start, end in args.catch]
+        quiet = [e for e in alerts if quiet_from <= e.starts_at < quiet_to]
         rows.append((name, caught, quiet, len(alerts)))
     rows.sort(key=lambda r: (sum(c is None for c in r[1]), len(r[2]),
                              [c or datetime.max.replace(tzinfo=timezone.utc) for c in r[1]]))
@@ -104,7 +102,7 @@ def main() -> int:
     print(head)
     for name, caught, quiet, total in rows:
         cells = "".join((c.strftime("%m-%d %H:%M") if c else "missed").ljust(24) for c in caught)
-        keys = ", ".join(f"{a['topic']} {a['starts_at'][5:16]}" for a in quiet)
+        keys = ", ".join(f"{e.key} {e.starts_at:%m-%dT%H:%M}" for e in quiet)
         print(f"{name.ljust(26)}{cells}{len(quiet):<7}{total:<5}{keys}")
     return 0
 
