@@ -128,25 +128,25 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def dataset(rel: str) -> str:
-    """The file the tests use for a set of ../shared/data, all from the repository, so a fresh
-    clone with nothing beside it passes: the tweet sets from the committed fixture; the news
-    sets (a file with a ``source`` column and word labels) written from the fixture's tweets;
-    recorded feeds from the shipped demo sample."""
-    if rel.startswith(("tfnt/", "tfns/")):
-        return str(FIXTURE / Path(rel).name)
-    if rel.startswith("news/"):
-        return str(_news_like(Path(rel).stem.split("_")[-1]))
-    if rel.startswith("replay/"):
+def dataset(name: str) -> str:
+    """A labelled test set, by file name, all from the repository (a fresh clone with nothing
+    beside it passes): ``topic_*.csv`` and ``sent_*.csv`` are the committed fixture's tweets;
+    ``news_*.csv`` is written from them in the news sets' shape (a ``source`` column, word
+    labels); ``replay.csv`` is the shipped demo sample of recorded feeds."""
+    if name.startswith(("topic_", "sent_")):
+        return str(FIXTURE / name)
+    if name.startswith("news_"):
+        return str(_news_like(Path(name).stem.split("_")[-1]))
+    if name == "replay.csv":
         return str(ROOT / "streams" / "samples" / "svb_2023_demo.csv")
-    raise ValueError(f"no test data for {rel}")
+    raise ValueError(f"no test data named {name}")
 
 
 def train_args() -> list[str]:
-    """`moodwire train`'s data options for the test sets (its defaults name ../shared/data)."""
-    return ["--topic-train", dataset("tfnt/topic_train.csv"), "--topic-valid", dataset("tfnt/topic_valid.csv"),
-            "--sentiment-train", f"tweets={dataset('tfns/sent_train.csv')}",
-            "--sentiment-valid", f"tweets={dataset('tfns/sent_valid.csv')}"]
+    """`moodwire train`'s data options for the test sets (its defaults name the development data)."""
+    return ["--topic-train", dataset("topic_train.csv"), "--topic-valid", dataset("topic_valid.csv"),
+            "--sentiment-train", f"tweets={dataset('sent_train.csv')}",
+            "--sentiment-valid", f"tweets={dataset('sent_valid.csv')}"]
 
 
 def _news_like(split: str) -> Path:
@@ -175,8 +175,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny") / "model"
     train(TrainConfig(
-        topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-        sentiment_train=dataset("tfns/sent_train.csv"), sentiment_valid=dataset("tfns/sent_valid.csv"),
+        topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+        sentiment_train=dataset("sent_train.csv"), sentiment_valid=dataset("sent_valid.csv"),
         output=str(out), limit=96, epochs=2, batch_size=16, progress=False, checkpoint_every=0))
     return out
 

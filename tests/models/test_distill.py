@@ -113,8 +113,8 @@ def test_a_teacher_reads_texts_with_its_own_tokenizer_and_length(tiny_model: Pat
 
     short = tmp_path / "short"
     train(TrainConfig(
-        topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-        sentiment_train=dataset("tfns/sent_train.csv"), sentiment_valid=dataset("tfns/sent_valid.csv"),
+        topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+        sentiment_train=dataset("sent_train.csv"), sentiment_valid=dataset("sent_valid.csv"),
         output=str(short), limit=32, epochs=1, batch_size=16, progress=False, checkpoint_every=0, max_length=8))
     text = "Regional lender's shares slide as deposits flee and regulators weigh a sale of the bank"
     student_spec = read_spec(tiny_model)
@@ -130,9 +130,9 @@ def test_a_run_with_two_teachers_records_them_and_trains(tiny_model: Path, tmp_p
 
     out = tmp_path / "student"
     train(TrainConfig(
-        topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-        sentiment_train=[f"tweets={dataset('tfns/sent_train.csv')}", f"news={dataset('news/news_train.csv')}"],
-        sentiment_valid=dataset("tfns/sent_valid.csv"), output=str(out), limit=64, epochs=1, batch_size=16,
+        topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+        sentiment_train=[f"tweets={dataset('sent_train.csv')}", f"news={dataset('news_train.csv')}"],
+        sentiment_valid=dataset("sent_valid.csv"), output=str(out), limit=64, epochs=1, batch_size=16,
         progress=False, checkpoint_every=0, init_from=str(tiny_model),
         teacher=[f"topic,tweets={tiny_model}", f"news={tiny_model}"], distill_alpha=0.7, distill_temperature=3.0))
     spec = read_spec(out)

@@ -47,9 +47,9 @@ def tagged_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("tagged") / "model"
     train(TrainConfig(
-        topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-        sentiment_train=[f"tweets={dataset('tfns/sent_train.csv')}", f"news={dataset('news/news_train.csv')}"],
-        sentiment_valid=[f"tweets={dataset('tfns/sent_valid.csv')}", f"news={dataset('news/news_valid.csv')}"],
+        topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+        sentiment_train=[f"tweets={dataset('sent_train.csv')}", f"news={dataset('news_train.csv')}"],
+        sentiment_valid=[f"tweets={dataset('sent_valid.csv')}", f"news={dataset('news_valid.csv')}"],
         output=str(out), limit=48, epochs=1, batch_size=16, progress=False, checkpoint_every=0,
         source_tags=["tweets=tweet:"]))
     return out
@@ -60,7 +60,7 @@ def test_a_tagged_run_records_its_tag_and_validates_the_source_read_with_it(tagg
     spec = read_spec(tagged_model)
     assert spec.source_tags == {"tweets": "tweet:"}
     assert spec.provenance["config"]["source_tags"] == ["tweets=tweet:"]
-    rows = Path(dataset("tfns/sent_valid.csv")).read_text(encoding="utf-8").splitlines()[:49]
+    rows = Path(dataset("sent_valid.csv")).read_text(encoding="utf-8").splitlines()[:49]
     head = tmp_path / "tweets_head.csv"
     head.write_text("\n".join(rows) + "\n", encoding="utf-8")
     as_tweets = evaluate(tagged_model, "sentiment", head, read_as="tweets")
@@ -73,7 +73,7 @@ def test_a_tagged_run_records_its_tag_and_validates_the_source_read_with_it(tagg
 @pytest.mark.slow
 def test_evaluate_names_an_unknown_tag_in_one_line(tagged_model: Path):
     result = subprocess.run([sys.executable, "-m", "moodwire_cli", "evaluate", "--task", "sentiment", "--data",
-                             dataset("tfns/sent_valid.csv"), "--model", str(tagged_model), "--read-as", "blogs"],
+                             dataset("sent_valid.csv"), "--model", str(tagged_model), "--read-as", "blogs"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "has no source tag 'blogs' (its tagged sources: tweets)" in result.stderr
@@ -99,9 +99,9 @@ def test_continuing_a_tagged_model_keeps_its_tag(tagged_model: Path, tmp_path: P
 
     def run(tags: list[str], out: str) -> None:
         train(TrainConfig(
-            topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-            sentiment_train=[f"tweets={dataset('tfns/sent_train.csv')}", f"news={dataset('news/news_train.csv')}"],
-            sentiment_valid=[f"tweets={dataset('tfns/sent_valid.csv')}"], output=str(tmp_path / out),
+            topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+            sentiment_train=[f"tweets={dataset('sent_train.csv')}", f"news={dataset('news_train.csv')}"],
+            sentiment_valid=[f"tweets={dataset('sent_valid.csv')}"], output=str(tmp_path / out),
             limit=16, epochs=1, batch_size=16, progress=False, checkpoint_every=0, calibrate=False,
             init_from=str(tagged_model), source_tags=tags))
 

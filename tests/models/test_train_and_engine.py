@@ -52,8 +52,8 @@ def test_training_is_seeded_and_reproducible(tiny_model: Path, tmp_path: Path):
 
     again = tmp_path / "again"
     train(TrainConfig(
-        topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-        sentiment_train=dataset("tfns/sent_train.csv"), sentiment_valid=dataset("tfns/sent_valid.csv"),
+        topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+        sentiment_train=dataset("sent_train.csv"), sentiment_valid=dataset("sent_valid.csv"),
         output=str(again), limit=96, epochs=2, batch_size=16, progress=False, checkpoint_every=0))
     assert read_spec(again).metrics["history"][-1]["train_loss"] == read_spec(tiny_model).metrics["history"][-1]["train_loss"]
 
@@ -63,8 +63,8 @@ def test_training_resumes_from_its_checkpoint(tmp_path: Path):
 
     def cfg(epochs: int) -> TrainConfig:
         return TrainConfig(
-            topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-            sentiment_train=dataset("tfns/sent_train.csv"), sentiment_valid=dataset("tfns/sent_valid.csv"),
+            topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+            sentiment_train=dataset("sent_train.csv"), sentiment_valid=dataset("sent_valid.csv"),
             output=str(tmp_path / "m"), checkpoint_dir=str(tmp_path / "ckpt"), limit=48, epochs=epochs,
             batch_size=16, progress=False, patience=5)
 
@@ -181,8 +181,8 @@ def test_init_from_continues_from_a_saved_model_and_refuses_another_shape(tiny_m
 
     def config(output: Path, **extra) -> TrainConfig:
         return TrainConfig(
-            topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-            sentiment_train=dataset("tfns/sent_train.csv"), sentiment_valid=dataset("tfns/sent_valid.csv"),
+            topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+            sentiment_train=dataset("sent_train.csv"), sentiment_valid=dataset("sent_valid.csv"),
             output=str(output), limit=96, epochs=1, batch_size=16, progress=False, checkpoint_every=0, **extra)
 
     cold = config(tmp_path / "cold")
@@ -269,8 +269,8 @@ def test_average_and_calibrate(tiny_model: Path, tmp_path: Path):
                     predict_probs(avg, tokenizer, TEXTS[:2], spec.max_length)):
         assert torch.allclose(a, b, atol=1e-5)
 
-    topic = load_labelled(dataset("tfnt/topic_valid.csv"), LabelMap("topic", tuple(spec.topic_labels))).subset(64)
-    sentiment = {"tweets": load_labelled(dataset("tfns/sent_valid.csv"),
+    topic = load_labelled(dataset("topic_valid.csv"), LabelMap("topic", tuple(spec.topic_labels))).subset(64)
+    sentiment = {"tweets": load_labelled(dataset("sent_valid.csv"),
                                          LabelMap("sentiment", tuple(spec.sentiment_labels))).subset(64)}
     result = recalibrate(tmp_path / "avg", topic, sentiment)
     stored = read_spec(tmp_path / "avg")
@@ -303,8 +303,8 @@ def test_lora_training_continues_an_exported_adapter_with_its_changed_base_weigh
 
     out = tmp_path / "continued"
     train(TrainConfig(
-        topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-        sentiment_train=dataset("tfns/sent_train.csv"), sentiment_valid=dataset("tfns/sent_valid.csv"),
+        topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+        sentiment_train=dataset("sent_train.csv"), sentiment_valid=dataset("sent_valid.csv"),
         output=str(out), limit=48, epochs=1, batch_size=16, progress=False, checkpoint_every=0,
         init_from=str(tmp_path / "cut"), lora=LoraSettings(r=8, alpha=8)))
     continued = load_file(str(out / WEIGHTS_FILE))

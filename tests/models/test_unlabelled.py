@@ -76,10 +76,10 @@ def _gap(model_dir: Path, teacher_dir: Path, texts: list[str]) -> float:
 def test_a_run_with_unlabelled_headlines_moves_the_student_towards_its_teacher(tiny_model: Path, tmp_path: Path):
     from models.train import TrainConfig, train
 
-    replay = dataset("replay/svb_2023.csv")
-    common = dict(topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-                  sentiment_train=f"tweets={dataset('tfns/sent_train.csv')}",
-                  sentiment_valid=dataset("tfns/sent_valid.csv"), limit=64, epochs=1, batch_size=16,
+    replay = dataset("replay.csv")
+    common = dict(topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+                  sentiment_train=f"tweets={dataset('sent_train.csv')}",
+                  sentiment_valid=dataset("sent_valid.csv"), limit=64, epochs=1, batch_size=16,
                   progress=False, checkpoint_every=0, seed=5)
     without = tmp_path / "without"
     train(TrainConfig(output=str(without), **common))
@@ -97,10 +97,10 @@ def test_a_run_with_unlabelled_headlines_moves_the_student_towards_its_teacher(t
 def test_an_unlabelled_source_needs_a_teacher_and_its_own_name(tiny_model: Path, tmp_path: Path):
     from models.train import TrainConfig, train
 
-    common = dict(topic_train=dataset("tfnt/topic_train.csv"), topic_valid=dataset("tfnt/topic_valid.csv"),
-                  sentiment_train=f"tweets={dataset('tfns/sent_train.csv')}",
-                  sentiment_valid=dataset("tfns/sent_valid.csv"), output=str(tmp_path / "m"), limit=8)
-    replay = dataset("replay/svb_2023.csv")
+    common = dict(topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+                  sentiment_train=f"tweets={dataset('sent_train.csv')}",
+                  sentiment_valid=dataset("sent_valid.csv"), output=str(tmp_path / "m"), limit=8)
+    replay = dataset("replay.csv")
     with pytest.raises(DataError, match="no --teacher covers 'svb'"):
         train(TrainConfig(unlabelled=[f"svb={replay}"], teacher=[f"tweets={tiny_model}"], **common))
     with pytest.raises(DataError, match="'tweets' already names a training source"):
