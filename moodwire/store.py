@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, create_engine, event, inspect, select)
+                        UniqueConstraint, create_engine, event, func, inspect, select)
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
@@ -221,11 +221,24 @@ INDEXES_BY_VERSION = {7: (("scored_news", "scored_news_time"), ("topic_windows",
                           ("alert_events", "alert_events_time"), ("notify_outbox", "notify_outbox_fingerprint"))}
 
 
+MIGRATION_LOCK = 0x6D6F6F64  # "mood": the PostgreSQL advisory lock key held while migrating
+
+
 def migrate(engine: Engine) -> int:
-    """Create what is missing and record the schema version; refuse a newer store."""
+    """Create what is missing and record the schema version; refuse a newer store.
+
+    Stages start together (the demo starts five at once on a fresh store), so the migration
+    holds the store's write lock from its first read: SQLite's ``BEGIN IMMEDIATE`` (the
+    Python driver otherwise opens no transaction before DDL, and two stages both find
+    ``schema_version`` missing) and a transaction-scoped advisory lock on PostgreSQL. The
+    second stage waits, then finds the schema current."""
     from datetime import datetime, timezone
 
     with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         schema_version.create(conn, checkfirst=True)
         current = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc())).scalar()
         if current is None and inspect(conn).has_table("ingest_seen"):
@@ -260,6 +273,28 @@ def analyze(engine: Engine) -> None:
         conn.exec_driver_sql("ANALYZE")
 
 
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _wal(cur) -> None:
+    """Write-ahead logging, so stages read while one writes. The mode is kept in the file, so
+    only the first connection to a new store switches it; SQLite answers that switch "database
+    is locked" at once, without its busy handler, while another stage holds the lock, so it is
+    retried here within the same busy timeout."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:  # an in-memory store answers "memory" and stays so
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def open_store(url: str, create: bool = True) -> Engine:
     """An engine for ``url`` with the schema created; a clear StoreError when unusable."""
     if url.startswith("sqlite:///"):
@@ -272,10 +307,10 @@ def open_store(url: str, create: bool = True) -> Engine:
         raise StoreError(f"MOODWIRE_STORE_URL={url!r} is not usable: {exc}") from None
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:  # concurrent readers while one stage writes
+        def _pragmas(dbapi_conn, _record) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            _wal(cur)
             cur.close()
     if create:
         try:
