@@ -78,8 +78,7 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
             recovered = value >= rule.recover if kind == "mean_below" else value <= rule.recover
         return _reading(rule, window, value, holds, recovered, enough)
     if kind == "negative_count":
-        below = c.negative_count.score_below
-        value = float(sum(1 for e in window.evidence if e.score < below))  # exact up to EVIDENCE_K
+        value = float(_strong(window, c.negative_count.score_below)[0])
         holds = value >= rule.threshold
         recovered = value <= rule.recover if rule.recover is not None else not holds
         return _reading(rule, window, value, holds, recovered, enough)
@@ -110,6 +109,57 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
     return _reading(rule, window, value, holds, recovered, enough)
 
 
+def _strong(window: TopicWindow, below: float) -> tuple[int, list[Evidence]]:
+    """How many of the window's items score below the cutoff, and the earliest of them."""
+    found = next((s for s in window.strong if math.isclose(s.below, below)), None)
+    return (0, []) if found is None else (found.count, found.first)
+
+
+def held_since(rule: Rule, window: TopicWindow) -> tuple[datetime, list[Evidence]] | None:
+    """For a rule judged early: the publish time at which ``window``'s condition began to hold
+    (its ``at_least``-th headline below the cutoff, by publish time) and those headlines; None
+    while it does not hold. A function of the window's content, not of the order the
+    headlines arrived in: the partial window that first holds and the final window give the
+    same answer when the headlines came in publish order (of headlines published in the same
+    second, a partial window may show others than the final one would)."""
+    c = rule.when.negative_count
+    count, first = _strong(window, c.score_below)
+    if count < c.at_least or len(first) < c.at_least:  # (min_count ≤ at_least: Rule.judged_early)
+        return None
+    first = first[:c.at_least]
+    return first[-1].published_at, first
+
+
+def step_early(rule: Rule, topic: str, state: dict, window: TopicWindow) -> tuple[dict, list[AlertEvent]]:
+    """Fire a rule judged early (``Rule.judged_early``) on a window, partial or final, whose
+    condition holds, as of the publish time it began to hold. Only fires: resolving, reminders
+    and no data stay with the final windows (``step``).
+
+    A partial window that holds while the alert fires is remembered (``early_wait``, its end):
+    once the alert resolves, that window, when final, may start the next episode, earlier than
+    any later partial. So until the final windows have reached it, partials do not fire and the
+    next episode starts as the back-test's does."""
+    held = held_since(rule, window)
+    if held is None:
+        return state, []
+    if state["status"] == FIRING:
+        if not window.final:  # its final window may start the next episode: partials wait for it
+            wait = _t(state.get("early_wait"))
+            state = dict(state, early_wait=max(wait, window.end).isoformat() if wait else window.end.isoformat())
+        return state, []
+    wait, last = _t(state.get("early_wait")), _t(state["last_end"])
+    if not window.final and wait is not None and (last is None or last < wait):
+        return state, []  # a window that held while the alert fired is not final yet: it may start first
+    since, evidence = held
+    state = dict(state, status=FIRING, since=since.isoformat(), starts_at=since.isoformat(), clear_since=None,
+                 seq=state["seq"] + 1, last_event=since.isoformat(), value=float(len(evidence)))
+    return state, [AlertEvent(
+        fingerprint=fingerprint(rule, topic), rule=rule.name, topic=topic, status="firing", value=len(evidence),
+        threshold=rule.threshold, window=rule.window, starts_at=since, evidence=evidence, seq=state["seq"],
+        severity=rule.severity, labels=dict(rule.labels),
+        kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic")]
+
+
 def _reading(rule: Rule, window: TopicWindow, value: float, holds: bool, recovered: bool, enough: bool) -> Reading:
     return Reading(value, enough and holds, recovered or not enough, _unjudged(rule, window, recovered, enough),
                    no_data=not enough)
@@ -136,6 +186,8 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
     last = _t(state["last_end"])
     if last is not None and now < last:
         return state, []
+    if state["status"] == FIRING and now <= _t(state["starts_at"]):
+        return state, []  # a window that ended before an early firing began says nothing of it
     state["last_end"] = now.isoformat()
     state["value"] = reading.value
     events: list[AlertEvent] = []
@@ -190,4 +242,4 @@ def _t(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-__all__ = ["Reading", "read", "step", "new_state", "fingerprint", "baseline_of", "INACTIVE", "PENDING", "FIRING"]
+__all__ = ["Reading", "read", "step", "step_early", "held_since", "new_state", "fingerprint", "baseline_of", "INACTIVE", "PENDING", "FIRING"]

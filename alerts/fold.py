@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from alerts.evaluate import baseline_of, new_state, read, step
+from alerts.evaluate import baseline_of, new_state, read, step, step_early
 from alerts.rules import Rule
 from moodwire.records import AlertEvent, Evidence, TopicWindow
 
@@ -39,21 +39,31 @@ def evidence_for(rule: Rule, window: TopicWindow, k: int = 5) -> list[Evidence]:
 
 def fold_window(rules: Sequence[Rule], state: Mapping[str, dict], writes: dict[str, dict], window: TopicWindow,
                 offset: int, partition: int = 0) -> list[AlertEvent]:
-    """Apply one final window (at ``offset`` of its partition) to every rule that selects it.
+    """Apply one window (at ``offset`` of its partition) to every rule that selects it: a final
+    window to every such rule, a partial one to the rules judged early (``Rule.judged_early``).
     Reads ``writes`` before ``state`` and puts each changed (rule, key) state into ``writes``;
     returns the alert events, in rule order."""
     out: list[AlertEvent] = []
-    if not window.final:
-        return out
     for rule in rules:
         if rule.window != window.window or not rule.selects(window.topic):
+            continue
+        if not window.final and not rule.judged_early:
             continue
         key = state_key(rule, window.topic)
         stored = writes.get(key) or state.get(key) or {"alert": new_state(), "history": [], "offset": -1}
         if offset <= stored["offset"]:
             continue  # applied before a crash
+        alert, events = stored["alert"], []
+        if rule.judged_early:
+            alert, events = step_early(rule, window.topic, alert, window)
+        if not window.final:  # a partial window: only an early firing (or the wait it sets) is recorded
+            if alert != stored["alert"]:
+                out += events
+                writes[key] = {**stored, "alert": alert, "offset": offset, "partition": partition}
+            continue
         reading = read(rule, window, baseline_of(stored["history"], window, rule.baseline))
-        alert, events = step(rule, window.topic, stored["alert"], window, reading, evidence_for(rule, window))
+        alert, later = step(rule, window.topic, alert, window, reading, evidence_for(rule, window))
+        events += later
         out += events
         writes[key] = {"alert": alert, "history": remember(stored["history"], window, rule),
                        "offset": offset, "partition": partition}

@@ -10,7 +10,9 @@ rules:
     window: 1h                     # a window the aggregator emits (MOODWIRE_AGGREGATE_WINDOWS)
     when: {mean_below: -0.3}       # one of: mean_below, mean_above, negative_share_above,
                                    #   volume_spike {z: 3} | {ratio: 4}, shift {below: -0.4} | {above: 0.4},
-                                   #   negative_count {at_least: 3, score_below: -0.6} (at most 5)
+                                   #   negative_count {at_least: 3, score_below: -0.7} (at most 5;
+                                   #   below one of -0.5 … -0.9; with for: 0s it fires as the
+                                   #   headline arrives)
     baseline: 24h                  # trailing baseline for volume_spike and shift (default 24h)
     min_count: 5                   # fewer items in the window: the condition does not hold
     for: 10m                       # hold this long (event time) before firing
@@ -26,6 +28,7 @@ rules:
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.errors import RuleError
-from moodwire.records import watchlist_name
+from moodwire.records import LADDER, watchlist_name
 from moodwire.spans import parse_span, parse_span_or_zero
 from moodwire.yamlfile import describe_error, read_mapping
 
@@ -83,10 +86,20 @@ class Shift(_Strict):
 
 class NegativeCount(_Strict):
     """At least ``at_least`` headlines in the window scored below ``score_below``: a narrow key's
-    first strongly negative headlines, before a mean over many can move. Read from the window's
-    most negative headlines, which it keeps (up to 5): exact for ``at_least`` up to 5."""
+    first strongly negative headlines, before a mean over many can move. Every window counts
+    its items below each cutoff of ``LADDER`` exactly and keeps the earliest 5, so
+    ``score_below`` is one of those cutoffs and ``at_least`` at most 5; with ``for: 0s`` the
+    rule fires as the headline that makes the count arrives (alerts/evaluate.py)."""
     at_least: int = Field(ge=1, le=EVIDENCE_K)
-    score_below: float = Field(gt=-1, le=1)
+    score_below: float
+
+    @field_validator("score_below")
+    @classmethod
+    def _on_ladder(cls, value: float) -> float:
+        if not any(math.isclose(value, cut) for cut in LADDER):
+            raise ValueError(f"score_below must be one of {', '.join(f'{c:g}' for c in LADDER)} "
+                             f"(the cutoffs every window counts), not {value:g}")
+        return next(cut for cut in LADDER if math.isclose(value, cut))
 
 
 class Condition(_Strict):
@@ -161,6 +174,15 @@ class Rule(_Strict):
         if self.baseline <= parse_span(self.window) and kind in ("volume_spike", "shift"):
             raise ValueError(f"baseline ({self.baseline}) must be longer than the window ({self.window})")
         return self
+
+    @property
+    def judged_early(self) -> bool:
+        """Fires as the headline that makes its condition hold arrives, not once the window is
+        complete: a count of strongly negative headlines only grows while its window fills, so
+        what holds early still holds at the end. Not with a ``min_count`` above ``at_least``:
+        when the window reached that many items is not kept."""
+        c = self.when.negative_count
+        return c is not None and self.for_ == timedelta(0) and self.min_count <= c.at_least
 
     @property
     def threshold(self) -> float:

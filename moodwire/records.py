@@ -149,6 +149,21 @@ class Evidence(Record):
     published_at: UtcTime
 
 
+# Score cutoffs every window counts exactly, with its earliest items below each: the
+# ``negative_count`` rules judge these (their ``score_below`` is one of them), and a rule that
+# fires as the headlines arrive takes its start from the earliest ones (alerts/evaluate.py).
+LADDER = (-0.5, -0.6, -0.7, -0.8, -0.9)
+
+
+class Strong(Record):
+    """A window's items scored below one cutoff of ``LADDER``: how many, and the earliest of
+    them (up to 5, by publish time)."""
+
+    below: float = Field(ge=-1.0, le=1.0)
+    count: int = Field(ge=1)
+    first: list[Evidence] = Field(default_factory=list)
+
+
 class TopicWindow(Record):
     """``sentiment.windows``: the aggregate of one topic over one window."""
 
@@ -171,6 +186,8 @@ class TopicWindow(Record):
     # what ``topic`` names: one of the model's topics, or a watchlist (``topic`` is then
     # ``watchlist:NAME``, so the two never collide in keys, fingerprints or the store)
     kind: Literal["topic", "watchlist"] = "topic"
+    # per score cutoff with items below it: their count and earliest (negative_count rules)
+    strong: list[Strong] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _ordered(self) -> "TopicWindow":

@@ -15,10 +15,14 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from operator import itemgetter
 
-from moodwire.records import WATCHLIST_KEY, Evidence, ScoredNews, TopicWindow
+from moodwire.records import LADDER, WATCHLIST_KEY, Evidence, ScoredNews, Strong, TopicWindow
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 EVIDENCE_K = 5
+
+
+def _no_strong() -> list:
+    return [(0, []) for _ in LADDER]
 
 
 def bucket_start(at: datetime, width: timedelta) -> datetime:
@@ -43,6 +47,8 @@ class Bucket:
     # so the later fields never take part in ordering
     most_negative: list[tuple] = field(default_factory=list)
     most_positive: list[tuple] = field(default_factory=list)
+    # per LADDER cutoff: (items scored below it, the EVIDENCE_K earliest of them as points)
+    strong: list[tuple[int, list[tuple]]] = field(default_factory=_no_strong)
 
     def add(self, item: ScoredNews) -> None:
         self.add_many([item])
@@ -66,6 +72,9 @@ class Bucket:
         # a re-delivered item is one point, not two (the set)
         self.most_negative = _lowest({*self.most_negative, *new})
         self.most_positive = _highest({*self.most_positive, *new})
+        if new and min(p[0] for p in new) < LADDER[0]:
+            self.strong = [(n + sum(1 for p in new if p[0] < cut), _earliest({*first, *(p for p in new if p[0] < cut)}))
+                           for cut, (n, first) in zip(LADDER, self.strong)]
 
     @classmethod
     def total_of(cls, buckets: Iterable["Bucket"]) -> "Bucket":
@@ -73,7 +82,11 @@ class Bucket:
         spans of one step, so no item is in two of them."""
         out = cls()
         negatives, positives = [], []
+        strong = [[0, []] for _ in LADDER]
         for b in buckets:
+            for acc, (n, first) in zip(strong, b.strong):
+                acc[0] += n
+                acc[1] += first
             out.count += b.count
             out.total += b.total
             out.sum_sq += b.sum_sq
@@ -85,6 +98,7 @@ class Bucket:
             positives += b.most_positive
         out.most_negative = _lowest(negatives)
         out.most_positive = _highest(positives)
+        out.strong = [(n, _earliest(first)) for n, first in strong]
         return out
 
     def merged(self, other: "Bucket") -> "Bucket":
@@ -98,7 +112,9 @@ class Bucket:
         return Bucket(self.count + other.count, self.total + other.total, self.sum_sq + other.sum_sq,
                       self.negative + other.negative, self.neutral + other.neutral, self.positive + other.positive,
                       self.late + other.late, _lowest(self.most_negative + other.most_negative),
-                      _highest(self.most_positive + other.most_positive))
+                      _highest(self.most_positive + other.most_positive),
+                      [(a + b, _earliest(x + y) if x and y else x or y)
+                       for (a, x), (b, y) in zip(self.strong, other.strong)])
 
     @property
     def mean(self) -> float:
@@ -115,13 +131,17 @@ class Bucket:
         return {"count": self.count, "total": self.total, "sum_sq": self.sum_sq, "negative": self.negative,
                 "neutral": self.neutral, "positive": self.positive, "late": self.late,
                 "most_negative": [list(p) for p in self.most_negative],
-                "most_positive": [list(p) for p in self.most_positive]}
+                "most_positive": [list(p) for p in self.most_positive],
+                "strong": [[n, [list(p) for p in first]] for n, first in self.strong]}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Bucket":
         return cls(data["count"], data["total"], data["sum_sq"], data["negative"], data["neutral"],
                    data["positive"], data.get("late", 0), [tuple(p) for p in data["most_negative"]],
-                   [tuple(p) for p in data["most_positive"]])
+                   [tuple(p) for p in data["most_positive"]],
+                   # buckets stored before the ladder (Moodwire < 1.6) count nothing below it
+                   [(n, [tuple(p) for p in first]) for n, first in data["strong"]] if "strong" in data
+                   else _no_strong())
 
 
 EMPTY = Bucket()  # the sum of no bucket (never changed: ``merged`` returns the other side)
@@ -149,6 +169,16 @@ def _highest(points) -> list[tuple]:
     chosen = [p for p in points if p[0] >= cut]
     chosen.sort(key=_descending)
     return chosen[:EVIDENCE_K]
+
+
+def _earliest(points) -> list[tuple]:
+    """The ``EVIDENCE_K`` earliest points, by publish time then id (arrival order plays no part;
+    the ISO times are all UTC in one format, so they compare as text)."""
+    return sorted(points, key=_time_then_id)[:EVIDENCE_K]
+
+
+def _time_then_id(point: tuple) -> tuple:
+    return point[4], point[1]
 
 
 # Up to this many points a full sort (C) is cheaper than heapq's Python-level selection; far
@@ -181,7 +211,9 @@ def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Buc
         late_count=bucket.late, most_negative=[p[1] for p in bucket.most_negative],
         most_positive=[p[1] for p in bucket.most_positive],
         evidence=_distinct_evidence(bucket), final=final,
-        kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic")
+        kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic",
+        strong=[Strong.trusted(below=cut, count=n, first=[_evidence(p) for p in first])
+                for cut, (n, first) in zip(LADDER, bucket.strong) if n])
 
 
 def _distinct_evidence(bucket: Bucket) -> list[Evidence]:

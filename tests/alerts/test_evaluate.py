@@ -140,25 +140,35 @@ def test_sentiment_shift_against_the_trailing_baseline():
     assert none == []
 
 
+def built(i: int, scores: list[float], minutes: list[float] | None = None, final: bool = True) -> TopicWindow:
+    """A window aggregated the way the worker does (streams/aggregate/windows.py)."""
+    from moodwire.records import ScoredNews, item_id
+    from streams.aggregate.windows import Bucket, to_window
+
+    start = T0 + i * STEP
+    bucket = Bucket()
+    for k, s in enumerate(scores):
+        at = start + timedelta(minutes=(minutes or range(len(scores)))[k])
+        bucket.add(ScoredNews(id=item_id(None, "t", f"{i}-{k}"), source="t", title=f"headline {i}-{k}",
+                              published_at=at, fetched_at=at, topic="Financials", topic_confidence=0.9,
+                              sentiment="negative" if s < 0 else "positive",
+                              probs={"negative": max(0, -s), "neutral": 1 - abs(s), "positive": max(0, s)},
+                              score=s, model="m@1", classified_at=at))
+    return to_window("Financials", "1h", start, start + timedelta(hours=1), bucket, final=final)
+
+
 def test_negative_count_fires_on_the_first_strongly_negative_headlines_of_a_narrow_key():
-    """Three headlines below -0.6 in the window fire at once, whatever the mean of the rest; the
-    count is read from the window's most negative headlines (kept up to 5)."""
-    from moodwire.records import Evidence
-
-    def with_scores(i: int, scores: list[float]) -> TopicWindow:
-        w = window(i, sum(scores) / len(scores), count=len(scores))
-        return w.model_copy(update={"evidence": [
-            Evidence(id=f"{i}-{k}", title=f"headline {k}", url=None, score=s, published_at=w.start)
-            for k, s in enumerate(sorted(scores)[:5])]})
-
-    r = rule(when={"negative_count": {"at_least": 3, "score_below": -0.6}}, min_count=1, recover=1)
-    calm = with_scores(0, [-0.9, -0.7, 0.3, 0.5, 0.4, 0.2])  # two below -0.6: not yet
+    """Three headlines below -0.6 in the window fire, whatever the mean of the rest; the count is
+    exact (every window counts its items below each cutoff), not read from the 5 kept extremes."""
+    r = rule(when={"negative_count": {"at_least": 3, "score_below": -0.6}}, min_count=1, recover=1, **{"for": "5m"})
+    calm = built(0, [-0.9, -0.7, 0.3, 0.5, 0.4, 0.2])  # two below -0.6: not yet
     assert read(r, calm, []).value == 2 and not read(r, calm, []).holds
-    _, events = run(r, [calm, with_scores(1, [-0.9, -0.7, -0.65, 0.6, 0.8, 0.7]),  # three: fires (mean +0.1)
-                        with_scores(2, [-0.9, -0.7, 0.1]), with_scores(3, [-0.9, 0.2, 0.3])])
+    assert read(r, built(0, [-0.95] * 8), []).value == 8  # more than the 5 kept: still counted
+    _, events = run(r, [calm, built(1, [-0.9, -0.7, -0.65, 0.6, 0.8, 0.7]),  # three: pending (mean +0.1)
+                        built(2, [-0.9, -0.7, -0.8, 0.1]), built(3, [-0.9, -0.7, 0.1]), built(4, [-0.9, 0.2, 0.3])])
     assert [(e.status, e.value) for e in events] == [("firing", 3.0), ("resolved", 1.0)]  # held at 2, off at 1
     for bad, message in (({"at_least": 6, "score_below": -0.5}, "less than or equal to 5"),
-                         ({"at_least": 3, "score_below": -1}, "greater than -1")):
+                         ({"at_least": 3, "score_below": -0.75}, "must be one of -0.5, -0.6, -0.7, -0.8, -0.9")):
         with pytest.raises(Exception, match=message):
             rule(when={"negative_count": bad})
     with pytest.raises(Exception, match=r"recover \(3\) must be a count from 0 to 2"):

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from hypothesis import given, settings, strategies as st
 
 from moodwire.errors import RecordError
-from moodwire.records import (AlertEvent, DeadLetter, NewsItem, ScoredNews, TopicWindow, decode,
+from moodwire.records import (AlertEvent, DeadLetter, NewsItem, ScoredNews, Strong, TopicWindow, decode,
                               item_id)
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -139,7 +139,8 @@ def test_trusted_records_equal_validated_ones_and_need_every_field():
     values = dict(topic="Macro", window="1h", start=datetime(2026, 11, 20, 9, tzinfo=timezone.utc),
                   end=datetime(2026, 11, 20, 10, tzinfo=timezone.utc), count=4, mean_score=-0.25, sum_sq=1.5,
                   negative_share=0.5, neutral_share=0.25, positive_share=0.25, late_count=1, most_negative=["a"],
-                  most_positive=["b"], evidence=[], final=True, kind="topic")
+                  most_positive=["b"], evidence=[], final=True, kind="topic",
+                  strong=[Strong(below=-0.5, count=1, first=[])])
     trusted = TopicWindow.trusted(**values)
     assert trusted == TopicWindow(**values) and trusted.model_fields_set == set(values)
     assert decode(TopicWindow, trusted.encode()) == trusted

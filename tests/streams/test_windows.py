@@ -5,6 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moodwire.records import ScoredNews, TopicWindow, decode, item_id
 from moodwire.spans import parse_span
@@ -143,3 +145,43 @@ def test_merged_buckets_equal_the_sum_of_their_items():
             assert (merged.most_negative, merged.most_positive) == (whole.most_negative, whole.most_positive)
     assert EMPTY.merged(whole) is whole and whole.merged(EMPTY) is whole  # the sum of nothing
     assert Bucket().merged(whole) == whole and EMPTY == Bucket()
+
+
+@settings(max_examples=150, deadline=None)
+@given(scores=st.lists(st.tuples(st.floats(-1, 1, allow_nan=False), st.integers(0, 600)), max_size=40),
+       cuts=st.lists(st.integers(0, 40), max_size=4), shuffle=st.randoms(use_true_random=False))
+def test_every_window_counts_each_cutoff_exactly_with_its_earliest_items_in_any_order(scores, cuts, shuffle):
+    """The ladder is exact whatever the split into buckets, the merge order and the arrival
+    order: per cutoff, the number of items below it and the EVIDENCE_K earliest of them."""
+    from moodwire.records import LADDER
+
+    items = [scored(i, "Banks", minute, round(s, 3)) for i, (s, minute) in enumerate(scores)]
+    order = list(items)
+    shuffle.shuffle(order)
+    bounds = sorted({0, len(order), *(min(c, len(order)) for c in cuts)})
+    parts = []
+    for lo, hi in zip(bounds, bounds[1:]):
+        b = Bucket()
+        for item in order[lo:hi]:
+            b.add(item)
+        parts.append(Bucket.from_dict(b.to_dict()))
+    merged = EMPTY
+    for part in reversed(parts):
+        merged = part.merged(merged)
+    whole = Bucket.total_of(parts)
+    w = to_window("Banks", "1h", T0, T0 + timedelta(hours=11), whole, final=True)
+    for bucket in (merged, whole):
+        for cut, (n, first) in zip(LADDER, bucket.strong):
+            below = sorted((i for i in items if i.score < cut), key=lambda i: (i.published_at, i.id))
+            assert n == len(below)
+            assert [p[1] for p in first] == [i.id for i in below[:EVIDENCE_K]]
+    assert [(s.below, s.count, [e.id for e in s.first]) for s in w.strong] == \
+        [(cut, n, [p[1] for p in first]) for cut, (n, first) in zip(LADDER, whole.strong) if n]
+    assert TopicWindow.model_validate(w.model_dump()) == w
+
+
+def test_a_bucket_stored_before_the_ladder_reads_as_counting_nothing_below_it():
+    b = Bucket()
+    b.add(scored(1, "Banks", 0, -0.95))
+    old = {k: v for k, v in b.to_dict().items() if k != "strong"}
+    assert Bucket.from_dict(old).strong == [(0, [])] * 5 and b.strong[-1][0] == 1
