@@ -58,9 +58,12 @@ def score_items(items: list[NewsItem], predictions, model_label: str, matcher=No
 def keyed_records(scored: list[ScoredNews]) -> list[tuple[bytes, ScoredNews]]:
     """news.scored records of scored items: each item keyed by its topic, and once more per
     watchlist it matched, keyed ``watchlist:NAME`` with ``watchlist`` set, so that the aggregate
-    worker folds every key's items on one partition."""
+    worker folds every key's items on one partition. In publish-time order: a batch gathers
+    several news.raw partitions, and a rule judged early (alerts/evaluate.py) starts its alert
+    at the headline that made its count, which the aggregate can only see as the back-test
+    does when each key's headlines reach it in publish order."""
     out = []
-    for item in scored:
+    for item in sorted(scored, key=lambda i: i.published_at):  # stable: ties keep their order
         out.append((item.topic.encode(), item))
         for name in item.watchlists:
             copy = item.model_copy(update={"watchlist": name})

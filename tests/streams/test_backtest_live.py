@@ -6,7 +6,12 @@ quantised per batch, so their scores would depend on how the items happened to b
 The allowed lateness is a week in both: replayed as fast as it can be, the news reaches the
 aggregate worker out of publish-time order (classify reads news.raw's partitions in turn, each
 poll in partition order), and with the default 10 minutes what counts as late would depend on
-that arrival order, in the live run only. Within the lateness the result does not depend on it."""
+that arrival order, in the live run only. Within the lateness the result does not depend on it.
+
+The news is replayed at 10 items a second, as a feed delivers it: each key's headlines then
+reach the aggregate in publish order (classify sends each batch in that order), which the
+rules judged early on partial windows need to start their alerts where the back-test does
+(``watchlist-early``: tests/alerts/test_early.py)."""
 
 from __future__ import annotations
 
@@ -73,7 +78,7 @@ def test_backtest_and_live_pipeline_give_the_same_windows_and_alerts(fresh_embed
         "MOODWIRE_ALERT_RULES": str(RULES), "MOODWIRE_AGGREGATE_WINDOWS": "24h/1h", "MOODWIRE_AGGREGATE_IDLE": "5s",
         "MOODWIRE_AGGREGATE_LATENESS": "7d"})
     try:
-        replayed = subprocess.run([sys.executable, "-m", "moodwire_cli", "replay", str(news), "--no-progress"],
+        replayed = subprocess.run([sys.executable, "-m", "moodwire_cli", "replay", str(news), "--rate", "10", "--no-progress"],
                                   env=live_env, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         deadline = time.monotonic() + 400
