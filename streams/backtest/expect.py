@@ -3,7 +3,7 @@
 ```yaml
 expect:
   - name: the bank run is caught          # optional; printed with the result
-    rule: negative-shift                  # the rule's name
+    rule: negative-shift                  # the rule's name, or any (every rule of the file)
     key: Financials                       # optional: one topic or watchlist (default: any)
     between: [2023-03-09T00:00Z, 2023-03-14T00:00Z]
     min_alerts: 1                         # at least this many alerts start in [from, to)
@@ -41,6 +41,9 @@ def _instant(value) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+ANY = "any"  # an expectation over every rule's alerts
+
+
 class Expectation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,16 +79,22 @@ class Expectation(BaseModel):
             raise ValueError("by: needs an alert; max_alerts 0 wants none")
         return self
 
-    def describe(self) -> str:
+    def wanted(self) -> str:
+        """What the expectation asks for: "at least 1 alert(s)", "an alert(s), the first by …"."""
         bounds = []
         if self.min_alerts is not None:
             bounds.append(f"at least {self.min_alerts}")
         if self.max_alerts is not None:
             bounds.append(f"at most {self.max_alerts}")
-        where = f" on {self.key!r}" if self.key else ""
         by = f", the first by {self.by.isoformat()}" if self.by is not None else ""
-        return (f"{self.name + ': ' if self.name else ''}rule {self.rule}{where} starts {' and '.join(bounds) or 'an'} "
-                f"alert(s) in [{self.between[0].isoformat()}, {self.between[1].isoformat()}){by}")
+        return f"{' and '.join(bounds) or 'an'} alert(s){by}"
+
+    def describe(self) -> str:
+        where = f" on {self.key!r}" if self.key else ""
+        who, verb = ("the rules together", "start") if self.rule == ANY else (f"rule {self.rule}", "starts")
+        wanted, _, by = self.wanted().partition(", the first by")
+        return (f"{self.name + ': ' if self.name else ''}{who}{where} {verb} {wanted} in "
+                f"[{self.between[0].isoformat()}, {self.between[1].isoformat()})" + (f", the first by{by}" if by else ""))
 
 
 class ExpectFile(BaseModel):
@@ -118,7 +127,7 @@ def load_expectations(path: str | Path, rule_names: Sequence[str]) -> list[Expec
         where = ".".join(str(p) for p in first["loc"])
         raise BacktestError(f"expectations file {path}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
     for i, e in enumerate(expectations, 1):
-        if e.rule not in rule_names:
+        if e.rule != ANY and e.rule not in rule_names:
             raise BacktestError(f"expectations file {path}: expectation #{i}: rule {e.rule!r} is not in the rules "
                                 f"file (rules: {', '.join(rule_names)})")
     return expectations
@@ -140,7 +149,7 @@ def check(expectations: Sequence[Expectation], alerts: Sequence[AlertEvent],
                                                 "UTC): nothing to judge"))
             continue
         starts = sorted(start for (_, start), a in episodes.items()
-                        if a.rule == e.rule and (e.key is None or a.topic == e.key)
+                        if e.rule in (ANY, a.rule) and (e.key is None or a.topic == e.key)
                         and e.between[0] <= start < e.between[1])
         found = len(starts)
         passed = (e.min_alerts is None or found >= e.min_alerts) and (e.max_alerts is None or found <= e.max_alerts)

@@ -185,9 +185,9 @@ def _verdicts(outcomes: Sequence) -> str:
         found = o.why or (f"{o.found}: " + ", ".join(o.starts[:5]) if o.starts else "none")
         verdict = "passed" if o.passed else "FAILED"
         rows.append(f"<tr class='{verdict.lower()}'><td><b>{verdict}</b></td><td>{html.escape(e.name)}</td>"
-                    f"<td>{html.escape(e.rule)}</td><td>{html.escape(label(e.key) if e.key else 'any key')}</td>"
+                    f"<td>{html.escape('any rule' if e.rule == 'any' else e.rule)}</td><td>{html.escape(label(e.key) if e.key else 'any key')}</td>"
                     f"<td>{e.between[0]:%Y-%m-%d %H:%M} – {e.between[1]:%Y-%m-%d %H:%M}</td>"
-                    f"<td>{html.escape(o.expectation.describe().split(' starts ', 1)[1].split(' in [')[0])}</td>"
+                    f"<td>{html.escape(e.wanted())}</td>"
                     f"<td>{html.escape(found)}</td></tr>")
     passed = sum(o.passed for o in outcomes)
     return (f"<h2>Expectations: {passed} of {len(outcomes)} passed</h2><table class='verdicts'><tr><th>verdict</th>"

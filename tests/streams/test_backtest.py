@@ -93,6 +93,9 @@ def test_expectations_count_episodes_by_their_start():
     [late, early] = check([expect(key="Financials", between=window, by=start - timedelta(minutes=1)),
                            expect(key="Financials", between=window, by=start)], alerts, times)
     assert not late.passed and early.passed and ", the first by" in late.line()
+    # rule: any counts every rule's episodes (a quiet interval for the whole file)
+    [every] = check([Expectation.model_validate({"rule": "any", "between": window, "max_alerts": 0})], alerts, times)
+    assert not every.passed and every.found == 1 and "the rules together start at most 0" in every.line()
 
 
 def test_each_alert_has_its_lead_from_the_first_headline_its_window_holds():
