@@ -5,13 +5,16 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-import torch
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # serving a bundle (models/serving.py) runs without torch
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 from models.data import clean_text
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list[list[int]]:
+def encode(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], max_length: int) -> list[list[int]]:
     """Token ids of each cleaned text, truncated to ``max_length`` (no padding).
 
     Very long inputs are cut to a bounded number of characters first so that a
@@ -21,8 +24,10 @@ def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length:
     return tokenizer(cleaned, truncation=True, max_length=max_length, padding=False)["input_ids"]
 
 
-def pad(batch_ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad(batch_ids: Sequence[Sequence[int]], pad_id: int) -> tuple["torch.Tensor", "torch.Tensor"]:
     """Pad to the longest member of the batch only."""
+    import torch
+
     width = max(len(ids) for ids in batch_ids)
     input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch_ids), width), dtype=torch.long)

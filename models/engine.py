@@ -26,15 +26,7 @@ from torch import nn
 from models.artefact import DEFAULT_MODEL_DIR, load_model
 from models.batching import encode, length_sorted_batches, pad
 from models.errors import ModelError
-
-
-@dataclass(frozen=True)
-class Prediction:
-    topic: str
-    topic_confidence: float
-    sentiment: str
-    probs: dict[str, float]  # negative / neutral / positive
-    score: float  # p_positive - p_negative
+from models.serving import Prediction, predictions
 
 
 RUNTIMES = ("onnx", "torch")  # CPU runtimes
@@ -117,8 +109,6 @@ class InferenceEngine:
         # tokenisation overlap inference; on the CPU, where inference is the whole cost, one
         # sort over more texts pads less (4,096 texts: ~15 % more items/s than 256).
         self.chunk_size = chunk_size or self.batch_size * (8 if self.device.type == "cuda" else 128)
-        self._neg = self.spec.sentiment_labels.index("negative")
-        self._pos = self.spec.sentiment_labels.index("positive")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
         self._lock = threading.Lock()
 
@@ -194,18 +184,7 @@ class InferenceEngine:
         return self._predictions(*self.probabilities(texts))
 
     def _predictions(self, topic: torch.Tensor, sentiment: torch.Tensor) -> list[Prediction]:
-        conf, best = topic.max(-1)
-        s_best = sentiment.argmax(-1)
-        names_t, names_s = self.spec.topic_labels, self.spec.sentiment_labels
-        # Python lists once, instead of a tensor index per value (a tenth of the time).
-        rows, confs, bests, s_bests = sentiment.tolist(), conf.tolist(), best.tolist(), s_best.tolist()
-        out = []
-        for row, values in enumerate(rows):
-            out.append(Prediction(
-                topic=names_t[bests[row]], topic_confidence=confs[row],
-                sentiment=names_s[s_bests[row]], probs=dict(zip(names_s, values)),
-                score=max(-1.0, min(1.0, values[self._pos] - values[self._neg]))))
-        return out
+        return predictions(topic.numpy(), sentiment.numpy(), self.spec.topic_labels, self.spec.sentiment_labels)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -53,9 +53,9 @@ def backtest(ctx: click.Context, news_file, rules_file, out, start, end, windows
     settings = settings_of(ctx, model=model_dir)
 
     def engine():
-        from models.engine import InferenceEngine
+        from models.serving import open_engine
 
-        return InferenceEngine(settings.model, **settings.engine_options)
+        return open_engine(settings.model, **settings.engine_options)
 
     started = datetime.now(timezone.utc)
     run = BacktestRun(news_file, rules_file, out, start, end, windows, expect_file, progress,

@@ -32,7 +32,7 @@ def cli(ctx: click.Context, config: str | None) -> None:
 
 for command in (kafka.broker, kafka.topics, stages.ingest, stages.replay, stages.classify, stages.aggregate,
                 alerting.notify, alerting.silence, ui.demo, ui.dashboard, ui.hash_password_cmd, model.train,
-                model.evaluate, model.export, model.average, model.calibrate, backtest.backtest, watchlists.watchlists,
+                model.evaluate, model.export, model.average, model.calibrate, model.bundle, backtest.backtest, watchlists.watchlists,
                 store.store):
     cli.add_command(command)
 

@@ -1,4 +1,4 @@
-"""``moodwire train``, ``evaluate``, ``export``, ``average`` and ``calibrate``: the fine-tuning recipe's commands."""
+"""``moodwire train``, ``evaluate``, ``export``, ``average``, ``calibrate`` and ``bundle``: the fine-tuning recipe's commands."""
 
 from __future__ import annotations
 
@@ -203,3 +203,21 @@ def calibrate(ctx: click.Context, model_dir, topic_valid, sentiment_valid) -> No
     click.echo(f"{model_dir}: topic temperature {result['topic_temperature']} (ECE {result['topic_ece_before']} → "
                f"{result['topic_ece_after']}), sentiment {result['sentiment_temperature']} "
                f"(ECE {result['sentiment_ece_before']} → {result['sentiment_ece_after']})")
+
+
+@click.command()
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="Model to bundle [default: MOODWIRE_MODEL or the committed model].")
+@click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write.")
+@click.option("--fp32", is_flag=True, help="Keep the encoder in fp32 (default: int8, as the CPU runtime runs it).")
+@click.pass_context
+def bundle(ctx: click.Context, model_dir, output, fp32) -> None:
+    """Write a serving bundle: the ONNX graph the CPU runtime runs, the tokenizer and the labels.
+    Stages given a bundle as MOODWIRE_MODEL run it without PyTorch (the lean CPU image)."""
+    from models.artefact import DEFAULT_MODEL_DIR
+    from models.serving import write_bundle
+
+    source = model_dir or settings_of(ctx).model or str(DEFAULT_MODEL_DIR)
+    out = write_bundle(source, output, int8=not fp32)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    click.echo(f"wrote {out} ({size / 1e6:.1f} MB, {'fp32' if fp32 else 'int8'}); serve it with MOODWIRE_MODEL={out}")

@@ -116,11 +116,11 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
             click.echo("stopped while looking for the broker; nothing was read from news.raw")
             return
         raise
-    from models.engine import InferenceEngine
+    from models.serving import open_engine
     from moodwire.metrics import StageMetrics
     from streams.classify.worker import ClassifyWorker
 
-    engine = InferenceEngine(settings.model, **settings.engine_options)
+    engine = open_engine(settings.model, **settings.engine_options)
     if stop.is_set():
         click.echo("stopped while loading the model; nothing was read from news.raw")
         return

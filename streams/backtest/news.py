@@ -30,7 +30,7 @@ def within(items: list[NewsItem], start: datetime | None, end: datetime | None) 
 
 
 def model_identity(engine) -> dict:
-    weights = sorted(p for p in Path(engine.model_dir).rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json"))
+    weights = sorted(p for p in Path(engine.model_dir).rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json", ".onnx"))
     digest = hashlib.sha256()
     for path in weights:
         digest.update(path.name.encode())
