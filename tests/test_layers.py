@@ -5,6 +5,7 @@ functions."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,11 @@ def test_no_module_is_over_400_lines():
                                                       "moodwire_cli")
             for p in (ROOT / pkg).rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
     assert not long, long
+
+
+def test_no_test_reads_the_development_data_folder():
+    """A fresh clone has nothing beside it: tests read the committed fixture (tests/fixtures),
+    never ../shared (.ci/run also hides that folder from the run where it can)."""
+    reads = {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py")
+             if p.name != "test_layers.py" and re.search(r"""shared/data|["']\.\./shared|parent / ["']shared["']""", p.read_text())}
+    assert not reads, reads
