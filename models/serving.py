@@ -1,6 +1,6 @@
-"""Serving without PyTorch: a model *bundle* (the ONNX graph the CPU runtime builds, the
-tokenizer and the labels, made once by ``moodwire bundle``) run by ONNX Runtime with
-numpy. The lean CPU image (``Dockerfile.cpu``) holds bundles only, so its stages never import
+"""Serving without PyTorch: a model *bundle* (the ONNX graphs the CPU runtime builds, int8 and
+fp32, the tokenizer and the labels, made once by ``moodwire bundle``) run by ONNX Runtime with
+numpy; ``MOODWIRE_INT8`` picks the graph as it does for a model folder. The lean CPU image (``Dockerfile.cpu``) holds bundles only, so its stages never import
 torch; everything else, and a plain model folder, goes through ``models.engine``.
 
 ``open_engine`` is what the stages call: a bundle folder gives a ``BundleEngine``, any other
@@ -23,7 +23,7 @@ import numpy as np
 from models.errors import ModelError
 
 BUNDLE_FILE = "serving.json"
-GRAPH_FILE = "model.onnx"
+GRAPHS = {True: "model-int8.onnx", False: "model-fp32.onnx"}  # by MOODWIRE_INT8
 TOKENIZER_DIR = "tokenizer"
 
 
@@ -42,7 +42,6 @@ class BundleSpec:
     topic_labels: list[str]
     sentiment_labels: list[str]
     max_length: int
-    int8: bool
 
 
 def predictions(topic: np.ndarray, sentiment: np.ndarray, topics: Sequence[str],
@@ -67,7 +66,7 @@ def open_engine(model_dir: str | Path | None, **options):
         if options.get("device") == "cuda":
             raise ModelError(f"{model_dir} is an ONNX bundle for CPUs; MOODWIRE_DEVICE=cuda needs a model folder "
                              "and the GPU image")
-        return BundleEngine(model_dir)
+        return BundleEngine(model_dir, int8=options.get("int8"))
     from models.engine import InferenceEngine
 
     return InferenceEngine(model_dir, **options)
@@ -85,7 +84,11 @@ class BundleEngine:
     device = "cpu"
     runtime = "onnx"
 
-    def __init__(self, directory: str | Path, batch_size: int = 32, threads: int | None = None) -> None:
+    def __init__(self, directory: str | Path, int8: bool | None = None, batch_size: int = 32,
+                 threads: int | None = None) -> None:
+        """``int8``: the int8 graph (the default, as the CPU runtime) or the fp32 one, whose
+        scores do not depend on how items are batched (int8 activations are quantised per
+        call)."""
         try:
             import onnxruntime as ort
             from transformers import AutoTokenizer
@@ -97,17 +100,20 @@ class BundleEngine:
         try:
             meta = json.loads((self.model_dir / BUNDLE_FILE).read_text(encoding="utf-8"))
             self.spec = BundleSpec(meta["label"], list(meta["topic_labels"]), list(meta["sentiment_labels"]),
-                                   int(meta["max_length"]), bool(meta["int8"]))
+                                   int(meta["max_length"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"{self.model_dir / BUNDLE_FILE} is not a Moodwire bundle: {exc}; "
                              "make one with moodwire bundle") from None
-        self.int8 = self.spec.int8
+        self.int8 = True if int8 is None else int8
+        graph = self.model_dir / GRAPHS[self.int8]
+        if not graph.is_file():
+            raise ModelError(f"{graph} is missing: the bundle is incomplete; make it again with moodwire bundle")
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir / TOKENIZER_DIR)
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads or len(os.sched_getaffinity(0)))
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.model_dir / GRAPH_FILE), options,
+        self.session = ort.InferenceSession(str(graph), options,
                                             providers=["CPUExecutionProvider"])
         self.batch_size = batch_size
         self._encode, self._batches = encode, length_sorted_batches
@@ -160,8 +166,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(-1, keepdims=True)
 
 
-def write_bundle(model_dir: str | Path, out: str | Path, int8: bool = True) -> Path:
-    """Build the bundle of a model folder into ``out`` (needs torch: the build stage's job)."""
+def write_bundle(model_dir: str | Path, out: str | Path) -> Path:
+    """Build the bundle of a model folder into ``out``: both graphs (int8 and fp32), the
+    tokenizer, the labels. Needs torch: the build stage's job."""
     import torch
 
     from models.artefact import load_model
@@ -170,12 +177,13 @@ def write_bundle(model_dir: str | Path, out: str | Path, int8: bool = True) -> P
     model, tokenizer, spec = load_model(model_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    build(model, int8, out / GRAPH_FILE)
+    for int8, name in GRAPHS.items():
+        build(model, int8, out / name)
     tokenizer.save_pretrained(out / TOKENIZER_DIR)
     (out / BUNDLE_FILE).write_text(json.dumps({
         "label": spec.label, "topic_labels": list(spec.topic_labels), "sentiment_labels": list(spec.sentiment_labels),
-        "max_length": spec.max_length, "int8": int8, "built_from": str(model_dir),
-        "torch": torch.__version__}, indent=2) + "\n", encoding="utf-8")
+        "max_length": spec.max_length, "graphs": {"int8": GRAPHS[True], "fp32": GRAPHS[False]},
+        "built_from": str(model_dir), "torch": torch.__version__}, indent=2) + "\n", encoding="utf-8")
     return out
 
 

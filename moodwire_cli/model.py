@@ -209,15 +209,15 @@ def calibrate(ctx: click.Context, model_dir, topic_valid, sentiment_valid) -> No
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
               help="Model to bundle [default: MOODWIRE_MODEL or the committed model].")
 @click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write.")
-@click.option("--fp32", is_flag=True, help="Keep the encoder in fp32 (default: int8, as the CPU runtime runs it).")
 @click.pass_context
-def bundle(ctx: click.Context, model_dir, output, fp32) -> None:
-    """Write a serving bundle: the ONNX graph the CPU runtime runs, the tokenizer and the labels.
-    Stages given a bundle as MOODWIRE_MODEL run it without PyTorch (the lean CPU image)."""
+def bundle(ctx: click.Context, model_dir, output) -> None:
+    """Write a serving bundle: the ONNX graphs the CPU runtime runs (int8 and fp32), the tokenizer
+    and the labels. Stages given a bundle as MOODWIRE_MODEL run it without PyTorch (the lean CPU
+    image); MOODWIRE_INT8 picks the graph."""
     from models.artefact import DEFAULT_MODEL_DIR
     from models.serving import write_bundle
 
     source = model_dir or settings_of(ctx).model or str(DEFAULT_MODEL_DIR)
-    out = write_bundle(source, output, int8=not fp32)
+    out = write_bundle(source, output)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    click.echo(f"wrote {out} ({size / 1e6:.1f} MB, {'fp32' if fp32 else 'int8'}); serve it with MOODWIRE_MODEL={out}")
+    click.echo(f"wrote {out} ({size / 1e6:.1f} MB); serve it with MOODWIRE_MODEL={out}")

@@ -21,12 +21,14 @@ TEXTS = ["Fed holds rates steady", "Regional bank shares slide after deposit out
 
 @pytest.fixture(scope="module")
 def bundle(tiny_model, tmp_path_factory) -> Path:
-    return write_bundle(tiny_model, tmp_path_factory.mktemp("bundle") / "b", int8=True)
+    return write_bundle(tiny_model, tmp_path_factory.mktemp("bundle") / "b")
 
 
-def test_a_bundle_predicts_what_the_engine_predicts(bundle, tiny_model, tmp_path):
-    engine = InferenceEngine(tiny_model, device="cpu", int8=True, cache_dir=tmp_path)
-    served = open_engine(bundle, device="cpu")
+@pytest.mark.parametrize("int8", [True, False])
+def test_a_bundle_predicts_what_the_engine_predicts(bundle, tiny_model, tmp_path, int8):
+    engine = InferenceEngine(tiny_model, device="cpu", int8=int8, cache_dir=tmp_path)
+    served = open_engine(bundle, device="cpu", int8=int8)
+    assert served.int8 is int8
     assert isinstance(served, BundleEngine) and is_bundle(bundle) and served.label == engine.label
     assert served.spec.topic_labels == list(engine.spec.topic_labels)
     for got, want in zip(served.classify(TEXTS), engine.classify(TEXTS), strict=True):
@@ -59,3 +61,7 @@ def test_a_broken_bundle_or_a_gpu_request_is_one_clear_line(bundle, tmp_path):
         open_engine(broken, device="cpu")
     with pytest.raises(ModelError, match="MOODWIRE_DEVICE=cuda needs a model folder"):
         open_engine(bundle, device="cuda")
+    (broken / "serving.json").write_text((bundle / "serving.json").read_text())
+    (broken / "tokenizer").symlink_to(bundle / "tokenizer")
+    with pytest.raises(ModelError, match=r"model-int8.onnx is missing: the bundle is incomplete"):
+        open_engine(broken, device="cpu")
