@@ -1,4 +1,5 @@
-"""docker-compose.yml cannot be started here (no Docker engine): check it against the CLI and settings."""
+"""docker-compose.yml against the CLI and settings (fast, no Docker). scripts/compose-check runs the
+stack itself on a Docker engine (docs/data-engineers.md)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+def image(service: dict) -> str:
+    """The image a service runs by default: ``${VAR:-default}`` read as its default."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", service.get("image", ""))
+
+
 def moodwire_services() -> dict:
-    return {n: s for n, s in COMPOSE["services"].items() if s.get("image", "").startswith("moodwire")}
+    return {n: s for n, s in COMPOSE["services"].items() if image(s).startswith("moodwire")}
+
+
+def test_image_names_come_from_variables_whose_defaults_are_the_official_images():
+    services = COMPOSE["services"]
+    assert services["kafka"]["image"] == "${MOODWIRE_KAFKA_IMAGE:-apache/kafka:4.1.1}"
+    assert services["postgres"]["image"] == "${MOODWIRE_POSTGRES_IMAGE:-postgres:16}"
+    assert {s["image"] for s in moodwire_services().values()} == {"${MOODWIRE_IMAGE:-moodwire:latest}"}
 
 
 def test_every_moodwire_command_exists_with_its_options():
