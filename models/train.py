@@ -3,7 +3,7 @@
 Both tasks share one encoder. Every batch holds texts of one task; batches of
 the two tasks are interleaved at random. Sentiment may come from several named
 sources, drawn each epoch by the ``mix`` scheme (models/sources.py); validation
-reports each source, and the best epoch is chosen by models/validation.selection_score.
+reports each source, and the best epoch is chosen by selection_score in models/validation.py.
 After training, one temperature per head is fitted on the validation rows
 (models/calibration.py) and stored in the model description. Training is seeded, shows a progress
 bar, checkpoints every ``checkpoint_every`` steps and at each epoch end, resumes
@@ -305,7 +305,7 @@ def train(cfg: TrainConfig) -> dict:
         spec.calibration = calibrate(topic_valid, sentiment_valid, *logits)
         print(json.dumps({"calibration": spec.calibration}), flush=True)
     spec.metrics = {"validation": kept_metrics, "history": state["history"],
-                    "selection": "models/validation.selection_score" if cfg.keep == "best" else "last epoch"}
+                    "selection": "selection_score (models/validation.py)" if cfg.keep == "best" else "last epoch"}
     spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__,
                        "sentiment_sources": {"train": {n: len(d) for n, d in sets["sentiment"]["train"].items()},
                                              "unlabelled": {n: len(d) for n, d in sets["sentiment"]["unlabelled"].items()},

@@ -149,3 +149,20 @@ def test_the_watchlist_and_rule_examples_in_the_docs_load(tmp_path: Path):
             assert load_watchlists(path, tuple(TOPIC_LABELS)), page
         else:
             assert load_rules(path), page
+
+
+TOP = ("moodwire", "models", "alerts", "dashboards", "streams", "moodwire_cli", "tests", "bench", "scripts", "config",
+       "docs", "docker", ".ci")
+REPO_PATH = re.compile(r"(?<![\w./-])((?:%s)/[\w./-]*\w)" % "|".join(re.escape(t) for t in TOP))
+
+
+def test_every_repository_path_named_in_docs_docstrings_and_configs_exists():
+    """A path such as streams/aggregate/fold.py named in a page, a module, a config file or a
+    script points at something that is there (globs and placeholders aside)."""
+    sources = [*PAGES, *(p for pkg in TOP[:8] for p in (ROOT / pkg).rglob("*.py")),
+               *(ROOT / "config").glob("*.yaml"), *(p for p in (ROOT / "scripts").iterdir() if p.is_file()),
+               ROOT / "docker-compose.yml", ROOT / "Dockerfile", ROOT / "Dockerfile.cpu"]
+    missing = {f"{source.relative_to(ROOT)}: {name}" for source in sources
+               for name in (m.group(1).rstrip(".") for m in REPO_PATH.finditer(source.read_text(errors="replace")))
+               if "*" not in name and "<" not in name and not (ROOT / name).exists()}
+    assert not missing, sorted(missing)

@@ -16,7 +16,7 @@ COLUMNS = [{"name": "topic or watchlist", "id": "topic", "presentation": "markdo
 # What each column is, on hover over its header: no number on the page without its definition.
 TOOLTIPS = {
     "topic": "A topic of the model, or a risk team's watchlist; the link opens its chart and headlines.",
-    "kind": "topic (the model's) or watchlist (config/watchlists: a list of names and terms)",
+    "kind": "topic (the model's) or watchlist (MOODWIRE_WATCHLISTS, e.g. config/watchlists.example.yaml)",
     "mean": "Mean sentiment score (-1 negative … +1 positive) of every headline in the range, each counted once.",
     "latest": "Mean sentiment of the newest window in the range (the chart's window size); see its headlines.",
     "latest_items": "How many headlines the newest window holds: a mean of one headline is one opinion.",

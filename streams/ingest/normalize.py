@@ -45,7 +45,7 @@ def canonical_url(url: str) -> str | None:
 
 
 def strip_html(text: str | None) -> str:
-    """Plain text from an HTML fragment: scripts/styles dropped, tags removed, entities decoded."""
+    """Plain text from an HTML fragment: script and style elements dropped, tags removed, entities decoded."""
     if not text:
         return ""
     text = _DROP_BLOCKS.sub(" ", text)

@@ -160,7 +160,7 @@ def test_a_commit_refused_by_a_rebalance_is_reported_and_the_group_reads_on(kafk
     try:
         refused, deadline = False, time.monotonic() + 60
         while not refused and time.monotonic() < deadline:
-            first.poll(timeout_ms=1)  # not 0: see streams/classify.py
+            first.poll(timeout_ms=1)  # not 0: see streams/classify/worker.py
             refused = not commit_or_redeliver(first, offsets, "the test's records")
         assert refused, "the commit was never refused while the newcomer joined"
         _produce_x(settings, topic, 10)  # offsets 5..9 of each partition
