@@ -16,7 +16,7 @@ from moodwire.records import AlertEvent, Evidence
 from moodwire.spans import parse_windows
 from moodwire.store import analyze, open_store
 from streams.aggregate.fold import Aggregator
-from streams.aggregate.keys import marker_key
+from streams.backtest.simulate import commit
 from streams.aggregate.store_sink import upsert_items, upsert_windows
 
 from bench.synthetic import TOPICS, scored
@@ -54,12 +54,7 @@ def build(url: str, end: datetime, days: int, per_hour: int, say=print, seed: in
             records += [item.model_copy(update={"watchlist": w}) for w in item.watchlists]
         result = agg.apply(state, 0, [(offset + k, r) for k, r in enumerate(records)])
         offset += len(records)
-        for key, value in result.bucket_writes.items():
-            if value is None:
-                state.pop(key, None)
-            else:
-                state[key] = value
-        state[marker_key(0)] = result.marker
+        commit(state, result, 0)
         upsert_items(engine, news)
         upsert_windows(engine, result.windows)
         n_items += len(news)

@@ -81,8 +81,9 @@ def _wait_until_visible(admin, names: tuple[str, ...], partitions: int, bootstra
         time.sleep(0.1)
 
 
-def require_topics(bootstrap: str, names: tuple[str, ...], timeout_s: float = 10.0) -> None:
-    """Fail fast, naming what to fix, when the broker does not answer or a topic is missing."""
+def require_topics(bootstrap: str, names: tuple[str, ...], timeout_s: float = 8.0) -> None:
+    """Fail fast, naming what to fix, when the broker does not answer or a topic is missing: 8 s
+    for the broker, so a stage started without one says so within 10 s of its start."""
     from kafka.errors import KafkaError
 
     admin = _admin(bootstrap, timeout_s)

@@ -153,7 +153,7 @@ def aggregate(ctx: click.Context, sink, datadir) -> None:
     from moodwire.metrics import StageMetrics
     from moodwire.topics import ALERTS, DEADLETTER, NEWS_SCORED, SENTIMENT_WINDOWS, require_topics
     from streams.aggregate.app import AggregateApp
-    from streams.aggregate.worker import run_worker
+    from streams.aggregate.process import run_worker
 
     settings = settings_of(ctx)
     require_topics(settings.kafka_bootstrap, (NEWS_SCORED, SENTIMENT_WINDOWS, DEADLETTER, ALERTS))

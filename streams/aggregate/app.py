@@ -40,7 +40,7 @@ from streams.aggregate.outputs import Outputs
 from streams.aggregate.pipeline import BatchPipeline
 from streams.aggregate.sequence import InSequence
 from streams.aggregate.store_sink import sink_handler, upsert_items, upsert_windows
-from streams.aggregate.worker import quiet_clients
+from streams.aggregate.process import quiet_clients
 from streams.faustx.batches import subscribe
 from streams.faustx.monitor import LeanMonitor
 from streams.faustx.state import Changelog

@@ -17,7 +17,7 @@ from alerts.rules import load_rules
 from moodwire.settings import Settings
 from moodwire.spans import WindowSpec, format_span, parse_windows
 from streams.backtest.expect import check, load_expectations
-from streams.backtest.fold import fold
+from streams.backtest.simulate import fold
 from streams.backtest.news import classify_items, within
 from streams.backtest.lead import leads
 from streams.backtest.report import render, write_plotly

@@ -15,8 +15,7 @@ from alerts.rules import RuleFile
 from moodwire.records import ScoredNews, item_id
 from moodwire.spans import parse_windows
 from streams.aggregate.fold import Aggregator
-from streams.aggregate.keys import marker_key
-from streams.backtest.fold import fold
+from streams.backtest.simulate import commit, fold
 
 T0 = datetime(2023, 3, 9, 18, 0, tzinfo=timezone.utc)
 KEY = "watchlist:US regional banks"
@@ -60,12 +59,7 @@ def live(items: list[ScoredNews]) -> list[tuple]:
 
     for n, record in enumerate(items):
         applied = aggregator.apply(state, 0, [(n, record)])
-        for key, value in applied.bucket_writes.items():
-            if value is None:
-                state.pop(key, None)
-            else:
-                state[key] = value
-        state[marker_key(0)] = applied.marker
+        commit(state, applied, 0)
         send(applied.windows, record.published_at)
         wm = aggregator.watermark(state, 0)
         partial = sorted(applied.touched, key=lambda t: (t[0], t[1], t[2]))

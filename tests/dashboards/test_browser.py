@@ -284,7 +284,7 @@ def test_a_backtest_report_opens_offline_verdicts_first_and_charts_the_alerted_k
     from alerts.rules import RuleFile
     from moodwire.spans import parse_windows
     from streams.backtest.expect import Expectation, check
-    from streams.backtest.fold import fold
+    from streams.backtest.simulate import fold
     from streams.backtest.report import render, write_plotly
     from tests.streams.test_alerting import episode
 

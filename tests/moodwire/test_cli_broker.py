@@ -142,7 +142,7 @@ def test_classify_names_a_bad_watchlist_file_or_a_missing_broker_in_one_line_bef
     for extra, line in (({"MOODWIRE_WATCHLISTS": str(bad)},
                          f"error: watchlist file {bad} is not valid YAML: line 4, column 1: while parsing a flow "
                          "sequence expected ',' or ']', but got '<stream end>'"),
-                        ({}, f"error: no Kafka broker answers at {env['MOODWIRE_KAFKA_BOOTSTRAP']} within 10 s (set "
+                        ({}, f"error: no Kafka broker answers at {env['MOODWIRE_KAFKA_BOOTSTRAP']} within 8 s (set "
                              "MOODWIRE_KAFKA_BOOTSTRAP, or start one with `moodwire broker`)")):
         done = subprocess.run([sys.executable, "-m", "moodwire_cli", "classify"], env={**env, **extra},
                               capture_output=True, text=True, timeout=120)

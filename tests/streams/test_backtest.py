@@ -13,7 +13,7 @@ import pytest
 from alerts.rules import RuleFile
 from moodwire.spans import parse_windows
 from streams.backtest.expect import Expectation, check
-from streams.backtest.fold import fold, partition_of
+from streams.backtest.simulate import fold, partition_of
 from tests.streams.aggregate_support import assert_windows_equal, expected_windows
 from tests.streams.test_alerting import episode
 

@@ -44,6 +44,17 @@ def partition_of(topic: str, partitions: int) -> int:
     return (murmur2(topic.encode()) & 0x7FFFFFFF) % partitions  # kafka-python's DefaultPartitioner
 
 
+def commit(state: dict[str, dict], applied, partition: int) -> None:
+    """Apply one ``Aggregator.apply`` result to an in-memory state, as the worker's changelog
+    does: bucket writes (None deletes) and the partition's marker."""
+    for key, value in applied.bucket_writes.items():
+        if value is None:
+            state.pop(key, None)
+        else:
+            state[key] = value
+    state[marker_key(partition)] = applied.marker
+
+
 def fold(items: Sequence[ScoredNews], rules: Sequence[Rule], windows: Sequence[WindowSpec],
          lateness: timedelta, partitions: int = 4, batch: int = 4000, future: timedelta = timedelta(minutes=15),
          clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> FoldResult:
@@ -70,12 +81,7 @@ def fold(items: Sequence[ScoredNews], rules: Sequence[Rule], windows: Sequence[W
         records = list(enumerate(by_partition[partition]))
         for start in range(0, len(records), batch):
             applied = aggregator.apply(state, partition, records[start:start + batch])
-            for key, value in applied.bucket_writes.items():
-                if value is None:
-                    state.pop(key, None)
-                else:
-                    state[key] = value
-            state[marker_key(partition)] = applied.marker
+            commit(state, applied, partition)
             result.late += len(applied.late)
             result.duplicates += applied.duplicates
             result.future += [entry.reason for entry in applied.future]
