@@ -78,8 +78,9 @@ def _threshold_text(rule: Rule) -> str:
     kind = rule.when.kind
     if kind == "negative_count":
         n = rule.when.negative_count
-        return (f"at least {n.at_least} headlines scored below {n.score_below:+g}, window {rule.window}, "
-                f"min_count {rule.min_count}, for {rule.for_}")
+        when = ("fires as the headline that makes the count arrives" if rule.judged_early
+                else f"min_count {rule.min_count}, for {rule.for_}")
+        return f"at least {n.at_least} headlines scored below {n.score_below:+g}, window {rule.window}, {when}"
     words = {"mean_below": "mean <", "mean_above": "mean >", "negative_share_above": "negative share >",
              "volume_spike": "volume spike >", "shift": "change vs baseline"}[kind]
     extra = f" ({'z' if rule.when.volume_spike and rule.when.volume_spike.z else '×'})" if kind == "volume_spike" else ""
