@@ -113,8 +113,7 @@ class Bucket:
                       self.negative + other.negative, self.neutral + other.neutral, self.positive + other.positive,
                       self.late + other.late, _lowest(self.most_negative + other.most_negative),
                       _highest(self.most_positive + other.most_positive),
-                      [(a + b, _earliest(x + y) if x and y else x or y)
-                       for (a, x), (b, y) in zip(self.strong, other.strong)])
+                      [(a + b, _joined(x, y)) for (a, x), (b, y) in zip(self.strong, other.strong)])
 
     @property
     def mean(self) -> float:
@@ -177,6 +176,19 @@ def _earliest(points) -> list[tuple]:
     return sorted(points, key=_time_then_id)[:EVIDENCE_K]
 
 
+def _joined(earlier: list[tuple], later: list[tuple]) -> list[tuple]:
+    """``_earliest`` of two buckets' earliest points. Windows are summed from consecutive
+    buckets, earlier side first, so the lists usually follow each other in time: then the
+    join is a slice, not a sort (the cost of the ladder in every window merge)."""
+    if not later:
+        return earlier
+    if not earlier:
+        return later
+    if _time_then_id(earlier[-1]) <= _time_then_id(later[0]):
+        return earlier if len(earlier) >= EVIDENCE_K else (earlier + later)[:EVIDENCE_K]
+    return _earliest(earlier + later)
+
+
 def _time_then_id(point: tuple) -> tuple:
     return point[4], point[1]
 
@@ -212,8 +224,12 @@ def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Buc
         most_positive=[p[1] for p in bucket.most_positive],
         evidence=_distinct_evidence(bucket), final=final,
         kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic",
-        strong=[Strong.trusted(below=cut, count=n, first=[_evidence(p) for p in first])
-                for cut, (n, first) in zip(LADDER, bucket.strong) if n])
+        strong=[_strong(cut, n, tuple(first)) for cut, (n, first) in zip(LADDER, bucket.strong) if n])
+
+
+@lru_cache(maxsize=16_384)  # overlapping windows share most of their earliest headlines
+def _strong(cut: float, n: int, first: tuple) -> Strong:
+    return Strong.trusted(below=cut, count=n, first=[_evidence(p) for p in first])
 
 
 def _distinct_evidence(bucket: Bucket) -> list[Evidence]:
