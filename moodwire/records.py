@@ -195,6 +195,36 @@ class TopicWindow(Record):
             raise ValueError("window end must be after its start")
         return self
 
+    def encode(self) -> bytes:
+        """The bytes of ``model_dump_json``, with the evidence and ladder entries spliced in from
+        the JSON of each entry object: overlapping windows share those objects (the aggregate
+        builds them through caches), and serialising them again for every window was most of
+        the cost of a window record (tests/moodwire/test_records.py checks the bytes)."""
+        head = self.model_dump_json(exclude=_SPLICED)
+        return (f'{head[:-1]},"evidence":[{",".join(map(_fragment, self.evidence))}],'
+                f'"final":{"true" if self.final else "false"},"kind":"{self.kind}",'
+                f'"strong":[{",".join(map(_fragment, self.strong))}]}}').encode("utf-8")
+
+
+_SPLICED = {"evidence", "final", "kind", "strong"}  # TopicWindow's last fields, in order
+_FIRST = {"first"}  # Strong's last field
+_FRAGMENTS: dict[int, tuple[Record, str]] = {}  # id(record) → (record, its JSON); the record held, so ids stay its
+
+
+def _fragment(record: Record) -> str:
+    """``record.model_dump_json()``, remembered by object identity (records are frozen)."""
+    found = _FRAGMENTS.get(id(record))
+    if found is not None and found[0] is record:
+        return found[1]
+    if len(_FRAGMENTS) >= 65_536:
+        _FRAGMENTS.clear()
+    if isinstance(record, Strong):  # its evidence shared with other cutoffs and windows: spliced in too
+        text = f'{record.model_dump_json(exclude=_FIRST)[:-1]},"first":[{",".join(map(_fragment, record.first))}]}}'
+    else:
+        text = record.model_dump_json()
+    _FRAGMENTS[id(record)] = (record, text)
+    return text
+
 
 class AlertEvent(Record):
     """``alerts``: one transition of one alert (rule on topic) to firing or resolved."""

@@ -23,6 +23,7 @@ allocated in proportion to a span of time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -203,10 +204,12 @@ class Aggregator:
             fresh = [(o, i) for o, i in entries if o > applied]
             if not fresh:
                 continue
-            bucket = Bucket.from_dict(stored) if stored else Bucket()
-            bucket.add_many((item for _, item in fresh), points)
-            result.bucket_writes[key] = {**bucket.to_dict(), "offset": fresh[-1][0], "partition": partition}
+            held = self.held.bucket(state, key) if stored else None
+            bucket = copy(held) if held is not None else Bucket.from_dict(stored) if stored else Bucket()
+            bucket.add_many((item for _, item in fresh), points)  # (replaces its lists: the copy is enough)
+            written = result.bucket_writes[key] = {**bucket.to_dict(), "offset": fresh[-1][0], "partition": partition}
             self.held.remember(partition, key)
+            self.held.parsed(key, written, bucket)
         for slot in sorted(seen_slots):
             result.bucket_writes[seen_key(partition, slot)] = self.seen.entry(partition, slot)
 

@@ -61,6 +61,10 @@ class BucketIndex:
                     topics[topic] = (cutoff, max(last, cutoff))
         return gone
 
+    def parsed(self, key: str, stored: dict, bucket: Bucket) -> None:
+        """``bucket`` is ``stored`` parsed (the fold wrote it): read back without parsing."""
+        self.cache[key] = (stored, bucket)
+
     def bucket(self, state: Mapping[str, dict], key: str) -> Bucket | None:
         """The parsed bucket, cached while the stored value is the same object. Keys no
         partition holds are not looked up (most of a long window's steps, and a table lookup

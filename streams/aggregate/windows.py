@@ -21,8 +21,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 EVIDENCE_K = 5
 
 
-def _no_strong() -> list:
-    return [(0, []) for _ in LADDER]
+# A bucket's ladder: per LADDER cutoff, (items scored below it, the EVIDENCE_K earliest of them
+# as points), all tuples; buckets with no item below the first cutoff share this one value, so
+# merging and encoding them costs an identity check.
+NO_STRONG: tuple = tuple((0, ()) for _ in LADDER)
 
 
 def bucket_start(at: datetime, width: timedelta) -> datetime:
@@ -47,8 +49,7 @@ class Bucket:
     # so the later fields never take part in ordering
     most_negative: list[tuple] = field(default_factory=list)
     most_positive: list[tuple] = field(default_factory=list)
-    # per LADDER cutoff: (items scored below it, the EVIDENCE_K earliest of them as points)
-    strong: list[tuple[int, list[tuple]]] = field(default_factory=_no_strong)
+    strong: tuple = NO_STRONG  # see NO_STRONG
 
     def add(self, item: ScoredNews) -> None:
         self.add_many([item])
@@ -72,9 +73,9 @@ class Bucket:
         # a re-delivered item is one point, not two (the set)
         self.most_negative = _lowest({*self.most_negative, *new})
         self.most_positive = _highest({*self.most_positive, *new})
-        if new and min(p[0] for p in new) < LADDER[0]:
-            self.strong = [(n + sum(1 for p in new if p[0] < cut), _earliest({*first, *(p for p in new if p[0] < cut)}))
-                           for cut, (n, first) in zip(LADDER, self.strong)]
+        low = [p for p in new if p[0] < LADDER[0]]
+        if low:
+            self.strong = tuple(_climbed(entry, [p for p in low if p[0] < cut]) for cut, entry in zip(LADDER, self.strong))
 
     @classmethod
     def total_of(cls, buckets: Iterable["Bucket"]) -> "Bucket":
@@ -84,9 +85,10 @@ class Bucket:
         negatives, positives = [], []
         strong = [[0, []] for _ in LADDER]
         for b in buckets:
-            for acc, (n, first) in zip(strong, b.strong):
-                acc[0] += n
-                acc[1] += first
+            if b.strong is not NO_STRONG:
+                for acc, (n, first) in zip(strong, b.strong):
+                    acc[0] += n
+                    acc[1] += first
             out.count += b.count
             out.total += b.total
             out.sum_sq += b.sum_sq
@@ -98,7 +100,7 @@ class Bucket:
             positives += b.most_positive
         out.most_negative = _lowest(negatives)
         out.most_positive = _highest(positives)
-        out.strong = [(n, _earliest(first)) for n, first in strong]
+        out.strong = tuple((n, _earliest(first)) for n, first in strong) if strong[0][0] else NO_STRONG
         return out
 
     def merged(self, other: "Bucket") -> "Bucket":
@@ -113,7 +115,7 @@ class Bucket:
                       self.negative + other.negative, self.neutral + other.neutral, self.positive + other.positive,
                       self.late + other.late, _lowest(self.most_negative + other.most_negative),
                       _highest(self.most_positive + other.most_positive),
-                      [(a + b, _joined(x, y)) for (a, x), (b, y) in zip(self.strong, other.strong)])
+                      _ladder_sum(self.strong, other.strong))
 
     @property
     def mean(self) -> float:
@@ -131,7 +133,8 @@ class Bucket:
                 "neutral": self.neutral, "positive": self.positive, "late": self.late,
                 "most_negative": [list(p) for p in self.most_negative],
                 "most_positive": [list(p) for p in self.most_positive],
-                "strong": [[n, [list(p) for p in first]] for n, first in self.strong]}
+                # the ladder up to its last cutoff with items ([] for none)
+                "strong": [[n, [list(p) for p in first]] for n, first in self.strong if n]}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Bucket":
@@ -139,11 +142,36 @@ class Bucket:
                    data["positive"], data.get("late", 0), [tuple(p) for p in data["most_negative"]],
                    [tuple(p) for p in data["most_positive"]],
                    # buckets stored before the ladder (Moodwire < 1.6) count nothing below it
-                   [(n, [tuple(p) for p in first]) for n, first in data["strong"]] if "strong" in data
-                   else _no_strong())
+                   _ladder_of(data.get("strong")))
 
 
 EMPTY = Bucket()  # the sum of no bucket (never changed: ``merged`` returns the other side)
+
+
+def _climbed(entry: tuple, below: list[tuple]) -> tuple:
+    """One cutoff's (count, earliest) after adding the new points ``below`` it (a re-delivered
+    item is one point: the set)."""
+    if not below:
+        return entry
+    n, first = entry
+    return n + len(below), _earliest({*first, *below})
+
+
+def _ladder_sum(earlier: tuple, later: tuple) -> tuple:
+    """The ladder of two buckets of disjoint spans (``merged``), ``earlier`` the earlier span."""
+    if later is NO_STRONG:
+        return earlier
+    if earlier is NO_STRONG:
+        return later
+    return tuple((a + b, _joined(x, y)) for (a, x), (b, y) in zip(earlier, later))
+
+
+def _ladder_of(stored: list | None) -> tuple:
+    """A ladder from its stored form (``Bucket.to_dict``: the cutoffs up to the last with items)."""
+    if not stored or not stored[0][0]:
+        return NO_STRONG
+    entries = [(n, tuple(tuple(p) for p in first)) for n, first in stored]
+    return tuple(entries) + NO_STRONG[len(entries):]
 
 
 def _lowest(points) -> list[tuple]:
@@ -170,13 +198,13 @@ def _highest(points) -> list[tuple]:
     return chosen[:EVIDENCE_K]
 
 
-def _earliest(points) -> list[tuple]:
+def _earliest(points) -> tuple:
     """The ``EVIDENCE_K`` earliest points, by publish time then id (arrival order plays no part;
     the ISO times are all UTC in one format, so they compare as text)."""
-    return sorted(points, key=_time_then_id)[:EVIDENCE_K]
+    return tuple(sorted(points, key=_time_then_id)[:EVIDENCE_K])
 
 
-def _joined(earlier: list[tuple], later: list[tuple]) -> list[tuple]:
+def _joined(earlier: tuple, later: tuple) -> tuple:
     """``_earliest`` of two buckets' earliest points. Windows are summed from consecutive
     buckets, earlier side first, so the lists usually follow each other in time: then the
     join is a slice, not a sort (the cost of the ladder in every window merge)."""
@@ -222,9 +250,10 @@ def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Buc
         neutral_share=bucket.neutral / n if n else 0.0, positive_share=bucket.positive / n if n else 0.0,
         late_count=bucket.late, most_negative=[p[1] for p in bucket.most_negative],
         most_positive=[p[1] for p in bucket.most_positive],
-        evidence=_distinct_evidence(bucket), final=final,
+        evidence=list(_distinct_evidence(tuple(bucket.most_negative), tuple(bucket.most_positive))), final=final,
         kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic",
-        strong=[_strong(cut, n, tuple(first)) for cut, (n, first) in zip(LADDER, bucket.strong) if n])
+        strong=[] if bucket.strong is NO_STRONG else
+        [_strong(cut, n, first) for cut, (n, first) in zip(LADDER, bucket.strong) if n])
 
 
 @lru_cache(maxsize=16_384)  # overlapping windows share most of their earliest headlines
@@ -232,16 +261,17 @@ def _strong(cut: float, n: int, first: tuple) -> Strong:
     return Strong.trusted(below=cut, count=n, first=[_evidence(p) for p in first])
 
 
-def _distinct_evidence(bucket: Bucket) -> list[Evidence]:
+@lru_cache(maxsize=16_384)  # overlapping windows and a window emitted again share their extremes
+def _distinct_evidence(negatives: tuple, positives: tuple) -> tuple[Evidence, ...]:
     """The window's evidence, most negative first, then most positive: each item once (in a
     window of few items one item can be among both extremes)."""
     seen: set[str] = set()
     out = []
-    for point in (*bucket.most_negative, *bucket.most_positive):
+    for point in (*negatives, *positives):
         if len(point) >= 5 and point[1] not in seen:
             seen.add(point[1])
             out.append(_evidence(point))
-    return out
+    return tuple(out)
 
 
 @lru_cache(maxsize=16_384)  # the same items are the evidence of many overlapping windows

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from hypothesis import given, settings, strategies as st
 
 from moodwire.errors import RecordError
-from moodwire.records import (AlertEvent, DeadLetter, NewsItem, ScoredNews, Strong, TopicWindow, decode,
+from moodwire.records import (AlertEvent, DeadLetter, Evidence, NewsItem, ScoredNews, Strong, TopicWindow, decode,
                               item_id)
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -180,3 +180,28 @@ def test_records_from_before_watchlists_still_decode_and_carry_their_key():
     assert decoded.watchlists == [] and decoded.watchlist is None and decoded.key == "Financials"
     copy = decoded.model_copy(update={"watchlists": ["US regional banks"], "watchlist": "US regional banks"})
     assert decode(ScoredNews, copy.encode()).key == "watchlist:US regional banks"
+
+
+_evidence = st.builds(Evidence, id=st.text(min_size=1, max_size=8), title=st.text(max_size=40),
+                      url=st.none() | st.just("https://example.com/a?b=\"c\""),
+                      score=st.floats(-1, 1, allow_nan=False),
+                      published_at=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1),
+                                                timezones=st.just(timezone.utc)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(evidence=st.lists(_evidence, max_size=6), ladder=st.lists(st.lists(_evidence, max_size=5), max_size=5),
+       final=st.booleans(), kind=st.sampled_from(["topic", "watchlist"]), topic=st.text(min_size=1, max_size=20))
+def test_a_window_encodes_to_the_bytes_pydantic_writes_with_shared_entries_spliced_in(evidence, ladder, final, kind,
+                                                                                      topic):
+    """TopicWindow.encode splices in the JSON of its evidence and ladder entries, remembered per
+    object: the bytes are model_dump_json's, the first time and when the same entry objects
+    appear in another window."""
+    strong = [Strong(below=-0.5 - i / 10, count=len(first) + 1, first=first) for i, first in enumerate(ladder)]
+    start = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
+    windows = [TopicWindow(topic=topic, window=name, start=start, end=start.replace(hour=10), count=3, mean_score=-0.2,
+                           negative_share=0.5, positive_share=0.5, evidence=evidence, final=final, kind=kind,
+                           strong=strong) for name in ("1h", "24h")]
+    for window in windows:
+        assert window.encode() == window.model_dump_json().encode("utf-8")
+        assert decode(TopicWindow, window.encode()) == window

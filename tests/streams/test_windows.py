@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from moodwire.records import ScoredNews, TopicWindow, decode, item_id
 from moodwire.spans import parse_span
-from streams.aggregate.windows import EMPTY, EVIDENCE_K, Bucket, _highest, _lowest, bucket_start, point_of, to_window
+from streams.aggregate.windows import EMPTY, EVIDENCE_K, NO_STRONG, Bucket, _highest, _lowest, bucket_start, point_of, to_window
 
 T0 = datetime(2026, 11, 18, 13, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -184,4 +184,4 @@ def test_a_bucket_stored_before_the_ladder_reads_as_counting_nothing_below_it():
     b = Bucket()
     b.add(scored(1, "Banks", 0, -0.95))
     old = {k: v for k, v in b.to_dict().items() if k != "strong"}
-    assert Bucket.from_dict(old).strong == [(0, [])] * 5 and b.strong[-1][0] == 1
+    assert Bucket.from_dict(old).strong is NO_STRONG and b.strong[-1][0] == 1
