@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
-from models.artefact import DEFAULT_MODEL_DIR  # noqa: E402
-from models.engine import InferenceEngine  # noqa: E402
+from models.serving.artefact import DEFAULT_MODEL_DIR  # noqa: E402
+from models.serving.engine import InferenceEngine  # noqa: E402
 from moodwire.broker import embedded_broker  # noqa: E402
 from moodwire.records import NewsItem, item_id  # noqa: E402
 from moodwire.topics import NEWS_RAW, NEWS_SCORED, create_topics  # noqa: E402

@@ -30,10 +30,10 @@ from torch import nn  # noqa: E402
 from transformers import BertConfig, BertModel, BertPreTrainedModel, pipeline  # noqa: E402
 from transformers.modeling_outputs import SequenceClassifierOutput  # noqa: E402
 
-from models.artefact import DEFAULT_MODEL_DIR, load_model  # noqa: E402
-from models.data import load_labelled  # noqa: E402
-from models.engine import InferenceEngine, pick_device  # noqa: E402
-from models.labels import LabelMap  # noqa: E402
+from models.serving.artefact import DEFAULT_MODEL_DIR, load_model  # noqa: E402
+from models.training.data import load_labelled  # noqa: E402
+from models.serving.engine import InferenceEngine, pick_device  # noqa: E402
+from models.serving.labels import LabelMap  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 

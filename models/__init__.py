@@ -1,5 +1,8 @@
-"""The classifier: data, the multi-task network, fine-tuning, evaluation, artefacts, inference.
+"""The classifier, in two rooms: ``models.serving`` loads a model and scores headlines (the
+stages import only it), ``models.training`` fine-tunes, distils, evaluates and exports (the
+``moodwire train``/``evaluate``/``export`` commands). Training may import serving, never the
+reverse (tests/test_layers.py). Knows nothing of Kafka, Faust or Dash.
 
-Knows nothing of Kafka, Faust or Dash. Public entry points:
-``models.train.train``, ``models.evaluate.evaluate``, ``models.engine.InferenceEngine``.
+Entry points: ``models.training.train.train``, ``models.training.evaluate.evaluate``,
+``models.serving.engine.InferenceEngine``, ``models.serving.bundle.open_engine``.
 """

@@ -204,7 +204,7 @@ class Settings(BaseSettings):
 
     @property
     def engine_options(self) -> dict:
-        """Keyword arguments of ``models.engine.InferenceEngine`` (besides the model)."""
+        """Keyword arguments of ``models.serving.engine.InferenceEngine`` (besides the model)."""
         return {"device": self.device, "int8": self.int8, "runtime": self.cpu_runtime,
                 "cache_dir": self.onnx_cache or self.home / "onnx"}
 

@@ -53,7 +53,7 @@ def backtest(ctx: click.Context, news_file, rules_file, out, start, end, windows
     settings = settings_of(ctx, model=model_dir)
 
     def engine():
-        from models.serving import open_engine
+        from models.serving.bundle import open_engine
 
         return open_engine(settings.model, **settings.engine_options)
 

@@ -84,9 +84,9 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
           patience, limit, checkpoint_dir, resume, model_version, threads, init_from, device, teacher, unlabelled,
           distill_alpha, distill_temperature, teacher_cache, source_tags) -> None:
     """Fine-tune the topic + sentiment model (LoRA by default) and save it."""
-    from models.artefact import LoraSettings
-    from models.train import TrainConfig
-    from models.train import train as run_training
+    from models.serving.artefact import LoraSettings
+    from models.training.train import TrainConfig
+    from models.training.train import train as run_training
 
     settings = settings_of(ctx)
     topic_valid, sentiment_valid = _validation_files(settings, topic_valid, sentiment_valid)
@@ -123,9 +123,9 @@ def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_
 @click.pass_context
 def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json, read_as) -> None:
     """Accuracy, macro-F1, per-class and per-source figures, calibration and confusion matrix on labelled data."""
-    from models.artefact import DEFAULT_MODEL_DIR
-    from models.evaluate import evaluate as run_evaluation
-    from models.evaluate import format_report
+    from models.serving.artefact import DEFAULT_MODEL_DIR
+    from models.training.evaluate import evaluate as run_evaluation
+    from models.training.evaluate import format_report
 
     settings = settings_of(ctx)
     model_dir = model_dir or settings.model or str(DEFAULT_MODEL_DIR)
@@ -150,12 +150,12 @@ def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json, read
 def export(ctx: click.Context, model_dir, output, half, lora_rank, int8_factors) -> None:
     """Write a self-contained model: LoRA merged into the encoder, tokenizer included, no peft needed.
     With --lora-rank: a full fine-tune cut to the size of a LoRA adapter instead."""
-    from models.artefact import DEFAULT_MODEL_DIR, export_model
+    from models.serving.artefact import DEFAULT_MODEL_DIR, export_model
 
     settings = settings_of(ctx)
     source = model_dir or settings.model or str(DEFAULT_MODEL_DIR)
     if lora_rank is not None:
-        from models.extract import lora_from_full
+        from models.training.extract import lora_from_full
 
         report = lora_from_full(source, output, lora_rank, half=half, int8_factors=int8_factors)
         click.echo(f"wrote {output}: LoRA rank {report['rank']} over {report['layers']} layers, keeping "
@@ -174,7 +174,7 @@ def export(ctx: click.Context, model_dir, output, half, lora_rank, int8_factors)
 @click.option("--version", default="dev", show_default=True, help="Version recorded in the model.")
 def average(models, output, version) -> None:
     """Average the weights of models fine-tuned from one start (a model soup): a full model."""
-    from models.extract import average_models
+    from models.training.extract import average_models
 
     out = average_models(list(models), output, version=version)
     click.echo(f"wrote {out}: the mean of {len(models)} models (full fine-tune format); fit its temperatures "
@@ -188,11 +188,11 @@ def average(models, output, version) -> None:
 @click.pass_context
 def calibrate(ctx: click.Context, model_dir, topic_valid, sentiment_valid) -> None:
     """Fit the model's temperatures (one per head) on validation rows and store them in it."""
-    from models.artefact import read_spec
-    from models.data import load_labelled
-    from models.labels import LabelMap
-    from models.sources import load_sources, parse_sources, tag_sources
-    from models.validation import recalibrate
+    from models.serving.artefact import read_spec
+    from models.training.data import load_labelled
+    from models.serving.labels import LabelMap
+    from models.training.sources import load_sources, parse_sources, tag_sources
+    from models.training.validation import recalibrate
 
     topic_valid, sentiment_valid = _validation_files(settings_of(ctx), topic_valid, sentiment_valid)
     spec = read_spec(model_dir)
@@ -214,8 +214,8 @@ def bundle(ctx: click.Context, model_dir, output) -> None:
     """Write a serving bundle: the ONNX graphs the CPU runtime runs (int8 and fp32), the tokenizer
     and the labels. Stages given a bundle as MOODWIRE_MODEL run it without PyTorch (the lean CPU
     image); MOODWIRE_INT8 picks the graph."""
-    from models.artefact import DEFAULT_MODEL_DIR
-    from models.serving import write_bundle
+    from models.serving.artefact import DEFAULT_MODEL_DIR
+    from models.serving.bundle import write_bundle
 
     source = model_dir or settings_of(ctx).model or str(DEFAULT_MODEL_DIR)
     out = write_bundle(source, output)

@@ -116,7 +116,7 @@ def classify(ctx: click.Context, model_dir, max_batch, max_wait_ms, device) -> N
             click.echo("stopped while looking for the broker; nothing was read from news.raw")
             return
         raise
-    from models.serving import open_engine
+    from models.serving.bundle import open_engine
     from moodwire.metrics import StageMetrics
     from streams.classify.worker import ClassifyWorker
 

@@ -25,7 +25,7 @@ def watchlists() -> None:
 @click.option("--seed", type=int, default=1, show_default=True, help="Which headlines the sample shows.")
 def check(file, news_file, sample, seed) -> None:
     """Validate FILE; with --news, count and show each list's matching headlines."""
-    from models.labels import TOPIC_LABELS
+    from models.serving.labels import TOPIC_LABELS
     from moodwire.watchlists import Matcher, load_watchlists
 
     lists = load_watchlists(file, TOPIC_LABELS)

@@ -22,12 +22,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models.artefact import WEIGHTS_FILE, load_model, read_spec  # noqa: E402
-from models.calibration import reliability  # noqa: E402
-from models.data import load_labelled  # noqa: E402
-from models.evaluate import evaluate  # noqa: E402
-from models.labels import LabelMap  # noqa: E402
-from models.predict import predict_probs  # noqa: E402
+from models.serving.artefact import WEIGHTS_FILE, load_model, read_spec  # noqa: E402
+from models.training.calibration import reliability  # noqa: E402
+from models.training.data import load_labelled  # noqa: E402
+from models.training.evaluate import evaluate  # noqa: E402
+from models.serving.labels import LabelMap  # noqa: E402
+from models.serving.predict import predict_probs  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"topic": ("topic", DATA / "tfnt" / "topic_valid.csv"),
@@ -134,7 +134,7 @@ def main() -> None:
         lines.append(f"| {h['epoch']} | {v['topic']['accuracy']:.4f} | {v['topic']['macro_f1']:.4f} | "
                      f"{s.get('tweets', v['sentiment'])['accuracy']:.4f} | {s.get('news', v['sentiment'])['accuracy']:.4f} | "
                      f"{min(parts) if parts else float('nan'):.4f} | {h['score']:.4f} | {h['elapsed_s']} |")
-    lines += ["", "The saved weights are those of the epoch with the best selection score (`models/validation.py`).", "",
+    lines += ["", "The saved weights are those of the epoch with the best selection score (`models/training/validation.py`).", "",
               "## Reproduce", "", "```sh", args.command, "```", "",
               f"Settings recorded in `moodwire-model.json` (`provenance`); torch {spec.provenance.get('torch')}.", ""]
     if args.note:

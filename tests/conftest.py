@@ -171,7 +171,7 @@ def _news_like(split: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real model fine-tuned for a few seconds on the committed test fixture."""
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny") / "model"
     train(TrainConfig(

@@ -137,7 +137,7 @@ def _examples(first_key: str) -> list[tuple[str, str]]:
 def test_the_watchlist_and_rule_examples_in_the_docs_load(tmp_path: Path):
     """A file copied from README or docs/ is accepted as it is shown."""
     from alerts.rules import load_rules
-    from models.labels import TOPIC_LABELS
+    from models.serving.labels import TOPIC_LABELS
     from moodwire.watchlists import load_watchlists
 
     watchlists, rules = _examples("watchlists"), _examples("rules")

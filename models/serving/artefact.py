@@ -5,7 +5,7 @@ A model directory holds:
   settings), maximum length, both label maps, metrics and provenance;
 - ``weights.safetensors`` — the trained parameters: for LoRA the adapter,
   LayerNorms and heads only (the base weights come from the base encoder at
-  load time), its factors optionally in int8 (``models/factors.py``); for full
+  load time), its factors optionally in int8 (``models/serving/factors.py``); for full
   fine-tuning every parameter;
 - ``README.md`` — the model card (written by the training command).
 """
@@ -22,15 +22,15 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from models.errors import ArtefactError
-from models.factors import FACTOR_STORAGES, dequantize_factors, quantize_factors
-from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
-from models.network import MultiTaskClassifier, resolve_base
+from models.serving.factors import FACTOR_STORAGES, dequantize_factors, quantize_factors
+from models.serving.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from models.serving.network import MultiTaskClassifier, resolve_base
 
 CONFIG_FILE = "moodwire-model.json"
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT_VERSION = 1
 INT8_FACTORS_FORMAT = 2  # written only for int8 factors, so that older readers refuse such a file by its format
-DEFAULT_MODEL_DIR = Path(__file__).parent / "default"
+DEFAULT_MODEL_DIR = Path(__file__).parent.parent / "default"  # models/default
 
 
 @dataclass
@@ -59,10 +59,10 @@ class ModelSpec:
     calibration: dict = field(default_factory=dict)
     # {"tweets": "tweet:"}: text put before every row of that sentiment source in training and
     # validation, so one model keeps apart the conventions of kinds of text; untagged text is
-    # read as news (models/sources.py).
+    # read as news (models/training/sources.py).
     source_tags: dict = field(default_factory=dict)
     # "float": weights stored as they are (fp32 or fp16); "int8": a LoRA adapter's factors stored in
-    # int8 with per-component scales (models/factors.py), read back as floats at load.
+    # int8 with per-component scales (models/serving/factors.py), read back as floats at load.
     factor_storage: str = "float"
 
     def tag_of(self, read_as: str | None) -> str | None:

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # serving a bundle (models/serving.py) runs without torch
+if TYPE_CHECKING:  # serving a bundle (models/serving/bundle.py) runs without torch
     import torch
     from transformers import PreTrainedTokenizerBase
 
-from models.data import clean_text
+from models.serving.text import clean_text
 
 
 def encode(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], max_length: int) -> list[list[int]]:

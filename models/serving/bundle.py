@@ -1,7 +1,7 @@
 """Serving without PyTorch: a model *bundle* (the ONNX graphs the CPU runtime builds, int8 and
 fp32, the tokenizer and the labels, made once by ``moodwire bundle``) run by ONNX Runtime with
 numpy; ``MOODWIRE_INT8`` picks the graph as it does for a model folder. The lean CPU image (``Dockerfile.cpu``) holds bundles only, so its stages never import
-torch; everything else, and a plain model folder, goes through ``models.engine``.
+torch; everything else, and a plain model folder, goes through ``models.serving.engine``.
 
 ``open_engine`` is what the stages call: a bundle folder gives a ``BundleEngine``, any other
 model folder an ``InferenceEngine`` (imported only then). Both offer ``label``, ``spec``
@@ -46,7 +46,7 @@ class BundleSpec:
 
 def predictions(topic: np.ndarray, sentiment: np.ndarray, topics: Sequence[str],
                 sentiments: Sequence[str]) -> list[Prediction]:
-    """Predictions from probability rows (numpy; ``models.engine`` passes torch's as numpy)."""
+    """Predictions from probability rows (numpy; ``models.serving.engine`` passes torch's as numpy)."""
     neg, pos = sentiments.index("negative"), sentiments.index("positive")
     best, conf, s_best = topic.argmax(-1).tolist(), topic.max(-1).tolist(), sentiment.argmax(-1).tolist()
     rows = sentiment.tolist()
@@ -61,13 +61,13 @@ def is_bundle(directory: str | Path) -> bool:
 
 def open_engine(model_dir: str | Path | None, **options):
     """The engine for ``model_dir``: a bundle runs without torch; a model folder loads
-    ``models.engine.InferenceEngine`` with ``options`` (``Settings.engine_options``)."""
+    ``models.serving.engine.InferenceEngine`` with ``options`` (``Settings.engine_options``)."""
     if model_dir is not None and is_bundle(model_dir):
         if options.get("device") == "cuda":
             raise ModelError(f"{model_dir} is an ONNX bundle for CPUs; MOODWIRE_DEVICE=cuda needs a model folder "
                              "and the GPU image")
         return BundleEngine(model_dir, int8=options.get("int8"))
-    from models.engine import InferenceEngine
+    from models.serving.engine import InferenceEngine
 
     return InferenceEngine(model_dir, **options)
 
@@ -94,7 +94,7 @@ class BundleEngine:
             from transformers import AutoTokenizer
         except ImportError as exc:
             raise ModelError(f"serving a bundle needs onnxruntime and transformers: {exc}") from None
-        from models.batching import encode, length_sorted_batches
+        from models.serving.batching import encode, length_sorted_batches
 
         self.model_dir = Path(directory)
         try:
@@ -171,8 +171,8 @@ def write_bundle(model_dir: str | Path, out: str | Path) -> Path:
     tokenizer, the labels. Needs torch: the build stage's job."""
     import torch
 
-    from models.artefact import load_model
-    from models.onnx_cpu import build
+    from models.serving.artefact import load_model
+    from models.serving.onnx_cpu import build
 
     model, tokenizer, spec = load_model(model_dir)
     out = Path(out)

@@ -4,7 +4,7 @@
   each padded only to its own longest member; results come back in input order.
 - CPU: the network exported to ONNX and run by ONNX Runtime, its transformer blocks fused
   and, by default, its encoder's matrix products int8 per output channel
-  (models/onnx_cpu.py). ``runtime="torch"`` runs PyTorch instead: dynamic int8
+  (models/serving/onnx_cpu.py). ``runtime="torch"`` runs PyTorch instead: dynamic int8
   quantisation of the encoder's Linear layers except the first block's.
 - GPU: fp16 weights, pinned host memory, non-blocking copies, and tokenisation of
   the next chunk overlapping inference of the current one (a worker thread; the
@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.artefact import DEFAULT_MODEL_DIR, load_model
-from models.batching import encode, length_sorted_batches, pad
+from models.serving.artefact import DEFAULT_MODEL_DIR, load_model
+from models.serving.batching import encode, length_sorted_batches, pad
 from models.errors import ModelError
-from models.serving import Prediction, predictions
+from models.serving.bundle import Prediction, predictions
 
 
 RUNTIMES = ("onnx", "torch")  # CPU runtimes
@@ -99,7 +99,7 @@ class InferenceEngine:
         else:
             self.int8 = True if int8 is None else int8
             if self.runtime == "onnx":
-                from models.onnx_cpu import runner
+                from models.serving.onnx_cpu import runner
 
                 self._onnx = runner(model, self.int8, cache_dir, torch.get_num_threads())
             else:

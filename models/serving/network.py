@@ -60,7 +60,7 @@ class MultiTaskClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.topic_head = nn.Linear(hidden_size, n_topics)
         self.sentiment_head = nn.Linear(hidden_size, n_sentiments)
-        # Temperature scaling of each head's logits (models/calibration.py), set from the
+        # Temperature scaling of each head's logits (models/training/calibration.py), set from the
         # model description at load time; a plain attribute, not a parameter or buffer, so
         # the weights file never holds it and training sees 1.0.
         self.temperatures: tuple[float, float] = (1.0, 1.0)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from models.batching import encode, length_sorted_batches, pad
+from models.serving.batching import encode, length_sorted_batches, pad
 
 
 def predict_probs(model, tokenizer, texts: Sequence[str], max_length: int,

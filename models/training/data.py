@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from models.errors import DataError
-from models.labels import LabelMap
-
-_URL = re.compile(r"https?://\S+|www\.\S+")
-_SPACE = re.compile(r"\s+")
-_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'"}
-
-
-def clean_text(text: str) -> str:
-    """Normalise a headline for the model: drop links (shortened links carry no
-    meaning), unescape the common HTML entities, fold white space."""
-    text = _URL.sub(" ", text)
-    for entity, char in _ENTITIES.items():
-        text = text.replace(entity, char)
-    return _SPACE.sub(" ", text).strip()
-
-
-def tag_texts(tag: str, texts) -> list[str]:
-    """``texts`` with a source tag before each (models/sources.py): how a tagged source is read."""
-    return [f"{tag} {t}" for t in texts]
+from models.serving.labels import LabelMap
+from models.serving.text import tag_texts
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ tweets specialist for ``topic,tweets`` and the model being continued for ``news`
 "learning without forgetting" use: a new source is learned while each old one keeps the
 answers of the model that knew it best.
 
-Rows of an unlabelled source (``--unlabelled``, models/sources.py) have no label; the teacher
+Rows of an unlabelled source (``--unlabelled``, models/training/sources.py) have no label; the teacher
 named for that source gives their only target, at full weight. This is how a teacher's reading
 of many real headlines — more than were ever labelled — carries into the student.
 """
@@ -134,8 +134,8 @@ def soft_targets(teachers: Sequence[TeacherSpec], spec, texts: dict[str, list[st
     """Per task (``topic``, ``sentiment``): a (rows × classes) tensor of the teachers' softened
     probabilities, NaN on rows no teacher covers; None where no row is covered. ``row_sources``
     names each row's target (``topic`` for every topic row; the sentiment source otherwise)."""
-    from models.artefact import load_model, read_spec
-    from models.predict import predict_logits
+    from models.serving.artefact import load_model, read_spec
+    from models.serving.predict import predict_logits
 
     cache = cache or TeacherCache(None)
     known = set(row_sources["topic"]) | set(row_sources["sentiment"])

@@ -2,9 +2,9 @@
 
 The report holds accuracy, macro-F1, per-class figures and the confusion matrix; the same
 figures per value of the file's ``source`` column when it has one; the calibration of the
-task's probabilities (expected calibration error and reliability bins, models/calibration.py);
+task's probabilities (expected calibration error and reliability bins, models/training/calibration.py);
 and, for sentiment files with a ``score`` column, the correlation of p₊ − p₋ with it.
-``read_as`` names a tagged training source (models/sources.py): the file's texts are read with
+``read_as`` names a tagged training source (models/training/sources.py): the file's texts are read with
 its tag, as that source was in training and validation; by default they are read untagged, as
 every served headline is.
 """
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.artefact import load_model, read_spec
-from models.calibration import reliability
-from models.data import load_labelled, tag_texts
-from models.labels import LabelMap
-from models.metrics import classification_report, confusion_png
-from models.predict import predict_probs
+from models.serving.artefact import load_model, read_spec
+from models.training.calibration import reliability
+from models.serving.text import tag_texts
+from models.training.data import load_labelled
+from models.serving.labels import LabelMap
+from models.training.metrics import classification_report, confusion_png
+from models.serving.predict import predict_probs
 
 
 def evaluate(model_dir: str | Path, task: str, data: str | Path, png: str | Path | None = None,
@@ -56,11 +57,11 @@ def evaluate(model_dir: str | Path, task: str, data: str | Path, png: str | Path
 
 def _probabilities(model_dir, texts, quantized: bool, runtime: str, cache_dir):
     """fp32: the PyTorch network as trained. ``quantized``: the int8 CPU serving path itself
-    (``models.engine.InferenceEngine`` with ``runtime`` and its ``cache_dir``)."""
+    (``models.serving.engine.InferenceEngine`` with ``runtime`` and its ``cache_dir``)."""
     if not quantized:
         model, tokenizer, spec = load_model(model_dir)
         return predict_probs(model, tokenizer, texts, spec.max_length)
-    from models.engine import InferenceEngine
+    from models.serving.engine import InferenceEngine
 
     engine = InferenceEngine(model_dir, device="cpu", int8=True, runtime=runtime, cache_dir=cache_dir)
     try:

@@ -19,7 +19,7 @@ MiniLM, which barely move in a fine-tune). ``lora_from_full`` reports how much o
 adapter kept; the model card measures what the approximation costs in accuracy.
 
 The result is an ordinary LoRA model directory: it loads, serves and quantises as any other.
-With ``int8_factors`` its factors are stored in int8 (``models/factors.py``), half the size of fp16.
+With ``int8_factors`` its factors are stored in int8 (``models/serving/factors.py``), half the size of fp16.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from models.artefact import LoraSettings, build_network, load_model, save_model
+from models.serving.artefact import LoraSettings, build_network, load_model, save_model
 from models.errors import ArtefactError, ModelError
 
 KEPT_WHOLE = ("LayerNorm", ".bias", "position_embeddings", "token_type_embeddings", "_head.")
@@ -74,7 +74,7 @@ def lora_from_full(source: str | Path, output: str | Path, rank: int, half: bool
                    int8_factors: bool = False) -> dict:
     """Write ``output``: the full fine-tune in ``source`` as a rank-``rank`` LoRA model (its
     weights in fp16 with ``half``: half the size, the same predictions to ~1e-3; the adapter's
-    factors in int8 with ``int8_factors``, about half again — ``models/factors.py``).
+    factors in int8 with ``int8_factors``, about half again — ``models/serving/factors.py``).
     Returns ``{"rank", "kept_energy_min", "kept_energy_mean", "layers"}``."""
     if rank < 1:
         raise ModelError(f"--lora-rank must be at least 1, not {rank}")

@@ -65,7 +65,7 @@ def confusion_png(report: dict, path: str, title: str) -> None:
     if calibration is not None:  # confusion matrix on the left, reliability diagram on the right
         fig, (ax, right) = plt.subplots(1, 2, figsize=(size + 1 + size, size),
                                         gridspec_kw={"width_ratios": [size + 1, size]})
-        from models.calibration import reliability_axes
+        from models.training.calibration import reliability_axes
 
         reliability_axes(right, calibration, "reliability")
     else:

@@ -18,7 +18,7 @@ repeats a third time; one drawn less often takes a fresh random subset each epoc
 
 An *unlabelled* source (``--unlabelled NAME=PATH``: a file with a ``text`` column, or the
 ``title`` column of a recorded feed) joins the sentiment sources with no labels: its rows
-train on a teacher's soft targets alone (models/distill.py), so a larger teacher's reading of
+train on a teacher's soft targets alone (models/training/distill.py), so a larger teacher's reading of
 many real headlines carries into the student. Empty and repeated texts are dropped, and so is
 every text that is also a validation row: validation stays unseen.
 
@@ -37,9 +37,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.data import LabelledSet, load_labelled, read_frame
+from models.training.data import LabelledSet, load_labelled, read_frame
 from models.errors import DataError
-from models.labels import LabelMap
+from models.serving.labels import LabelMap
 
 MIXES = ("sqrt", "proportional", "equal")
 NO_LABEL = -100  # the label of an unlabelled row (torch's ignore_index)

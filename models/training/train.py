@@ -2,14 +2,14 @@
 
 Both tasks share one encoder. Every batch holds texts of one task; batches of
 the two tasks are interleaved at random. Sentiment may come from several named
-sources, drawn each epoch by the ``mix`` scheme (models/sources.py); validation
-reports each source, and the best epoch is chosen by selection_score in models/validation.py.
+sources, drawn each epoch by the ``mix`` scheme (models/training/sources.py); validation
+reports each source, and the best epoch is chosen by selection_score in models/training/validation.py.
 After training, one temperature per head is fitted on the validation rows
-(models/calibration.py) and stored in the model description. Training is seeded, shows a progress
+(models/training/calibration.py) and stored in the model description. Training is seeded, shows a progress
 bar, checkpoints every ``checkpoint_every`` steps and at each epoch end, resumes
 from the newest checkpoint, and stops early when the validation figure stops
 improving. The best weights (by validation) are what gets saved. Teachers
-(``--teacher``, models/distill.py) add soft targets to the rows they cover; unlabelled
+(``--teacher``, models/training/distill.py) add soft targets to the rows they cover; unlabelled
 sources (``--unlabelled``) add rows that learn from a teacher alone.
 """
 
@@ -27,17 +27,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from models.artefact import (LoraSettings, ModelSpec, build_network, load_model, read_spec, read_weights, save_model,
+from models.serving.artefact import (LoraSettings, ModelSpec, build_network, load_model, read_spec, read_weights, save_model,
                              trainable_state)
-from models.batching import encode, pad, shuffled_bucket_batches
-from models.data import LabelledSet, load_labelled
-from models.distill import TeacherCache, check_settings, distilled_loss, parse_teachers, soft_targets
-from models.engine import pick_device
+from models.serving.batching import encode, pad, shuffled_bucket_batches
+from models.training.data import LabelledSet, load_labelled
+from models.training.distill import TeacherCache, check_settings, distilled_loss, parse_teachers, soft_targets
+from models.serving.engine import pick_device
 from models.errors import DataError, ModelError
-from models.labels import LabelMap
-from models.sources import (NO_LABEL, draw, epoch_counts, load_sources, load_unlabelled, parse_sources, parse_tags,
+from models.serving.labels import LabelMap
+from models.training.sources import (NO_LABEL, draw, epoch_counts, load_sources, load_unlabelled, parse_sources, parse_tags,
                             refuse_overlap, tag_sources)
-from models.validation import calibrate, selection_score, validation_logits, validation_metrics
+from models.training.validation import calibrate, selection_score, validation_logits, validation_metrics
 
 
 @dataclass
@@ -75,7 +75,7 @@ class TrainConfig:
     mix: str = "sqrt"  # how sentiment sources are drawn: "sqrt" | "proportional" | "equal"
     calibrate: bool = True  # fit temperatures on the validation rows after training
     keep: str = "best"  # which epoch's weights are saved: "best" (by the selection score) or "last"
-    teacher: list[str] = field(default_factory=list)  # TARGETS=MODEL soft-target teachers (models/distill.py)
+    teacher: list[str] = field(default_factory=list)  # TARGETS=MODEL soft-target teachers (models/training/distill.py)
     unlabelled: list[str] = field(default_factory=list)  # NAME=PATH texts that learn from a teacher alone
     distill_alpha: float = 0.5
     distill_temperature: float = 2.0
@@ -305,7 +305,7 @@ def train(cfg: TrainConfig) -> dict:
         spec.calibration = calibrate(topic_valid, sentiment_valid, *logits)
         print(json.dumps({"calibration": spec.calibration}), flush=True)
     spec.metrics = {"validation": kept_metrics, "history": state["history"],
-                    "selection": "selection_score (models/validation.py)" if cfg.keep == "best" else "last epoch"}
+                    "selection": "selection_score (models/training/validation.py)" if cfg.keep == "best" else "last epoch"}
     spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__,
                        "sentiment_sources": {"train": {n: len(d) for n, d in sets["sentiment"]["train"].items()},
                                              "unlabelled": {n: len(d) for n, d in sets["sentiment"]["unlabelled"].items()},

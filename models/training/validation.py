@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.calibration import fit_temperature, reliability
-from models.data import LabelledSet
-from models.metrics import classification_report
-from models.predict import predict_logits
+from models.training.calibration import fit_temperature, reliability
+from models.training.data import LabelledSet
+from models.training.metrics import classification_report
+from models.serving.predict import predict_logits
 
 
 def _figures(labels, predicted, names) -> dict:
@@ -106,7 +106,7 @@ def calibrate(topic_valid: LabelledSet, sentiment_valid: dict[str, LabelledSet],
 def recalibrate(model_dir, topic_valid: LabelledSet, sentiment_valid: dict[str, LabelledSet]) -> dict:
     """Fit the temperatures of the model in ``model_dir`` again on these validation rows and
     store them in its description (after averaging or cutting a model, for instance)."""
-    from models.artefact import load_model, write_spec
+    from models.serving.artefact import load_model, write_spec
 
     model, tokenizer, spec = load_model(model_dir)
     model.temperatures = (1.0, 1.0)

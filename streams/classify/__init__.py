@@ -1,2 +1,2 @@
 """Classify: a kafka-python consumer group on ``news.raw`` that scores micro-batches with the
-model (``models.engine``) and publishes ``ScoredNews`` to ``news.scored``."""
+model (``models.serving.engine``) and publishes ``ScoredNews`` to ``news.scored``."""

@@ -15,8 +15,8 @@ def save_full_copy(lora_model_dir, directory):
     stored): the input the rank cut (``lora_from_full``) takes. Returns ``directory``."""
     from dataclasses import replace
 
-    from models.artefact import build_network, read_spec, save_model
-    from models.train import _warm_start
+    from models.serving.artefact import build_network, read_spec, save_model
+    from models.training.train import _warm_start
 
     full_spec = replace(read_spec(lora_model_dir), finetune="full")
     full, _ = build_network(full_spec)

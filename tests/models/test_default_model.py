@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from models.artefact import CONFIG_FILE, DEFAULT_MODEL_DIR, WEIGHTS_FILE, read_spec
-from models.engine import InferenceEngine
+from models.serving.artefact import CONFIG_FILE, DEFAULT_MODEL_DIR, WEIGHTS_FILE, read_spec
+from models.serving.engine import InferenceEngine
 
 pytestmark = pytest.mark.slow
 

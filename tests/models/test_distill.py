@@ -1,4 +1,4 @@
-"""Distillation in training (models/distill.py): the loss, the soft targets a real teacher gives,
+"""Distillation in training (models/training/distill.py): the loss, the soft targets a real teacher gives,
 a real run with two teachers, and the errors a user can cause."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.artefact import read_spec, write_spec
-from models.distill import TeacherCache, TeacherSpec, check_settings, distilled_loss, parse_teachers, soft_targets
-from models.engine import InferenceEngine
+from models.serving.artefact import read_spec, write_spec
+from models.training.distill import TeacherCache, TeacherSpec, check_settings, distilled_loss, parse_teachers, soft_targets
+from models.serving.engine import InferenceEngine
 from models.errors import DataError
 from tests.conftest import dataset, train_args
 from tests.models.helpers import kl_per_row
@@ -109,7 +109,7 @@ def test_a_teacher_cache_reuses_predictions_and_follows_the_teacher(tiny_model: 
 def test_a_teacher_reads_texts_with_its_own_tokenizer_and_length(tiny_model: Path, tmp_path: Path):
     """A teacher of another maximum length (as one of another base would be) is read its own way:
     its soft targets are its served probabilities, not those of the student's settings."""
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
 
     short = tmp_path / "short"
     train(TrainConfig(
@@ -126,7 +126,7 @@ def test_a_teacher_reads_texts_with_its_own_tokenizer_and_length(tiny_model: Pat
 
 
 def test_a_run_with_two_teachers_records_them_and_trains(tiny_model: Path, tmp_path: Path):
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
 
     out = tmp_path / "student"
     train(TrainConfig(

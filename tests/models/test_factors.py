@@ -1,4 +1,4 @@
-"""LoRA factors stored in int8 (models/factors.py): the arithmetic, the file and what a model so
+"""LoRA factors stored in int8 (models/serving/factors.py): the arithmetic, the file and what a model so
 stored predicts, loads and continues from."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.artefact import CONFIG_FILE, WEIGHTS_FILE, ModelSpec, load_model, read_spec
+from models.serving.artefact import CONFIG_FILE, WEIGHTS_FILE, ModelSpec, load_model, read_spec
 from models.errors import ArtefactError
-from models.factors import dequantize_factors, quantize_factors
-from models.predict import predict_probs
+from models.serving.factors import dequantize_factors, quantize_factors
+from models.serving.predict import predict_probs
 from tests.models.helpers import save_full_copy
 
 A = "encoder.layer.0.query.lora_A.default.weight"
@@ -79,9 +79,9 @@ def test_an_adapter_with_int8_factors_predicts_loads_and_continues_like_its_floa
     """moodwire export --lora-rank --int8-factors: a file about half the size of fp16 whose model
     predicts what the float adapter does, to a few thousandths; it exports (merged) and a LoRA run
     continues from it with the read-back floats."""
-    from models.artefact import build_network, export_model
-    from models.extract import lora_from_full
-    from models.train import _warm_start
+    from models.serving.artefact import build_network, export_model
+    from models.training.extract import lora_from_full
+    from models.training.train import _warm_start
 
     _, tokenizer, spec = load_model(tiny_model)
     save_full_copy(tiny_model, tmp_path / "full")

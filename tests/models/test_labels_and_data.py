@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from models.data import clean_text, load_labelled
+from models.serving.text import clean_text
+from models.training.data import load_labelled
 from models.errors import DataError
-from models.labels import LabelMap, default_label_map
+from models.serving.labels import LabelMap, default_label_map
 
 SENT = default_label_map("sentiment")
 TOPIC = default_label_map("topic")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.metrics import classification_report
+from models.training.metrics import classification_report
 
 
 def test_report_on_a_hand_made_set_is_exact():

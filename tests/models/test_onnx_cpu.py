@@ -10,10 +10,10 @@ import onnx
 import pytest
 import torch
 
-from models.artefact import load_model
-from models.engine import InferenceEngine
+from models.serving.artefact import load_model
+from models.serving.engine import InferenceEngine
 from models.errors import ModelError
-from models.onnx_cpu import build
+from models.serving.onnx_cpu import build
 
 TEXTS = ["Fed holds rates steady", "Regional bank shares slide after deposit outflows",
          "Acme Corp beats estimates and raises its dividend", "", "x " * 300]
@@ -37,9 +37,9 @@ def test_the_installed_exporter_and_optimizer_fuse_every_block(tiny_model, tmp_p
 @pytest.mark.parametrize("kept", [(), (0,)])
 def test_int8_build_quantises_the_encoder_but_not_the_heads_or_the_kept_blocks(tiny_model, tmp_path, monkeypatch,
                                                                                kept):
-    import models.onnx_cpu
+    import models.serving.onnx_cpu
 
-    monkeypatch.setattr(models.onnx_cpu, "FP32_BLOCKS", kept)
+    monkeypatch.setattr(models.serving.onnx_cpu, "FP32_BLOCKS", kept)
     model, _, _ = load_model(tiny_model)
     build(model, int8=True, out=tmp_path / "int8.onnx")
     graph = onnx.load(str(tmp_path / "int8.onnx")).graph
@@ -106,7 +106,7 @@ def test_cpu_runtime_setting_is_validated():
 
 
 def test_evaluate_int8_measures_the_serving_engine(tiny_model, tmp_path):
-    from models.evaluate import evaluate
+    from models.training.evaluate import evaluate
 
     texts, gold = ["Shares crash on fraud probe", "Stocks soar to record", "Company holds annual meeting",
                    "Lender's deposits flee as shares sink"], ["negative", "positive", "neutral", "negative"]

@@ -1,4 +1,4 @@
-"""Serving bundles (models/serving.py): the ONNX graph, tokenizer and labels the lean CPU image
+"""Serving bundles (models/serving/bundle.py): the ONNX graph, tokenizer and labels the lean CPU image
 runs without PyTorch give the engine's predictions, and a broken bundle is one clear line."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from models.engine import InferenceEngine
+from models.serving.engine import InferenceEngine
 from models.errors import ModelError
-from models.serving import BundleEngine, is_bundle, open_engine, write_bundle
+from models.serving.bundle import BundleEngine, is_bundle, open_engine, write_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["Fed holds rates steady", "Regional bank shares slide after deposit outflows",
@@ -43,7 +43,7 @@ def test_a_bundle_predicts_what_the_engine_predicts(bundle, tiny_model, tmp_path
 def test_a_bundle_runs_where_torch_is_not_installed(bundle):
     """The lean image holds no torch: here it is hidden from the child process."""
     code = ("import sys; sys.modules['torch'] = None\n"  # as if absent: find_spec None, import fails
-            "from models.serving import open_engine\n"
+            "from models.serving.bundle import open_engine\n"
             f"e = open_engine({str(bundle)!r}, device='cpu')\n"
             "p = e.classify(['Regional bank shares slide after deposit outflows'])\n"
             "assert not [m for m, v in sys.modules.items() if m.startswith('torch') and v is not None]\n"

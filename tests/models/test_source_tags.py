@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from models.artefact import CONFIG_FILE, read_spec
-from models.data import LabelledSet
+from models.serving.artefact import CONFIG_FILE, read_spec
+from models.training.data import LabelledSet
 from models.errors import DataError, ModelError
-from models.evaluate import evaluate
-from models.sources import parse_sources, parse_tags, tag_sources
+from models.training.evaluate import evaluate
+from models.training.sources import parse_sources, parse_tags, tag_sources
 from tests.conftest import dataset
 
 SOURCES = parse_sources(["tweets=a.csv", "news=b.csv"], "--sentiment-train")
@@ -43,7 +43,7 @@ def test_bad_tags_are_named(values, fragment):
 
 @pytest.fixture(scope="module")
 def tagged_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tagged") / "model"
     train(TrainConfig(
@@ -81,7 +81,7 @@ def test_evaluate_names_an_unknown_tag_in_one_line(tagged_model: Path):
 
 @pytest.mark.slow
 def test_an_average_keeps_the_tags_and_refuses_a_conflict(tagged_model: Path, tiny_model: Path, tmp_path: Path):
-    from models.extract import average_models
+    from models.training.extract import average_models
 
     average_models([tiny_model, tagged_model], tmp_path / "avg")
     assert read_spec(tmp_path / "avg").source_tags == {"tweets": "tweet:"}
@@ -95,7 +95,7 @@ def test_an_average_keeps_the_tags_and_refuses_a_conflict(tagged_model: Path, ti
 
 @pytest.mark.slow
 def test_continuing_a_tagged_model_keeps_its_tag(tagged_model: Path, tmp_path: Path):
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
 
     def run(tags: list[str], out: str) -> None:
         train(TrainConfig(

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.calibration import fit_temperature, reliability
+from models.training.calibration import fit_temperature, reliability
 from models.errors import DataError
-from models.labels import default_label_map
-from models.sources import draw, epoch_counts, load_sources, parse_sources, refuse_overlap
-from models.validation import selection_score
+from models.serving.labels import default_label_map
+from models.training.sources import draw, epoch_counts, load_sources, parse_sources, refuse_overlap
+from models.training.validation import selection_score
 
 SENT = default_label_map("sentiment")
 
@@ -103,7 +103,7 @@ def test_selection_score_counts_the_weakest_news_source():
 def test_only_the_unused_pooler_warning_is_silenced():
     import logging
 
-    from models.artefact import _UnusedPoolerFilter
+    from models.serving.artefact import _UnusedPoolerFilter
 
     def record(message):
         return logging.LogRecord("transformers.modeling_utils", logging.WARNING, __file__, 1, message, None, None)

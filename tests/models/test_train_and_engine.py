@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.artefact import CONFIG_FILE, WEIGHTS_FILE, load_model, read_spec
-from models.engine import InferenceEngine
+from models.serving.artefact import CONFIG_FILE, WEIGHTS_FILE, load_model, read_spec
+from models.serving.engine import InferenceEngine
 from models.errors import ArtefactError
-from models.predict import predict_probs
+from models.serving.predict import predict_probs
 from tests.conftest import dataset
 from tests.models.helpers import save_full_copy
 
@@ -48,7 +48,7 @@ def test_save_load_roundtrip_gives_identical_predictions(tiny_model: Path):
 
 
 def test_training_is_seeded_and_reproducible(tiny_model: Path, tmp_path: Path):
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
 
     again = tmp_path / "again"
     train(TrainConfig(
@@ -59,7 +59,7 @@ def test_training_is_seeded_and_reproducible(tiny_model: Path, tmp_path: Path):
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path: Path):
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
 
     def cfg(epochs: int) -> TrainConfig:
         return TrainConfig(
@@ -160,7 +160,7 @@ def test_evaluate_command_reports_bad_label_cleanly(tiny_model: Path, tmp_path: 
 
 
 def test_export_is_self_contained_and_predicts_the_same(tiny_model: Path, tmp_path: Path):
-    from models.artefact import export_model
+    from models.serving.artefact import export_model
 
     out = export_model(tiny_model, tmp_path / "exported")
     assert read_spec(out).finetune == "merged" and read_spec(out).base == "./encoder"
@@ -177,7 +177,7 @@ def test_init_from_continues_from_a_saved_model_and_refuses_another_shape(tiny_m
     from safetensors.torch import load_file
 
     from models.errors import ModelError
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
 
     def config(output: Path, **extra) -> TrainConfig:
         return TrainConfig(
@@ -196,7 +196,7 @@ def test_init_from_continues_from_a_saved_model_and_refuses_another_shape(tiny_m
         assert warm_loss[task] < cold_loss[task]
     assert set(load_file(str(tmp_path / "warm" / WEIGHTS_FILE))) == set(load_file(str(tiny_model / WEIGHTS_FILE)))
 
-    from models.artefact import LoraSettings
+    from models.serving.artefact import LoraSettings
     with pytest.raises(ModelError, match=r"--init-from .*lora"):
         train(config(tmp_path / "other", init_from=str(tiny_model), lora=LoraSettings(r=4, alpha=8)))
 
@@ -206,8 +206,8 @@ def test_a_full_fine_tune_starts_from_a_lora_model_merged(tiny_model: Path):
     those of the LoRA model as served (its adapter merged)."""
     from dataclasses import replace
 
-    from models.artefact import build_network
-    from models.train import _warm_start
+    from models.serving.artefact import build_network
+    from models.training.train import _warm_start
 
     lora_model, tokenizer, spec = load_model(tiny_model)
     lora_model.temperatures = (1.0, 1.0)
@@ -227,7 +227,7 @@ def test_a_full_fine_tune_cut_to_a_lora_adapter_keeps_what_the_rank_holds(tiny_m
     """moodwire export --lora-rank: a full model whose weight changes have rank <= 16 (the tiny
     LoRA model merged) comes back exactly at rank 16, approximately at rank 2, and loads as a
     LoRA model; a LoRA model is refused."""
-    from models.extract import lora_from_full
+    from models.training.extract import lora_from_full
 
     lora_model, tokenizer, spec = load_model(tiny_model)
     save_full_copy(tiny_model, tmp_path / "full")
@@ -254,11 +254,11 @@ def test_a_full_fine_tune_cut_to_a_lora_adapter_keeps_what_the_rank_holds(tiny_m
 def test_average_and_calibrate(tiny_model: Path, tmp_path: Path):
     """moodwire average: the mean of the weights as a full model (of one model with itself: that
     model); moodwire calibrate: temperatures fitted and stored; models of other tasks refused."""
-    from models.data import load_labelled
+    from models.training.data import load_labelled
     from models.errors import ModelError
-    from models.extract import average_models
-    from models.labels import LabelMap
-    from models.validation import recalibrate
+    from models.training.extract import average_models
+    from models.serving.labels import LabelMap
+    from models.training.validation import recalibrate
 
     average_models([tiny_model, tiny_model], tmp_path / "avg", version="t")
     avg, tokenizer, spec = load_model(tmp_path / "avg")
@@ -292,9 +292,9 @@ def test_lora_training_continues_an_exported_adapter_with_its_changed_base_weigh
     from all of them, trains them on and saves them again."""
     from safetensors.torch import load_file
 
-    from models.artefact import LoraSettings
-    from models.extract import lora_from_full
-    from models.train import TrainConfig, train
+    from models.serving.artefact import LoraSettings
+    from models.training.extract import lora_from_full
+    from models.training.train import TrainConfig, train
 
     save_full_copy(tiny_model, tmp_path / "full")
     lora_from_full(tmp_path / "full", tmp_path / "cut", 8)

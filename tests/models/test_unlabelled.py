@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
-from models.artefact import load_model, read_spec
-from models.distill import distilled_loss
+from models.serving.artefact import load_model, read_spec
+from models.training.distill import distilled_loss
 from models.errors import DataError, ModelError
-from models.predict import predict_logits
-from models.sources import NO_LABEL, SourceSpec, load_unlabelled
+from models.serving.predict import predict_logits
+from models.training.sources import NO_LABEL, SourceSpec, load_unlabelled
 from tests.conftest import dataset, train_args
 from tests.models.helpers import kl_per_row
 
@@ -74,7 +74,7 @@ def _gap(model_dir: Path, teacher_dir: Path, texts: list[str]) -> float:
 
 
 def test_a_run_with_unlabelled_headlines_moves_the_student_towards_its_teacher(tiny_model: Path, tmp_path: Path):
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
 
     replay = dataset("replay.csv")
     common = dict(topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
@@ -95,7 +95,7 @@ def test_a_run_with_unlabelled_headlines_moves_the_student_towards_its_teacher(t
 
 
 def test_an_unlabelled_source_needs_a_teacher_and_its_own_name(tiny_model: Path, tmp_path: Path):
-    from models.train import TrainConfig, train
+    from models.training.train import TrainConfig, train
 
     common = dict(topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
                   sentiment_train=f"tweets={dataset('sent_train.csv')}",

@@ -89,7 +89,7 @@ def test_two_thousand_keywords_build_one_automaton(tmp_path: Path):
     ("- just a list\n", "must hold a mapping"),
 ])
 def test_a_bad_file_names_the_file_the_list_and_the_key(tmp_path: Path, body, message):
-    from models.labels import TOPIC_LABELS
+    from models.serving.labels import TOPIC_LABELS
 
     path = tmp_path / "w.yaml"
     path.write_text(body, encoding="utf-8")
@@ -99,7 +99,7 @@ def test_a_bad_file_names_the_file_the_list_and_the_key(tmp_path: Path, body, me
 
 
 def test_the_example_file_is_valid_and_the_check_command_is_one_line_on_error(tmp_path: Path):
-    from models.labels import TOPIC_LABELS
+    from models.serving.labels import TOPIC_LABELS
 
     lists = load_watchlists(ROOT / "config" / "watchlists.example.yaml", TOPIC_LABELS)
     assert {"US regional banks", "large European banks", "crypto", "oil and energy", "UK sovereign"} == \

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from models.engine import InferenceEngine
+from models.serving.engine import InferenceEngine
 from moodwire.records import NewsItem, item_id
 from moodwire.settings import load_settings
 from moodwire.topics import DEADLETTER, NEWS_SCORED

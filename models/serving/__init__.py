@@ -1,0 +1,1 @@
+"""Loading a model and scoring headlines: torch artefacts, ONNX bundles, batching."""

@@ -1,0 +1,1 @@
+"""Fine-tuning, distillation, calibration, evaluation and export of the classifier."""
