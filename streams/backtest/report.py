@@ -6,7 +6,8 @@ median firing length. Then each key (topic or watchlist) an alert fired on, the 
 earliest alert first: the mean sentiment of the charted window with its 95 % band (broken where
 no window holds news, never drawn across), the volume, the rules' thresholds as lines and the
 periods the rules fired shaded; below it each alert with the headlines that fired it. The quiet
-keys follow in one table (charted too with ``chart_all``). Plotly's script is a file beside the
+keys follow in one table (charted too with ``chart_all``). The page is the Jinja2 template
+``templates/report.html.j2`` (every value escaped; the charts are Plotly's own HTML). Plotly's script is a file beside the
 page (``PLOTLY_JS``, written once per folder): the page needs no network and stays small.
 """
 
@@ -19,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from alerts.rules import Rule
 from moodwire.charts import band_polygons, gaps
@@ -156,59 +158,49 @@ def write_plotly(folder) -> None:
         path.write_text(get_plotlyjs(), encoding="utf-8")
 
 
-def _alert_list(eps: Sequence[Episode], end_of_news: datetime, lead_of: dict | None = None) -> str:
-    if not eps:
-        return "<p class='quiet'>No alert fired on this key.</p>"
-    parts = []
+def _alerts(eps: Sequence[Episode], end_of_news: datetime, lead_of: dict) -> list[dict]:
+    out = []
     for e in eps:
-        until = e.ends_at.strftime("%Y-%m-%d %H:%M") if e.ends_at else "still firing at the end of the news"
-        reason = f" — {html.escape(e.last.reason)}" if e.last.status == "resolved" and e.last.reason else ""
-        items = "".join(
-            f"<li>{ev.score:+.2f} · {ev.published_at.strftime('%Y-%m-%d %H:%M')} · "
-            + (f"<a href='{html.escape(ev.url)}'>{html.escape(ev.title)}</a>" if ev.url else html.escape(ev.title))
-            + "</li>" for ev in e.first.evidence)
-        lead = (lead_of or {}).get((e.rule, e.key, e.starts_at))
-        early = (f" — <b>lead {_duration(lead.lead)}</b> after the first headline in its window "
-                 f"({lead.first_at:%Y-%m-%d %H:%M})" if lead is not None and lead.lead is not None else "")
-        parts.append(f"<div class='alert'><b>{html.escape(e.rule)}</b> fired "
-                     f"{e.starts_at.strftime('%Y-%m-%d %H:%M')}{early} → {until} ({_duration(e.length(end_of_news))}), "
-                     f"value {e.first.value:+.3f} vs {e.first.threshold:+g}{reason}<ul>{items}</ul></div>")
-    return "".join(parts)
+        lead = lead_of.get((e.rule, e.key, e.starts_at))
+        has_lead = lead is not None and lead.lead is not None
+        out.append({"rule": e.rule, "starts": f"{e.starts_at:%Y-%m-%d %H:%M}",
+                    "lead": _duration(lead.lead) if has_lead else None,
+                    "first_at": f"{lead.first_at:%Y-%m-%d %H:%M}" if has_lead else None,
+                    "until": f"{e.ends_at:%Y-%m-%d %H:%M}" if e.ends_at else "still firing at the end of the news",
+                    "length": _duration(e.length(end_of_news)), "value": f"{e.first.value:+.3f}",
+                    "threshold": f"{e.first.threshold:+g}",
+                    "reason": e.last.reason if e.last.status == "resolved" else None,
+                    "evidence": [{"score": f"{ev.score:+.2f}", "published": f"{ev.published_at:%Y-%m-%d %H:%M}",
+                                  "url": ev.url, "title": ev.title} for ev in e.first.evidence]})
+    return out
 
 
-def _verdicts(outcomes: Sequence) -> str:
+def _verdicts(outcomes: Sequence) -> list[dict]:
     """The expectations' results: the first thing a risk officer reads."""
-    if not outcomes:
-        return ""
-    rows = []
-    for o in outcomes:
-        e = o.expectation
-        found = o.why or (f"{o.found}: " + ", ".join(o.starts[:5]) if o.starts else "none")
-        verdict = "passed" if o.passed else "FAILED"
-        rows.append(f"<tr class='{verdict.lower()}'><td><b>{verdict}</b></td><td>{html.escape(e.name)}</td>"
-                    f"<td>{html.escape('any rule' if e.rule == 'any' else e.rule)}</td><td>{html.escape(label(e.key) if e.key else 'any key')}</td>"
-                    f"<td>{e.between[0]:%Y-%m-%d %H:%M} – {e.between[1]:%Y-%m-%d %H:%M}</td>"
-                    f"<td>{html.escape(e.wanted())}</td>"
-                    f"<td>{html.escape(found)}</td></tr>")
-    passed = sum(o.passed for o in outcomes)
-    return (f"<h2>Expectations: {passed} of {len(outcomes)} passed</h2><table class='verdicts'><tr><th>verdict</th>"
-            "<th>expectation</th><th>rule</th><th>key</th><th>interval (UTC)</th><th>wanted</th>"
-            f"<th>alerts found</th></tr>{''.join(rows)}</table>")
+    return [{"passed": o.passed, "name": o.expectation.name,
+             "rule": "any rule" if o.expectation.rule == "any" else o.expectation.rule,
+             "key": label(o.expectation.key) if o.expectation.key else "any key",
+             "interval": f"{o.expectation.between[0]:%Y-%m-%d %H:%M} – {o.expectation.between[1]:%Y-%m-%d %H:%M}",
+             "wanted": o.expectation.wanted(),
+             "found": o.why or (f"{o.found}: " + ", ".join(o.starts[:5]) if o.starts else "none")}
+            for o in outcomes]
 
 
-def _quiet(keys: Sequence[str], by_key: dict[str, list[TopicWindow]]) -> str:
-    if not keys:
-        return ""
-    rows = "".join(f"<tr><td>{html.escape(label(k))}</td><td>{max(w.count for w in by_key[k])}</td>"
-                   f"<td>{min(w.mean_score for w in by_key[k]):+.2f}</td></tr>" for k in keys)
-    return ("<h2>Quiet keys</h2><p class='quiet'>No alert fired on these keys (not charted; "
-            "<code>--chart-all</code> draws them).</p><table><tr><th>key</th><th>most headlines in a window</th>"
-            f"<th>lowest window mean</th></tr>{rows}</table>")
+@lru_cache(maxsize=1)
+def _template():
+    """templates/report.html.j2, every value HTML-escaped unless marked safe (the charts)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("streams.backtest", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=False)
+    return env.get_template("report.html.j2")
 
 
 def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], chart_window: str,
            windows: Sequence[TopicWindow], alerts: Sequence[AlertEvent], end_of_news: datetime,
            outcomes: Sequence = (), chart_all: bool = False, leads: Sequence = ()) -> str:
+    from markupsafe import Markup
+
     eps = episodes(alerts)
     lead_of = {(x.rule, x.key, x.fired_at): x for x in leads}
     by_key: dict[str, list[TopicWindow]] = defaultdict(list)
@@ -225,38 +217,11 @@ def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], 
         series = sorted(by_key[key], key=lambda w: w.start)
         mine = [e for e in eps if e.key == key]
         key_rules = [r for r in rules if r.window == chart_window and r.selects(key)]
-        sections.append(f"<section><h2>{html.escape(label(key))}</h2>"
-                        f"{_chart(key, series, key_rules, mine, end_of_news, f'chart-{i}')}"
-                        f"{_alert_list(mine, end_of_news, lead_of)}</section>")
-    if not chart_all:
-        sections.append(_quiet(quiet, by_key))
-    summary = "".join(f"<tr><td>{html.escape(r['rule'])}</td><td>{r['alerts']}</td><td>{r['time_firing']}</td>"
-                      f"<td>{r['first']}</td><td>{r['median_length']}</td></tr>"
-                      for r in rule_summary(rules, eps, end_of_news))
-    rule_lines = "".join(f"<li><b>{html.escape(r.name)}</b>: {html.escape(_threshold_text(r))}"
-                         + (f" — {html.escape(r.description)}" if r.description else "") + "</li>" for r in rules)
-    fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; max-width: 1200px; }}
-table {{ border-collapse: collapse; margin: 8px 0 16px; }}
-th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: left; font-size: 13px; }}
-section {{ page-break-inside: avoid; border-top: 1px solid #ddd; margin-top: 18px; }}
-tr.failed td {{ background: #fdecea; }} tr.passed td:first-child {{ color: #2e7d32; }}
-.alert {{ font-size: 13px; margin: 6px 0; }} .alert ul {{ margin: 2px 0 8px; }} .quiet {{ color: #777; font-size: 13px; }}
-@media print {{ body {{ margin: 0; }} a {{ color: #000; }} }}
-</style>
-<script src="{PLOTLY_JS}"></script></head><body>
-<h1>{html.escape(title)}</h1>
-{_verdicts(outcomes)}
-<table>{fact_rows}</table>
-<h2>Rules</h2><ul>{rule_lines}</ul>
-<table><tr><th>rule</th><th>alerts fired</th><th>time firing</th><th>first firing</th><th>median firing length</th></tr>
-{summary}</table>
-<p>Charts: the <b>{html.escape(chart_window)}</b> window by its end time; the band is the 95 % interval of the mean;
-red shading marks when an alert was firing; dashed lines are the rules' fixed thresholds; a line breaks where no
-window holds news.</p>
-{''.join(sections)}
-</body></html>
-"""
+        sections.append({"label": label(key), "alerts": _alerts(mine, end_of_news, lead_of),
+                         "chart": Markup(_chart(key, series, key_rules, mine, end_of_news, f"chart-{i}"))})
+    return _template().render(
+        title=title, plotly_js=PLOTLY_JS, verdicts=_verdicts(outcomes), facts=facts, chart_window=chart_window,
+        rules=[{"name": r.name, "threshold": _threshold_text(r), "description": r.description} for r in rules],
+        summary=rule_summary(rules, eps, end_of_news), sections=sections,
+        quiet=[] if chart_all else [{"label": label(k), "most": max(w.count for w in by_key[k]),
+                                     "lowest": f"{min(w.mean_score for w in by_key[k]):+.2f}"} for k in quiet])
