@@ -90,7 +90,20 @@ def _run(engine: Engine, stmt, rows: list[dict]) -> int:
 log = logging.getLogger("moodwire.aggregate")
 
 
-def sink_handler(app, engine: Engine, record_type, upsert, metrics):
+def _until_stored(metrics, first_s: float = 1.0, most_s: float = 60.0):
+    """Attempts of a store write for as long as the store is away, 1 s, 2 s, 4 s … 60 s apart;
+    each failure counted and logged (tenacity)."""
+    from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+    def failed(state) -> None:
+        metrics.errors.labels("store").inc()
+        log.error("%s (retrying in %.0f s)", state.outcome.exception(), state.next_action.sleep)
+
+    return AsyncRetrying(retry=retry_if_exception_type(StoreError), wait=wait_exponential(multiplier=first_s,
+                         max=most_s), before_sleep=failed, reraise=True)
+
+
+def sink_handler(app, engine: Engine, record_type, upsert, metrics, first_retry_s: float = 1.0):
     """A batch handler that upserts a fetched batch of ``record_type`` into the store and
     acknowledges it once it is there. While the store is away the batch is retried with
     back-off and nothing is acknowledged: nothing is lost. Malformed records are skipped here
@@ -103,15 +116,8 @@ def sink_handler(app, engine: Engine, record_type, upsert, metrics):
                 rows.append(decode(record_type, message.value))
             except RecordError:
                 pass
-        delay = 1.0
-        while True:
-            try:
+        async for attempt in _until_stored(metrics, first_retry_s):
+            with attempt:
                 await loop.run_in_executor(None, upsert, engine, rows)
-                break
-            except StoreError as exc:
-                metrics.errors.labels("store").inc()
-                log.error("%s (retrying in %.0f s)", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
         app.consumer.ack_many(messages)
     return sink

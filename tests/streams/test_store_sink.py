@@ -1,0 +1,74 @@
+"""The store sink's retries: while writes fail, nothing is acknowledged; once one succeeds the
+batch is in the store and acknowledged once. Failures are injected into the real upsert of a
+real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+from hypothesis import given, settings, strategies as st
+from sqlalchemy import select
+
+from moodwire.metrics import StageMetrics
+from moodwire.records import ScoredNews
+from moodwire.store import StoreError, open_store, scored_news
+from streams.aggregate.store_sink import sink_handler, upsert_items
+from tests.streams.aggregate_support import make
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+
+
+class Acks:
+    def __init__(self) -> None:
+        self.batches: list[list] = []
+
+    def ack_many(self, messages) -> None:
+        self.batches.append(list(messages))
+
+
+@settings(max_examples=12, deadline=None)
+@given(failures=st.integers(0, 4), n=st.integers(1, 20))
+def test_a_batch_is_acknowledged_once_and_only_after_the_store_took_it(tmp_path_factory, failures, n):
+    engine = open_store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'store.db'}")
+    rng = random.Random(n)
+    items = [make("Macro", NOW, rng, f"i{i}") for i in range(n)]
+    messages = [SimpleNamespace(value=item.encode()) for item in items] + [SimpleNamespace(value=b"not json")]
+    acks, metrics = Acks(), StageMetrics("sinktest")
+    calls = []
+
+    def flaky(engine, rows: list[ScoredNews]) -> int:
+        calls.append(len(rows))
+        if len(calls) <= failures:
+            assert acks.batches == []  # nothing acknowledged while the store is away
+            raise StoreError("cannot write to the store: injected failure")
+        return upsert_items(engine, rows)
+
+    sink = sink_handler(SimpleNamespace(consumer=acks), engine, ScoredNews, flaky, metrics, first_retry_s=0.001)
+    asyncio.run(sink(messages))
+    assert calls == [n] * (failures + 1)
+    assert acks.batches == [messages]
+    assert metrics.errors.labels("store")._value.get() == failures
+    with engine.connect() as conn:
+        assert sorted(conn.scalars(select(scored_news.c.id))) == sorted(i.id for i in items)
+
+
+def test_each_failed_write_is_one_log_line_naming_the_wait(tmp_path, caplog):
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    failures = iter([True, True, False])
+
+    def flaky(engine, rows):
+        if next(failures):
+            raise StoreError("cannot write to the store at sqlite:///x: disk I/O error")
+        return upsert_items(engine, rows)
+
+    sink = sink_handler(SimpleNamespace(consumer=Acks()), engine, ScoredNews, flaky, StageMetrics("sinklog"),
+                        first_retry_s=0.001)
+    with caplog.at_level(logging.ERROR, logger="moodwire.aggregate"):
+        asyncio.run(sink([]))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and all(line.startswith("cannot write to the store at sqlite:///x: disk I/O error "
+                                                   "(retrying in 0 s)") for line in lines)
