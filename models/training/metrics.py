@@ -10,30 +10,28 @@ import numpy as np
 def classification_report(y_true: Sequence[int], y_pred: Sequence[int], names: Sequence[str],
                           scores_true: Sequence[float] | None = None,
                           scores_pred: Sequence[float] | None = None) -> dict:
-    """Exact figures computed from the confusion matrix.
+    """Accuracy, macro-F1, per-class figures and the confusion matrix (scikit-learn's metrics).
 
-    Macro-F1 averages over the classes present in ``y_true`` or ``y_pred`` (a class
-    absent from both has no defined F1 and is left out, as scikit-learn does).
+    Macro-F1 averages over the classes present in ``y_true`` or ``y_pred`` (a class absent
+    from both has no defined F1 and is left out, as scikit-learn's ``f1_score`` does when it
+    is given only the labels seen); a class never predicted has precision 0.
     """
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
     n = len(names)
     y_true = np.asarray(y_true, dtype=int)
     y_pred = np.asarray(y_pred, dtype=int)
     if y_true.shape != y_pred.shape:
         raise ValueError("y_true and y_pred differ in length")
-    confusion = np.zeros((n, n), dtype=int)
-    np.add.at(confusion, (y_true, y_pred), 1)
-    tp = np.diag(confusion).astype(float)
-    support = confusion.sum(axis=1)
-    predicted = confusion.sum(axis=0)
-    precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros(n), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n), where=denom > 0)
-    present = (support > 0) | (predicted > 0)
+    every = list(range(n))
+    confusion = confusion_matrix(y_true, y_pred, labels=every) if len(y_true) else np.zeros((n, n), dtype=int)
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=every, zero_division=0)
+    present = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
     report = {
         "n": int(len(y_true)),
-        "accuracy": float(tp.sum() / max(len(y_true), 1)),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+        if present else 0.0,
         "per_class": {
             name: {"precision": float(precision[i]), "recall": float(recall[i]),
                    "f1": float(f1[i]), "support": int(support[i])}

