@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from moodwire.errors import MoodwireError
-from moodwire_cli import alerting, backtest, kafka, model, stages, store, ui, watchlists
+from moodwire_cli import alerting, backtest, kafka, model, recipe, stages, store, ui, watchlists
 
 
 class _Group(click.Group):
@@ -32,7 +32,8 @@ def cli(ctx: click.Context, config: str | None) -> None:
 
 for command in (kafka.broker, kafka.topics, stages.ingest, stages.replay, stages.classify, stages.aggregate,
                 alerting.notify, alerting.silence, ui.demo, ui.dashboard, ui.hash_password_cmd, model.train,
-                model.evaluate, model.export, model.average, model.calibrate, model.bundle, backtest.backtest, watchlists.watchlists,
+                model.evaluate, model.export, model.average, model.calibrate, model.bundle, recipe.recipe,
+                backtest.backtest, watchlists.watchlists,
                 store.store):
     cli.add_command(command)
 
