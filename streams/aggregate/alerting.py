@@ -26,7 +26,8 @@ from moodwire.records import AlertEvent, DeadLetter, TopicWindow, decode
 from moodwire.topics import ALERTS, SENTIMENT_WINDOWS
 from streams.aggregate.keys import marker_key
 from streams.aggregate.sequence import InSequence, by_partition
-from streams.faustx.state import Changelog, as_current
+from streams.faustx.source import Source
+from streams.faustx.state import Changelog
 
 log = logging.getLogger("moodwire.alerts")
 TABLE = "alerts-by-rule-topic"
@@ -44,8 +45,8 @@ class AlertEvaluator:
         self.alerts = app.topic(ALERTS, partitions=partitions, **raw)
         self.table = app.Table(TABLE, default=None, partitions=partitions)
         self.changelog = Changelog(self.table)
-        self.sequence = InSequence(app, SENTIMENT_WINDOWS, self.changelog.state, metrics)
-        self.app = app
+        self.source = Source(app, SENTIMENT_WINDOWS)
+        self.sequence = InSequence(self.source, self.changelog.state, metrics)
 
     async def on_batch(self, messages: list) -> None:
         """A fetched batch of sentiment.windows (the worker subscribes ``evaluate-alerts`` with this
@@ -55,7 +56,7 @@ class AlertEvaluator:
             admitted = await self.sequence.admit(partition, group)
             if admitted:
                 await self._evaluate(partition, admitted)
-        self.app.consumer.ack_many(messages)
+        self.source.ack(messages)
 
     async def _evaluate(self, partition: int, messages: list) -> None:
         state = self.changelog.state
@@ -83,7 +84,7 @@ class AlertEvaluator:
         marker = state.get(marker_key(partition)) or {"offset": -1}
         writes[marker_key(partition)] = {"offset": max(marker["offset"], *(m.offset for m in messages)),
                                                  "partition": partition}
-        as_current(self.app, messages[-1])  # this partition receives the writes (after the awaits above)
+        self.source.write_to(messages[-1])  # this partition receives the writes (after the awaits above)
         for key, value in writes.items():
             self.changelog.put(partition, key, value)
         await self.changelog.flush()

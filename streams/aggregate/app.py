@@ -43,6 +43,7 @@ from streams.aggregate.store_sink import sink_handler, upsert_items, upsert_wind
 from streams.aggregate.process import quiet_clients
 from streams.faustx.batches import subscribe
 from streams.faustx.monitor import LeanMonitor
+from streams.faustx.source import Source
 from streams.faustx.state import Changelog
 from streams.faustx.transport import install as install_transport
 
@@ -74,9 +75,10 @@ class AggregateApp:
         self.table = app.Table(TABLE, default=None, partitions=partitions)
         self.table.on_recover(self._recovered)
         self.changelog = Changelog(self.table)
-        self.sequence = InSequence(app, NEWS_SCORED, self.changelog.state, metrics)
+        self.source = Source(app, NEWS_SCORED)
+        self.sequence = InSequence(self.source, self.changelog.state, metrics)
         self.outputs = Outputs(app, self.windows_topic, self.deadletter, metrics)
-        self.pipeline = BatchPipeline(app, self.aggregator, self.changelog, self.sequence, self.outputs, metrics,
+        self.pipeline = BatchPipeline(self.source, self.aggregator, self.changelog, self.sequence, self.outputs, metrics,
                                       settings.aggregate_batch, lambda: quiet_clients(settings.log_level))
         subscribe(app, self.scored, "aggregate", self.pipeline.on_scored)
         app.on_partitions_revoked.connect(self._on_revoked)
@@ -84,9 +86,10 @@ class AggregateApp:
 
         self.engine = open_store(settings.store) if sink else None
         if sink:
-            subscribe(app, self.scored, "sink-items", sink_handler(app, self.engine, ScoredNews, upsert_items, metrics))
+            subscribe(app, self.scored, "sink-items",
+                      sink_handler(self.source, self.engine, ScoredNews, upsert_items, metrics))
             subscribe(app, self.windows_topic, "sink-windows",
-                      sink_handler(app, self.engine, TopicWindow, upsert_windows, metrics))
+                      sink_handler(Source(app, SENTIMENT_WINDOWS), self.engine, TopicWindow, upsert_windows, metrics))
         self.sequences = [self.sequence]
         if rules:
             self.evaluator = AlertEvaluator(app, rules, partitions, self.outputs.send, self.outputs.send_dead, metrics)
@@ -94,7 +97,7 @@ class AggregateApp:
             self.sequences.append(self.evaluator.sequence)
 
         idle_s = settings.idle.total_seconds()
-        self.emitter = Emitter(app, self.aggregator, self.changelog.state, self.outputs, self.pipeline.last_seen,
+        self.emitter = Emitter(self.source, self.aggregator, self.changelog.state, self.outputs, self.pipeline.activity,
                                self.sequences, metrics, idle_s, settings.aggregate_idle_clock)
         app.timer(max(0.05, settings.aggregate_emit_interval_ms / 1000), name="emit-windows")(self.emitter.emit_pending)
         app.timer(max(0.5, min(5.0, idle_s / 2)), name="heartbeat")(self.emitter.heartbeat)
@@ -118,9 +121,8 @@ class AggregateApp:
         for partition, keys in by_partition.items():
             self.aggregator.adopt(partition, keys, self.state)
         now = time.monotonic()
-        for tp in self.app.consumer.assignment():
-            if tp.topic == NEWS_SCORED:
-                self.pipeline.last_seen[tp.partition] = now
+        for partition in self.source.assigned():
+            self.pipeline.activity.saw(partition, now)
         log.info("table %s recovered: %d entries (%d item ids remembered) on partitions %s", TABLE,
                  sum(map(len, by_partition.values())), len(self.aggregator.seen), sorted(by_partition))
 

@@ -9,34 +9,34 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from faust.types import TP
-
 from moodwire.topics import NEWS_SCORED
 from streams.aggregate.fold import Aggregator
 from streams.aggregate.keys import marker_key
 from streams.aggregate.outputs import Outputs
+from streams.aggregate.pipeline import Activity
+from streams.faustx.source import Source
 
 log = logging.getLogger("moodwire.aggregate")
 
 
 class Emitter:
-    def __init__(self, app, aggregator: Aggregator, state, outputs: Outputs, last_seen: dict[int, float],
+    def __init__(self, source: Source, aggregator: Aggregator, state, outputs: Outputs, activity: Activity,
                  sequences: list, metrics, idle_s: float, idle_clock: bool) -> None:
-        self.app, self.aggregator, self.state, self.outputs = app, aggregator, state, outputs
-        self.last_seen, self.sequences, self.metrics = last_seen, sequences, metrics
+        self.source, self.aggregator, self.state, self.outputs = source, aggregator, state, outputs
+        self.activity, self.sequences, self.metrics = activity, sequences, metrics
         self.idle_s, self.idle_clock = idle_s, idle_clock
 
     async def emit_pending(self) -> None:
         """Send the windows changed since the last call (queued in order under the outputs'
         lock, acknowledged after it)."""
-        if not self.outputs.pending:
+        if not self.outputs.any_pending:
             return
         async with self.outputs.lock:
             acked = await self._emit()
         await acked
 
     async def _emit(self):
-        batch, self.outputs.pending = self.outputs.pending, {}
+        batch = self.outputs.take_pending()
         watermarks: dict[int, Any] = {}
         runs: dict[tuple[str, str, int], list[datetime]] = defaultdict(list)  # (topic, window, partition) → starts
         for (topic, name, start), partition in sorted(batch.items()):
@@ -56,10 +56,7 @@ class Emitter:
         member's session to expire, a recovery, a slow fetch) still has a backlog: closing its
         windows then would emit them final without the items still to come."""
         marker = self.state.get(marker_key(partition))
-        try:
-            high = self.app.consumer.highwater(TP(NEWS_SCORED, partition))
-        except Exception:  # noqa: BLE001 - the consumer is not ready (rebalance)
-            return None
+        high = self.source.end(partition)
         if marker is None or high is None:
             return None
         return max(0, high - marker["offset"] - 1)
@@ -72,13 +69,9 @@ class Emitter:
                    if backlog is None and self.state.get(marker_key(p)) is None]
         if not unknown:
             return
-        try:
-            ends = await self.app.consumer.highwaters(*(TP(NEWS_SCORED, p) for p in unknown))
-        except Exception:  # noqa: BLE001 - the broker is away or the group rebalances: ask next time
-            return
-        for tp, end in ends.items():
+        for partition, end in (await self.source.ends(unknown)).items():  # {} while the broker is away
             if end == 0:
-                backlogs[tp.partition] = 0
+                backlogs[partition] = 0
 
     async def heartbeat(self) -> None:
         """Close windows of idle partitions: an idle partition follows the furthest watermark of
@@ -87,7 +80,7 @@ class Emitter:
         back that brought nothing is repeated (``InSequence.watch``)."""
         for sequence in self.sequences:
             await sequence.watch()
-        assigned = sorted(tp.partition for tp in self.app.consumer.assignment() if tp.topic == NEWS_SCORED)
+        assigned = self.source.assigned()
         if not assigned:
             return
         backlogs = {p: self.backlog(p) for p in assigned}
@@ -97,7 +90,7 @@ class Emitter:
                 self.metrics.lag.labels(NEWS_SCORED, str(p)).set(backlog)
         now = time.monotonic()
         # Idle: quiet for a while and nothing left to read (a stalled partition is not idle).
-        idle = [p for p in assigned if now - self.last_seen.setdefault(p, now) >= self.idle_s and backlogs[p] == 0]
+        idle = [p for p in assigned if self.activity.quiet_for(p, now) >= self.idle_s and backlogs[p] == 0]
         if not idle:
             return
         marks = [w for w in (self.aggregator.watermark(self.state, p) for p in assigned) if w is not None]

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from operator import itemgetter
 
+from moodwire.overlay import Overlay
 from moodwire.records import ScoredNews, TopicWindow
 from moodwire.spans import WindowSpec
 from streams.aggregate.index import BucketIndex
@@ -214,7 +215,7 @@ class Aggregator:
             result.bucket_writes[seen_key(partition, slot)] = self.seen.entry(partition, slot)
 
         marker = {"offset": last, "max_event": None if max_event is None else max_event.isoformat()}
-        overlay = _Overlay(state, result.bucket_writes, marker_key(partition), marker)
+        overlay = Overlay(state, {**result.bucket_writes, marker_key(partition): marker})  # as it will be
         new_wm = self.watermark(overlay, partition)
         result.windows = self._newly_final(overlay, partition, old_wm, new_wm, set())
         final_now = {(w.topic, w.window, w.start) for w in result.windows}
@@ -348,31 +349,3 @@ class Aggregator:
         found = {b - j * step_s for b in held if lower_s - span_s < b + step_s and b <= new_s
                  for j in range(span_s // step_s)}
         return [_instant(s) for s in sorted(found) if lower_s < s + span_s <= new_s]
-
-
-class _Overlay(Mapping):
-    """The state as it will be once a batch's writes land."""
-
-    def __init__(self, base: Mapping, writes: Mapping, marker_key: str, marker: dict):
-        self.base, self.writes, self.marker_key, self.marker = base, writes, marker_key, marker
-
-    def __getitem__(self, key):
-        if key == self.marker_key:
-            return self.marker
-        if key in self.writes:
-            if self.writes[key] is None:
-                raise KeyError(key)
-            return self.writes[key]
-        return self.base[key]
-
-    def get(self, key, default=None):
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __iter__(self):
-        return iter({*self.base, *self.writes, self.marker_key})
-
-    def __len__(self):
-        return len(set(self))

@@ -27,16 +27,32 @@ from streams.aggregate.fold import Aggregator
 from streams.aggregate.keys import marker_key
 from streams.aggregate.outputs import Outputs
 from streams.aggregate.sequence import InSequence, by_partition
-from streams.faustx.state import Changelog, as_current
+from streams.faustx.source import Source
+from streams.faustx.state import Changelog
+
+
+class Activity:
+    """When each partition last brought records (monotonic clock): the pipeline and recovery
+    say so, the heartbeat asks how long a partition has been quiet."""
+
+    def __init__(self) -> None:
+        self._at: dict[int, float] = {}
+
+    def saw(self, partition: int, at: float | None = None) -> None:
+        self._at[partition] = time.monotonic() if at is None else at
+
+    def quiet_for(self, partition: int, now: float) -> float:
+        """Seconds since ``partition`` brought records (0 for one not seen: it starts now)."""
+        return now - self._at.setdefault(partition, now)
 
 
 class BatchPipeline:
-    def __init__(self, app, aggregator: Aggregator, changelog: Changelog, sequence: InSequence, outputs: Outputs,
-                 metrics, batch_size: int, on_first_batch=None) -> None:
-        self.app, self.aggregator, self.changelog, self.sequence = app, aggregator, changelog, sequence
+    def __init__(self, source: Source, aggregator: Aggregator, changelog: Changelog, sequence: InSequence,
+                 outputs: Outputs, metrics, batch_size: int, on_first_batch=None) -> None:
+        self.source, self.aggregator, self.changelog, self.sequence = source, aggregator, changelog, sequence
         self.outputs, self.metrics, self.batch_size = outputs, metrics, batch_size
         self.on_first_batch = on_first_batch
-        self.last_seen: dict[int, float] = {}  # partition → when it last brought records (monotonic)
+        self.activity = Activity()
         self.settling: deque[asyncio.Future] = deque()  # batches whose markers are not yet acknowledged
 
     async def on_scored(self, messages: list) -> None:
@@ -45,7 +61,7 @@ class BatchPipeline:
         if self.on_first_batch is not None:
             self.on_first_batch()
             self.on_first_batch = None
-        consumer, size = self.app.consumer, self.batch_size
+        size = self.batch_size
         for at in range(0, len(messages), size):
             chunk = messages[at:at + size]
             started = time.perf_counter()
@@ -56,7 +72,7 @@ class BatchPipeline:
                     groups[partition] = admitted
             async with self.outputs.lock:
                 await self.apply(groups)
-            consumer.ack_many(chunk)
+            self.source.ack(chunk)
             self.metrics.batch_size.observe(len(chunk))
             self.metrics.items.inc(len(chunk))
             elapsed = time.perf_counter() - started
@@ -70,8 +86,8 @@ class BatchPipeline:
         await self.settled(depth=1)  # at most two batches unacknowledged: memory stays bounded
         state, done = self.changelog.state, []
         for partition, messages in groups.items():
-            as_current(self.app, messages[-1])  # table writes go to this partition (changelog and rocksdb)
-            self.last_seen[partition] = time.monotonic()
+            self.source.write_to(messages[-1])  # table writes go to this partition
+            self.activity.saw(partition)
             records, bad = [], []
             for msg in messages:
                 try:
@@ -107,11 +123,10 @@ class BatchPipeline:
         for partition, messages, result, _bad in done:
             # Malformed records advance the marker too: they are in the dead-letter topic now.
             last = max(m.offset for m in messages)
-            as_current(self.app, messages[-1])
+            self.source.write_to(messages[-1])
             markers.append(self.changelog.hold(partition, marker_key(partition),
                                                {**result.marker, "offset": max(last, result.marker["offset"])}))
-            for window in result.touched:
-                self.outputs.pending.setdefault(window, partition)
+            self.outputs.touch(result.touched, partition)
         before = self.settling[-1] if self.settling else None
         self.settling.append(asyncio.ensure_future(self._settle(acked, before, markers)))
 

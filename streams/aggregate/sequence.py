@@ -14,10 +14,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from operator import attrgetter
 
-from faust.types import TP
-
 from streams.aggregate.keys import marker_key
-from streams.faustx.state import as_current
+from streams.faustx.source import Source
 
 log = logging.getLogger("moodwire.streams")
 _offset = attrgetter("offset")
@@ -56,12 +54,12 @@ class InSequence:
     carries on from what is there. If nothing at all comes ``give_up_s`` after a seek back
     (``watch``, from a timer), the partition is sought back again, and said so."""
 
-    def __init__(self, app, topic: str, state: Mapping, metrics, give_up_s: float = 30.0) -> None:
-        self.app, self.topic, self.state, self.metrics = app, topic, state, metrics
+    def __init__(self, source: Source, state: Mapping, metrics, give_up_s: float = 30.0) -> None:
+        self.source, self.topic, self.state, self.metrics = source, source.topic, state, metrics
         self.give_up_s = give_up_s
         self.rewinds: dict[int, tuple[int, float]] = {}  # partition → (offset sought back to, when)
 
-    def positions(self, assignment) -> dict[TP, int]:
+    def positions(self, assignment) -> dict:
         """Where each assigned partition of the topic must be read from: the offset after its
         marker (partitions without one: wherever the consumer is)."""
         out = {}
@@ -69,7 +67,7 @@ class InSequence:
             if tp.topic == self.topic:
                 offset = self.next_offset(tp.partition)
                 if offset is not None:
-                    out[TP(tp.topic, tp.partition)] = offset
+                    out[self.source.tp(tp.partition)] = offset
         return out
 
     def next_offset(self, partition: int) -> int | None:
@@ -81,7 +79,7 @@ class InSequence:
         """The messages that may be folded in now, in offset order (replays below the marker
         included: the state skips them). The partition is made current first: the rocksdb
         store reads a key from the current event's partition only."""
-        as_current(self.app, messages[-1])
+        self.source.write_to(messages[-1])
         ordered = sorted(messages, key=_offset)
         admitted, expected = admissible(ordered, self.next_offset(partition))
         if len(admitted) == len(ordered):
@@ -104,7 +102,7 @@ class InSequence:
                         "after the hole are set aside and come again)", self.topic, partition, expected,
                         hole_end - 1, hole_end, expected)
             # In the consumer's own thread (aiokafka's seek is not thread-safe), waiting for it.
-            await self.app.consumer.seek_wait({TP(self.topic, partition): expected})
+            await self.source.rewind(partition, expected)
         for message in set_aside:  # never acknowledged: the handler's ack leaves this reference
             message.incref()
         return admitted
@@ -115,7 +113,7 @@ class InSequence:
         if not self.rewinds:
             return
         now = time.monotonic()
-        assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic}
+        assigned = set(self.source.assigned())
         for partition, (offset, when) in list(self.rewinds.items()):
             if partition not in assigned or self.next_offset(partition) != offset:
                 self.rewinds.pop(partition, None)  # moved on, or no longer ours
@@ -124,7 +122,7 @@ class InSequence:
                 self.metrics.rewinds.inc()
                 log.warning("%s[%d]: nothing came %.0f s after seeking back to %d; seeking to it again",
                             self.topic, partition, now - when, offset)
-                await self.app.consumer.seek_wait({TP(self.topic, partition): offset})
+                await self.source.rewind(partition, offset)
 
 
 def admissible(ordered: list, expected: int | None) -> tuple[list, int | None]:

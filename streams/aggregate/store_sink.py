@@ -103,7 +103,7 @@ def _until_stored(metrics, first_s: float = 1.0, most_s: float = 60.0):
                          max=most_s), before_sleep=failed, reraise=True)
 
 
-def sink_handler(app, engine: Engine, record_type, upsert, metrics, first_retry_s: float = 1.0):
+def sink_handler(source, engine: Engine, record_type, upsert, metrics, first_retry_s: float = 1.0):
     """A batch handler that upserts a fetched batch of ``record_type`` into the store and
     acknowledges it once it is there. While the store is away the batch is retried with
     back-off and nothing is acknowledged: nothing is lost. Malformed records are skipped here
@@ -119,5 +119,5 @@ def sink_handler(app, engine: Engine, record_type, upsert, metrics, first_retry_
         async for attempt in _until_stored(metrics, first_retry_s):
             with attempt:
                 await loop.run_in_executor(None, upsert, engine, rows)
-        app.consumer.ack_many(messages)
+        source.ack(messages)
     return sink

@@ -29,8 +29,26 @@ how to drop it; docs/aggregate-worker.md shows where each one sits in the worker
     acknowledged. Why: per-record ``Topic.send`` cost, and a rocksdb store written ahead of its
     changelog survives SIGKILL with markers the changelog never received.
     Shown by: tests/streams/test_faust_state.py.
+``transport._resume``  finishes a delivery coroutine that had to wait, as an asyncio Task would,
+    clearing the awaited future's ``_asyncio_future_blocking`` (asyncio's private protocol flag
+    for a future yielded by a coroutine) before awaiting it.
+    Why: ``_deliver`` runs deliveries inline (no Task per event) and hands a waiting one on.
+    Shown by: tests/streams/test_faust_delivery.py (results, errors, cancellation). Drop with
+    the inline delivery, i.e. with the ``_drain_messages`` override above.
 ``monitor.LeanMonitor``  Faust's monitor without per-event bookkeeping (public hooks).
-``worker.Worker``  SIGUSR2 logs the worker's stacks instead of mode's pdb (``_on_sigusr2``).
+``worker.Worker``  SIGUSR2 logs the worker's stacks instead of mode's pdb (``_on_sigusr2``);
+    ``worker.dump_stacks`` follows each agent's actors (``agent._actors``: Faust keeps them
+    private) into the chain they await. Shown by: tests/streams/test_aggregate_worker.py (the
+    SIGUSR2 dump). Drop when mode's handler can be configured; the actors' part when Faust
+    lists an agent's actors.
+``probe``  reads and seeds the consumer's private bookkeeping (``_committed_offset``,
+    ``_unacked_messages``, ``_acked``, ``_n_acked``) and the conductor's ``_update_indices``: for
+    the adapter's tests and diagnostics only, never in the worker's path. Shown by:
+    tests/streams/test_faust_delivery.py. Drop with the overrides it observes.
+``source.Source``  the one door of the stages: ``write_to`` (``state.as_current``), ``ack``
+    (``ack_many``), ``rewind`` (``seek_wait``), ``assigned``, ``end`` / ``ends`` (highwaters).
+    streams/aggregate calls nothing else of the consumer (tests/test_layers.py), and no
+    module outside this package uses a private name of any library (tests/test_layers.py).
 
 ``WRITTEN_AGAINST`` pins the versions this was written and tested against; tests/streams/
 test_faustx_versions.py fails when the installed ones differ, and the worker logs a warning.

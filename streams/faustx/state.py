@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import Mapping
 
 from aiokafka.partitioner import DefaultPartitioner
 from faust.events import Event
 from faust.streams import _current_event
 from faust.types import TP, Message
+
+from moodwire.overlay import Overlay
 
 _CURRENT: dict[tuple[int, str, int], Event] = {}  # (app, topic, partition) → the event made current
 
@@ -180,48 +181,17 @@ class Changelog:
             data.set_persisted_offset(TP(name, partition), offset)
 
 
-class StateView(Mapping):
+class StateView(Overlay):
     """A table as it will be once its queued writes land: ``pending`` first, then the store."""
 
     def __init__(self, table, pending: dict) -> None:
-        self.table, self.pending = table, pending
+        super().__init__(None, pending)
+        self.table = table
 
-    def __getitem__(self, key):
-        value = self.pending.get(key, _MISSING)
-        if value is _MISSING:
-            return self.table.data[key]
-        if value is None:
-            raise KeyError(key)
-        return value
+    @property
+    def base(self):
+        return self.table.data  # the store Faust holds now (never cached here)
 
-    def get(self, key, default=None):
-        value = self.pending.get(key, _MISSING)
-        if value is _MISSING:
-            return self.table.data.get(key, default)
-        return default if value is None else value
-
-    def __contains__(self, key) -> bool:
-        return self.get(key, _MISSING) is not _MISSING
-
-    def __iter__(self):
-        pending = self.pending
-        for key in self.table.data.keys():
-            if key not in pending:
-                yield key
-        for key, value in list(pending.items()):
-            if value is not None:
-                yield key
-
-    def items(self):
-        """(key, value) pairs, the store's read in one pass (a rocksdb lookup per key would search
-        every partition's database outside an event)."""
-        pending = self.pending
-        for key, value in self.table.data.items():
-            if key not in pending:
-                yield key, value
-        for key, value in list(pending.items()):
-            if value is not None:
-                yield key, value
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
+    @property
+    def pending(self) -> dict:
+        return self.writes

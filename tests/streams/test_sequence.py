@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from moodwire.metrics import StageMetrics
 from streams.aggregate.keys import marker_key
 from streams.aggregate.sequence import InSequence
+from streams.faustx.source import Source
 
 
 class Consumer:  # records the seeks the agent asks for (the real consumer is exercised in the worker tests)
@@ -43,7 +44,7 @@ def test_unbroken_runs_pass_and_a_hole_seeks_back_once_then_gives_up_loudly():
     app = SimpleNamespace(consumer=Consumer())
     metrics = StageMetrics("test")
     state = {marker_key(1): {"offset": 9}}  # partition 0: nothing folded yet
-    seq = InSequence(app, "news.scored", state, metrics, give_up_s=3600)
+    seq = InSequence(Source(app, "news.scored"), state, metrics, give_up_s=3600)
 
     held: list = []  # every message offered, to see which were kept from the handler's ack
 
@@ -79,7 +80,7 @@ def test_a_seek_back_that_brings_nothing_is_repeated_and_said(caplog):
     app = SimpleNamespace(consumer=Consumer())
     metrics = StageMetrics("test")
     state = {marker_key(1): {"offset": 9}, marker_key(0): {"offset": 3}}
-    seq = InSequence(app, "news.scored", state, metrics, give_up_s=0)
+    seq = InSequence(Source(app, "news.scored"), state, metrics, give_up_s=0)
     asyncio.run(seq.admit(1, messages(1, 12, 13)))   # 10 and 11 missing: sought back to 10
     asyncio.run(seq.admit(0, messages(0, 6)))        # 4 and 5 missing: sought back to 4
     state[marker_key(0)] = {"offset": 5}    # partition 0 then moved on; partition 1 got nothing
@@ -130,7 +131,7 @@ def test_in_sequence_folds_every_offset_once_in_order_whatever_the_consumer_deli
     metrics = StageMetrics("test")
     consumer = LogConsumer(topic, partition, min(start, n))
     app = SimpleNamespace(consumer=consumer)
-    seq = InSequence(app, topic, state, metrics, give_up_s=3600)
+    seq = InSequence(Source(app, topic), state, metrics, give_up_s=3600)
     folded: list[int] = []
 
     def marker() -> int:
@@ -173,7 +174,7 @@ def test_in_sequence_folds_every_offset_once_in_order_whatever_the_consumer_deli
         elif kind == "replay":
             consumer.position = max(0, consumer.position - action[1])
         else:  # restart: a new worker over the persisted markers, fetching from wherever
-            seq = InSequence(app, topic, state, metrics, give_up_s=3600)
+            seq = InSequence(Source(app, topic), state, metrics, give_up_s=3600)
             positions = seq.positions(consumer.assignment())  # I4: read from the marker once assigned
             consumer.position = positions.get(consumer.tp, min(action[1], n))
 
@@ -189,7 +190,7 @@ def test_in_sequence_folds_every_offset_once_in_order_whatever_the_consumer_deli
     if marker_key(partition) in state and marker() < n - 1:
         # A hole at the very end shows only when a later record arrives, or at the next assignment,
         # which reads from the marker (I4): the latter here.
-        seq = InSequence(app, topic, state, metrics, give_up_s=3600)
+        seq = InSequence(Source(app, topic), state, metrics, give_up_s=3600)
         consumer.position = seq.positions(consumer.assignment())[consumer.tp]
         drain()
     # I1: each offset folded once, in order, and every offset after the first folded one is there

@@ -22,11 +22,11 @@ from tests.streams.aggregate_support import make
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
 
-class Acks:
+class Acks:  # the worker's Source as far as the sink uses it (the real one: tests/streams/test_aggregate_worker.py)
     def __init__(self) -> None:
         self.batches: list[list] = []
 
-    def ack_many(self, messages) -> None:
+    def ack(self, messages) -> None:
         self.batches.append(list(messages))
 
 
@@ -47,7 +47,7 @@ def test_a_batch_is_acknowledged_once_and_only_after_the_store_took_it(tmp_path_
             raise StoreError("cannot write to the store: injected failure")
         return upsert_items(engine, rows)
 
-    sink = sink_handler(SimpleNamespace(consumer=acks), engine, ScoredNews, flaky, metrics, first_retry_s=0.001)
+    sink = sink_handler(acks, engine, ScoredNews, flaky, metrics, first_retry_s=0.001)
     asyncio.run(sink(messages))
     assert calls == [n] * (failures + 1)
     assert acks.batches == [messages]
@@ -65,7 +65,7 @@ def test_each_failed_write_is_one_log_line_naming_the_wait(tmp_path, caplog):
             raise StoreError("cannot write to the store at sqlite:///x: disk I/O error")
         return upsert_items(engine, rows)
 
-    sink = sink_handler(SimpleNamespace(consumer=Acks()), engine, ScoredNews, flaky, StageMetrics("sinklog"),
+    sink = sink_handler(Acks(), engine, ScoredNews, flaky, StageMetrics("sinklog"),
                         first_retry_s=0.001)
     with caplog.at_level(logging.ERROR, logger="moodwire.aggregate"):
         asyncio.run(sink([]))
