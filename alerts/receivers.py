@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from alerts.errors import AlertsError
+from moodwire.errors import AlertsError
 from alerts.routing import NotifyConfigError, Receiver
 from moodwire.records import AlertEvent, watchlist_name
 from moodwire.redact import redact, secrets

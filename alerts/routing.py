@@ -48,7 +48,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from alerts.errors import AlertsError
+from moodwire.errors import AlertsError
 from moodwire.records import AlertEvent, watchlist_name
 from moodwire.spans import parse_duration
 from moodwire.yamlfile import read_mapping

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from alerts.errors import RuleError
+from moodwire.errors import RuleError
 from moodwire.records import LADDER, watchlist_name
 from moodwire.spans import parse_span, parse_span_or_zero
 from moodwire.yamlfile import describe_error, read_mapping

@@ -23,7 +23,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from dashboards.errors import DashboardError
+from moodwire.errors import DashboardError
 from moodwire.yamlfile import read_mapping
 
 log = logging.getLogger("moodwire.dashboard")

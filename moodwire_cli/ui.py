@@ -43,7 +43,7 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Plotly Dash dashboard: trends per topic, alerts on the charts, the headlines behind them."""
     from dashboards.app import create_app
     from dashboards.passwords import UsersFile
-    from dashboards.errors import DashboardError
+    from moodwire.errors import DashboardError
     from moodwire.logs import setup_logging
     from moodwire.store import open_store
 

@@ -36,7 +36,7 @@ def check(file, news_file, sample, seed) -> None:
                    f"{len(w.exclude)} excludes{restricted}")
     if not news_file:
         return
-    from streams.errors import BacktestError, ReplayError
+    from moodwire.errors import BacktestError, ReplayError
     from streams.ingest.replay import read_recorded
 
     try:

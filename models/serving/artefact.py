@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from models.errors import ArtefactError
+from moodwire.errors import ArtefactError
 from models.serving.factors import FACTOR_STORAGES, dequantize_factors, quantize_factors
 from models.serving.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from models.serving.lora import LoraSettings

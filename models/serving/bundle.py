@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import ModelError
+from moodwire.errors import ModelError
 
 BUNDLE_FILE = "serving.json"
 GRAPHS = {True: "model-int8.onnx", False: "model-fp32.onnx"}  # by MOODWIRE_INT8

@@ -25,7 +25,7 @@ from torch import nn
 
 from models.serving.artefact import DEFAULT_MODEL_DIR, load_model
 from models.serving.batching import encode, length_sorted_batches, pad
-from models.errors import ModelError
+from moodwire.errors import ModelError
 from models.serving.bundle import Prediction, predictions
 
 

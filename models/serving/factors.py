@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from models.errors import ArtefactError
+from moodwire.errors import ArtefactError
 
 SCALE_SUFFIX = ".scale"
 FACTOR_STORAGES = ("float", "int8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.errors import DataError
+from moodwire.errors import DataError
 
 TASKS = ("topic", "sentiment")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.errors import ArtefactError
+from moodwire.errors import ArtefactError
 
 # The encoder shipped inside a PyPI package: (distribution reference, import name).
 PACKAGED_BASES = {

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.errors import ModelError
+from moodwire.errors import ModelError
 
 # Transformer blocks whose matrix products stay fp32 in int8 builds. None: with every block in
 # int8 the default model stays within 0.4 points of fp32 on each validation set (keeping the

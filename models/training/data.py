@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.errors import DataError
+from moodwire.errors import DataError
 from models.serving.labels import LabelMap
 from models.serving.text import tag_texts
 

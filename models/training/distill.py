@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from models.errors import DataError, ModelError
+from moodwire.errors import DataError, ModelError
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from models.serving.artefact import LoraSettings, build_network, load_model, save_model
-from models.errors import ArtefactError, ModelError
+from moodwire.errors import ArtefactError, ModelError
 
 KEPT_WHOLE = ("LayerNorm", ".bias", "position_embeddings", "token_type_embeddings", "_head.")
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.training.data import LabelledSet, load_labelled, read_frame
-from models.errors import DataError
+from moodwire.errors import DataError
 from models.serving.labels import LabelMap
 
 MIXES = ("sqrt", "proportional", "equal")

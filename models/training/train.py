@@ -34,7 +34,7 @@ from models.training.config import TrainConfig
 from models.training.data import LabelledSet, load_labelled
 from models.training.distill import TeacherCache, check_settings, distilled_loss, parse_teachers, soft_targets
 from models.serving.engine import pick_device
-from models.errors import DataError, ModelError
+from moodwire.errors import DataError, ModelError
 from models.serving.labels import LabelMap
 from models.training.sources import (NO_LABEL, draw, epoch_counts, load_sources, load_unlabelled, parse_sources, parse_tags,
                             refuse_overlap, tag_sources)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from moodwire.records import AlertEvent
 from moodwire.yamlfile import read_mapping
-from streams.errors import BacktestError
+from moodwire.errors import BacktestError
 
 
 def _instant(value) -> datetime:

@@ -22,7 +22,7 @@ from streams.backtest.news import classify_items, within
 from streams.backtest.lead import leads
 from streams.backtest.report import render, write_plotly
 from streams.classify.worker import keyed_records
-from streams.errors import BacktestError, ReplayError
+from moodwire.errors import BacktestError, ReplayError
 from streams.ingest.replay import read_recorded
 
 

@@ -20,14 +20,13 @@ from datetime import datetime, timezone
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from moodwire.errors import RecordError
+from moodwire.errors import RecordError, StreamError
 from moodwire.kafka import commit_or_redeliver, consumer_config
 from moodwire.metrics import StageMetrics
 from moodwire.publish import Publisher
 from moodwire.records import DeadLetter, NewsItem, ScoredNews, decode
 from moodwire.settings import Settings
 from moodwire.topics import DEADLETTER, NEWS_RAW, NEWS_SCORED
-from streams.errors import StreamError
 
 log = logging.getLogger("moodwire.classify")
 GROUP_ID = "moodwire-classify"

@@ -7,7 +7,7 @@ from datetime import datetime
 import feedparser
 
 from moodwire.records import NewsItem
-from streams.errors import FetchError
+from moodwire.errors import FetchError
 from streams.ingest.fetch import PoliteClient, Response
 from streams.ingest.normalize import make_item
 from streams.ingest.sources import Feed

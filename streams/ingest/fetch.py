@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import requests
 
 from moodwire import __version__
-from streams.errors import FetchError
+from moodwire.errors import FetchError
 
 USER_AGENT = f"Moodwire/{__version__} (+https://github.com/moodwire/moodwire; financial news sentiment monitor)"
 

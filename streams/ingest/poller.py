@@ -17,11 +17,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from moodwire.errors import BrokerError
+from moodwire.errors import BrokerError, FetchError
 from moodwire.publish import Publisher
 from moodwire.records import NewsItem
 from moodwire.topics import NEWS_RAW
-from streams.errors import FetchError
 from streams.ingest.feeds import article_text, parse_feed
 from streams.ingest.fetch import PoliteClient
 from streams.ingest.seen import SeenStore

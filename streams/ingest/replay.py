@@ -18,7 +18,7 @@ from pathlib import Path
 
 from moodwire.records import NewsItem
 from moodwire.topics import NEWS_RAW
-from streams.errors import ReplayError
+from moodwire.errors import ReplayError
 from streams.ingest.normalize import make_item, parse_time
 
 

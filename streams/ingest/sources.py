@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 
 from moodwire.yamlfile import read_mapping
-from streams.errors import SourceConfigError
+from moodwire.errors import SourceConfigError
 
 
 class FeedDefaults(BaseModel):

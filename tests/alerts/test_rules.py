@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.errors import RuleError
+from moodwire.errors import RuleError
 from alerts.rules import load_rules
 
 GOOD = """

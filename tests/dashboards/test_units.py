@@ -12,7 +12,7 @@ from dashboards import components, data, figures
 from dashboards.auth import _safe_next
 from dashboards.passwords import hash_password, load_users, verify_password
 from dashboards.components import safe_href
-from dashboards.errors import DashboardError
+from moodwire.errors import DashboardError
 from moodwire.store import (alert_acks, alert_events, notify_attempts, notify_batches, notify_outbox, open_store,
                             scored_news, silences, topic_windows)
 from tests.dashboards.seed import seed

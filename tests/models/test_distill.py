@@ -13,7 +13,7 @@ import torch
 from models.serving.artefact import read_spec, write_spec
 from models.training.distill import TeacherCache, TeacherSpec, check_settings, distilled_loss, parse_teachers, soft_targets
 from models.serving.engine import InferenceEngine
-from models.errors import DataError
+from moodwire.errors import DataError
 from tests.conftest import dataset, train_args
 from tests.models.helpers import kl_per_row
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models.serving.artefact import CONFIG_FILE, WEIGHTS_FILE, ModelSpec, load_model, read_spec
-from models.errors import ArtefactError
+from moodwire.errors import ArtefactError
 from models.serving.factors import dequantize_factors, quantize_factors
 from models.serving.predict import predict_probs
 from tests.models.helpers import save_full_copy

@@ -7,7 +7,7 @@ import pytest
 
 from models.serving.text import clean_text
 from models.training.data import load_labelled
-from models.errors import DataError
+from moodwire.errors import DataError
 from models.serving.labels import LabelMap, default_label_map
 
 SENT = default_label_map("sentiment")

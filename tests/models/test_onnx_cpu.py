@@ -12,7 +12,7 @@ import torch
 
 from models.serving.artefact import load_model
 from models.serving.engine import InferenceEngine
-from models.errors import ModelError
+from moodwire.errors import ModelError
 from models.serving.onnx_cpu import build
 
 TEXTS = ["Fed holds rates steady", "Regional bank shares slide after deposit outflows",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from models.serving.engine import InferenceEngine
-from models.errors import ModelError
+from moodwire.errors import ModelError
 from models.serving.bundle import BundleEngine, is_bundle, open_engine, write_bundle
 
 ROOT = Path(__file__).resolve().parents[2]

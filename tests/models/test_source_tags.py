@@ -13,7 +13,7 @@ import pytest
 
 from models.serving.artefact import CONFIG_FILE, read_spec
 from models.training.data import LabelledSet
-from models.errors import DataError, ModelError
+from moodwire.errors import DataError, ModelError
 from models.training.evaluate import evaluate
 from models.training.sources import parse_sources, parse_tags, tag_sources
 from tests.conftest import dataset

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.training.calibration import fit_temperature, reliability
-from models.errors import DataError
+from moodwire.errors import DataError
 from models.serving.labels import default_label_map
 from models.training.sources import draw, epoch_counts, load_sources, parse_sources, refuse_overlap
 from models.training.validation import selection_score

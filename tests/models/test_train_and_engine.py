@@ -12,7 +12,7 @@ import torch
 
 from models.serving.artefact import CONFIG_FILE, WEIGHTS_FILE, load_model, read_spec
 from models.serving.engine import InferenceEngine
-from models.errors import ArtefactError
+from moodwire.errors import ArtefactError
 from models.serving.predict import predict_probs
 from tests.conftest import dataset
 from tests.models.helpers import save_full_copy
@@ -71,7 +71,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path: Path):
     train(cfg(2))
     one_run = read_spec(tmp_path / "m").metrics["history"]
     # A longer run with the same settings but more epochs is a different run: refused.
-    from models.errors import ModelError
+    from moodwire.errors import ModelError
     with pytest.raises(ModelError, match="made with other settings"):
         train(cfg(3))
     # The same run resumed after it finished trains nothing more and gives the same history.
@@ -176,7 +176,7 @@ def test_export_is_self_contained_and_predicts_the_same(tiny_model: Path, tmp_pa
 def test_init_from_continues_from_a_saved_model_and_refuses_another_shape(tiny_model: Path, tmp_path: Path):
     from safetensors.torch import load_file
 
-    from models.errors import ModelError
+    from moodwire.errors import ModelError
     from models.training.train import TrainConfig, train
 
     def config(output: Path, **extra) -> TrainConfig:
@@ -255,7 +255,7 @@ def test_average_and_calibrate(tiny_model: Path, tmp_path: Path):
     """moodwire average: the mean of the weights as a full model (of one model with itself: that
     model); moodwire calibrate: temperatures fitted and stored; models of other tasks refused."""
     from models.training.data import load_labelled
-    from models.errors import ModelError
+    from moodwire.errors import ModelError
     from models.training.extract import average_models
     from models.serving.labels import LabelMap
     from models.training.validation import recalibrate

@@ -14,7 +14,7 @@ import torch
 
 from models.serving.artefact import load_model, read_spec
 from models.training.distill import distilled_loss
-from models.errors import DataError, ModelError
+from moodwire.errors import DataError, ModelError
 from models.serving.predict import predict_logits
 from models.training.sources import NO_LABEL, SourceSpec, load_unlabelled
 from tests.conftest import dataset, train_args

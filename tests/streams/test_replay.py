@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import ReplayError
+from moodwire.errors import ReplayError
 from streams.ingest.replay import read_recorded, replay, schedule
 from tests.streams.test_classify import read_all
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import SourceConfigError
+from moodwire.errors import SourceConfigError
 from streams.ingest.sources import load_feeds
 
 
