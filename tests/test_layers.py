@@ -67,7 +67,7 @@ def test_no_module_is_over_400_lines():
 
 def test_no_test_reads_the_development_data_folder():
     """A fresh clone has nothing beside it: tests read the committed fixture (tests/fixtures),
-    never ../shared (.ci/run also hides that folder from the run where it can)."""
+    never the development data folder beside the checkout (.ci/run also hides it where it can)."""
     reads = {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py")
              if p.name != "test_layers.py" and re.search(r"""shared/data|["']\.\./shared|parent / ["']shared["']""", p.read_text())}
     assert not reads, reads
