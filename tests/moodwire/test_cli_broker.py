@@ -16,9 +16,16 @@ from moodwire.broker import free_port
 pytestmark = pytest.mark.integration
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _start(port: int) -> tuple[subprocess.Popen, list[str]]:
+    # The command's signals as in a terminal: a run under nohup (or a background job) inherits
+    # SIGHUP / SIGINT ignored, and the SIGHUP case would then test nohup, not the command.
     proc = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "broker", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_default_signals)
     lines: list[str] = []
     deadline = time.monotonic() + 60
     assert proc.stdout is not None
