@@ -107,7 +107,6 @@ class EmbeddedBroker:
         self.host, self.port = host, port
         self.log_file = log_file
         self.process: subprocess.Popen | None = None
-        self.interrupted_at: float | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -147,24 +146,14 @@ class EmbeddedBroker:
             self.process.wait(timeout=5)
 
     def interrupt(self) -> None:
-        """Ask the broker to stop without waiting (safe inside a signal handler); ``wait``
-        kills it if it has not stopped 5 s later."""
-        self.interrupted_at = time.monotonic()
+        """Ask the broker to stop without waiting (safe inside a signal handler)."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
 
     def wait(self) -> int:
-        """The broker's exit status, once it exits. Waits in short steps: a blocking waitpid
-        is not interrupted by a signal the kernel hands to another thread of this process, so
-        a SIGTERM handler (``moodwire broker``) would not run until the broker exited alone."""
         if self.process is None:
             raise BrokerError("the broker was never started")
-        while True:
-            try:
-                return self.process.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                if self.interrupted_at is not None and time.monotonic() - self.interrupted_at > 5:
-                    self.process.kill()  # asked to stop and still running: SIGINT lost or ignored
+        return self.process.wait()
 
 
 @contextmanager
