@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import click
@@ -10,20 +11,24 @@ from models.training.config import DATA_DEFAULTS, TrainConfig
 from moodwire_cli.config_options import config_of, config_options
 from moodwire_cli.context import data_path, settings_of
 
-topic_valid_option = click.option(
-    "--topic-valid", type=click.Path(dir_okay=False),
-    help="Topic validation file [default: <data_dir>/tfnt/topic_valid.csv].")
-sentiment_valid_option = click.option(
-    "--sentiment-valid", multiple=True, metavar="NAME=PATH",
-    help="A sentiment validation source; repeat for several [default: tweets=<data_dir>/tfns/sent_valid.csv "
-         "and news=<data_dir>/news/news_valid.csv].")
+_HELP = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}  # written once, in TrainConfig
+topic_valid_option = click.option("--topic-valid", type=click.Path(dir_okay=False), help=_HELP["topic_valid"])
+sentiment_valid_option = click.option("--sentiment-valid", multiple=True, metavar="NAME=PATH",
+                                      help=_HELP["sentiment_valid"])
+
+
+def _default_data(settings, name: str) -> str | list[str]:
+    """The data folder's file for ``name`` (a key of DATA_DEFAULTS), or its NAME=PATH sources."""
+    default = DATA_DEFAULTS[name]
+    if isinstance(default, str):
+        return data_path(settings, default)
+    return [f"{source}={data_path(settings, path)}" for source, path in (entry.split("=", 1) for entry in default)]
 
 
 def _validation_files(settings, topic_valid, sentiment_valid) -> tuple[str, list[str]]:
     """The validation files named on the command line, or the defaults under the data folder."""
-    return (topic_valid or data_path(settings, DATA_DEFAULTS["topic_valid"]),
-            list(sentiment_valid) or [f"{source}={data_path(settings, path)}" for source, path in
-                                      (entry.split("=", 1) for entry in DATA_DEFAULTS["sentiment_valid"])])
+    return (topic_valid or _default_data(settings, "topic_valid"),
+            list(sentiment_valid) or _default_data(settings, "sentiment_valid"))
 
 
 @click.command()
@@ -34,11 +39,9 @@ def train(ctx: click.Context, **values) -> None:
     from models.training.train import train as run_training
 
     settings = settings_of(ctx)
-    for name, default in DATA_DEFAULTS.items():  # the data folder's files where none is named
+    for name in DATA_DEFAULTS:  # the data folder's files where none is named
         if not values[name]:
-            values[name] = (data_path(settings, default) if isinstance(default, str) else
-                            [f"{source}={data_path(settings, path)}" for source, path in
-                             (entry.split("=", 1) for entry in default)])
+            values[name] = _default_data(settings, name)
     cfg = config_of(TrainConfig, values)
     metrics = run_training(cfg)
     click.echo(json.dumps({"output": cfg.output, "validation": metrics}, indent=2))

@@ -51,6 +51,7 @@ def recipe(ctx: click.Context, recipe_file, workdir, dry_run) -> None:
     name, steps, expect = load_recipe(Path(recipe_file), str(settings.data_dir), str(work))
     done = work / ".done"
     click.echo(f"recipe: {name} ({len(steps)} steps) in {work}")
+    config = ctx.obj.get("config") if ctx.obj else None  # the same settings file for every step
     for i, (step, args) in enumerate(steps, 1):
         stamp = done / f"{i:02d}"
         line = "moodwire " + shlex.join(args)
@@ -60,8 +61,7 @@ def recipe(ctx: click.Context, recipe_file, workdir, dry_run) -> None:
         if stamp.exists():
             click.echo(f"[{i}/{len(steps)}] {step}: done before, skipped")
             continue
-        click.echo(f"[{i}/{len(steps)}] {step}\n    {line}", err=False)
-        config = ctx.obj.get("config") if ctx.obj else None
+        click.echo(f"[{i}/{len(steps)}] {step}\n    {line}")
         status = subprocess.call([sys.executable, "-m", "moodwire_cli", *(["--config", config] if config else []),
                                   *args])
         if status != 0:
