@@ -78,6 +78,8 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
             recovered = value >= rule.recover if kind == "mean_below" else value <= rule.recover
         return _reading(rule, window, value, holds, recovered, enough)
     if kind == "negative_count":
+        if window.strong is None:
+            return Reading(0.0, False, True, uncounted(rule, window))
         value = float(_strong(window, c.negative_count.score_below)[0])
         holds = value >= rule.threshold
         recovered = value <= rule.recover if rule.recover is not None else not holds
@@ -109,9 +111,20 @@ def read(rule: Rule, window: TopicWindow, baseline: Sequence[dict]) -> Reading:
     return _reading(rule, window, value, holds, recovered, enough)
 
 
+def uncounted(rule: Rule, window: TopicWindow) -> str:
+    """Why a ``negative_count`` rule cannot judge a window that does not count its items below
+    the cutoffs (``TopicWindow.strong`` None): judging it would count short. (Rule and key are
+    the alert's own; the text fits ``AlertEvent.reason``.)"""
+    return (f"the {window.window} window from {window.start.isoformat()} holds items aggregated while no "
+            f"negative_count rule named {window.window} windows (rules added since, or a worker without them): "
+            "not judged until those items leave the window; every aggregate worker needs the same "
+            "MOODWIRE_ALERT_RULES")
+
+
 def _strong(window: TopicWindow, below: float) -> tuple[int, list[Evidence]]:
-    """How many of the window's items score below the cutoff, and the earliest of them."""
-    found = next((s for s in window.strong if math.isclose(s.below, below)), None)
+    """How many of the window's items score below the cutoff, and the earliest of them (none
+    when the window does not count them: ``read`` refuses such a window)."""
+    found = next((s for s in window.strong or () if math.isclose(s.below, below)), None)
     return (0, []) if found is None else (found.count, found.first)
 
 
@@ -242,4 +255,4 @@ def _t(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-__all__ = ["Reading", "read", "step", "step_early", "held_since", "new_state", "fingerprint", "baseline_of", "INACTIVE", "PENDING", "FIRING"]
+__all__ = ["Reading", "read", "step", "step_early", "held_since", "uncounted", "new_state", "fingerprint", "baseline_of", "INACTIVE", "PENDING", "FIRING"]

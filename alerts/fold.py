@@ -70,6 +70,15 @@ def fold_window(rules: Sequence[Rule], state: Mapping[str, dict], writes: dict[s
     return out
 
 
+def uncounted_rules(rules: Sequence[Rule], window: TopicWindow) -> list[Rule]:
+    """The ``negative_count`` rules that judge ``window`` but cannot: it does not count its
+    items below the cutoffs (``alerts.evaluate.uncounted`` says why)."""
+    if window.strong is not None:
+        return []
+    return [r for r in rules if r.when.kind == "negative_count" and r.window == window.window
+            and r.selects(window.topic) and (window.final or r.judged_early)]
+
+
 def remember(history: list[dict], window: TopicWindow, rule: Rule) -> list[dict]:
     """The trailing baseline: final windows of the last ``baseline`` span, one per start."""
     keep_from = window.start - rule.baseline
@@ -79,4 +88,4 @@ def remember(history: list[dict], window: TopicWindow, rule: Rule) -> list[dict]
     return sorted(kept, key=lambda h: h["start"])
 
 
-__all__ = ["fold_window", "evidence_for", "remember", "state_key", "SEP"]
+__all__ = ["fold_window", "evidence_for", "remember", "state_key", "uncounted_rules", "SEP"]

@@ -243,4 +243,10 @@ def load_rules(path: str | Path, windows: list[str] | None = None) -> list[Rule]
     return rules
 
 
-__all__ = ["Rule", "RuleFile", "Condition", "load_rules"]
+def ladder_windows(rules: list[Rule]) -> set[str]:
+    """The windows whose items below each score cutoff must be counted: those a
+    ``negative_count`` rule judges (``streams.aggregate.fold.Aggregator``'s ``ladder``)."""
+    return {rule.window for rule in rules if rule.when.kind == "negative_count"}
+
+
+__all__ = ["Rule", "RuleFile", "Condition", "load_rules", "ladder_windows"]

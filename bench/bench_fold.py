@@ -3,8 +3,11 @@ item. The bench's synthetic items (bench/synthetic.py: 20 topics, publish times 
 go through ``Aggregator.apply`` in micro-batches of 500 into a dict; per item it reports the fold
 (``apply``, which builds the windows made final), the changelog's JSON, the windows an emitter
 would send once a second at 10,000 items/s (every 20 batches) and their encoding. Best of three.
+The windows 5m, 1h/5m and 24h/1h, counting the items below the score cutoffs in the 24h window
+only (``--ladder``: as the shipped config/rules.feeds.yaml asks; ``--ladder ''`` for none, as a
+worker without negative_count rules; code that predates the option counts none or all).
 
-    python bench/bench_fold.py [--n 20000] [--compare REF [--pairs 3]]
+    python bench/bench_fold.py [--n 20000] [--ladder 24h] [--compare REF [--pairs 3]]
 
 ``--compare REF`` runs the same measurement on the code at git revision REF (a temporary
 worktree, same interpreter) in alternating pairs and prints both and the per-pair ratio.
@@ -13,6 +16,7 @@ worktree, same interpreter) in alternating pairs and prints both and the per-pai
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import random
@@ -28,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("apply", "changelog", "windows", "encode")
 
 
-def measure(n: int) -> dict[str, float]:
+def measure(n: int, ladder: list[str]) -> dict[str, float]:
     """µs per item of each phase (best of three), run against the code in the current folder."""
     sys.path.insert(0, os.getcwd())
     from bench.synthetic import T0, TOPICS, scored
@@ -42,8 +46,9 @@ def measure(n: int) -> dict[str, float]:
     items = [scored(t, T0 + timedelta(seconds=i * 48 * 3600 / n + rng.uniform(-60, 60)), rng, str(i))
              for i, t in ((i, rng.choice(TOPICS)) for i in range(n))]
     best = dict.fromkeys(PHASES, float("inf"))
+    options = {"ladder": ladder} if "ladder" in inspect.signature(Aggregator).parameters else {}
     for _ in range(3):
-        agg, state = Aggregator(parse_windows("5m,1h/5m,24h/1h"), timedelta(minutes=10)), {}
+        agg, state = Aggregator(parse_windows("5m,1h/5m,24h/1h"), timedelta(minutes=10), **options), {}
         spent = dict.fromkeys(PHASES, 0.0)
         pending, finals = set(), []
         for at in range(0, n, 500):
@@ -86,8 +91,9 @@ def _line(label: str, figures: dict[str, float]) -> str:
     return f"{label:<22}" + "".join(f"{k} {figures[k]:6.1f}  " for k in PHASES) + f"total {sum(figures.values()):6.1f} µs/item"
 
 
-def _run(cwd: Path, n: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--n", str(n), "--json"], cwd=cwd,
+def _run(cwd: Path, n: int, ladder: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--n", str(n), "--ladder", ladder, "--json"],
+                         cwd=cwd,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -97,13 +103,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--compare", metavar="REF")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--ladder", default="24h",
+                        help="comma-separated windows that count items below the score cutoffs ('' for none)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.json:
-        print(json.dumps(measure(opts.n)))
+        print(json.dumps(measure(opts.n, [w for w in opts.ladder.split(",") if w])))
         return
     if not opts.compare:
-        print(_line("here", _run(ROOT, opts.n)))
+        print(_line("here", _run(ROOT, opts.n, opts.ladder)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "ref"
@@ -112,7 +120,7 @@ def main() -> None:
         try:
             ratios = []
             for _ in range(opts.pairs):
-                here, there = _run(ROOT, opts.n), _run(tree, opts.n)
+                here, there = _run(ROOT, opts.n, opts.ladder), _run(tree, opts.n, opts.ladder)
                 print(_line("here", here))
                 print(_line(f"@{opts.compare}", there))
                 ratios.append(sum(there.values()) / sum(here.values()))

@@ -186,8 +186,9 @@ class TopicWindow(Record):
     # what ``topic`` names: one of the model's topics, or a watchlist (``topic`` is then
     # ``watchlist:NAME``, so the two never collide in keys, fingerprints or the store)
     kind: Literal["topic", "watchlist"] = "topic"
-    # per score cutoff with items below it: their count and earliest (negative_count rules)
-    strong: list[Strong] = Field(default_factory=list)
+    # per score cutoff with items below it: their count and earliest (negative_count rules);
+    # None: not counted (no negative_count rule named this window when its buckets filled)
+    strong: list[Strong] | None = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _ordered(self) -> "TopicWindow":
@@ -203,12 +204,16 @@ class TopicWindow(Record):
         head = self.model_dump_json(exclude=_SPLICED)
         return (f'{head[:-1]},"evidence":[{",".join(map(_fragment, self.evidence))}],'
                 f'"final":{"true" if self.final else "false"},"kind":"{self.kind}",'
-                f'"strong":[{",".join(map(_fragment, self.strong))}]}}').encode("utf-8")
+                f'"strong":{_fragments(self.strong)}}}').encode("utf-8")
 
 
 _SPLICED = {"evidence", "final", "kind", "strong"}  # TopicWindow's last fields, in order
 _FIRST = {"first"}  # Strong's last field
 _FRAGMENTS: dict[int, tuple[Record, str]] = {}  # id(record) → (record, its JSON); the record held, so ids stay its
+
+
+def _fragments(records: list[Record] | None) -> str:
+    return "null" if records is None else f'[{",".join(map(_fragment, records))}]'
 
 
 def _fragment(record: Record) -> str:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 
-from alerts.fold import fold_window
+from alerts.evaluate import uncounted
+from alerts.fold import fold_window, uncounted_rules
 from alerts.rules import Rule
 from moodwire.errors import RecordError
 from moodwire.records import AlertEvent, DeadLetter, TopicWindow, decode
@@ -47,6 +48,7 @@ class AlertEvaluator:
         self.changelog = Changelog(self.table)
         self.source = Source(app, SENTIMENT_WINDOWS)
         self.sequence = InSequence(self.source, self.changelog.state, metrics)
+        self.said_uncounted: set[str] = set()  # rules told once that a window does not count for them
 
     async def on_batch(self, messages: list) -> None:
         """A fetched batch of sentiment.windows (the worker subscribes ``evaluate-alerts`` with this
@@ -72,6 +74,11 @@ class AlertEvaluator:
                                          message.value))
                 continue
             out += fold_window(self.rules, state, writes, window, offset, partition)
+            for rule in uncounted_rules(self.rules, window):
+                if rule.name not in self.said_uncounted:
+                    self.said_uncounted.add(rule.name)
+                    log.warning("rule %r on %r: %s (said once per rule)", rule.name, window.topic,
+                                uncounted(rule, window))
         # 1. alert events acknowledged   2. then the state that says they were sent
         await self.send(self.alerts, [(e.fingerprint.encode(), e.encode()) for e in out])
         if bad:

@@ -26,6 +26,7 @@ from pathlib import Path
 import faust
 from faust.types import TP
 
+from alerts.rules import ladder_windows
 from moodwire.kafka import faust_config
 from moodwire.metrics import StageMetrics
 from moodwire.records import ScoredNews, TopicWindow
@@ -61,7 +62,7 @@ class AggregateApp:
         self.settings = settings
         self.metrics = metrics = metrics or StageMetrics("aggregate")
         self.aggregator = Aggregator(settings.windows, settings.lateness, future=settings.future_tolerance,
-                                     clock=lambda: datetime.now(timezone.utc))
+                                     clock=lambda: datetime.now(timezone.utc), ladder=ladder_windows(rules or []))
 
         config = {**faust_config(settings, APP_ID, datadir), "Monitor": LeanMonitor}
         Path(config["datadir"]).mkdir(parents=True, exist_ok=True)

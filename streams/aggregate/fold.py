@@ -107,10 +107,16 @@ class Aggregator:
     """Folds micro-batches of one worker's partitions into buckets and windows."""
 
     def __init__(self, windows: Iterable[WindowSpec], lateness: timedelta, retention: timedelta | None = None,
-                 future: timedelta | None = None, clock: Callable[[], datetime] | None = None):
+                 future: timedelta | None = None, clock: Callable[[], datetime] | None = None,
+                 ladder: Iterable[str] | None = None):
         """``future``: how far after ``clock()`` a publish time may lie; later items are
-        dead-lettered (None: no limit, for tests of the fold alone)."""
+        dead-lettered (None: no limit, for tests of the fold alone). ``ladder``: the names of
+        the windows whose items below each score cutoff are counted (``alerts.rules.ladder_windows``:
+        those a ``negative_count`` rule judges); the buckets of their steps keep the count, the
+        others not (None: every window). The count is most of a bucket's cost."""
         self.windows = list(windows)
+        names = {w.name for w in self.windows} if ladder is None else set(ladder)
+        self.ladder_steps = {int(w.step.total_seconds()) for w in self.windows if w.name in names}
         self.future, self.clock = future, clock
         self.lateness = lateness
         self.steps = sorted({w.step for w in self.windows})
@@ -207,6 +213,8 @@ class Aggregator:
                 continue
             held = self.held.bucket(state, key) if stored else None
             bucket = copy(held) if held is not None else Bucket.from_dict(stored) if stored else Bucket()
+            if bucket.strong is not None and key_parts(key)[1] not in self.ladder_steps:
+                bucket.strong = None  # (a bucket that lacks it never gains it: it would count short)
             bucket.add_many((item for _, item in fresh), points)  # (replaces its lists: the copy is enough)
             written = result.bucket_writes[key] = {**bucket.to_dict(), "offset": fresh[-1][0], "partition": partition}
             self.held.remember(partition, key)

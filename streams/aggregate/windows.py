@@ -23,7 +23,9 @@ EVIDENCE_K = 5
 
 # A bucket's ladder: per LADDER cutoff, (items scored below it, the EVIDENCE_K earliest of them
 # as points), all tuples; buckets with no item below the first cutoff share this one value, so
-# merging and encoding them costs an identity check.
+# merging and encoding them costs an identity check. A bucket whose step no ``negative_count``
+# rule names keeps no ladder: ``None`` (``Aggregator``'s ``ladder``), and every sum holding
+# such a bucket says so (None), so a window is never counted short: its rule refuses it.
 NO_STRONG: tuple = tuple((0, ()) for _ in LADDER)
 
 
@@ -49,7 +51,7 @@ class Bucket:
     # so the later fields never take part in ordering
     most_negative: list[tuple] = field(default_factory=list)
     most_positive: list[tuple] = field(default_factory=list)
-    strong: tuple = NO_STRONG  # see NO_STRONG
+    strong: tuple | None = NO_STRONG  # see NO_STRONG; None: not kept
 
     def add(self, item: ScoredNews) -> None:
         self.add_many([item])
@@ -73,6 +75,8 @@ class Bucket:
         # a re-delivered item is one point, not two (the set)
         self.most_negative = _lowest({*self.most_negative, *new})
         self.most_positive = _highest({*self.most_positive, *new})
+        if self.strong is None:
+            return
         low = [p for p in new if p[0] < LADDER[0]]
         if low:
             self.strong = tuple(_climbed(entry, [p for p in low if p[0] < cut]) for cut, entry in zip(LADDER, self.strong))
@@ -84,8 +88,11 @@ class Bucket:
         out = cls()
         negatives, positives = [], []
         strong = [[0, []] for _ in LADDER]
+        kept = True
         for b in buckets:
-            if b.strong is not NO_STRONG:
+            if b.strong is None:
+                kept = False
+            elif b.strong is not NO_STRONG:
                 for acc, (n, first) in zip(strong, b.strong):
                     acc[0] += n
                     acc[1] += first
@@ -100,7 +107,8 @@ class Bucket:
             positives += b.most_positive
         out.most_negative = _lowest(negatives)
         out.most_positive = _highest(positives)
-        out.strong = tuple((n, _earliest(first)) for n, first in strong) if strong[0][0] else NO_STRONG
+        out.strong = (None if not kept else tuple((n, _earliest(first)) for n, first in strong) if strong[0][0]
+                      else NO_STRONG)
         return out
 
     def merged(self, other: "Bucket") -> "Bucket":
@@ -133,8 +141,9 @@ class Bucket:
                 "neutral": self.neutral, "positive": self.positive, "late": self.late,
                 "most_negative": [list(p) for p in self.most_negative],
                 "most_positive": [list(p) for p in self.most_positive],
-                # the ladder up to its last cutoff with items ([] for none)
-                "strong": [[n, [list(p) for p in first]] for n, first in self.strong if n]}
+                # the ladder up to its last cutoff with items ([] for none; null: not kept)
+                "strong": None if self.strong is None else
+                [[n, [list(p) for p in first]] for n, first in self.strong if n]}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Bucket":
@@ -142,7 +151,7 @@ class Bucket:
                    data["positive"], data.get("late", 0), [tuple(p) for p in data["most_negative"]],
                    [tuple(p) for p in data["most_positive"]],
                    # buckets stored before the ladder (Moodwire < 1.6) count nothing below it
-                   _ladder_of(data.get("strong")))
+                   _ladder_of(data.get("strong", ())))
 
 
 EMPTY = Bucket()  # the sum of no bucket (never changed: ``merged`` returns the other side)
@@ -159,6 +168,8 @@ def _climbed(entry: tuple, below: list[tuple]) -> tuple:
 
 def _ladder_sum(earlier: tuple, later: tuple) -> tuple:
     """The ladder of two buckets of disjoint spans (``merged``), ``earlier`` the earlier span."""
+    if earlier is None or later is None:
+        return None
     if later is NO_STRONG:
         return earlier
     if earlier is NO_STRONG:
@@ -166,8 +177,11 @@ def _ladder_sum(earlier: tuple, later: tuple) -> tuple:
     return tuple((a + b, _joined(x, y)) for (a, x), (b, y) in zip(earlier, later))
 
 
-def _ladder_of(stored: list | None) -> tuple:
-    """A ladder from its stored form (``Bucket.to_dict``: the cutoffs up to the last with items)."""
+def _ladder_of(stored: list | None) -> tuple | None:
+    """A ladder from its stored form (``Bucket.to_dict``: the cutoffs up to the last with items;
+    None: not kept)."""
+    if stored is None:
+        return None
     if not stored or not stored[0][0]:
         return NO_STRONG
     entries = [(n, tuple(tuple(p) for p in first)) for n, first in stored]
@@ -252,7 +266,7 @@ def to_window(topic: str, name: str, start: datetime, end: datetime, bucket: Buc
         most_positive=[p[1] for p in bucket.most_positive],
         evidence=list(_distinct_evidence(tuple(bucket.most_negative), tuple(bucket.most_positive))), final=final,
         kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic",
-        strong=[] if bucket.strong is NO_STRONG else
+        strong=None if bucket.strong is None else [] if bucket.strong is NO_STRONG else
         [_strong(cut, n, first) for cut, (n, first) in zip(LADDER, bucket.strong) if n])
 
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from kafka.partitioner.default import murmur2
 
 from alerts.fold import fold_window
-from alerts.rules import Rule
+from alerts.rules import Rule, ladder_windows
 from moodwire.records import AlertEvent, ScoredNews, TopicWindow
 from moodwire.spans import WindowSpec
 from streams.aggregate.fold import Aggregator
@@ -61,7 +61,7 @@ def fold(items: Sequence[ScoredNews], rules: Sequence[Rule], windows: Sequence[W
     """Windows and alert events of ``items``: news.scored records in the order they were
     published (``streams.classify.worker.keyed_records``: each item, then its watchlist copies).
     The clock is the wall clock: recorded news dated after now (plus ``future``) is left out."""
-    aggregator = Aggregator(windows, lateness, future=future, clock=clock)
+    aggregator = Aggregator(windows, lateness, future=future, clock=clock, ladder=ladder_windows(rules))
     state: dict[str, dict] = {}
     by_partition: dict[int, list[ScoredNews]] = {}
     for item in items:
