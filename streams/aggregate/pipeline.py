@@ -12,11 +12,15 @@ batch is folded while the broker acknowledges this one; at most two batches are 
 The messages are acknowledged once their micro-batch is queued: the group's committed offset
 may then run ahead of the marker, and a partition is read from its marker when it is assigned
 again (invariants I1-I4).
+
+A micro-batch the fold raises on is folded again one record at a time (``isolate``): the record
+it raises on is dead-lettered (reason ``failed``) and the stage goes on — no crash loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 
@@ -24,11 +28,14 @@ from moodwire.errors import RecordError
 from moodwire.records import DeadLetter, ScoredNews, decode
 from moodwire.topics import NEWS_SCORED
 from streams.aggregate.fold import Aggregator
+from streams.aggregate.isolate import apply_isolating
 from streams.aggregate.keys import marker_key
 from streams.aggregate.outputs import Outputs
 from streams.aggregate.sequence import InSequence, by_partition
 from streams.faustx.source import Source
 from streams.faustx.state import Changelog
+
+log = logging.getLogger("moodwire.aggregate")
 
 
 class Activity:
@@ -94,7 +101,18 @@ class BatchPipeline:
                     records.append((msg.offset, decode(ScoredNews, msg.value)))
                 except RecordError as exc:
                     bad.append(DeadLetter.of("aggregate", msg.topic, partition, msg.offset, str(exc), msg.value))
-            result = self.aggregator.apply(state, partition, records)
+            try:
+                result = self.aggregator.apply(state, partition, records)
+            except Exception as exc:  # noqa: BLE001 - a fault in the fold: isolate the record (no crash loop)
+                log.error("folding %d records of %s[%d] raised %r: each is folded alone", len(records), NEWS_SCORED,
+                          partition, exc)
+                result, failed = apply_isolating(self.aggregator, state, partition, records)
+                for f in failed:
+                    log.error("dead-lettered %s[%d]@%d: %s", NEWS_SCORED, partition, f.offset, f.reason,
+                              extra={"item_id": f.item.id})
+                self.metrics.errors.labels("failed").inc(len(failed))
+                bad += [DeadLetter.of("aggregate", NEWS_SCORED, partition, f.offset, f.reason, f.item.encode(),
+                                      "failed") for f in failed]
             for key, value in result.bucket_writes.items():
                 self.changelog.put(partition, key, value)
             bad += [DeadLetter.of("aggregate", NEWS_SCORED, partition, m.offset, m.reason, m.item.encode(),

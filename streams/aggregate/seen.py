@@ -31,6 +31,11 @@ def seen_key(partition: int, slot_s: int) -> str:
     return f"{SEEN_PREFIX}{partition}/{slot_s}"
 
 
+def slot_of(key: str) -> int:
+    """The slot start (s) of a ``seen_key``."""
+    return int(key.rsplit("/", 1)[1])
+
+
 def dedup_key(key: str, item_id: str) -> str:
     return f"{key}\x1f{hashlib.blake2b(item_id.encode(), digest_size=8).hexdigest()}"
 
@@ -74,12 +79,20 @@ class SeenIds:
         self.ids.setdefault(partition, {})[dkey] = (offset, slot)
         return slot
 
+    def forget(self, partition: int, dkey: str, offset: int) -> None:
+        """Forget ``dkey`` if the record at ``offset`` brought it: that record was not folded
+        (``streams.aggregate.isolate``), and the same item sent again must count."""
+        found = self.ids.get(partition, {}).get(dkey)
+        if found is not None and found[0] == offset:
+            del self.ids[partition][dkey]
+            self.slots[partition][found[1]].pop(dkey, None)
+
     def entry(self, partition: int, slot: int) -> dict:
         """The table value of a slot (a copy: queued writes must not change under the producer)."""
         return {"partition": partition, "ids": dict(self.slots[partition][slot])}
 
     def adopt(self, partition: int, key: str, value: Mapping) -> None:
-        slot = int(key.rsplit("/", 1)[1])
+        slot = slot_of(key)
         ids, slots = self.ids.setdefault(partition, {}), self.slots.setdefault(partition, {})
         if slot not in slots:
             heapq.heappush(self.expiry.setdefault(partition, []), slot)
