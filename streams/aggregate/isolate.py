@@ -14,8 +14,8 @@ table: ``Aggregator.adopt``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from operator import itemgetter
+from typing import NamedTuple
 
 from moodwire.overlay import Overlay
 from moodwire.records import ScoredNews
@@ -24,16 +24,12 @@ from streams.aggregate.keys import marker_key
 from streams.aggregate.seen import dedup_key, is_seen_key, slot_of
 
 
-@dataclass
-class Failed:
+class Failed(NamedTuple):
+    """A record the fold raised on, alone too: dead-lettered with ``reason``."""
+
     offset: int
     item: ScoredNews
-    error: BaseException
-
-    @property
-    def reason(self) -> str:
-        return (f"failed: aggregating item {self.item.id} raised {self.error!r}, in its batch and alone; it "
-                "changes no window (a fault in Moodwire: report it with this record)")
+    reason: str
 
 
 def apply_isolating(aggregator: Aggregator, state: Mapping[str, dict], partition: int,
@@ -49,7 +45,9 @@ def apply_isolating(aggregator: Aggregator, state: Mapping[str, dict], partition
         try:
             result = aggregator.apply(view, partition, [(offset, item)])
         except Exception as exc:  # noqa: BLE001 - any fault: this record alone is set aside
-            failed.append(Failed(offset, item, exc))
+            failed.append(Failed(offset, item, f"failed: aggregating item {item.id} raised {exc!r}, in its batch and "
+                                                "alone; it changes no window (a fault in Moodwire: report it with "
+                                                "this record)"))
             aggregator.seen.forget(partition, dedup_key(item.key, item.id), offset)  # sent again, it counts
             continue
         writes.update(result.bucket_writes)

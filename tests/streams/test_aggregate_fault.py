@@ -18,17 +18,8 @@ from pathlib import Path
 import pytest
 
 from moodwire.records import ScoredNews, decode
-from tests.streams.aggregate_support import (
-    T0,
-    assert_windows_equal,
-    expected_windows,
-    final_windows,
-    keys_of,
-    make,
-    produce,
-    scored_items,
-    start_aggregate,
-)
+from tests.streams.aggregate_support import T0, assert_windows_equal, expected_windows, final_windows, keys_of
+from tests.streams.aggregate_support import make, produce, scored_items, start_aggregate
 from tests.streams.test_aggregate_worker import dead_letters, stop, wait_for_log
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
