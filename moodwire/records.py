@@ -197,23 +197,22 @@ class TopicWindow(Record):
         return self
 
     def encode(self) -> bytes:
-        """The bytes of ``model_dump_json``, with the evidence and ladder entries spliced in from
-        the JSON of each entry object: overlapping windows share those objects (the aggregate
-        builds them through caches), and serialising them again for every window was most of
-        the cost of a window record (tests/moodwire/test_records.py checks the bytes)."""
+        """The bytes of ``model_dump_json``, with the ladder's entries spliced in from the JSON
+        of each entry object: overlapping windows share those objects and their headlines (the
+        aggregate builds them through caches), and serialising up to 25 headlines again for
+        every window was most of the cost of a window record that counts them. The rest, in one
+        call, costs less than splicing it (bench_fold, and the worker under py-spy: 440 samples
+        against 597 when the evidence was spliced too); tests/moodwire/test_records.py checks
+        the bytes."""
+        if not self.strong:
+            return self.model_dump_json().encode("utf-8")
         head = self.model_dump_json(exclude=_SPLICED)
-        return (f'{head[:-1]},"evidence":[{",".join(map(_fragment, self.evidence))}],'
-                f'"final":{"true" if self.final else "false"},"kind":"{self.kind}",'
-                f'"strong":{_fragments(self.strong)}}}').encode("utf-8")
+        return f'{head[:-1]},"strong":[{",".join(map(_fragment, self.strong))}]}}'.encode("utf-8")
 
 
-_SPLICED = {"evidence", "final", "kind", "strong"}  # TopicWindow's last fields, in order
+_SPLICED = {"strong"}  # TopicWindow's last field
 _FIRST = {"first"}  # Strong's last field
 _FRAGMENTS: dict[int, tuple[Record, str]] = {}  # id(record) → (record, its JSON); the record held, so ids stay its
-
-
-def _fragments(records: list[Record] | None) -> str:
-    return "null" if records is None else f'[{",".join(map(_fragment, records))}]'
 
 
 def _fragment(record: Record) -> str:

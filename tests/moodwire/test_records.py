@@ -190,14 +190,16 @@ _evidence = st.builds(Evidence, id=st.text(min_size=1, max_size=8), title=st.tex
 
 
 @settings(max_examples=150, deadline=None)
-@given(evidence=st.lists(_evidence, max_size=6), ladder=st.lists(st.lists(_evidence, max_size=5), max_size=5),
+@given(evidence=st.lists(_evidence, max_size=6),
+       ladder=st.none() | st.lists(st.lists(_evidence, max_size=5), max_size=5),
        final=st.booleans(), kind=st.sampled_from(["topic", "watchlist"]), topic=st.text(min_size=1, max_size=20))
 def test_a_window_encodes_to_the_bytes_pydantic_writes_with_shared_entries_spliced_in(evidence, ladder, final, kind,
                                                                                       topic):
-    """TopicWindow.encode splices in the JSON of its evidence and ladder entries, remembered per
-    object: the bytes are model_dump_json's, the first time and when the same entry objects
-    appear in another window."""
-    strong = [Strong(below=-0.5 - i / 10, count=len(first) + 1, first=first) for i, first in enumerate(ladder)]
+    """TopicWindow.encode splices in the JSON of its ladder entries, remembered per object: the
+    bytes are model_dump_json's, the first time and when the same entry objects appear in
+    another window; a window that does not count (None) or has nothing below (empty) too."""
+    strong = None if ladder is None else [Strong(below=-0.5 - i / 10, count=len(first) + 1, first=first)
+                                          for i, first in enumerate(ladder)]
     start = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
     windows = [TopicWindow(topic=topic, window=name, start=start, end=start.replace(hour=10), count=3, mean_score=-0.2,
                            negative_share=0.5, positive_share=0.5, evidence=evidence, final=final, kind=kind,
