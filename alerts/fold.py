@@ -45,9 +45,7 @@ def fold_window(rules: Sequence[Rule], state: Mapping[str, dict], writes: dict[s
     returns the alert events, in rule order."""
     out: list[AlertEvent] = []
     for rule in rules:
-        if rule.window != window.window or not rule.selects(window.topic):
-            continue
-        if not window.final and not rule.judged_early:
+        if not _judges(rule, window):
             continue
         key = state_key(rule, window.topic)
         stored = writes.get(key) or state.get(key) or {"alert": new_state(), "history": [], "offset": -1}
@@ -75,8 +73,13 @@ def uncounted_rules(rules: Sequence[Rule], window: TopicWindow) -> list[Rule]:
     items below the cutoffs (``alerts.evaluate.uncounted`` says why)."""
     if window.strong is not None:
         return []
-    return [r for r in rules if r.when.kind == "negative_count" and r.window == window.window
-            and r.selects(window.topic) and (window.final or r.judged_early)]
+    return [r for r in rules if r.when.kind == "negative_count" and _judges(r, window)]
+
+
+def _judges(rule: Rule, window: TopicWindow) -> bool:
+    """Whether ``rule`` judges ``window``: its window and key, and final unless judged early."""
+    return (rule.window == window.window and rule.selects(window.topic)
+            and (window.final or rule.judged_early))
 
 
 def remember(history: list[dict], window: TopicWindow, rule: Rule) -> list[dict]:

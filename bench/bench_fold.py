@@ -93,8 +93,7 @@ def _line(label: str, figures: dict[str, float]) -> str:
 
 def _run(cwd: Path, n: int, ladder: str) -> dict[str, float]:
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--n", str(n), "--ladder", ladder, "--json"],
-                         cwd=cwd,
-                         capture_output=True, text=True, check=True)
+                         cwd=cwd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
