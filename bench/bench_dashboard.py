@@ -39,22 +39,19 @@ from bench.dashboard_store import build, now_hour  # noqa: E402
 from dashboards import ids  # noqa: E402
 from moodwire.broker import free_port  # noqa: E402
 
-# (name, outputs, inputs(search) → list, state(search) → list)
+# Each callback measured: an output that picks it out of the app's own dependency list (what
+# the browser reads from /_dash-dependencies, so the list cannot go stale as the app changes)
+# and what its page adds to the query.
 CALLBACKS = {
-    "overview": ([(ids.OVERVIEW_TABLE, "data"), (ids.HEATMAP, "figure")],
-                 lambda s: [(ids.URL, "search", s), (ids.TICK, "n_intervals", 1)], lambda s: []),
-    "topic trend": ([(ids.TREND, "figure"), (ids.TOPIC_ALERTS, "children")],
-                    lambda s: [(ids.URL, "search", s + "&topic=Macro"), (ids.TICK, "n_intervals", 1)], lambda s: []),
-    "watchlist trend": ([(ids.TREND, "figure"), (ids.TOPIC_ALERTS, "children")],
-                        lambda s: [(ids.URL, "search", s + "&topic=watchlist%3AUK+sovereign"),
-                                   (ids.TICK, "n_intervals", 1)], lambda s: []),
-    "headlines": ([(ids.HEADLINES, "children"), (ids.HEADLINES_NOTE, "children")],
-                  lambda s: [(ids.URL, "search", s + "&topic=Macro"), (ids.TICK, "n_intervals", 1)], lambda s: []),
-    "alerts": ([(ids.ALERT_LIST, "children")],
-               lambda s: [(ids.URL, "search", s), (ids.TICK, "n_intervals", 1), (ids.REVISION, "data", 0)],
-               lambda s: []),
-    "retention note": ([(ids.RETENTION_NOTE, "children")], lambda s: [(ids.URL, "search", s)], lambda s: []),
+    "overview": ((ids.OVERVIEW_TABLE, "data"), ""),
+    "topic trend": ((ids.TREND, "figure"), "&topic=Macro"),
+    "watchlist trend": ((ids.TREND, "figure"), "&topic=watchlist%3AUK+sovereign"),
+    "headlines": ((ids.HEADLINES, "children"), "&topic=Macro"),
+    "alerts": ((ids.ALERT_LIST, "children"), ""),
+    "retention note": ((ids.RETENTION_NOTE, "children"), ""),
 }
+# The values a page load gives its inputs besides the query (anything else: None, as in a browser)
+LOADED = {(ids.TICK, "n_intervals"): 1, (ids.REVISION, "data"): 0}
 
 
 def ranges(end, days: int) -> dict[str, str]:
@@ -66,13 +63,35 @@ def ranges(end, days: int) -> dict[str, str]:
     return out
 
 
-def payload(outputs, inputs, state) -> dict:
-    names = "...".join(f"{i}.{p}" for i, p in outputs)
-    return {"output": f"..{names}.." if len(outputs) > 1 else names,
-            "outputs": [{"id": i, "property": p} for i, p in outputs] if len(outputs) > 1
-            else {"id": outputs[0][0], "property": outputs[0][1]},
-            "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-            "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"], "state": state}
+def _outputs(output: str) -> list[tuple[str, str]]:
+    """(id, property) of each output in Dash's output string ("a.b", or "..a.b...c.d..")."""
+    return [tuple(part.split("@")[0].rsplit(".", 1)) for part in output.strip(".").split("...")]
+
+
+def dependencies(session, base: str) -> dict[str, dict]:
+    """Each of CALLBACKS' callbacks as the app declares it."""
+    declared = session.get(base + "/_dash-dependencies", timeout=30).json()
+    out = {}
+    for name, (output, _) in CALLBACKS.items():
+        found = [d for d in declared if output in _outputs(d["output"])]
+        if len(found) != 1:
+            raise SystemExit(f"the app has {len(found)} callbacks with output {output[0]}.{output[1]}: "
+                             "update CALLBACKS in bench/bench_dashboard.py")
+        out[name] = found[0]
+    return out
+
+
+def payload(dependency: dict, search: str) -> dict:
+    """The body the browser posts for ``dependency`` on a page loaded at ``search``."""
+    def value(entry):
+        key = (entry["id"], entry["property"])
+        return search if key == (ids.URL, "search") else LOADED.get(key)
+
+    outputs = [{"id": i, "property": p} for i, p in _outputs(dependency["output"])]
+    return {"output": dependency["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
+            "inputs": [{**entry, "value": value(entry)} for entry in dependency["inputs"]],
+            "state": [{**entry, "value": value(entry)} for entry in dependency["state"]],
+            "changedPropIds": [f"{ids.URL}.search"]}
 
 
 def serve(store: str, home: Path) -> tuple[subprocess.Popen, str, callable]:
@@ -126,7 +145,7 @@ def measure(session, base: str, body: dict, n: int) -> dict:
 PAGES = [["overview", "retention note"], ["topic trend", "headlines", "retention note"], ["alerts", "retention note"]]
 
 
-def load(base: str, sign_in, clients: int, minutes: float, search: str) -> None:
+def load(base: str, sign_in, clients: int, minutes: float, search: str) -> int:
     """``clients`` threads, each signed in, refreshing a page every 10 s for ``minutes``."""
     import threading
 
@@ -135,6 +154,8 @@ def load(base: str, sign_in, clients: int, minutes: float, search: str) -> None:
     lock = threading.Lock()
     stop = time.monotonic() + minutes * 60
 
+    declared = dependencies(sign_in(), base)
+
     def client(k: int) -> None:
         session = sign_in()
         page = k % len(PAGES)
@@ -142,13 +163,12 @@ def load(base: str, sign_in, clients: int, minutes: float, search: str) -> None:
         while time.monotonic() < stop:
             started = time.monotonic()
             for name in PAGES[page]:
-                outputs, inputs, state = CALLBACKS[name]
+                body = payload(declared[name], search + CALLBACKS[name][1])
                 t0 = time.perf_counter()
                 try:
-                    answer = session.post(base + "/_dash-update-component", json=payload(outputs, inputs(search),
-                                                                                          state(search)), timeout=60)
+                    answer = session.post(base + "/_dash-update-component", json=body, timeout=60)
                     ok = answer.status_code == 200
-                    problem = f"{name}: HTTP {answer.status_code}"
+                    problem = f"{name}: HTTP {answer.status_code}: {answer.text[:200]}"
                 except requests.RequestException as exc:
                     ok, problem = False, f"{name}: {exc}"
                 with lock:
@@ -168,6 +188,7 @@ def load(base: str, sign_in, clients: int, minutes: float, search: str) -> None:
     print(f"{clients} clients, {minutes:g} min, range {search}: {len(times)} callbacks, p50 {p(0.5):.0f} ms, "
           f"p95 {p(0.95):.0f} ms, max {1000 * times[-1]:.0f} ms, errors {len(errors)}"
           + (f" (first: {errors[0]})" if errors else ""))
+    return len(errors)
 
 
 def main() -> None:
@@ -215,13 +236,15 @@ def main() -> None:
         proc, base, sign_in = serve(store, Path(home))
         try:
             if opts.clients:
-                load(base, sign_in, opts.clients, opts.minutes, opts.load_range)
+                if load(base, sign_in, opts.clients, opts.minutes, opts.load_range):
+                    raise SystemExit(1)
                 return
             session = sign_in()
+            declared = dependencies(session, base)
             print(f"{'callback':16s} {'range':12s} {'median ms':>10s} {'p95 ms':>8s} {'KB':>8s}")
-            for name, (outputs, inputs, state) in CALLBACKS.items():
+            for name, (_, page) in CALLBACKS.items():
                 for label, search in ranges(end, opts.days).items():
-                    body = payload(outputs, inputs(search), state(search))
+                    body = payload(declared[name], search + page)
                     measure(session, base, body, 1)  # warm: the first call builds caches
                     r = measure(session, base, body, opts.requests)
                     worst = {"p95_ms": max(worst["p95_ms"], r["p95_ms"]), "kb": max(worst["kb"], r["kb"])}
