@@ -161,7 +161,8 @@ def create_app(settings, engine, users, rules=()) -> Dash:
     registry = CollectorRegistry()
     auth.install(app.server, users, settings.dashboard_auth_header, auth.secret_key(settings.home),
                  Sessions(engine, *settings.session_spans), address_limit=settings.dashboard_signin_limit,
-                 user_limit=settings.dashboard_signin_user_limit, secure_cookie=settings.dashboard_cookie_secure,
+                 user_limit=settings.dashboard_signin_user_limit, account_limit=settings.dashboard_signin_account_limit,
+                 secure_cookie=settings.dashboard_cookie_secure,
                  origin=settings.dashboard_origin, registry=registry)
     _serve_metrics(app.server, registry)
     app.layout = lambda: shell(settings.dashboard_refresh_s)

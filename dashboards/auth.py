@@ -8,10 +8,17 @@
 - CSRF: the sign-in and sign-out forms carry a token bound to the browser's cookie; every POST
   whose Origin (or Referer) is another site is refused. Dash's callbacks are JSON POSTs, which
   a form on another site cannot send.
-- Failed sign-ins are limited per client address and per user name (Flask-Limiter, in memory:
-  one dashboard process); beyond a limit the form answers 429, logged and counted
-  (``moodwire_dashboard_signin_refused_total``). An unknown user name costs the same hashing
-  as a wrong password.
+- Failed sign-ins are limited (Flask-Limiter, in memory: one dashboard process) so that no
+  client can turn them against another (OWASP ASVS 4.0 V2.2.1, anti-automation without denial
+  of service): per client address, per user name from one address, and per user name over
+  every client that has not signed in as that user before — a browser that has carries a
+  signed device cookie (OWASP's device cookies) and is spared that last limit, so a guessing
+  attack spread over many addresses cannot lock the user out of their own browsers. Behind a
+  reverse proxy the client address is the one the proxy puts in X-Forwarded-For: the WSGI
+  server (waitress) takes it from the proxy named by MOODWIRE_DASHBOARD_TRUSTED_PROXY and from
+  no one else (``moodwire_cli.ui``). Beyond a limit the form answers 429,
+  logged and counted (``moodwire_dashboard_signin_refused_total``). An unknown user name costs
+  the same hashing as a wrong password.
 - Headers on every response: a script Content-Security-Policy (only this site's scripts and
   Dash's own inline one, by hash), no framing, no MIME sniffing, no Referer to other sites.
 """
@@ -119,8 +126,45 @@ def _failed(response: Response) -> bool:
     return response.status_code == 401
 
 
-def _user_key() -> str:
-    return "user:" + request.form.get("username", "")
+def _account_key() -> str:
+    return "account:" + request.form.get("username", "")
+
+
+def _pair_key() -> str:
+    return f"user:{request.form.get('username', '')}@{request.remote_addr}"
+
+
+DEVICE_COOKIE = "moodwire_device"
+DEVICE_DAYS = 30
+
+
+class Devices:
+    """Device cookies: a browser that signed in as a user carries a signed token naming that
+    user for ``DEVICE_DAYS`` (it proves nothing else; the session cookie stays the proof of
+    sign-in)."""
+
+    def __init__(self, key: bytes, secure: bool) -> None:
+        from itsdangerous import URLSafeTimedSerializer
+
+        self.signer, self.secure = URLSafeTimedSerializer(key, salt="moodwire-device"), secure
+
+    def known(self) -> bool:
+        """Whether this request's browser signed in before as the user the form names."""
+        from itsdangerous import BadSignature
+
+        token = request.cookies.get(DEVICE_COOKIE)
+        if not token:
+            return False
+        try:
+            user = self.signer.loads(token, max_age=DEVICE_DAYS * 86400)
+        except BadSignature:
+            return False
+        return isinstance(user, str) and hmac.compare_digest(user, request.form.get("username", ""))
+
+    def remember(self, response: Response, user: str) -> Response:
+        response.set_cookie(DEVICE_COOKIE, self.signer.dumps(user), max_age=DEVICE_DAYS * 86400, httponly=True,
+                            samesite="Lax", secure=self.secure, path="/login")
+        return response
 
 
 def cross_site(origin: str | None) -> str | None:
@@ -165,11 +209,14 @@ class Guard:
 
 def install(server: Flask, users: UsersFile, header: str | None, key: bytes, sessions: Sessions, *,
             address_limit: str = "20/minute;100/hour", user_limit: str = "20/minute;100/hour",
+            account_limit: str = "100/hour",
             registry: CollectorRegistry | None = None, secure_cookie: bool = False, origin: str | None = None,
             script_hashes: list[str] | None = None) -> None:
-    """Guard every request of ``server``; add /login (failed attempts limited per address and per
-    user name) and /logout. The inline scripts the policy allows can be named again later:
+    """Guard every request of ``server``; add /login (failed attempts limited per address, per
+    user name from one address and per user name from browsers new to it) and /logout. The
+    inline scripts the policy allows can be named again later:
     ``server.config["MOODWIRE_HEADERS"] = security_headers(hashes)``."""
+    devices = Devices(key, secure_cookie)
     server.secret_key = key
     server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          SESSION_COOKIE_SECURE=secure_cookie, SESSION_COOKIE_NAME="moodwire_session")
@@ -181,12 +228,12 @@ def install(server: Flask, users: UsersFile, header: str | None, key: bytes, ses
 
     @server.errorhandler(429)
     def _too_many(error):
-        limit = getattr(error, "limit", None)
-        which = "user" if limit is not None and limit.key_func is _user_key else "address"
+        key_func = getattr(getattr(error, "limit", None), "key_func", None)
+        which = {_account_key: "account", _pair_key: "user"}.get(key_func, "address")
         refused.labels(which).inc()
         log.warning("sign-in refused for %s: more than %s failed attempts (user %r, address %s)", which,
                     getattr(error, "description", "the limit"), request.form.get("username", ""),
-                    get_remote_address())
+                    request.remote_addr)
         return sign_in_page("Too many failed sign-ins: wait a minute and try again.", status=429)
 
     @server.before_request
@@ -206,7 +253,9 @@ def install(server: Flask, users: UsersFile, header: str | None, key: bytes, ses
 
     @server.route("/login", methods=["GET", "POST"])
     @limiter.limit(address_limit, methods=["POST"], deduct_when=_failed)
-    @limiter.limit(user_limit, methods=["POST"], key_func=_user_key, deduct_when=_failed)
+    @limiter.limit(user_limit, methods=["POST"], key_func=_pair_key, deduct_when=_failed)
+    @limiter.limit(account_limit, methods=["POST"], key_func=_account_key, deduct_when=_failed,
+                   exempt_when=devices.known)
     def login():
         target = _safe_next(request.values.get("next"))
         if request.method == "GET":
@@ -228,7 +277,7 @@ def install(server: Flask, users: UsersFile, header: str | None, key: bytes, ses
         session.clear()  # a new id and a new form token at every sign-in (no session fixation)
         session["sid"] = sessions.start(name, credential_id(stored))
         session["csrf"] = secrets.token_urlsafe(32)
-        return redirect(target)
+        return devices.remember(redirect(target), name)
 
     @server.route("/logout", methods=["GET", "POST"])
     def logout():

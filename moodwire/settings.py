@@ -99,7 +99,16 @@ class Settings(BaseSettings):
         "20/minute;100/hour", description="failed sign-ins allowed per client address (limits syntax, ';' between "
                                           "limits); beyond them sign-in is refused with 429 until the window passes")
     dashboard_signin_user_limit: str = Field(
-        "20/minute;100/hour", description="failed sign-ins allowed per user name, from any address")
+        "20/minute;100/hour", description="failed sign-ins allowed per user name from one client address")
+    dashboard_signin_account_limit: str = Field(
+        "100/hour", description="failed sign-ins allowed per user name from all the browsers that have not signed "
+                                "in as that user in the last 30 days (those carry a device cookie and are spared)")
+    dashboard_trusted_proxy: str | None = Field(
+        None, description="the address of the reverse proxy in front of the dashboard (e.g. 127.0.0.1; '*' for any, "
+                          "only where no one else can reach the port): the client's address is then read from the "
+                          "X-Forwarded-For it sends, and the sign-in limits count each client apart")
+    dashboard_trusted_proxy_count: int = Field(
+        1, ge=1, le=10, description="proxies in a chain in front of the dashboard, each appending to X-Forwarded-For")
     dashboard_cookie_secure: bool = Field(False, description="session cookie sent over HTTPS only: on behind a "
                                           "TLS proxy")
     dashboard_session_idle: str = Field("30m", description="a dashboard session ends after this long without a "
@@ -139,7 +148,7 @@ class Settings(BaseSettings):
         parse_windows(value)
         return value
 
-    @field_validator("dashboard_signin_limit", "dashboard_signin_user_limit")
+    @field_validator("dashboard_signin_limit", "dashboard_signin_user_limit", "dashboard_signin_account_limit")
     @classmethod
     def _check_limit(cls, value: str) -> str:
         from limits import parse_many

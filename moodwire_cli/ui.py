@@ -63,7 +63,8 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
     host, port = host or settings.dashboard_host, port or settings.dashboard_port
     click.echo(f"dashboard on http://{host}:{port}/ (waitress, {settings.dashboard_threads} threads; "
                f"store {safe_url(settings.store)}, {len(users)} users"
-               f"{', trusting header ' + settings.dashboard_auth_header if settings.dashboard_auth_header else ''})",
+               f"{', trusting header ' + settings.dashboard_auth_header if settings.dashboard_auth_header else ''}"
+               f"{', client addresses from proxy ' + settings.dashboard_trusted_proxy if settings.dashboard_trusted_proxy else ''})",
                err=True)
     import signal
     import sys
@@ -75,7 +76,10 @@ def dashboard(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     tune_gc()  # collections walking the app's objects turned ordinary requests into slow outliers
     try:
-        serve(app.server, host=host, port=port, threads=settings.dashboard_threads, ident="moodwire")
+        proxy = {} if settings.dashboard_trusted_proxy is None else {  # the client's address from X-Forwarded-For
+            "trusted_proxy": settings.dashboard_trusted_proxy, "trusted_proxy_count": settings.dashboard_trusted_proxy_count,
+            "trusted_proxy_headers": {"x-forwarded-for"}, "clear_untrusted_proxy_headers": True}
+        serve(app.server, host=host, port=port, threads=settings.dashboard_threads, ident="moodwire", **proxy)
     except KeyboardInterrupt:
         pass
     except OSError as exc:
