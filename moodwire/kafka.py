@@ -44,8 +44,10 @@ def consumer_config(settings: Settings, group_id: str, client_id: str) -> dict[s
     }
 
 
-def commit_or_redeliver(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], what: str) -> bool:
-    """Commit the next offsets to read after what was processed; ``True`` when the commit landed.
+def commit_or_redeliver(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], what: str,
+                        metadata: dict[TopicPartition, str] | None = None) -> bool:
+    """Commit the next offsets to read after what was processed, each with its ``metadata``
+    (classify's input time, ``streams.classify.inputs``); ``True`` when the commit landed.
 
     A rebalance refuses the commit: ``RebalanceInProgressError`` while this member has not yet
     rejoined (a worker joining the group starts one; the next ``poll`` completes it), and
@@ -54,7 +56,7 @@ def commit_or_redeliver(consumer: KafkaConsumer, offsets: dict[TopicPartition, i
     if not offsets:
         return True
     try:
-        consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+        consumer.commit({tp: OffsetAndMetadata(off, (metadata or {}).get(tp, ""), -1) for tp, off in offsets.items()})
     except (RebalanceInProgressError, CommitFailedError) as exc:
         log.warning("commit refused by a rebalance, %s will be re-delivered: %s", what, exc)
         return False

@@ -108,6 +108,14 @@ def watchlist_name(key: str) -> str | None:
     return key[len(WATCHLIST_KEY):] if key.startswith(WATCHLIST_KEY) else None
 
 
+class InputProgress(Record):
+    """One ``news.raw`` partition as ``moodwire classify`` held it when it sent a record
+    (invariant I8 of docs/aggregate-worker.md)."""
+
+    time: UtcTime | None = None  # its newest publish time read so far (future-dated items excluded)
+    behind: bool  # records remained unread on it: items up to ``time`` minus the lateness may follow
+
+
 class ScoredNews(NewsItem):
     """``news.scored``: a news item with its topic and sentiment."""
 
@@ -123,6 +131,13 @@ class ScoredNews(NewsItem):
     # set on the copy of an item that news.scored carries for one of its watchlists (keyed by
     # that watchlist): the aggregate worker folds it into the watchlist's windows
     watchlist: str | None = None
+    # Lateness is judged at the input (I8): the news.raw partition the item came from, that
+    # partition's newest publish time up to and including the item, and every news.raw
+    # partition classify held when it sent the record. Absent in records before them: such a
+    # record is judged against its news.scored partition's newest publish time.
+    source_partition: int | None = Field(default=None, ge=0)
+    input_time: UtcTime | None = None
+    inputs: dict[int, InputProgress] = Field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -33,6 +33,7 @@ from moodwire.overlay import Overlay
 from moodwire.records import ScoredNews, TopicWindow
 from moodwire.spans import WindowSpec
 from streams.aggregate.index import BucketIndex
+from streams.aggregate.inputs import Inputs
 from streams.aggregate.keys import MARKER_PREFIX, key_parts, marker_key, state_key
 from streams.aggregate.seen import COUNTED, FUTURE, LATE, SeenIds, dedup_key, is_seen_key, seen_key
 from streams.aggregate.windows import EMPTY, EPOCH, Bucket, bucket_start, point_of, to_window
@@ -147,9 +148,17 @@ class Aggregator:
         self.seen = SeenIds(self.seen.slot_s)
         self.clock_watermark.clear()
 
+    def event_watermark(self, marker: Mapping | None) -> datetime | None:
+        """A marker's event-time watermark (I8): stored since markers carry the inputs; before,
+        the newest publish time minus the lateness."""
+        if not marker:
+            return None
+        if "inputs" in marker:
+            return _time(marker.get("watermark"))
+        return None if marker.get("max_event") is None else _time(marker["max_event"]) - self.lateness
+
     def watermark(self, state: Mapping[str, dict], partition: int) -> datetime | None:
-        marker = state.get(marker_key(partition))
-        event_wm = None if not marker or marker.get("max_event") is None else _time(marker["max_event"]) - self.lateness
+        event_wm = self.event_watermark(state.get(marker_key(partition)))
         clock_wm = self.clock_watermark.get(partition)
         candidates = [w for w in (event_wm, clock_wm) if w is not None]
         return max(candidates) if candidates else None
@@ -161,6 +170,8 @@ class Aggregator:
         marker = dict(state.get(marker_key(partition)) or {"offset": -1, "max_event": None})
         done = marker["offset"]
         max_event = _time(marker["max_event"])
+        inputs = Inputs(marker.get("inputs"))
+        old_event_wm = self.event_watermark(marker)
         old_wm = self.watermark(state, partition)
         per_key: dict[str, list[tuple[int, ScoredNews]]] = {}
         points: dict[str, tuple] = {}
@@ -182,7 +193,12 @@ class Aggregator:
             # Lateness follows event time only: a heartbeat may close an idle partition's windows
             # early, but an item that then arrives within the allowed lateness still counts (its
             # window is emitted again, final, with the item in it).
+            inputs.see(item)
             wm_now = None if max_event is None else max_event - self.lateness
+            if item.input_time is not None:  # judged at the input (I8) ...
+                wm_now = item.input_time - self.lateness
+                if old_event_wm is not None and old_event_wm - self.retention > wm_now:
+                    wm_now = old_event_wm - self.retention  # ... within the buckets this partition keeps
             if latest_ok is not None and (item.published_at > latest_ok if before is None else before[1] == FUTURE):
                 result.future.append(Future(offset, item, now, self.future))
                 at = wm_now or now
@@ -222,7 +238,14 @@ class Aggregator:
         for slot in sorted(seen_slots):
             result.bucket_writes[seen_key(partition, slot)] = self.seen.entry(partition, slot)
 
+        event_wm = inputs.watermark(max_event, self.lateness)
+        if old_event_wm is not None and (event_wm is None or event_wm < old_event_wm):
+            event_wm = old_event_wm  # a watermark never goes back
         marker = {"offset": last, "max_event": None if max_event is None else max_event.isoformat()}
+        if inputs.held:
+            marker["inputs"] = inputs.held
+        if inputs.held and event_wm is not None:
+            marker["watermark"] = event_wm.isoformat()
         overlay = Overlay(state, {**result.bucket_writes, marker_key(partition): marker})  # as it will be
         new_wm = self.watermark(overlay, partition)
         result.windows = self._newly_final(overlay, partition, old_wm, new_wm, set())
@@ -230,7 +253,6 @@ class Aggregator:
         result.touched = self._touched(result.bucket_writes) - final_now  # sent already, with these writes
         # Retention follows event time only: a heartbeat's wall-clock watermark must not delete
         # the buckets of news that is being replayed or is still arriving.
-        event_wm = None if max_event is None else max_event - self.lateness
         if event_wm is not None:
             result.bucket_writes.update(self.held.expire(partition, event_wm - self.horizon))
             result.bucket_writes.update(self.seen.expire(partition, (event_wm - self.horizon).timestamp()))

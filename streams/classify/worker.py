@@ -17,16 +17,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from moodwire.errors import RecordError, StreamError
 from moodwire.kafka import commit_or_redeliver, consumer_config
 from moodwire.metrics import StageMetrics
 from moodwire.publish import Publisher
-from moodwire.records import DeadLetter, NewsItem, ScoredNews, decode
+from moodwire.records import DeadLetter, InputProgress, NewsItem, ScoredNews, decode
 from moodwire.settings import Settings
 from moodwire.topics import DEADLETTER, NEWS_RAW, NEWS_SCORED
+from streams.classify.inputs import InputClock, scan_published
 
 log = logging.getLogger("moodwire.classify")
 GROUP_ID = "moodwire-classify"
@@ -36,6 +37,9 @@ GROUP_ID = "moodwire-classify"
 class Batch:
     items: list[NewsItem] = field(default_factory=list)
     where: list[tuple[str, int, int]] = field(default_factory=list)  # each item's topic, partition, offset
+    input_times: list[datetime | None] = field(default_factory=list)  # each item's input time (I8)
+    inputs: dict[int, InputProgress] = field(default_factory=dict)  # the news.raw partitions after it (I8)
+    metadata: dict[TopicPartition, str] = field(default_factory=dict)  # committed with its offsets
     dead: list[DeadLetter] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     opened: float = 0.0
@@ -44,14 +48,20 @@ class Batch:
         return len(self.items) + len(self.dead)
 
 
-def score_items(items: list[NewsItem], predictions, model_label: str, matcher=None) -> list[ScoredNews]:
+def score_items(items: list[NewsItem], predictions, model_label: str, matcher=None,
+                stamps: list[tuple[int, datetime | None]] | None = None,
+                inputs: dict[int, InputProgress] | None = None) -> list[ScoredNews]:
     """Items with the model's predictions and, given a watchlist ``Matcher``, the watchlists
-    each title matches (restricted by topic where a watchlist says so)."""
+    each title matches (restricted by topic where a watchlist says so). ``stamps``: each item's
+    news.raw partition and input time, and ``inputs`` the partitions held (I8,
+    ``streams.classify.inputs``)."""
     now = datetime.now(timezone.utc)
+    stamps = stamps if stamps is not None else [(None, None)] * len(items)
     return [ScoredNews(**item.model_dump(), topic=p.topic, topic_confidence=p.topic_confidence,
                        sentiment=p.sentiment, probs=p.probs, score=p.score, model=model_label,
-                       classified_at=now, watchlists=matcher.match(item.title, p.topic) if matcher else [])
-            for item, p in zip(items, predictions)]
+                       classified_at=now, watchlists=matcher.match(item.title, p.topic) if matcher else [],
+                       source_partition=partition, input_time=at, inputs=inputs or {})
+            for item, p, (partition, at) in zip(items, predictions, stamps)]
 
 
 def keyed_records(scored: list[ScoredNews]) -> list[tuple[bytes, ScoredNews]]:
@@ -70,15 +80,37 @@ def keyed_records(scored: list[ScoredNews]) -> list[tuple[bytes, ScoredNews]]:
     return out
 
 
+class _Rebalance(ConsumerRebalanceListener):
+    """Partitions move with their input time (I8): forgotten when revoked; when assigned, marked
+    to be read from the committed offset's metadata (``ClassifyWorker._restore``, after the poll:
+    kafka-python runs this listener on its IO thread, where no blocking call is allowed)."""
+
+    def __init__(self, worker: "ClassifyWorker") -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.worker.inputs.forget(tp.partition for tp in revoked)
+        self.worker.to_restore.difference_update(revoked)
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.worker.to_restore.update(assigned)
+
+
 class ClassifyWorker:
     def __init__(self, settings: Settings, engine, metrics: StageMetrics | None = None,
                  group_id: str = GROUP_ID, source_topic: str = NEWS_RAW, matcher=None) -> None:
         self.settings, self.engine, self.matcher = settings, engine, matcher
         self.metrics = metrics or StageMetrics("classify")
         self.max_batch, self.max_wait = settings.max_batch, settings.max_wait_ms / 1000
+        self.source_topic = source_topic
+        self.inputs = InputClock(settings.future_tolerance)
+        self.to_restore: set[TopicPartition] = set()  # assigned, input time not yet read (_Rebalance)
+        self.scan_config = {k: v for k, v in consumer_config(settings, group_id, "moodwire-classify-scan").items()
+                            if k != "group_id"}
         try:
-            self.consumer = KafkaConsumer(source_topic, **consumer_config(settings, group_id, "moodwire-classify"),
+            self.consumer = KafkaConsumer(**consumer_config(settings, group_id, "moodwire-classify"),
                                           max_poll_records=settings.max_batch)
+            self.consumer.subscribe([source_topic], listener=_Rebalance(self))
         except KafkaError as exc:
             raise StreamError(f"cannot join consumer group {group_id} on {settings.kafka_bootstrap}: {exc}") from None
         self.publisher = Publisher(settings, "moodwire-classify")
@@ -86,6 +118,7 @@ class ClassifyWorker:
 
     def _collect(self, stop: threading.Event) -> Batch:
         batch = Batch()
+        before = dict(self.inputs.newest)  # each partition's input time before this batch (I8)
         while not stop.is_set() and len(batch) < self.max_batch:
             # An empty batch waits at most 0.5 s (then the caller finishes what is pending);
             # an open batch waits until max_wait after its first record.
@@ -95,6 +128,8 @@ class ClassifyWorker:
             # Rounded up, never to 0 ms: on Apache Kafka a kafka-python 3.0 member that polls with 0 ms
             # during a rebalance can stay stuck in it for tens of seconds; 1 ms does not.
             polled = self.consumer.poll(timeout_ms=math.ceil(remaining * 1000), max_records=self.max_batch - len(batch))
+            if self.to_restore:
+                self._restore()
             if not polled and not len(batch):
                 break
             for tp, records in polled.items():
@@ -102,7 +137,9 @@ class ClassifyWorker:
                     if not len(batch):
                         batch.opened = time.monotonic()
                     try:
-                        batch.items.append(decode(NewsItem, rec.value))
+                        item = decode(NewsItem, rec.value)
+                        batch.input_times.append(self.inputs.advance(tp.partition, item.published_at))
+                        batch.items.append(item)
                         batch.where.append((tp.topic, tp.partition, rec.offset))
                     except RecordError as exc:
                         batch.dead.append(DeadLetter.of("classify", tp.topic, tp.partition, rec.offset, str(exc),
@@ -111,7 +148,40 @@ class ClassifyWorker:
                                     extra={"partition": tp.partition, "offset": rec.offset})
                     batch.offsets[tp] = rec.offset + 1
         self.metrics.record_lag(self.consumer)
+        if len(batch):
+            batch.metadata = {tp: self.inputs.metadata(tp.partition) for tp in batch.offsets}
+            behind = {p: left or TopicPartition(self.source_topic, p) in batch.offsets
+                      for p, left in self._behind().items()}
+            batch.inputs = self.inputs.view(before, behind, self.consumer.partitions_for_topic(self.source_topic) or ())
         return batch
+
+    def _restore(self) -> None:
+        """The input time of each newly assigned partition, from its committed offset's metadata,
+        or rebuilt by reading the partition up to that offset where the commit carries none."""
+        for tp in sorted(self.to_restore):
+            committed = self.consumer.committed(tp, metadata=True)
+            if committed is None:
+                self.inputs.rebuild(tp.partition, ())  # never committed: read from the start
+            elif not self.inputs.restore(tp.partition, committed.metadata):
+                started = time.monotonic()
+                self.inputs.rebuild(tp.partition, scan_published(self.scan_config, tp.topic, tp.partition,
+                                                                 committed.offset))
+                log.info("%s[%d]: input time rebuilt from its %d records before the committed offset in %.1f s "
+                         "(the commit carries no metadata)", tp.topic, tp.partition, committed.offset,
+                         time.monotonic() - started)
+        self.to_restore.clear()
+
+    def _behind(self) -> dict[int, bool]:
+        """Per news.raw partition held: whether records remain unread on it (an unknown end
+        counts as behind: a partition not fetched yet may hold a backlog)."""
+        out = {}
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            out[tp.partition] = end is None or self.consumer.position(tp) < end
+        return out
+
+    def _stamps(self, batch: Batch) -> list[tuple[int, datetime | None]]:
+        return [(partition, at) for (_, partition, _), at in zip(batch.where, batch.input_times)]
 
     def _scored(self, batch: Batch, future: Future | None) -> list[ScoredNews]:
         """The batch's items scored. A batch that fails (the model or the scoring raised) is
@@ -119,15 +189,16 @@ class ClassifyWorker:
         record, dead-lettered with the error (reason ``failed``), and the stage goes on."""
         try:  # a batch without decodable items had nothing to infer (no future)
             predictions = future.result() if future is not None else []
-            return score_items(batch.items, predictions, self.engine.label, self.matcher)
+            return score_items(batch.items, predictions, self.engine.label, self.matcher, self._stamps(batch),
+                               batch.inputs)
         except Exception as exc:  # noqa: BLE001 - any failure: isolate the record that causes it
             log.warning("a batch of %d items failed (%r): each is tried alone", len(batch.items), exc)
             self.metrics.errors.labels("batch_failed").inc()
         scored = []
-        for item, (topic, partition, offset) in zip(batch.items, batch.where):
+        for item, (topic, partition, offset), stamp in zip(batch.items, batch.where, self._stamps(batch)):
             try:
                 predictions = self.engine.run(self.engine.prepare([item.title]))
-                scored += score_items([item], predictions, self.engine.label, self.matcher)
+                scored += score_items([item], predictions, self.engine.label, self.matcher, [stamp], batch.inputs)
             except Exception as exc:  # noqa: BLE001 - this record fails on its own: dead-lettered
                 batch.dead.append(DeadLetter.of("classify", topic, partition, offset,
                                                 f"failed: classifying item {item.id} failed twice, in its batch and "
@@ -145,7 +216,7 @@ class ClassifyWorker:
             self.publisher.publish(NEWS_SCORED, keyed_records(scored))
         if batch.dead:
             self.publisher.publish(DEADLETTER, [(None, d) for d in batch.dead])
-        if not commit_or_redeliver(self.consumer, batch.offsets, f"a batch of {len(batch)}"):
+        if not commit_or_redeliver(self.consumer, batch.offsets, f"a batch of {len(batch)}", batch.metadata):
             self.metrics.errors.labels("commit").inc()
         m = self.metrics
         m.items.inc(len(batch.items))
