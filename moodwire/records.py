@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import math
+import re
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Annotated, Literal, TypeVar
@@ -86,8 +87,23 @@ def item_id(url: str | None, source: str, title: str) -> str:
     return hashlib.sha256(basis.encode("utf-8")).hexdigest()
 
 
+# What no sink can store (PostgreSQL refuses NUL in text; a lone surrogate is not UTF-8): an
+# item's text is cleaned on decode by one rule, so a feed's stray byte never stops a stage.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls but tab, LF, CR; and DEL
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(value):
+    """``value`` with C0 control characters (but tab, line feed and carriage return) and DEL
+    removed and lone UTF-16 surrogates replaced by U+FFFD; anything but a string unchanged."""
+    if not isinstance(value, str) or (_CONTROLS.search(value) is None and _SURROGATES.search(value) is None):
+        return value
+    return _SURROGATES.sub("\ufffd", _CONTROLS.sub("", value))
+
+
 class NewsItem(Record):
-    """``news.raw``: one normalised news item."""
+    """``news.raw``: one normalised news item. Its text fields are cleaned on decode
+    (``clean_text``)."""
 
     id: str = Field(pattern=r"^[0-9a-f]{64}$")
     url: str | None = Field(default=None, max_length=4096)
@@ -98,6 +114,8 @@ class NewsItem(Record):
     fetched_at: UtcTime
     lang: str | None = Field(default=None, max_length=16)
     published_estimated: bool = False  # publish time missing at the source; fetch time used
+
+    _clean = field_validator("url", "source", "title", "body", "lang", mode="before")(clean_text)
 
 
 WATCHLIST_KEY = "watchlist:"  # a watchlist's key in news.scored, windows, alerts and the store: watchlist:NAME
@@ -273,7 +291,7 @@ class DeadLetter(Record):
     topic: str
     partition: int | None = None
     offset: int | None = None
-    reason: str = "malformed"  # malformed, late, future, misrouted, failed (docs/data-engineers.md)
+    reason: str = "malformed"  # malformed, late, future, misrouted, failed, refused (docs/data-engineers.md)
     error: str
     payload_b64: str
     at: UtcTime

@@ -22,6 +22,11 @@ class StoreError(MoodwireError):
     """The store cannot be opened or written."""
 
 
+class StoreRefused(StoreError):
+    """The store refused the rows themselves (a value it cannot hold, a constraint): writing
+    them again cannot succeed, unlike a store that is away."""
+
+
 metadata = MetaData()
 
 # Ingest's seen-set: ids already published to news.raw, kept until expires_at.
@@ -344,6 +349,6 @@ def unreadable(engine: Engine, exc: DatabaseError) -> str:
             "it away to start an empty store (MOODWIRE_STORE_URL names it)")
 
 
-__all__ = ["StoreError", "open_store", "unreadable", "as_utc", "migrate", "analyze", "metadata", "ingest_seen", "feed_state", "scored_news",
+__all__ = ["StoreError", "StoreRefused", "open_store", "unreadable", "as_utc", "migrate", "analyze", "metadata", "ingest_seen", "feed_state", "scored_news",
            "topic_windows", "schema_version", "SCHEMA_VERSION", "alert_events", "notify_outbox", "notify_batches",
            "notify_attempts", "silences", "alert_acks", "dashboard_sessions"]

@@ -88,9 +88,11 @@ class AggregateApp:
         self.engine = open_store(settings.store) if sink else None
         if sink:
             subscribe(app, self.scored, "sink-items",
-                      sink_handler(self.source, self.engine, ScoredNews, upsert_items, metrics))
+                      sink_handler(self.source, self.engine, ScoredNews, upsert_items, metrics,
+                                   self.outputs.send_dead))
             subscribe(app, self.windows_topic, "sink-windows",
-                      sink_handler(Source(app, SENTIMENT_WINDOWS), self.engine, TopicWindow, upsert_windows, metrics))
+                      sink_handler(Source(app, SENTIMENT_WINDOWS), self.engine, TopicWindow, upsert_windows, metrics,
+                                   self.outputs.send_dead))
         self.sequences = [self.sequence]
         if rules:
             self.evaluator = AlertEvaluator(app, rules, partitions, self.outputs.send, self.outputs.send_dead, metrics)

@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 
 from sqlalchemy import or_
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from moodwire.errors import RecordError
-from moodwire.records import ScoredNews, TopicWindow, decode
-from moodwire.store import StoreError, scored_news, topic_windows
+from moodwire.records import DeadLetter, ScoredNews, TopicWindow, decode
+from moodwire.store import StoreError, StoreRefused, scored_news, topic_windows
 
 
 def _insert(engine: Engine):
@@ -82,6 +82,12 @@ def _run(engine: Engine, stmt, rows: list[dict]) -> int:
         with engine.begin() as conn:
             conn.execute(stmt, rows)
     except SQLAlchemyError as exc:
+        # The rows themselves: a value the database refuses (DataError, IntegrityError), or one
+        # the driver cannot send (a StatementError that is not a database's answer).
+        if isinstance(exc, (DataError, IntegrityError)) or (isinstance(exc, StatementError)
+                                                            and not isinstance(exc, DBAPIError)):
+            raise StoreRefused(f"the store at {engine.url.render_as_string(hide_password=True)} refused the "
+                               f"rows: {getattr(exc, 'orig', exc)}") from None
         raise StoreError(f"cannot write to the store at {engine.url.render_as_string(hide_password=True)}: "
                          f"{getattr(exc, 'orig', exc)}") from None
     return len(rows)
@@ -93,31 +99,54 @@ log = logging.getLogger("moodwire.aggregate")
 def _until_stored(metrics, first_s: float = 1.0, most_s: float = 60.0):
     """Attempts of a store write for as long as the store is away, 1 s, 2 s, 4 s … 60 s apart;
     each failure counted and logged (tenacity)."""
-    from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+    from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
     def failed(state) -> None:
         metrics.errors.labels("store").inc()
         log.error("%s (retrying in %.0f s)", state.outcome.exception(), state.next_action.sleep)
 
-    return AsyncRetrying(retry=retry_if_exception_type(StoreError), wait=wait_exponential(multiplier=first_s,
-                         max=most_s), before_sleep=failed, reraise=True)
+    def away(exc: BaseException) -> bool:  # a store away comes back; refused rows stay refused
+        return isinstance(exc, StoreError) and not isinstance(exc, StoreRefused)
+
+    return AsyncRetrying(retry=retry_if_exception(away),
+                         wait=wait_exponential(multiplier=first_s, max=most_s), before_sleep=failed, reraise=True)
 
 
-def sink_handler(source, engine: Engine, record_type, upsert, metrics, first_retry_s: float = 1.0):
+def sink_handler(source, engine: Engine, record_type, upsert, metrics, send_dead=None, first_retry_s: float = 1.0):
     """A batch handler that upserts a fetched batch of ``record_type`` into the store and
     acknowledges it once it is there. While the store is away the batch is retried with
-    back-off and nothing is acknowledged: nothing is lost. Malformed records are skipped here
-    (the aggregate agent dead-letters them)."""
-    async def sink(messages: list) -> None:
+    back-off and nothing is acknowledged: nothing is lost. When the store refuses the rows
+    themselves (``StoreRefused``: a value it cannot hold) the batch is written a record at a
+    time; each record it refuses alone is dead-lettered (reason ``refused``, with the store's
+    words) through ``send_dead``, and the others are stored: one record never holds up the
+    rest. Malformed records are skipped here (the aggregate agent dead-letters them)."""
+    async def write(rows) -> None:
         loop = asyncio.get_running_loop()
-        rows = []
-        for message in messages:
-            try:
-                rows.append(decode(record_type, message.value))
-            except RecordError:
-                pass
         async for attempt in _until_stored(metrics, first_retry_s):
             with attempt:
                 await loop.run_in_executor(None, upsert, engine, rows)
+
+    async def sink(messages: list) -> None:
+        rows = []
+        for message in messages:
+            try:
+                rows.append((message, decode(record_type, message.value)))
+            except RecordError:
+                pass
+        try:
+            await write([row for _, row in rows])
+        except StoreRefused as exc:
+            log.warning("%s: writing its %d records one at a time", exc, len(rows))
+            letters = []
+            for message, row in rows:
+                try:
+                    await write([row])
+                except StoreRefused as alone:
+                    metrics.errors.labels("refused").inc()
+                    log.error("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, alone)
+                    letters.append(DeadLetter.of("aggregate", message.topic, message.partition, message.offset,
+                                                 f"refused: {alone}", message.value, "refused"))
+            if letters and send_dead is not None:
+                await send_dead(letters)
         source.ack(messages)
     return sink

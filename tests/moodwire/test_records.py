@@ -128,10 +128,31 @@ def test_arbitrary_json_values_never_escape_as_other_errors(value):
 
 
 @settings(max_examples=100, deadline=None)
-@given(title=st.text(min_size=1, max_size=300).filter(lambda t: t.strip() != "" or True),
-       source=st.text(min_size=1, max_size=50))
+@given(title=st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=300),
+       source=st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=50))
 def test_any_unicode_title_roundtrips(title, source):
     item = news(title=title, source=source, id=item_id(None, source, title), url=None)
+    assert decode(NewsItem, item.encode()) == item
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["Bank", " ", "é", "\x00", "\x07", "\x1b", "\x7f", "\t", "\n", "\ud800", "\udfff"]),
+                min_size=1, max_size=12))
+def test_text_no_store_can_hold_is_cleaned_on_decode(parts):
+    """NUL and the other control characters (but tab, line feed, carriage return) are dropped and a
+    lone surrogate becomes U+FFFD, from a record on the wire as from one built here; a title left
+    empty is refused like any empty title."""
+    raw = "".join(parts)
+    want = "".join("" if p in ("\x00", "\x07", "\x1b", "\x7f") else "\ufffd" if p in ("\ud800", "\udfff") else p
+                   for p in parts)
+    payload = json.dumps({"id": "a" * 64, "source": "feed", "title": raw, "published_at": "2026-01-01T00:00:00Z",
+                          "fetched_at": "2026-01-01T00:00:00Z"})
+    if not want:
+        with pytest.raises(RecordError, match="title"):
+            decode(NewsItem, payload.encode())
+        return
+    item = decode(NewsItem, payload.encode())
+    assert item.title == want and item.title.encode("utf-8").decode("utf-8") == want
     assert decode(NewsItem, item.encode()) == item
 
 

@@ -10,6 +10,7 @@ import random
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given, settings, strategies as st
 from sqlalchemy import select
 
@@ -72,3 +73,53 @@ def test_each_failed_write_is_one_log_line_naming_the_wait(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2 and all(line.startswith("cannot write to the store at sqlite:///x: disk I/O error "
                                                    "(retrying in 0 s)") for line in lines)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = open_store(url)
+    with engine.begin() as conn:
+        conn.execute(scored_news.delete())
+    return engine
+
+
+def test_a_headline_with_nul_and_lone_surrogates_is_cleaned_and_stored(store):
+    """PostgreSQL refuses NUL in text and cannot encode a lone surrogate: such an item is cleaned
+    where it is decoded (moodwire.records.clean_text) and reaches both stores."""
+    item = make("Macro", NOW, random.Random(1), "nul")
+    payload = item.encode().replace(b'"title":"', b'"title":"\\u0000Bank \\ud800run\\u0007 ')
+    acks = Acks()
+    asyncio.run(sink_handler(acks, store, ScoredNews, upsert_items, StageMetrics("sinktest"))(
+        [SimpleNamespace(value=payload)]))
+    assert acks.batches == [[SimpleNamespace(value=payload)]]
+    with store.connect() as conn:
+        assert conn.scalar(select(scored_news.c.title)) == f"Bank \ufffdrun {item.title}"
+
+
+def test_a_row_the_store_refuses_is_dead_lettered_and_the_rest_stored_at_once(store):
+    """A row the database itself refuses (a NOT NULL title, forced into the real upsert) fails
+    alone: it is dead-lettered with the store's words, every other row is stored, the batch is
+    acknowledged once, and nothing waits for a retry."""
+    rng = random.Random(2)
+    items = [make("Macro", NOW, rng, f"r{i}") for i in range(6)]
+    bad = items[3].id
+    messages = [SimpleNamespace(value=item.encode(), topic="news.scored", partition=0, offset=i)
+                for i, item in enumerate(items)]
+
+    def refusing(engine, rows):
+        return upsert_items(engine, [row.model_construct(**{**dict(row), "title": None}) if row.id == bad else row
+                                     for row in rows])
+
+    letters, acks, metrics = [], Acks(), StageMetrics("sinktest")
+
+    async def send_dead(found):
+        letters.extend(found)
+
+    asyncio.run(asyncio.wait_for(sink_handler(acks, store, ScoredNews, refusing, metrics, send_dead,
+                                              first_retry_s=30)(messages), timeout=20))
+    assert acks.batches == [messages]
+    assert [(d.reason, d.offset) for d in letters] == [("refused", 3)] and "refused" in letters[0].error
+    assert metrics.errors.labels("refused")._value.get() == 1
+    with store.connect() as conn:
+        assert sorted(conn.scalars(select(scored_news.c.id))) == sorted(i.id for i in items if i.id != bad)
