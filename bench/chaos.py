@@ -3,12 +3,16 @@
 moments and restarted; then every item is accounted for.
 
 Injected: repeats of items (the same id again, later), items dated three days back (late),
-items dated 2100 (future) and undecodable records. The check reads what the topics hold:
+items dated 2100 (future), undecodable records, a title holding a NUL byte, and an outage of
+classify (stopped for ``outage`` seconds: at the replay's pace hours of news, far more than the
+lateness). It runs at the shipped lateness and future tolerance. The check reads what the topics
+hold:
 
 - every decodable ``news.raw`` item reached ``news.scored`` (or classify dead-lettered it);
-- per ``news.scored`` partition, in offset order, the documented policy decides which records
-  count (the first of each key and id; not late, not future) — written here apart from the
-  fold — and the aggregate's dead letters hold exactly the late and future ones;
+- per ``news.raw`` partition, in offset order, the documented policy decides which items count
+  (the first of each id; not late when it entered news.raw, not future) — written here apart
+  from the fold, from the input alone (invariant I8) — and the aggregate's dead letters hold
+  exactly the late and future ones;
 - every final window equals a pandas computation over the counted records: ``lost`` is what
   windows lack, ``double`` what they hold too much, each summed over windows of every span.
 
@@ -31,16 +35,17 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from moodwire.records import NewsItem, item_id
+from moodwire.settings import Settings
+from moodwire.spans import parse_span
 from moodwire.topics import NEWS_RAW, SENTIMENT_WINDOWS
 from streams.ingest.replay import read_recorded
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "streams" / "samples" / "svb_2023_demo.csv"
 WINDOWS = "5m,1h/5m,24h/1h"
-# A day: a restarted classify reads its backlog a partition at a time, and the recorded news is
-# minutes apart, so a 10-minute lateness would make most of the backlog late.
-LATENESS = timedelta(days=1)
-FUTURE = timedelta(minutes=15)
+# The shipped settings (moodwire/settings.py): a proof must hold at the settings users run.
+LATENESS = parse_span(Settings.model_fields["aggregate_lateness"].default)
+FUTURE = parse_span(Settings.model_fields["aggregate_future_tolerance"].default)
 
 
 @dataclass
@@ -53,12 +58,13 @@ class Report:
     lost: int = 0
     double: int = 0
     wrong_dead: int = 0
+    outage_news: int = 0  # items that reached news.raw while classify was down
     peak_rss_mb: float = 0.0
     seconds: float = 0.0
     examples: list[str] = field(default_factory=list)  # windows that differ, the first few
 
     def line(self) -> str:
-        return (f"items in {self.sent}; kills {self.kills}; final windows {self.final_windows}; dead letters "
+        return (f"items in {self.sent}; kills {self.kills}; classify down for {self.outage_news} items; final windows {self.final_windows}; dead letters "
                 f"{self.dead}; lost {self.lost} (in classify {self.lost_in_classify}), double {self.double}, "
                 f"dead letters against the policy {self.wrong_dead}; aggregate peak RSS {self.peak_rss_mb:.0f} MB; "
                 f"{self.seconds:.0f} s" + "".join(f"\n  {e}" for e in self.examples))
@@ -84,12 +90,15 @@ def faulty_input(n: int | None, seed: int) -> tuple[list[bytes | NewsItem], dict
         if rng.random() < 0.005:
             out.append(b'{"title": "half a record' + str(i).encode())
             counts["undecodable"] += 1
+        if i == len(items) // 2:  # a feed's NUL byte: cleaned (moodwire.records), counted like any other
+            out.append(_variant(item, "NUL", title=f"{item.title} \u0000(NUL)"))
+            counts["nul"] = 1
     return out, counts
 
 
 def _variant(item: NewsItem, tag: str, **update) -> NewsItem:
     """Another item (its own id) like ``item``."""
-    title = f"{item.title} ({tag})"
+    title = update.pop("title", f"{item.title} ({tag})")
     return item.model_copy(update={"id": item_id(None, item.source, title), "title": title, **update})
 
 
@@ -160,8 +169,10 @@ def _lag_zero(port: int) -> bool:
 
 
 def run(bootstrap: str, work: Path, kills: int, model: Path | None = None, n: int | None = None,
-        rate: float = 12.0, seed: int = 1, lateness: timedelta = LATENESS, say=print) -> Report:
-    """Replay the faulty input at ``rate`` records/s with ``kills`` SIGKILLs spread over it."""
+        rate: float = 12.0, seed: int = 1, lateness: timedelta = LATENESS, outage: float = 0.0,
+        say=print) -> Report:
+    """Replay the faulty input at ``rate`` records/s with ``kills`` SIGKILLs spread over it and
+    classify stopped for ``outage`` seconds from a third of the way in."""
     from bench.chaos_check import check  # the independent expectation (pandas)
 
     started = time.monotonic()
@@ -180,12 +191,22 @@ def run(bootstrap: str, work: Path, kills: int, model: Path | None = None, n: in
     victims = [("classify", "aggregate")[i % 2] for i in range(kills)]
     rng.shuffle(victims)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    down, went_down = ((span / 3, span / 3 + outage) if outage else None), None
     t0 = time.monotonic()
     try:
         for i, record in enumerate(records):
+            if down and went_down is None and time.monotonic() - t0 >= down[0]:
+                stages["classify"].kill()  # the outage: classify gone, the news goes on
+                went_down = i
+            if down and time.monotonic() - t0 >= down[1]:
+                stages["classify"].start()
+                report.outage_news = sum(1 for r in records[went_down:i] if not isinstance(r, bytes))
+                down = None
             while plan and time.monotonic() - t0 >= plan[0]:
                 plan.pop(0)
                 victim = stages[victims.pop(0)]
+                if down and victim.name == "classify" and time.monotonic() - t0 >= down[0]:
+                    victim = stages["aggregate"]  # classify is down: the aggregate takes this kill
                 victim.kill()
                 report.kills[victim.name] += 1
                 victim.start()
@@ -195,6 +216,9 @@ def run(bootstrap: str, work: Path, kills: int, model: Path | None = None, n: in
                 producer.send(NEWS_RAW, key=record.id.encode(), value=record.encode())
             time.sleep(max(0.0, t0 + (i + 1) / rate - time.monotonic()))
         producer.flush()
+        if down:  # the input ended during the outage
+            stages["classify"].start()
+            report.outage_news = sum(1 for r in records[went_down or 0:] if not isinstance(r, bytes))
         for victim in victims:  # kills not yet due when the input ended: now, before it settles
             stages[victim].kill()
             report.kills[victim] += 1

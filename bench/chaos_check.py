@@ -24,28 +24,35 @@ def _decoded(records, kind):
     return out
 
 
-def policy(scored_records, lateness) -> tuple[list[ScoredNews], set, set]:
-    """Which news.scored records count, and which are late or future: per partition in offset
-    order, the first record of each (key, id) decides; future beyond the clock, late behind the
-    newest counted publish time minus the lateness."""
+def policy(raw_records, scored_records, lateness) -> tuple[list[ScoredNews], set, set]:
+    """Which items count, and which are late or future, from what entered news.raw alone
+    (invariant I8): per news.raw partition in offset order, the first record of an id decides;
+    dated more than the tolerance after the clock: future; published more than the lateness
+    before the newest publish time its partition held before it: late; else it counts. Returns
+    the news.scored records that count (one per key and id) and the (key, id) pairs late and
+    future — the keys an item has are those classify gave it (its topic, its watchlists)."""
     now = datetime.now(timezone.utc)
+    keys: dict[str, dict[str, ScoredNews]] = {}
+    for _, item in scored_records:
+        keys.setdefault(item.id, {}).setdefault(item.key, item)
     by_partition: dict[int, list] = {}
-    for record, item in scored_records:
+    for record, item in raw_records:
         by_partition.setdefault(record.partition, []).append((record.offset, item))
-    counted, late, future = [], set(), set()
+    counted, late, future, seen = [], set(), set(), set()
     for entries in by_partition.values():
-        seen, newest = set(), None
+        newest = None
         for _, item in sorted(entries, key=lambda e: e[0]):
-            if (item.key, item.id) in seen:
+            if item.id in seen:
                 continue
-            seen.add((item.key, item.id))
+            seen.add(item.id)
+            copies = keys.get(item.id, {})
             if item.published_at > now + FUTURE:
-                future.add((item.key, item.id))
+                future |= {(key, item.id) for key in copies}
             elif newest is not None and item.published_at < newest - lateness:
-                late.add((item.key, item.id))
+                late |= {(key, item.id) for key in copies}
             else:
                 newest = item.published_at if newest is None else max(newest, item.published_at)
-                counted.append(item)
+                counted += copies.values()
     return counted, late, future
 
 
@@ -66,7 +73,8 @@ def expected_counts(items: list[ScoredNews]) -> dict[tuple, int]:
 
 
 def check(bootstrap: str, report: Report, lateness=LATENESS) -> None:
-    raw = [item for _, item in _decoded(read_topic(bootstrap, NEWS_RAW), NewsItem)]
+    raw_records = _decoded(read_topic(bootstrap, NEWS_RAW), NewsItem)
+    raw = [item for _, item in raw_records]
     scored = _decoded(read_topic(bootstrap, NEWS_SCORED), ScoredNews)
     letters = [letter for _, letter in _decoded(read_topic(bootstrap, DEADLETTER), DeadLetter)]
     classify_dead = set()
@@ -81,7 +89,7 @@ def check(bootstrap: str, report: Report, lateness=LATENESS) -> None:
             aggregate_dead.setdefault(letter.reason, set()).add((item.key, item.id))
     scored_ids = {item.id for _, item in scored}
     report.lost_in_classify = len({i.id for i in raw} - scored_ids)
-    counted, late, future = policy(scored, lateness)
+    counted, late, future = policy(raw_records, scored, lateness)
     report.wrong_dead = len(late ^ aggregate_dead.get("late", set())) + \
         len(future ^ aggregate_dead.get("future", set()))
     finals: dict[tuple, TopicWindow] = {}
