@@ -27,6 +27,10 @@ def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
         "linger_ms": 5,
         "max_in_flight_requests_per_connection": 1,
         "request_timeout_ms": 30_000,
+        # A record the broker has not taken in 45 s fails (Kafka's default is 2 min): a send to a
+        # broker that is gone ends inside Publisher.publish's 60 s wait, as one error, and the
+        # producer can then be closed (kafka-python's close waits on every pending record).
+        "delivery_timeout_ms": 45_000,
     }
 
 

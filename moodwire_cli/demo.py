@@ -6,7 +6,11 @@ receiver), the dashboard, and the replay of real recorded headlines (the two wee
 Valley Bank's failure and the Credit Suisse rescue, ``streams/samples/svb_2023_demo.csv``),
 time-compressed and shifted to now; classify matches ``config/watchlists.example.yaml``. The supervisor prints each alert as the notifier delivers it, says when the dashboard
 answers, stops everything on Ctrl-C / SIGTERM (children get SIGTERM, then SIGKILL after a
-grace period), and stops everything when a child dies, naming it and showing its last log lines.
+grace period). A stage that exits (classify, aggregate, notify, the dashboard) is started again
+after a back-off of 1, 2, 4 … 30 s, saying why with its last log line; one that exits
+``MAX_RESTARTS`` times within ``RESTART_WINDOW_S`` is a crash loop and stops the demo, as does the
+broker exiting (it keeps everything in memory, so nothing could go on). A replay that fails says
+how far it got and the stages keep running.
 """
 
 from __future__ import annotations
@@ -60,11 +64,17 @@ class Child:
     one_shot: bool = False  # the replay ends by itself
     process: subprocess.Popen | None = None
     log: Path | None = None
+    exits: list[float] = field(default_factory=list)  # when it exited (monotonic), for the back-off
+    restart_at: float | None = None  # when to start it again
 
     def tail(self, lines: int = 15) -> str:
         if not self.log or not self.log.exists():
             return ""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 600.0
 
 
 class Demo:
@@ -115,7 +125,7 @@ class Demo:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOODWIRE_")}
         env.update(child.env)
         child.process = subprocess.Popen([sys.executable, "-m", "moodwire_cli", *child.args], env=env, cwd=ROOT,
-                                         stdout=child.log.open("wb"), stderr=subprocess.STDOUT,
+                                         stdout=child.log.open("ab"), stderr=subprocess.STDOUT,
                                          start_new_session=True)  # Ctrl-C reaches the demo; it stops the children
         self.say(f"started {child.name:<9} pid {child.process.pid:<7} log {child.log}")
 
@@ -152,14 +162,14 @@ class Demo:
                 code = child.process.poll() if child.process else None
                 if code is None:
                     continue
-                if child.one_shot and code == 0:
+                if child.one_shot:
                     if not replayed:
                         replayed = True
-                        self.say(f"replay finished: {child.tail(1)}")
+                        self.say(f"replay finished: {child.tail(1)}" if code == 0 else
+                                 f"replay exited with status {code}: {child.tail(1)}")
                     continue
-                self.say(f"{child.name} exited with status {code}; stopping the demo. Last lines of {child.log}:\n"
-                         f"{child.tail()}")
-                return 1
+                if not self._restart(child, code):
+                    return 1
             if not answering:
                 try:
                     urllib.request.urlopen(f"http://127.0.0.1:{self.dashboard_port}/healthz", timeout=1)
@@ -185,6 +195,29 @@ class Demo:
                                  f"from {a['starts_at']}){why}")
             self.stop.wait(0.5)
         return 0
+
+    def _restart(self, child: Child, code: int) -> bool:
+        """Start an exited stage again after its back-off; False when the demo must stop."""
+        now = time.monotonic()
+        if child.restart_at is None:  # it has just exited
+            if child.name == "broker":
+                self.say(f"the broker exited with status {code}; it keeps every topic in memory, so the demo "
+                         f"cannot go on: stopping. Last lines of {child.log}:\n{child.tail()}")
+                return False
+            child.exits = [t for t in child.exits if now - t < RESTART_WINDOW_S] + [now]
+            if len(child.exits) > MAX_RESTARTS:
+                self.say(f"{child.name} exited {len(child.exits)} times in {RESTART_WINDOW_S / 60:.0f} minutes "
+                         f"(status {code}); stopping the demo. Last lines of {child.log}:\n{child.tail()}")
+                return False
+            wait = min(30.0, 2.0 ** (len(child.exits) - 1))
+            child.restart_at = now + wait
+            self.say(f"{child.name} exited with status {code} ({child.tail(1).strip()[:200]}); starting it again "
+                     f"in {wait:.0f} s (exit {len(child.exits)} of at most {MAX_RESTARTS} in "
+                     f"{RESTART_WINDOW_S / 60:.0f} minutes)")
+        elif now >= child.restart_at:
+            child.restart_at = None
+            self._start(child)
+        return True
 
     def shutdown(self, grace_s: float = 30) -> None:
         """SIGTERM to the stages first and the broker last (a stage stopping against a broker that

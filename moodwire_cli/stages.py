@@ -61,6 +61,7 @@ def replay(ctx: click.Context, file: str, rate: float | None, speedup: float | N
 
     from tqdm import tqdm
 
+    from moodwire.errors import BrokerError, ReplayError
     from moodwire.publish import Publisher
     from streams.ingest.replay import publish_replay, read_recorded, schedule
     from streams.ingest.replay import replay as run_replay
@@ -76,11 +77,17 @@ def replay(ctx: click.Context, file: str, rate: float | None, speedup: float | N
     try:
         with tqdm(total=len(plan.items), unit="item", disable=not progress, desc="replay") as bar:
             def send(items):
+                nonlocal sent
                 if stop.is_set():
                     raise click.Abort()
                 publish_replay(publisher, items)
+                sent += len(items)
 
-            sent = run_replay(plan.items, send, offsets, progress=bar.update)
+            run_replay(plan.items, send, offsets, progress=bar.update)
+    except BrokerError as exc:  # how far it got, so that a rerun can be judged (duplicates are dropped downstream)
+        last = f", the last published at {plan.items[sent - 1].published_at.isoformat()}" if sent else ""
+        raise ReplayError(f"replay stopped after {sent} of {len(plan.items)} items from {file}{last}: {exc}; "
+                          "run it again once the broker is back (items sent twice count once)") from None
     finally:
         publisher.close()
     click.echo(f"replayed {sent} items from {file} to news.raw ({len(plan.skipped)} rows skipped)")

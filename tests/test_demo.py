@@ -1,6 +1,6 @@
 """``moodwire demo`` as a user runs it: a subprocess that must reach "alert fired" and "dashboard
-answering", stop cleanly on SIGINT (children gone, ports freed), refuse a taken port, and stop
-everything when a child dies."""
+answering", stop cleanly on SIGINT (children gone, ports freed), refuse a taken port, start a
+stage that dies again, and stop everything when the broker dies."""
 
 from __future__ import annotations
 
@@ -92,20 +92,29 @@ def test_a_taken_port_is_named_and_nothing_starts(tmp_path):
     assert "started" not in out.read_text()
 
 
-def test_a_child_that_dies_stops_the_demo_and_says_which(tmp_path):
+def test_a_stage_that_dies_is_started_again_and_a_dead_broker_stops_the_demo(tmp_path):
     broker_port, dashboard_port = free_port(), free_port()
     proc, out = start_demo(tmp_path, broker_port, dashboard_port)
     try:
         text = wait_for_text(out, "started replay", proc, 120)
         pids = child_pids(text)
         os.kill(pids["notify"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while out.read_text().count("started notify") < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.5)
+        text = out.read_text()
+        assert "notify exited with status -9" in text and "starting it again in 1 s" in text
+        again = [int(m) for m in re.findall(r"started notify\s+pid (\d+)", text)]
+        assert len(again) == 2 and again[1] != pids["notify"] and not gone(again[1])
+        os.kill(pids["broker"], signal.SIGKILL)
         assert proc.wait(90) == 1, out.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
     text = out.read_text()
-    assert "notify exited with status -9; stopping the demo" in text
-    assert all(gone(pid) for pid in pids.values()), text
+    assert "the broker exited with status -9" in text and "cannot go on: stopping" in text
+    assert all(gone(pid) for pid in [*pids.values(), again[1]]), text
     assert port_free("127.0.0.1", broker_port) and port_free("127.0.0.1", dashboard_port)
 
 
