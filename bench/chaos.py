@@ -10,8 +10,9 @@ hold:
 
 - every decodable ``news.raw`` item reached ``news.scored`` (or classify dead-lettered it);
 - per ``news.raw`` partition, in offset order, the documented policy decides which items count
-  (the first of each id; not late when it entered news.raw, not future) — written here apart
-  from the fold, from the input alone (invariant I8) — and the aggregate's dead letters hold
+  under each key (not late when the record that brought that reading entered news.raw, not
+  future) — written here apart from the fold, from the input alone (invariant I8), with every
+  ``news.scored`` record's stamp checked against it — and the aggregate's dead letters hold
   exactly the late and future ones;
 - every final window equals a pandas computation over the counted records: ``lost`` is what
   windows lack, ``double`` what they hold too much, each summed over windows of every span.
@@ -58,6 +59,9 @@ class Report:
     lost: int = 0
     double: int = 0
     wrong_dead: int = 0
+    uninjected_dead: int = 0  # items late or future by the policy that were not injected as such
+    unmatched_stamps: int = 0  # news.scored records whose input time matches none computed from news.raw
+    reread_late: int = 0  # repeats the model read under another key than the first reading, late there
     outage_news: int = 0  # items that reached news.raw while classify was down
     peak_rss_mb: float = 0.0
     seconds: float = 0.0
@@ -66,7 +70,9 @@ class Report:
     def line(self) -> str:
         return (f"items in {self.sent}; kills {self.kills}; classify down for {self.outage_news} items; final windows {self.final_windows}; dead letters "
                 f"{self.dead}; lost {self.lost} (in classify {self.lost_in_classify}), double {self.double}, "
-                f"dead letters against the policy {self.wrong_dead}; aggregate peak RSS {self.peak_rss_mb:.0f} MB; "
+                f"dead letters against the policy {self.wrong_dead}, of items not injected late or future "
+                f"{self.uninjected_dead}, with input times unlike news.raw's {self.unmatched_stamps}; repeats read under "
+                f"another key and late there {self.reread_late}; aggregate peak RSS {self.peak_rss_mb:.0f} MB; "
                 f"{self.seconds:.0f} s" + "".join(f"\n  {e}" for e in self.examples))
 
 

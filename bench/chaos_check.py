@@ -24,36 +24,52 @@ def _decoded(records, kind):
     return out
 
 
-def policy(raw_records, scored_records, lateness) -> tuple[list[ScoredNews], set, set]:
-    """Which items count, and which are late or future, from what entered news.raw alone
-    (invariant I8): per news.raw partition in offset order, the first record of an id decides;
-    dated more than the tolerance after the clock: future; published more than the lateness
-    before the newest publish time its partition held before it: late; else it counts. Returns
-    the news.scored records that count (one per key and id) and the (key, id) pairs late and
-    future — the keys an item has are those classify gave it (its topic, its watchlists)."""
+def policy(raw_records, scored_records, lateness) -> tuple[list[ScoredNews], set, set, int]:
+    """Which items count under each key, and which are late or future, from what entered
+    news.raw (invariant I8): per news.raw partition in offset order, each record's input time is
+    the newest publish time up to it (items dated past the clock's tolerance left out). An item
+    dated past the tolerance is future. Under each key, the earliest news.raw record whose reading
+    gave the item that key decides: late when the item was published more than the lateness
+    before that record's input time, else it counts once. (A repeat is normally a duplicate; the
+    model can read a repeat, classified in another batch, under another key, and that key's
+    reading arrived with the repeat.) Each news.scored record is matched to its news.raw record
+    by id, partition and input time; ``unmatched`` counts records whose stamp matches none —
+    classify's stamps checked against this independent computation. Returns the records that
+    count, the (key, id) pairs late and future, ``unmatched``, and the (key, id) pairs decided by a
+    repeat rather than by the item's first arrival."""
     now = datetime.now(timezone.utc)
-    keys: dict[str, dict[str, ScoredNews]] = {}
-    for _, item in scored_records:
-        keys.setdefault(item.id, {}).setdefault(item.key, item)
+    arrivals: dict[str, list[tuple[int, int, datetime | None]]] = {}  # id → (partition, offset, input time)
     by_partition: dict[int, list] = {}
     for record, item in raw_records:
         by_partition.setdefault(record.partition, []).append((record.offset, item))
-    counted, late, future, seen = [], set(), set(), set()
-    for entries in by_partition.values():
+    for partition, entries in by_partition.items():
         newest = None
-        for _, item in sorted(entries, key=lambda e: e[0]):
-            if item.id in seen:
-                continue
-            seen.add(item.id)
-            copies = keys.get(item.id, {})
-            if item.published_at > now + FUTURE:
-                future |= {(key, item.id) for key in copies}
-            elif newest is not None and item.published_at < newest - lateness:
-                late |= {(key, item.id) for key in copies}
-            else:
-                newest = item.published_at if newest is None else max(newest, item.published_at)
-                counted += copies.values()
-    return counted, late, future
+        for offset, item in sorted(entries, key=lambda e: e[0]):
+            if item.published_at <= now + FUTURE and (newest is None or item.published_at > newest):
+                newest = item.published_at
+            arrivals.setdefault(item.id, []).append((partition, offset, newest))
+    deciding: dict[tuple[str, str], tuple[int, int, datetime | None, ScoredNews]] = {}
+    unmatched = 0
+    for _, item in scored_records:
+        found = [(p, o, t) for p, o, t in arrivals.get(item.id, ()) if p == item.source_partition
+                 and t == item.input_time]
+        if not found:
+            unmatched += 1
+            continue
+        p, o, t = min(found, key=lambda a: a[1])
+        key = (item.key, item.id)
+        if key not in deciding or o < deciding[key][1]:
+            deciding[key] = (p, o, t, item)
+    counted, late, future = [], set(), set()
+    reread = {key for key, (_, offset, _, _) in deciding.items() if offset != min(o for _, o, _ in arrivals[key[1]])}
+    for key, (_, _, at, item) in deciding.items():
+        if item.published_at > now + FUTURE:
+            future.add(key)
+        elif at is not None and item.published_at < at - lateness:
+            late.add(key)
+        else:
+            counted.append(item)
+    return counted, late, future, unmatched, reread
 
 
 def expected_counts(items: list[ScoredNews]) -> dict[tuple, int]:
@@ -89,9 +105,14 @@ def check(bootstrap: str, report: Report, lateness=LATENESS) -> None:
             aggregate_dead.setdefault(letter.reason, set()).add((item.key, item.id))
     scored_ids = {item.id for _, item in scored}
     report.lost_in_classify = len({i.id for i in raw} - scored_ids)
-    counted, late, future = policy(raw_records, scored, lateness)
+    counted, late, future, report.unmatched_stamps, reread = policy(raw_records, scored, lateness)
     report.wrong_dead = len(late ^ aggregate_dead.get("late", set())) + \
         len(future ^ aggregate_dead.get("future", set()))
+    # Only the faults injected may be late or future: news that was on time on arrival never is.
+    titles = {item.id: item.title for _, item in raw_records}
+    report.uninjected_dead = sum(1 for key in late - reread if not titles[key[1]].endswith("(late)")) + \
+        sum(1 for key in future - reread if not titles[key[1]].endswith("(2100)"))
+    report.reread_late = len(late & reread)
     finals: dict[tuple, TopicWindow] = {}
     for _, window in _decoded(read_topic(bootstrap, SENTIMENT_WINDOWS), TopicWindow):
         if window.final:

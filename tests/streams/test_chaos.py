@@ -18,7 +18,8 @@ def _chaos(bootstrap, tiny_model, tmp_path) -> None:
                  say=lambda _: None)
     assert report.kills["classify"] + report.kills["aggregate"] == 4 and report.outage_news >= 40
     assert report.sent["repeats"] > 0 and report.sent["late"] + report.sent["future"] + report.sent["undecodable"] > 0
-    assert (report.lost, report.double, report.lost_in_classify, report.wrong_dead) == (0, 0, 0, 0), report.line()
+    assert (report.lost, report.double, report.lost_in_classify, report.wrong_dead, report.uninjected_dead,
+            report.unmatched_stamps) == (0, 0, 0, 0, 0, 0), report.line()
     assert report.final_windows > 0 and report.dead.get("classify:malformed", 0) == report.sent["undecodable"]
 
 
