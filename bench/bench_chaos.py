@@ -13,6 +13,7 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -25,15 +26,35 @@ from moodwire.broker import embedded_broker, free_port  # noqa: E402
 from moodwire.topics import create_topics  # noqa: E402
 
 
-def apache_kafka(data: Path):
-    port = free_port()
-    process = subprocess.Popen([str(ROOT / "scripts" / "kafka-local"), "run", "--port", str(port), "--data", str(data)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    for line in process.stdout:
-        if line.startswith("READY"):
-            create_topics(f"127.0.0.1:{port}", 4, 1)
-            return process, f"127.0.0.1:{port}"
-    raise SystemExit("Apache Kafka did not start (scripts/kafka-local fetch first)")
+class ApacheKafka:
+    """``scripts/kafka-local`` on a port and data folder of its own; ``restart`` stops it and
+    starts it again on both after ``down_s`` (the topics and offsets are on disk)."""
+
+    def __init__(self, data: Path, down_s: float = 8.0) -> None:
+        self.data, self.port, self.down_s, self.process = data, free_port(), down_s, None
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def start(self, create: bool = True) -> None:
+        self.process = subprocess.Popen([str(ROOT / "scripts" / "kafka-local"), "run", "--port", str(self.port),
+                                         "--data", str(self.data)], stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        for line in self.process.stdout:
+            if line.startswith("READY"):
+                threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep the pipe drained
+                if create:
+                    create_topics(self.bootstrap, 4, 1)
+                return
+        raise SystemExit("Apache Kafka did not start (scripts/kafka-local fetch first)")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+
+    def restart(self) -> None:
+        print(f"  restarting Apache Kafka ({self.down_s:g} s down)", flush=True)
+        self.stop()
+        time.sleep(self.down_s)
+        self.start(create=False)
 
 
 def main() -> None:
@@ -46,23 +67,28 @@ def main() -> None:
                         help="the aggregate's allowed lateness (default: the shipped setting)")
     parser.add_argument("--outage", type=float, default=20.0,
                         help="seconds classify is down from a third of the way in (at 12 records/s: days of news)")
+    parser.add_argument("--no-broker-restart", dest="broker_restart", action="store_false",
+                        help="do not restart Apache Kafka two thirds of the way in (the embedded broker keeps "
+                             "nothing across a restart: it is never restarted)")
     opts = parser.parse_args()
     for broker in (("embedded", "kafka") if opts.broker == "both" else (opts.broker,)):
         with tempfile.TemporaryDirectory() as tmp:
             print(f"--- {broker}: {opts.kills} kills, {opts.rate} records/s, lateness {opts.lateness_min} min, "
-                  f"classify down {opts.outage:g} s", flush=True)
+                  f"classify down {opts.outage:g} s"
+                  + (", the broker restarted" if broker == "kafka" and opts.broker_restart else ""), flush=True)
             if broker == "embedded":
                 with embedded_broker(partitions=4) as b:
                     report = run(b.bootstrap, Path(tmp), opts.kills, n=opts.n, rate=opts.rate,
                                  lateness=timedelta(minutes=opts.lateness_min), outage=opts.outage)
             else:
-                process, bootstrap = apache_kafka(Path(tmp) / "kafka")
+                kafka = ApacheKafka(Path(tmp) / "kafka")
+                kafka.start()
                 try:
-                    report = run(bootstrap, Path(tmp), opts.kills, n=opts.n, rate=opts.rate,
-                                 lateness=timedelta(minutes=opts.lateness_min), outage=opts.outage)
+                    report = run(kafka.bootstrap, Path(tmp), opts.kills, n=opts.n, rate=opts.rate,
+                                 lateness=timedelta(minutes=opts.lateness_min), outage=opts.outage,
+                                 restart_broker=kafka.restart if opts.broker_restart else None)
                 finally:
-                    process.terminate()
-                    process.wait(60)
+                    kafka.stop()
             verdict = "PASS" if report.lost == report.double == report.lost_in_classify == report.wrong_dead \
                 == report.uninjected_dead == report.unmatched_stamps == 0 else "FAIL"
             print(f"{broker}: {verdict} (goal: 0 lost, 0 double, dead letters only of the injected faults, "

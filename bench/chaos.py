@@ -63,12 +63,15 @@ class Report:
     unmatched_stamps: int = 0  # news.scored records whose input time matches none computed from news.raw
     reread_late: int = 0  # repeats the model read under another key than the first reading, late there
     outage_news: int = 0  # items that reached news.raw while classify was down
+    broker_restarts: int = 0
+    exits: dict[str, int] = field(default_factory=dict)  # stages that exited by themselves, started again
     peak_rss_mb: float = 0.0
     seconds: float = 0.0
     examples: list[str] = field(default_factory=list)  # windows that differ, the first few
 
     def line(self) -> str:
-        return (f"items in {self.sent}; kills {self.kills}; classify down for {self.outage_news} items; final windows {self.final_windows}; dead letters "
+        return (f"items in {self.sent}; kills {self.kills}; classify down for {self.outage_news} items; broker "
+                f"restarts {self.broker_restarts}; stages that exited and were started again {self.exits}; final windows {self.final_windows}; dead letters "
                 f"{self.dead}; lost {self.lost} (in classify {self.lost_in_classify}), double {self.double}, "
                 f"dead letters against the policy {self.wrong_dead}, of items not injected late or future "
                 f"{self.uninjected_dead}, with input times unlike news.raw's {self.unmatched_stamps}; repeats read under "
@@ -176,9 +179,12 @@ def _lag_zero(port: int) -> bool:
 
 def run(bootstrap: str, work: Path, kills: int, model: Path | None = None, n: int | None = None,
         rate: float = 12.0, seed: int = 1, lateness: timedelta = LATENESS, outage: float = 0.0,
-        say=print) -> Report:
-    """Replay the faulty input at ``rate`` records/s with ``kills`` SIGKILLs spread over it and
-    classify stopped for ``outage`` seconds from a third of the way in."""
+        restart_broker=None, say=print) -> Report:
+    """Replay the faulty input at ``rate`` records/s with ``kills`` SIGKILLs spread over it,
+    classify stopped for ``outage`` seconds from a third of the way in and, given
+    ``restart_broker`` (a callable that stops the broker and starts it again on its data), the
+    broker restarted two thirds of the way in. A stage that exits is started again, as compose's
+    ``restart: unless-stopped`` does (counted in ``exits``)."""
     from bench.chaos_check import check  # the independent expectation (pandas)
 
     started = time.monotonic()
@@ -198,9 +204,22 @@ def run(bootstrap: str, work: Path, kills: int, model: Path | None = None, n: in
     rng.shuffle(victims)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     down, went_down = ((span / 3, span / 3 + outage) if outage else None), None
+    broker_at = 2 * span / 3 if restart_broker is not None else None
+
+    def revive() -> None:  # compose's restart policy: a stage that exited starts again
+        for stage in stages.values():
+            if stage.process.poll() is not None and not (stage.name == "classify" and down and went_down is not None):
+                report.exits[stage.name] = report.exits.get(stage.name, 0) + 1
+                stage.start()
+
     t0 = time.monotonic()
     try:
         for i, record in enumerate(records):
+            revive()
+            if broker_at is not None and time.monotonic() - t0 >= broker_at:
+                broker_at = None
+                restart_broker()
+                report.broker_restarts += 1
             if down and went_down is None and time.monotonic() - t0 >= down[0]:
                 stages["classify"].kill()  # the outage: classify gone, the news goes on
                 went_down = i
@@ -233,10 +252,12 @@ def run(bootstrap: str, work: Path, kills: int, model: Path | None = None, n: in
         quiet = 0
         while quiet < 3 and time.monotonic() < deadline:  # both stages caught up, three checks in a row
             time.sleep(5)
+            revive()
             quiet = quiet + 1 if all(_lag_zero(p) for p in ports.values()) else 0
         settled, before = 0, -1
         while settled < 2 and time.monotonic() < deadline:  # the heartbeat closed the last windows
             time.sleep(8)
+            revive()
             now = len(read_topic(bootstrap, SENTIMENT_WINDOWS))
             settled, before = (settled + 1 if now == before else 0), now
         stages["aggregate"].peak()
