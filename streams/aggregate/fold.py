@@ -251,6 +251,15 @@ class Aggregator:
         result.windows = self._newly_final(overlay, partition, old_wm, new_wm, set())
         final_now = {(w.topic, w.window, w.start) for w in result.windows}
         result.touched = self._touched(result.bucket_writes) - final_now  # sent already, with these writes
+        if new_wm is not None:
+            # A headline that is not late can land in a window already final (closed by the idle
+            # heartbeat during an outage, or its news.raw partition idle): that window is sent
+            # again, final, with this batch's effects (I5), not left to the throttled emitter,
+            # whose pending windows a crash forgets once the marker covers the batch.
+            closed = sorted(w for w in result.touched if w[2] + self.by_name[w[1]].span <= new_wm)
+            result.windows += [self.window_of(overlay, topic, self.by_name[name], start, new_wm)
+                               for topic, name, start in closed]
+            result.touched.difference_update(closed)
         # Retention follows event time only: a heartbeat's wall-clock watermark must not delete
         # the buckets of news that is being replayed or is still arriving.
         if event_wm is not None:
