@@ -91,12 +91,13 @@ def item_id(url: str | None, source: str, title: str) -> str:
 # item's text is cleaned on decode by one rule, so a feed's stray byte never stops a stage.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls but tab, LF, CR; and DEL
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
+_UNSAFE = re.compile(f"{_CONTROLS.pattern}|{_SURROGATES.pattern}")  # either: one search on the common path
 
 
 def clean_text(value):
     """``value`` with C0 control characters (but tab, line feed and carriage return) and DEL
     removed and lone UTF-16 surrogates replaced by U+FFFD; anything but a string unchanged."""
-    if not isinstance(value, str) or (_CONTROLS.search(value) is None and _SURROGATES.search(value) is None):
+    if not isinstance(value, str) or _UNSAFE.search(value) is None:
         return value
     return _SURROGATES.sub("\ufffd", _CONTROLS.sub("", value))
 

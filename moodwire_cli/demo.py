@@ -7,8 +7,8 @@ Valley Bank's failure and the Credit Suisse rescue, ``streams/samples/svb_2023_d
 time-compressed and shifted to now; classify matches ``config/watchlists.example.yaml``. The supervisor prints each alert as the notifier delivers it, says when the dashboard
 answers, stops everything on Ctrl-C / SIGTERM (children get SIGTERM, then SIGKILL after a
 grace period). A stage that exits (classify, aggregate, notify, the dashboard) is started again
-after a back-off of 1, 2, 4 … 30 s, saying why with its last log line; one that exits
-``MAX_RESTARTS`` times within ``RESTART_WINDOW_S`` is a crash loop and stops the demo, as does the
+after a back-off of 1, 2, 4 … 30 s, saying why with its last log line; one that exits more
+than ``MAX_RESTARTS`` times within ``RESTART_WINDOW_S`` is a crash loop and stops the demo, as does the
 broker exiting (it keeps everything in memory, so nothing could go on). A replay that fails says
 how far it got and the stages keep running.
 """

@@ -28,11 +28,10 @@ class Inputs:
             return
         self._last = item.inputs
         for partition, progress in item.inputs.items():
-            at = None if progress.time is None else progress.time.isoformat()
-            key = str(partition)
+            at, key = progress.time, str(partition)
             known = self.held.get(key)
-            if known is None or known[0] is None or (at is not None and _time(at) >= _time(known[0])):
-                self.held[key] = [at, progress.behind]
+            if known is None or known[0] is None or (at is not None and at >= _time(known[0])):
+                self.held[key] = [None if at is None else at.isoformat(), progress.behind]
 
     def watermark(self, max_event: datetime | None, lateness: timedelta) -> datetime | None:
         """The minimum over the inputs still behind, and the newest time counted here, minus

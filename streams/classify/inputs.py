@@ -19,7 +19,7 @@ Streams keeps it: in the metadata of the committed offset (``metadata``/``restor
 process that reads on from a committed offset starts from the time up to that offset. A broker
 that does not keep commit metadata (the embedded broker answers none) or an offset committed
 before this field existed: the time is rebuilt by reading the partition up to the committed
-offset (``scan_newest``). An item dated more than ``future`` after the clock does not advance
+offset (``scan_published``). An item dated more than ``future`` after the clock does not advance
 it (the aggregate dead-letters it).
 """
 

@@ -38,7 +38,7 @@ class Batch:
     items: list[NewsItem] = field(default_factory=list)
     where: list[tuple[str, int, int]] = field(default_factory=list)  # each item's topic, partition, offset
     input_times: list[datetime | None] = field(default_factory=list)  # each item's input time (I8)
-    inputs: dict[int, InputProgress] = field(default_factory=dict)  # the news.raw partitions after it (I8)
+    inputs: dict[int, InputProgress] = field(default_factory=dict)  # the news.raw partitions as the batch began (I8)
     metadata: dict[TopicPartition, str] = field(default_factory=dict)  # committed with its offsets
     dead: list[DeadLetter] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)

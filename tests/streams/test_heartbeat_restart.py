@@ -22,27 +22,26 @@ TOPICS = ["Earnings", "Macro", "M&A | Investments"]
 
 
 def _restarted_at_the_end(bootstrap, tmp_path):
-    fresh_embedded = bootstrap
     items = scored_items(TOPICS, 300, seed=41, spread=timedelta(hours=2), watchlists=WATCHLISTS)
-    produce(fresh_embedded, items)
+    produce(bootstrap, items)
     expected = expected_windows(with_copies(items))
     keys = keys_of(TOPICS, WATCHLISTS)
-    first = start_aggregate(fresh_embedded, tmp_path / "home1", tmp_path / "first.log",
+    first = start_aggregate(bootstrap, tmp_path / "home1", tmp_path / "first.log",
                             extra={"MOODWIRE_AGGREGATE_IDLE": "1h"})
     try:
         deadline = time.monotonic() + 120
-        while len({(w.topic, w.window, w.start) for w in windows_of(fresh_embedded, keys)}) < len(expected):
+        while len({(w.topic, w.window, w.start) for w in windows_of(bootstrap, keys)}) < len(expected):
             assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
             time.sleep(1)
         time.sleep(3)  # the markers settle (written after each micro-batch's effects)
     finally:
         stop(first)
-    open_before = len(expected) - len({(w.topic, w.window, w.start) for w in windows_of(fresh_embedded, keys)
+    open_before = len(expected) - len({(w.topic, w.window, w.start) for w in windows_of(bootstrap, keys)
                                        if w.final})
     assert open_before > 0  # the last windows wait for the heartbeat
-    second = start_aggregate(fresh_embedded, tmp_path / "home2", tmp_path / "second.log")
+    second = start_aggregate(bootstrap, tmp_path / "home2", tmp_path / "second.log")
     try:
-        finals = final_windows(fresh_embedded, keys, len(expected), timeout_s=90, process=second,
+        finals = final_windows(bootstrap, keys, len(expected), timeout_s=90, process=second,
                                log=tmp_path / "second.log")
         assert_windows_equal(finals, expected)
     finally:
