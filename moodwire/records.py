@@ -135,6 +135,21 @@ class InputProgress(Record):
     behind: bool  # records remained unread on it: items up to ``time`` minus the lateness may follow
 
 
+class Reading(Record):
+    """One sentiment reading: of a headline, or of a headline toward a watchlist's terms."""
+
+    sentiment: Sentiment
+    probs: dict[Sentiment, Probability]
+    score: float = Field(ge=-1.0, le=1.0, allow_inf_nan=False)
+
+
+class TargetReading(Reading):
+    """What a headline says about one watchlist's exposure: the entity head's reading of the
+    terms of that list the headline matched (several terms: their probabilities averaged)."""
+
+    terms: list[str] = Field(min_length=1)
+
+
 class ScoredNews(NewsItem):
     """``news.scored``: a news item with its topic and sentiment."""
 
@@ -157,6 +172,22 @@ class ScoredNews(NewsItem):
     source_partition: int | None = Field(default=None, ge=0)
     input_time: UtcTime | None = None
     inputs: dict[int, InputProgress] = Field(default_factory=dict)
+    # Targeted sentiment: per matched watchlist, the reading toward that list's matched terms.
+    # On a watchlist copy (``watchlist`` set) ``sentiment``, ``probs`` and ``score`` are that
+    # list's targeted reading, what its windows fold, and ``headline`` keeps the headline's
+    # own. Absent in records before targeted reading (and from models without the entity
+    # head): every copy then carries the headline's reading, as before.
+    targets: dict[str, TargetReading] = Field(default_factory=dict)
+    headline: Reading | None = None
+
+    def for_watchlist(self, name: str) -> "ScoredNews":
+        """The copy of this item that news.scored carries for the watchlist ``name``."""
+        target = self.targets.get(name)
+        if target is None:
+            return self.model_copy(update={"watchlist": name})
+        own = Reading(sentiment=self.sentiment, probs=self.probs, score=self.score)
+        return self.model_copy(update={"watchlist": name, "sentiment": target.sentiment, "probs": dict(target.probs),
+                                       "score": target.score, "headline": own})
 
     @property
     def key(self) -> str:

@@ -67,6 +67,9 @@ scored_news = Table(
     Column("classified_at", DateTime(timezone=True), nullable=False),
     Column("published_estimated", Boolean, nullable=False, default=False),
     Column("watchlists", JSON),  # version 6: names of the watchlists the item matched (NULL: none)
+    # version 9: per matched watchlist, the targeted reading {terms, sentiment, probs, score}
+    # (NULL: none, or scored before targeted sentiment)
+    Column("targets", JSON),
 )
 Index("scored_news_topic_time", scored_news.c.topic, scored_news.c.published_at)
 Index("scored_news_time", scored_news.c.published_at)  # version 7: watchlist headlines, retention
@@ -216,12 +219,13 @@ schema_version = Table(
 # version → tables it introduced. New versions append here; a change to an existing table
 # gets its own step in COLUMNS_BY_VERSION (a store that created the table at its current
 # shape already has the column).
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 TABLES_BY_VERSION = {1: ("ingest_seen", "feed_state"), 2: ("scored_news", "topic_windows"),
                      3: ("alert_events", "notify_outbox", "notify_batches", "notify_attempts", "silences"),
-                     4: ("alert_acks",), 5: (), 6: (), 7: (), 8: ("dashboard_sessions",)}
+                     4: ("alert_acks",), 5: (), 6: (), 7: (), 8: ("dashboard_sessions",), 9: ()}
 COLUMNS_BY_VERSION = {5: (("alert_events", "reason"),),
-                      6: (("scored_news", "watchlists"), ("topic_windows", "kind"), ("alert_events", "kind"))}
+                      6: (("scored_news", "watchlists"), ("topic_windows", "kind"), ("alert_events", "kind")),
+                      9: (("scored_news", "targets"),)}
 INDEXES_BY_VERSION = {7: (("scored_news", "scored_news_time"), ("topic_windows", "topic_windows_window_start"),
                           ("alert_events", "alert_events_time"), ("notify_outbox", "notify_outbox_fingerprint"))}
 

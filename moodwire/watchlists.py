@@ -210,10 +210,11 @@ class Matcher:
         """Names of the watchlists ``text`` matches, in file order."""
         return list(self.explain(text, topic))
 
-    def explain(self, text: str, topic: str | None = None) -> dict[str, list[str]]:
+    def explain(self, text: str, topic: str | None = None, surface: bool = False) -> dict[str, list[str]]:
         """The watchlists ``text`` matches (file order), each with the terms that matched it: its
         keywords not inside an exclude, tickers (``$SIVB``), and regexes (tried only when nothing
-        else matched the list)."""
+        else matched the list), written ``/pattern/`` — or, with ``surface``, as the text they
+        matched (what targeted sentiment reads)."""
         terms: dict[int, list[str]] = {}
         if self.has_phrases:
             folded = fold(text)
@@ -237,8 +238,10 @@ class Matcher:
                     for i in self.tickers.get(symbol.upper(), ()):
                         terms.setdefault(i, []).append("$" + symbol.upper())
         for i, pattern in self.regexes:
-            if i not in terms and pattern.search(text):
-                terms[i] = [f"/{pattern.pattern}/"]
+            if i not in terms:
+                found_at = pattern.search(text)
+                if found_at:
+                    terms[i] = [found_at.group(0) if surface else f"/{pattern.pattern}/"]
         return {self.watchlists[i].name: terms[i] for i in sorted(terms)
                 if self.topics[i] is None or topic is None or topic in self.topics[i]}
 

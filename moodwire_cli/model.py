@@ -7,7 +7,7 @@ import json
 
 import click
 
-from models.training.config import DATA_DEFAULTS, TrainConfig
+from models.training.config import DATA_DEFAULTS, ENTITY_DEFAULTS, TrainConfig
 from moodwire_cli.config_options import config_of, config_options
 from moodwire_cli.context import data_path, settings_of
 
@@ -39,17 +39,28 @@ def train(ctx: click.Context, **values) -> None:
     from models.training.train import train as run_training
 
     settings = settings_of(ctx)
+    from pathlib import Path
+
+    from_folder = not values["sentiment_train"]
     for name in DATA_DEFAULTS:  # the data folder's files where none is named
         if not values[name]:
             values[name] = _default_data(settings, name)
+    # A run that reads the data folder's sentiment sources also learns the entity head from its
+    # entity files, when the folder has them.
+    for name, path in (("entity_train", ENTITY_DEFAULTS[0]), ("entity_valid", ENTITY_DEFAULTS[1])):
+        if from_folder and not values[name] and Path(data_path(settings, path)).is_file():
+            values[name] = data_path(settings, path)
     cfg = config_of(TrainConfig, values)
     metrics = run_training(cfg)
     click.echo(json.dumps({"output": cfg.output, "validation": metrics}, indent=2))
 
 
 @click.command()
-@click.option("--task", type=click.Choice(["topic", "sentiment"]), required=True)
-@click.option("--data", type=click.Path(dir_okay=False), required=True, help="CSV or JSONL with text and label columns.")
+@click.option("--task", type=click.Choice(["topic", "sentiment", "entity"]), required=True,
+              help="entity: the sentiment toward a named entity (a file with text, entity and label columns), "
+                   "beside the headline-level baseline.")
+@click.option("--data", type=click.Path(dir_okay=False), required=True,
+              help="CSV or JSONL with text and label columns (and entity for --task entity).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
               help="Model directory [default: MOODWIRE_MODEL or the committed model].")
 @click.option("--png", type=click.Path(dir_okay=False), default=None,
@@ -69,6 +80,15 @@ def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json, read
     settings = settings_of(ctx)
     model_dir = model_dir or settings.model or str(DEFAULT_MODEL_DIR)
     options = settings.engine_options
+    if task == "entity":
+        from models.training.evaluate_entity import evaluate_entities, format_entity_report
+
+        if png or read_as:
+            raise click.UsageError("--png and --read-as are for --task topic or sentiment")
+        report = evaluate_entities(model_dir, data, quantized=int8, runtime=options["runtime"],
+                                   cache_dir=options["cache_dir"])
+        click.echo(json.dumps(report, indent=2) if as_json else format_entity_report(report))
+        return
     report = run_evaluation(model_dir, task, data, png=png, quantized=int8, runtime=options["runtime"],
                             cache_dir=options["cache_dir"], read_as=read_as)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))

@@ -137,9 +137,48 @@ def dataset(name: str) -> str:
         return str(FIXTURE / name)
     if name.startswith("news_"):
         return str(_news_like(Path(name).stem.split("_")[-1]))
+    if name.startswith("entity_"):
+        return str(_entity_like(Path(name).stem.split("_")[-1]))
     if name == "replay.csv":
         return str(ROOT / "streams" / "samples" / "svb_2023_demo.csv")
     raise ValueError(f"no test data named {name}")
+
+
+def _entity_name(text: str) -> str:
+    """A name the tweet mentions: its first cashtag, else its first capitalised word."""
+    import re
+
+    found = re.search(r"\$[A-Za-z]{1,6}\b", text) or re.search(r"\b[A-Z][A-Za-z]{2,}\b", text)
+    return found.group(0) if found else text.split()[0]
+
+
+def _entity_like(split: str) -> Path:
+    """The fixture's tweets in the entity sets' shape (text, entity, start, end, label, source):
+    each tweet with a name it mentions and its label, and pairs of tweets joined into one text
+    whose two names carry each tweet's label (entities that can disagree)."""
+    import csv
+
+    out = Path(tempfile.gettempdir()) / f"moodwire-test-entity-{os.getuid()}" / f"entity_{split}.csv"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        words = {"0": "negative", "1": "positive", "2": "neutral"}
+        with (FIXTURE / f"sent_{split}.csv").open(encoding="utf-8", newline="") as fh:
+            rows = [(r["text"], words[r["label"]]) for r in csv.DictReader(fh)]
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["text", "entity", "start", "end", "label", "source"])
+            for text, label in rows[: len(rows) // 2]:
+                name = _entity_name(text)
+                writer.writerow([text, name, text.find(name), text.find(name) + len(name), label, "single"])
+            half = rows[len(rows) // 2:]
+            for (a, la), (b, lb) in zip(half[0::2], half[1::2]):
+                text = f"{a} ; {b}"
+                for name, label in ((_entity_name(a), la), (_entity_name(b), lb)):
+                    start = text.find(name)
+                    writer.writerow([text, name, start, start + len(name), label, "joined"])
+        tmp.replace(out)
+    return out
 
 
 def train_args() -> list[str]:
@@ -177,6 +216,21 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train(TrainConfig(
         topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
         sentiment_train=dataset("sent_train.csv"), sentiment_valid=dataset("sent_valid.csv"),
+        output=str(out), limit=96, epochs=2, batch_size=16, progress=False, checkpoint_every=0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def entity_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real model with the entity head (targeted sentiment), fine-tuned for a few seconds on
+    the test fixtures."""
+    from models.training.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("entity") / "model"
+    train(TrainConfig(
+        topic_train=dataset("topic_train.csv"), topic_valid=dataset("topic_valid.csv"),
+        sentiment_train=dataset("sent_train.csv"), sentiment_valid=dataset("sent_valid.csv"),
+        entity_train=dataset("entity_train.csv"), entity_valid=dataset("entity_valid.csv"),
         output=str(out), limit=96, epochs=2, batch_size=16, progress=False, checkpoint_every=0))
     return out
 

@@ -57,6 +57,9 @@ class ModelSpec:
     # "float": weights stored as they are (fp32 or fp16); "int8": a LoRA adapter's factors stored in
     # int8 with per-component scales (models/serving/factors.py), read back as floats at load.
     factor_storage: str = "float"
+    # True: the network has the entity head (sentiment toward a named entity, read from the pair
+    # "text [SEP] entity"; models/serving/network.py). Older models have none.
+    entity: bool = False
 
     def tag_of(self, read_as: str | None) -> str | None:
         """The tag that reads text as the tagged source ``read_as`` (None: untagged, as news is read)."""
@@ -67,18 +70,20 @@ class ModelSpec:
             raise ArtefactError(f"model {self.label} has no source tag {read_as!r} (its tagged sources: {known})")
         return self.source_tags[read_as]
 
-    def temperatures(self) -> tuple[float, float]:
+    def temperatures(self) -> tuple[float, float, float]:
         temps = []
-        for task in ("topic", "sentiment"):
+        for task in ("topic", "sentiment", "entity"):
             value = self.calibration.get(f"{task}_temperature", 1.0)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.01 <= value <= 100:
                 raise ArtefactError(f"model {self.label}: calibration {task}_temperature must be a number "
                                     f"between 0.01 and 100, not {value!r}")
             temps.append(float(value))
-        return temps[0], temps[1]
+        return temps[0], temps[1], temps[2]
 
     def to_json(self) -> dict:
         data = asdict(self)
+        if not self.entity:  # left out, so a model without the entity head reads as before
+            del data["entity"]
         if self.factor_storage == "float":  # left out, so a model stored as before reads as before
             del data["factor_storage"]
             return {"format": FORMAT_VERSION, **data}
@@ -151,7 +156,7 @@ def build_network(spec: ModelSpec, relative_to: Path | None = None) -> tuple[Mul
                 param.requires_grad = True
     elif spec.finetune not in ("full", "merged"):
         raise ArtefactError(f"unknown fine-tuning method {spec.finetune!r}; expected 'lora', 'full' or 'merged'")
-    model = MultiTaskClassifier(encoder, hidden, len(spec.topic_labels), len(spec.sentiment_labels))
+    model = MultiTaskClassifier(encoder, hidden, len(spec.topic_labels), len(spec.sentiment_labels), entity=spec.entity)
     return model, tokenizer
 
 

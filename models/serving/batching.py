@@ -24,6 +24,15 @@ def encode(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], max_lengt
     return tokenizer(cleaned, truncation=True, max_length=max_length, padding=False)["input_ids"]
 
 
+def encode_pairs(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], entities: Sequence[str],
+                 max_length: int) -> list[list[int]]:
+    """Token ids of each pair "text [SEP] entity" (how the entity head reads the sentiment toward
+    ``entity`` in ``text``), truncated to ``max_length`` by cutting the text, never the entity."""
+    cleaned = [clean_text(t[: max_length * 16]) if t else "" for t in texts]
+    names = [clean_text(e[:200]) if e else "" for e in entities]
+    return tokenizer(cleaned, names, truncation="only_first", max_length=max_length, padding=False)["input_ids"]
+
+
 def pad(batch_ids: Sequence[Sequence[int]], pad_id: int) -> tuple["torch.Tensor", "torch.Tensor"]:
     """Pad to the longest member of the batch only."""
     import torch

@@ -116,6 +116,7 @@ class BundleEngine:
         self.session = ort.InferenceSession(str(graph), options,
                                             providers=["CPUExecutionProvider"])
         self.batch_size = batch_size
+        self.reads_targets = "entity" in [o.name for o in self.session.get_outputs()]
         self._encode, self._batches = encode, length_sorted_batches
         self._lock = threading.Lock()
 
@@ -127,7 +128,9 @@ class BundleEngine:
         texts = [t if isinstance(t, str) else "" for t in texts]
         if not texts:
             return Prepared(0, [])
-        ids = self._encode(self.tokenizer, texts, self.spec.max_length)
+        return Prepared(len(texts), self._padded(self._encode(self.tokenizer, texts, self.spec.max_length)))
+
+    def _padded(self, ids: list[list[int]]) -> list:
         pad_id = self.tokenizer.pad_token_id
         batches = []
         for batch in self._batches([len(x) for x in ids], self.batch_size):
@@ -138,7 +141,20 @@ class BundleEngine:
                 input_ids[row, :len(ids[i])] = ids[i]
                 mask[row, :len(ids[i])] = 1
             batches.append((batch, input_ids, mask))
-        return Prepared(len(texts), batches)
+        return batches
+
+    def read_targets(self, texts: Sequence[str], entities: Sequence[str]) -> np.ndarray:
+        """Entity-head probabilities of the sentiment toward ``entities[i]`` in ``texts[i]``."""
+        from models.serving.batching import encode_pairs
+
+        if not self.reads_targets:
+            raise ModelError(f"bundle {self.label} has no entity head; it cannot read targeted sentiment")
+        out = np.empty((len(texts), len(self.spec.sentiment_labels)), dtype=np.float32)
+        with self._lock:
+            for batch, input_ids, mask in self._padded(encode_pairs(self.tokenizer, texts, entities,
+                                                                    self.spec.max_length)):
+                out[batch] = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[2]
+        return _softmax(out)
 
     def run(self, prepared: Prepared) -> list[Prediction]:
         if prepared.n == 0:
@@ -147,7 +163,7 @@ class BundleEngine:
         sentiment = np.empty((prepared.n, len(self.spec.sentiment_labels)), dtype=np.float32)
         with self._lock:
             for batch, input_ids, mask in prepared.batches:
-                t, s = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+                t, s = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[:2]
                 topic[batch], sentiment[batch] = t, s
         return predictions(_softmax(topic), _softmax(sentiment), self.spec.topic_labels, self.spec.sentiment_labels)
 

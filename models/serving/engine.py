@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from models.serving.artefact import DEFAULT_MODEL_DIR, load_model
-from models.serving.batching import encode, length_sorted_batches, pad
+from models.serving.batching import encode, encode_pairs, length_sorted_batches, pad
 from moodwire.errors import ModelError
 from models.serving.bundle import Prediction, predictions
 
@@ -133,7 +133,7 @@ class InferenceEngine:
         sentiment = torch.empty((n, len(self.spec.sentiment_labels)))
         for batch, input_ids, mask in prepared:
             if self.runtime == "onnx":
-                t_logits, s_logits = self._onnx(input_ids, mask)
+                t_logits, s_logits = self._onnx(input_ids, mask)[:2]
             else:
                 t_logits, s_logits = self.model(input_ids.to(self.device, non_blocking=True),
                                                 mask.to(self.device, non_blocking=True))
@@ -179,6 +179,29 @@ class InferenceEngine:
                 topics.append(t)
                 sentiments.append(s)
         return torch.cat(topics), torch.cat(sentiments)
+
+    @property
+    def reads_targets(self) -> bool:
+        """Whether the model has the entity head (targeted sentiment)."""
+        return bool(getattr(self.spec, "entity", False))
+
+    @torch.inference_mode()
+    def read_targets(self, texts: Sequence[str], entities: Sequence[str]):
+        """Entity-head probabilities (numpy, one row per pair, sentiment labels' order) of the
+        sentiment toward ``entities[i]`` in ``texts[i]``."""
+        if not self.reads_targets:
+            raise ModelError(f"model {self.label} has no entity head; it cannot read targeted sentiment")
+        ids = encode_pairs(self.tokenizer, texts, entities, self.spec.max_length)
+        out = torch.empty((len(ids), len(self.spec.sentiment_labels)))
+        with self._lock:
+            for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
+                input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
+                if self.runtime == "onnx":
+                    logits = self._onnx(input_ids, mask)[2]
+                else:
+                    logits = self.model.forward_all(input_ids.to(self.device), mask.to(self.device))[2]
+                out[torch.tensor(batch)] = logits.float().cpu()
+        return out.softmax(-1).numpy()
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         return self._predictions(*self.probabilities(texts))

@@ -51,29 +51,34 @@ def resolve_base(base: str, relative_to: Path | None = None) -> str:
 
 
 class MultiTaskClassifier(nn.Module):
-    """Encoder → mean pooling → (topic logits, sentiment logits)."""
+    """Encoder → mean pooling → (topic logits, sentiment logits); with ``entity`` a third head
+    reads the sentiment toward a named entity from the pair "text [SEP] entity"
+    (``models.serving.batching.encode_pairs``), through the same encoder."""
 
     def __init__(self, encoder: nn.Module, hidden_size: int, n_topics: int, n_sentiments: int,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, entity: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.topic_head = nn.Linear(hidden_size, n_topics)
         self.sentiment_head = nn.Linear(hidden_size, n_sentiments)
+        self.entity_head = nn.Linear(hidden_size, n_sentiments) if entity else None
         # Temperature scaling of each head's logits (models/training/calibration.py), set from the
         # model description at load time; a plain attribute, not a parameter or buffer, so
-        # the weights file never holds it and training sees 1.0.
-        self.temperatures: tuple[float, float] = (1.0, 1.0)
+        # the weights file never holds it and training sees 1.0. (topic, sentiment[, entity])
+        self.temperatures: tuple[float, ...] = (1.0, 1.0, 1.0)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        pooled = self.dropout(pooled)
-        topic, sentiment = self.topic_head(pooled), self.sentiment_head(pooled)
-        t_topic, t_sentiment = self.temperatures
-        if t_topic != 1.0:
-            topic = topic / t_topic
-        if t_sentiment != 1.0:
-            sentiment = sentiment / t_sentiment
-        return topic, sentiment
+        return self.dropout((hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_all(input_ids, attention_mask)[:2]
+
+    def forward_all(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every head's logits on the same input, after the temperatures: (topic, sentiment[, entity])."""
+        pooled = self.pooled(input_ids, attention_mask)
+        heads = [self.topic_head, self.sentiment_head] + ([self.entity_head] if self.entity_head is not None else [])
+        temps = tuple(self.temperatures) + (1.0,) * (3 - len(self.temperatures))
+        return tuple(head(pooled) / t if t != 1.0 else head(pooled) for head, t in zip(heads, temps))

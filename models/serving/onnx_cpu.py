@@ -46,7 +46,7 @@ from moodwire.errors import ModelError
 # first block in fp32 moved the sets by -0.4 to 0 points and cost ~10 % of the items/s).
 FP32_BLOCKS: tuple[int, ...] = ()
 log = logging.getLogger(__name__)
-FORMAT = 1  # bump when the export or optimisation steps change what a cached file holds
+FORMAT = 2  # bump when the export or optimisation steps change what a cached file holds
 
 
 def _require_runtime():
@@ -69,20 +69,32 @@ def cache_key(model: torch.nn.Module, int8: bool) -> str:
     return digest.hexdigest()[:24]
 
 
+class _AllHeads(torch.nn.Module):
+    """The network with every head as an output: the entity head's too, when it has one."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        return self.model.forward_all(input_ids, attention_mask)
+
+
 def export(model: torch.nn.Module, path: Path) -> None:
-    """The fp32 network as an ONNX graph with dynamic batch and sequence axes."""
+    """The fp32 network as an ONNX graph with dynamic batch and sequence axes; outputs topic,
+    sentiment and, for a model with the entity head, entity."""
     model = model.float().eval()
     example = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
+    outputs = ["topic", "sentiment"] + (["entity"] if getattr(model, "entity_head", None) is not None else [])
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-            "topic": {0: "batch"}, "sentiment": {0: "batch"}}
+            **{name: {0: "batch"} for name in outputs}}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"You are using the legacy TorchScript-based ONNX export",
                                 category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r"The feature will be removed", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(model, example, str(path), input_names=["input_ids", "attention_mask"],
-                          output_names=["topic", "sentiment"], dynamic_axes=axes, opset_version=17,
-                          dynamo=False)
+        torch.onnx.export(_AllHeads(model), example, str(path), input_names=["input_ids", "attention_mask"],
+                          output_names=outputs, dynamic_axes=axes, opset_version=17, dynamo=False)
 
 
 def build(model: torch.nn.Module, int8: bool, out: Path) -> dict:
@@ -184,7 +196,8 @@ class OnnxRunner:
         options.log_severity_level = 3  # errors only
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        topic, sentiment = self.session.run(None, {"input_ids": input_ids.numpy().astype(np.int64),
-                                                   "attention_mask": mask.numpy().astype(np.int64)})
-        return torch.from_numpy(topic), torch.from_numpy(sentiment)
+    def __call__(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every output's logits: (topic, sentiment[, entity])."""
+        outputs = self.session.run(None, {"input_ids": input_ids.numpy().astype(np.int64),
+                                          "attention_mask": mask.numpy().astype(np.int64)})
+        return tuple(torch.from_numpy(o) for o in outputs)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from models.serving.batching import encode, length_sorted_batches, pad
+from models.serving.batching import encode, encode_pairs, length_sorted_batches, pad
 
 
 def predict_probs(model, tokenizer, texts: Sequence[str], max_length: int,
@@ -38,3 +38,18 @@ def predict_logits(model, tokenizer, texts: Sequence[str], max_length: int,
 def predict_labels(model, tokenizer, texts: Sequence[str], task: str, max_length: int) -> list[int]:
     topic, sentiment = predict_probs(model, tokenizer, texts, max_length)
     return (topic if task == "topic" else sentiment).argmax(-1).tolist()
+
+
+@torch.inference_mode()
+def predict_entity_logits(model, tokenizer, texts: Sequence[str], entities: Sequence[str], max_length: int,
+                          batch_size: int = 128) -> torch.Tensor:
+    """Entity-head logits (after its temperature) for every (text, entity) pair, in input order."""
+    if model.entity_head is None:
+        raise ValueError("this model has no entity head")
+    ids = encode_pairs(tokenizer, texts, entities, max_length)
+    device = next(model.parameters()).device
+    out = torch.zeros((len(texts), model.entity_head.out_features))
+    for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+        input_ids, mask = pad([ids[i] for i in batch], tokenizer.pad_token_id)
+        out[torch.tensor(batch)] = model.forward_all(input_ids.to(device), mask.to(device))[2].cpu().float()
+    return out

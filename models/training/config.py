@@ -15,6 +15,7 @@ DATA_DEFAULTS = {  # files under the data folder that a run reads when none is n
     "sentiment_train": ("tweets=tfns/sent_train.csv", "news=news/news_train.csv"),
     "sentiment_valid": ("tweets=tfns/sent_valid.csv", "news=news/news_valid.csv"),
 }
+ENTITY_DEFAULTS = ("entities/entity_train.csv", "entities/entity_valid.csv")  # read with the folder's sentiment files
 
 
 def setting(default=MISSING, text: str = "", *, factory=MISSING, **cli):
@@ -40,6 +41,12 @@ class TrainConfig:
                         "model directory or a hub id.")
     finetune: str = setting("lora", "LoRA adapters on a frozen encoder, or every weight.", choices=("lora", "full"))
     lora: LoraSettings = setting(text="LoRA adapter", factory=LoraSettings)
+    entity_train: str | None = setting(None, "Entity-level sentiment training file (text,entity,label; "
+                                       "models/training/entities.py): the model learns a third head that reads the "
+                                       "sentiment toward a named entity [default: <data_dir>/entities/entity_train.csv "
+                                       "when it exists].", path="file")
+    entity_valid: str | None = setting(None, "Entity-level sentiment validation file [default: "
+                                       "<data_dir>/entities/entity_valid.csv when it exists].", path="file")
     epochs: int = setting(6, "Passes over the training data (at most; see --patience).")
     batch_size: int = setting(32, "Texts per batch (each batch holds one task).")
     lr: float | None = setting(None, "Encoder learning rate [default: 1e-3 LoRA, 5e-5 full].")

@@ -29,16 +29,18 @@ from transformers import get_cosine_schedule_with_warmup, set_seed
 
 from models.serving.artefact import (LoraSettings, ModelSpec, build_network, load_model, read_spec, read_weights, save_model,
                              trainable_state)
-from models.serving.batching import encode, pad, shuffled_bucket_batches
+from models.serving.batching import encode, encode_pairs, pad, shuffled_bucket_batches
 from models.training.config import TrainConfig
 from models.training.data import LabelledSet, load_labelled
+from models.training.entities import load_entities
 from models.training.distill import TeacherCache, check_settings, distilled_loss, parse_teachers, soft_targets
 from models.serving.engine import pick_device
 from moodwire.errors import DataError, ModelError
 from models.serving.labels import LabelMap
 from models.training.sources import (NO_LABEL, draw, epoch_counts, load_sources, load_unlabelled, parse_sources, parse_tags,
                             refuse_overlap, tag_sources)
-from models.training.validation import calibrate, selection_score, validation_logits, validation_metrics
+from models.training.validation import (calibrate, entity_metrics, selection_score, validation_logits,
+                                        validation_metrics)
 
 
 def class_weights(labels: list[int], n: int, scheme: str) -> torch.Tensor | None:
@@ -70,7 +72,18 @@ def _load_sets(cfg: TrainConfig, spec: ModelSpec, teachers: list, train_specs: l
     sets["sentiment"]["unlabelled"] = load_unlabelled(_unlabelled_specs(cfg, train_specs, teachers), held_out)
     for split in ("train", "valid"):
         sets["sentiment"][split] = tag_sources(sets["sentiment"][split], spec.source_tags)
+    if cfg.entity_train:
+        if not cfg.entity_valid:
+            raise DataError("--entity-train needs --entity-valid (the epoch is chosen on both)")
+        sets["entity"] = {"train": load_entities(cfg.entity_train, sentiment_map),
+                          "valid": load_entities(cfg.entity_valid, sentiment_map)}
+        overlap = set(sets["entity"]["train"].texts) & set(sets["entity"]["valid"].texts)
+        if overlap:
+            raise DataError(f"--entity-train and --entity-valid share {len(overlap)} texts (for example "
+                            f"{sorted(overlap)[0][:60]!r}); keep validation texts out of training")
     if cfg.limit:
+        if "entity" in sets:
+            sets["entity"] = {s: d.subset(cfg.limit) for s, d in sets["entity"].items()}
         sets["topic"] = {s: d.subset(cfg.limit) for s, d in sets["topic"].items()}
         sets["sentiment"] = {s: {n: d.subset(cfg.limit) for n, d in v.items()} for s, v in sets["sentiment"].items()}
     return sets
@@ -95,7 +108,10 @@ def _unlabelled_specs(cfg: TrainConfig, train_specs, teachers: list) -> list:
 def evaluate_sets(model, tokenizer, spec: ModelSpec, sets: dict) -> dict:
     """Validation figures (topic, every sentiment source) of the model as it is now."""
     topic, sentiment = validation_logits(model, tokenizer, spec, sets["topic"]["valid"], sets["sentiment"]["valid"])
-    return validation_metrics(spec, sets["topic"]["valid"], sets["sentiment"]["valid"], topic, sentiment)
+    metrics = validation_metrics(spec, sets["topic"]["valid"], sets["sentiment"]["valid"], topic, sentiment)
+    if "entity" in sets:
+        metrics["entity"] = entity_metrics(model, tokenizer, spec, sets["entity"]["valid"])
+    return metrics
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -105,7 +121,8 @@ def train(cfg: TrainConfig) -> dict:
     set_seed(cfg.seed)  # Python, NumPy and torch (every CUDA device too)
     train_specs = parse_sources(cfg.sentiment_train, "--sentiment-train")
     spec = ModelSpec(base=cfg.base, finetune=cfg.finetune, lora=cfg.lora, max_length=cfg.max_length,
-                     version=cfg.version, source_tags=parse_tags(cfg.source_tags, train_specs))
+                     version=cfg.version, source_tags=parse_tags(cfg.source_tags, train_specs),
+                     entity=bool(cfg.entity_train))
     teachers = parse_teachers(cfg.teacher)
     if teachers:
         check_settings(cfg.distill_alpha, cfg.distill_temperature)
@@ -121,6 +138,10 @@ def train(cfg: TrainConfig) -> dict:
                                        [y for d in sources.values() for y in d.labels])}
     encoded = {t: encode(tokenizer, pooled[t].texts, cfg.max_length) for t in pooled}
     labels = {t: pooled[t].labels for t in pooled}
+    if "entity" in sets:
+        entity_train = sets["entity"]["train"]
+        encoded["entity"] = encode_pairs(tokenizer, entity_train.texts, entity_train.entities, cfg.max_length)
+        labels["entity"] = entity_train.labels
     offsets, start = {}, 0
     for name, data in sources.items():
         offsets[name] = start
@@ -138,7 +159,8 @@ def train(cfg: TrainConfig) -> dict:
         t: nn.CrossEntropyLoss(weight=_to(class_weights([y for y in labels[t] if y != NO_LABEL], n,
                                                         cfg.class_weighting), device),
                                label_smoothing=cfg.label_smoothing)
-        for t, n in (("topic", len(spec.topic_labels)), ("sentiment", len(spec.sentiment_labels)))
+        for t, n in (("topic", len(spec.topic_labels)), ("sentiment", len(spec.sentiment_labels)),
+                     ("entity", len(spec.sentiment_labels))) if t in labels
     }
 
     head_params = [p for n, p in model.named_parameters() if p.requires_grad and n.split(".")[0].endswith("head")]
@@ -154,6 +176,9 @@ def train(cfg: TrainConfig) -> dict:
         drawn = [offsets[n] + i for n in sources for i in draw(len(sources[n]), counts[n], rng)]
         for batch in shuffled_bucket_batches([len(encoded["sentiment"][i]) for i in drawn], cfg.batch_size, rng):
             plan.append(("sentiment", [drawn[j] for j in batch]))
+        if "entity" in encoded:
+            plan += [("entity", b) for b in shuffled_bucket_batches([len(x) for x in encoded["entity"]],
+                                                                     cfg.batch_size, rng)]
         rng.shuffle(plan)
         return plan
 
@@ -192,15 +217,14 @@ def train(cfg: TrainConfig) -> dict:
         model.train()
         bar = tqdm(total=len(plan), initial=state["step"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress, mininterval=5)
-        running = {"topic": [], "sentiment": []}
+        running = {"topic": [], "sentiment": [], "entity": []}
         for task, batch in plan[state["step"]:]:
             input_ids, mask = pad([encoded[task][i] for i in batch], tokenizer.pad_token_id)
             target = torch.tensor([labels[task][i] for i in batch]).to(device)
-            topic_logits, sentiment_logits = model(input_ids.to(device), mask.to(device))
-            logits = topic_logits if task == "topic" else sentiment_logits
+            logits = model.forward_all(input_ids.to(device), mask.to(device))[("topic", "sentiment", "entity").index(task)]
             labelled = target != NO_LABEL
             loss = loss_fns[task](logits[labelled], target[labelled]) if bool(labelled.any()) else None
-            if soft[task] is not None:
+            if soft.get(task) is not None:
                 loss = distilled_loss(loss, logits, soft[task][batch].to(device), cfg.distill_alpha,
                                       cfg.distill_temperature, labelled)
             optimizer.zero_grad(set_to_none=True)
@@ -247,7 +271,9 @@ def train(cfg: TrainConfig) -> dict:
         print(json.dumps({"calibration": spec.calibration}), flush=True)
     spec.metrics = {"validation": kept_metrics, "history": state["history"],
                     "selection": "selection_score (models/training/validation.py)" if cfg.keep == "best" else "last epoch"}
-    spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__,
+    if "entity" in sets:
+        spec.provenance["entity_rows"] = {"train": len(sets["entity"]["train"]), "valid": len(sets["entity"]["valid"])}
+    spec.provenance = {**spec.provenance, "config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__,
                        "sentiment_sources": {"train": {n: len(d) for n, d in sets["sentiment"]["train"].items()},
                                              "unlabelled": {n: len(d) for n, d in sets["sentiment"]["unlabelled"].items()},
                                              "valid": {n: len(d) for n, d in sets["sentiment"]["valid"].items()},
@@ -273,6 +299,8 @@ def _warm_start(model: nn.Module, spec: ModelSpec, source: str) -> None:
     _refuse_other(saved, spec, source, ("base", "finetune", "lora", "topic_labels", "sentiment_labels"))
     state = read_weights(source, saved)
     expected = set(trainable_state(model))
+    if spec.entity and not saved.entity:  # the entity head is new: it starts fresh
+        expected = {k for k in expected if not k.startswith("entity_head.")}
     params = dict(model.named_parameters())
     extra = set(state) - expected
     if expected - set(state) or extra - set(params):
@@ -289,7 +317,8 @@ def _warm_start_full_from_lora(model: nn.Module, spec: ModelSpec, saved: ModelSp
     _refuse_other(saved, spec, source, ("base", "topic_labels", "sentiment_labels"))
     merged, _, _ = load_model(source)
     result = model.load_state_dict(merged.state_dict(), strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    fresh = [k for k in result.missing_keys if k.startswith("entity_head.") and not saved.entity and spec.entity]
+    if set(result.missing_keys) - set(fresh) or result.unexpected_keys:
         raise ModelError(f"--init-from {source}: its merged weights do not fit this network "
                          f"(missing {result.missing_keys[:3]}, extra {result.unexpected_keys[:3]})")
 

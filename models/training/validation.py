@@ -16,7 +16,7 @@ import torch
 from models.training.calibration import fit_temperature, reliability
 from models.training.data import LabelledSet
 from models.training.metrics import classification_report
-from models.serving.predict import predict_logits
+from models.serving.predict import predict_entity_logits, predict_logits
 
 
 def _figures(labels, predicted, names) -> dict:
@@ -58,6 +58,24 @@ def validation_metrics(spec, topic_valid: LabelledSet, sentiment_valid: dict[str
     return out
 
 
+def entity_figures(labels, predicted, names, data) -> dict:
+    """Entity-head figures: all rows, per source, the disagreement and one-entity subsets."""
+    out = _figures(labels, predicted, names)
+    parts = {"disagree": [i for i, d in enumerate(data.disagree) if d],
+             "single": [i for i, s in enumerate(data.single) if s]}
+    parts.update({f"source/{g}": [i for i, x in enumerate(data.groups) if x == g] for g in sorted(set(data.groups))})
+    for name, rows in parts.items():
+        if rows:
+            out[name] = _figures([labels[i] for i in rows], [predicted[i] for i in rows], names)
+    return out
+
+
+def entity_metrics(model, tokenizer, spec, data) -> dict:
+    """The entity head's figures on an entity validation set (models/training/entities.py)."""
+    logits = predict_entity_logits(model, tokenizer, data.texts, data.entities, spec.max_length)
+    return entity_figures(data.labels, logits.argmax(-1).tolist(), spec.sentiment_labels, data)
+
+
 def selection_score(metrics: dict) -> float:
     """One number to pick the best epoch by (see the module notes)."""
     parts = [metrics["topic"]["accuracy"], metrics["topic"]["macro_f1"]]
@@ -71,6 +89,9 @@ def selection_score(metrics: dict) -> float:
         children = [f["accuracy"] for child, f in sources.items() if child.startswith(name + "/")]
         if children:
             parts.append(min(children))
+    if "entity" in metrics:  # the entity head: all rows and the texts whose entities disagree
+        entity = metrics["entity"]
+        parts += [entity["accuracy"], entity["macro_f1"], entity.get("disagree", entity)["accuracy"]]
     return float(np.mean(parts))
 
 
@@ -109,7 +130,7 @@ def recalibrate(model_dir, topic_valid: LabelledSet, sentiment_valid: dict[str, 
     from models.serving.artefact import load_model, write_spec
 
     model, tokenizer, spec = load_model(model_dir)
-    model.temperatures = (1.0, 1.0)
+    model.temperatures = (1.0, 1.0, 1.0)
     with torch.inference_mode():
         topic_logits, sentiment_logits = validation_logits(model, tokenizer, spec, topic_valid, sentiment_valid)
     result = calibrate(topic_valid, sentiment_valid, topic_logits, sentiment_logits)

@@ -37,7 +37,8 @@ def item_row(item: ScoredNews) -> dict:
             "url": item.url, "source": item.source, "sentiment": item.sentiment, "score": item.score,
             "probs": dict(item.probs), "topic_confidence": item.topic_confidence, "model": item.model,
             "classified_at": item.classified_at, "published_estimated": item.published_estimated,
-            "watchlists": list(item.watchlists) or None}
+            "watchlists": list(item.watchlists) or None,
+            "targets": {name: t.model_dump(mode="json") for name, t in item.targets.items()} or None}
 
 
 def window_row(window: TopicWindow, now: datetime | None = None) -> dict:

@@ -86,7 +86,11 @@ def backtest(settings: Settings, run: BacktestRun, engine_factory: Callable, say
         matcher = Matcher(load_watchlists(run.watchlists_file, tuple(engine.spec.topic_labels)))
     scored = classify_items(items, engine, out, say=say, progress=run.progress)
     if matcher is not None:  # matched on every run (cheap): a changed list needs no new classification
-        scored = [s.model_copy(update={"watchlists": matcher.match(s.title, s.topic)}) for s in scored]
+        from streams.classify.targets import read_targets
+
+        targets = read_targets(engine, matcher, [s.title for s in scored], [s.topic for s in scored])
+        scored = [s.model_copy(update={"watchlists": matcher.match(s.title, s.topic), "targets": t})
+                  for s, t in zip(scored, targets)]
         say("watchlist matches: " + ", ".join(f"{w.name} {sum(w.name in s.watchlists for s in scored)}"
                                               for w in matcher.watchlists))
     lateness = settings.lateness

@@ -24,10 +24,11 @@ from moodwire.errors import RecordError, StreamError
 from moodwire.kafka import commit_or_redeliver, consumer_config
 from moodwire.metrics import StageMetrics
 from moodwire.publish import Publisher
-from moodwire.records import DeadLetter, InputProgress, NewsItem, ScoredNews, decode
+from moodwire.records import DeadLetter, InputProgress, NewsItem, ScoredNews, TargetReading, decode
 from moodwire.settings import Settings
 from moodwire.topics import DEADLETTER, NEWS_RAW, NEWS_SCORED
 from streams.classify.inputs import InputClock, scan_published
+from streams.classify.targets import read_targets
 
 log = logging.getLogger("moodwire.classify")
 GROUP_ID = "moodwire-classify"
@@ -50,18 +51,28 @@ class Batch:
 
 def score_items(items: list[NewsItem], predictions, model_label: str, matcher=None,
                 stamps: list[tuple[int, datetime | None]] | None = None,
-                inputs: dict[int, InputProgress] | None = None) -> list[ScoredNews]:
+                inputs: dict[int, InputProgress] | None = None,
+                targets: list[dict[str, TargetReading]] | None = None) -> list[ScoredNews]:
     """Items with the model's predictions and, given a watchlist ``Matcher``, the watchlists
-    each title matches (restricted by topic where a watchlist says so). ``stamps``: each item's
+    each title matches (restricted by topic where a watchlist says so) with ``targets``, the
+    reading toward each (``streams.classify.targets``). ``stamps``: each item's
     news.raw partition and input time, and ``inputs`` the partitions held (I8,
     ``streams.classify.inputs``)."""
     now = datetime.now(timezone.utc)
     stamps = stamps if stamps is not None else [(None, None)] * len(items)
+    targets = targets if targets is not None else [{} for _ in items]
     return [ScoredNews(**item.model_dump(), topic=p.topic, topic_confidence=p.topic_confidence,
                        sentiment=p.sentiment, probs=p.probs, score=p.score, model=model_label,
                        classified_at=now, watchlists=matcher.match(item.title, p.topic) if matcher else [],
-                       source_partition=partition, input_time=at, inputs=inputs or {})
-            for item, p, (partition, at) in zip(items, predictions, stamps)]
+                       source_partition=partition, input_time=at, inputs=inputs or {}, targets=reading)
+            for item, p, (partition, at), reading in zip(items, predictions, stamps, targets)]
+
+
+def classify_batch(engine, matcher, prepared, titles: list[str]) -> tuple[list, list[dict[str, TargetReading]]]:
+    """A prepared batch's predictions and the targeted readings of the watchlists its titles
+    match (one more engine call, for the matched titles only)."""
+    predictions = engine.run(prepared)
+    return predictions, read_targets(engine, matcher, titles, [p.topic for p in predictions])
 
 
 def keyed_records(scored: list[ScoredNews]) -> list[tuple[bytes, ScoredNews]]:
@@ -75,7 +86,7 @@ def keyed_records(scored: list[ScoredNews]) -> list[tuple[bytes, ScoredNews]]:
     for item in sorted(scored, key=lambda i: i.published_at):  # stable: ties keep their order
         out.append((item.topic.encode(), item))
         for name in item.watchlists:
-            copy = item.model_copy(update={"watchlist": name})
+            copy = item.for_watchlist(name)
             out.append((copy.key.encode(), copy))
     return out
 
@@ -188,17 +199,19 @@ class ClassifyWorker:
         tried again item by item: an item that fails alone too — its second try — is a poison
         record, dead-lettered with the error (reason ``failed``), and the stage goes on."""
         try:  # a batch without decodable items had nothing to infer (no future)
-            predictions = future.result() if future is not None else []
+            predictions, targets = future.result() if future is not None else ([], [])
             return score_items(batch.items, predictions, self.engine.label, self.matcher, self._stamps(batch),
-                               batch.inputs)
+                               batch.inputs, targets)
         except Exception as exc:  # noqa: BLE001 - any failure: isolate the record that causes it
             log.warning("a batch of %d items failed (%r): each is tried alone", len(batch.items), exc)
             self.metrics.errors.labels("batch_failed").inc()
         scored = []
         for item, (topic, partition, offset), stamp in zip(batch.items, batch.where, self._stamps(batch)):
             try:
-                predictions = self.engine.run(self.engine.prepare([item.title]))
-                scored += score_items([item], predictions, self.engine.label, self.matcher, [stamp], batch.inputs)
+                predictions, targets = classify_batch(self.engine, self.matcher, self.engine.prepare([item.title]),
+                                                      [item.title])
+                scored += score_items([item], predictions, self.engine.label, self.matcher, [stamp], batch.inputs,
+                                      targets)
             except Exception as exc:  # noqa: BLE001 - this record fails on its own: dead-lettered
                 batch.dead.append(DeadLetter.of("classify", topic, partition, offset,
                                                 f"failed: classifying item {item.id} failed twice, in its batch and "
@@ -227,11 +240,11 @@ class ClassifyWorker:
             m.items_per_s.set(len(batch) / elapsed)
         log.debug("batch of %d scored in %.3f s", len(batch), time.monotonic() - started)
 
-    def _infer(self, prepared):
+    def _infer(self, prepared, titles: list[str]):
         if isinstance(prepared, Exception):  # preparing the batch failed
             raise prepared
         started = time.monotonic()
-        result = self.engine.run(prepared)
+        result = classify_batch(self.engine, self.matcher, prepared, titles)
         self.metrics.inference.observe(time.monotonic() - started)
         return result
 
@@ -254,7 +267,8 @@ class ClassifyWorker:
                 scored = self._scored(*previous) if previous is not None else []
                 # Start batch N+1 on the model before publishing and committing batch N, so the
                 # model does not idle through N's broker round trips; commits stay in order.
-                pending = (batch, self._pool.submit(self._infer, prepared) if batch.items else None)
+                pending = (batch, self._pool.submit(self._infer, prepared, [i.title for i in batch.items])
+                           if batch.items else None)
                 if previous is not None:
                     self._publish_and_commit(previous[0], scored)
             if pending is not None:
