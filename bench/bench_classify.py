@@ -10,8 +10,14 @@ The per-round ratio stream / engine is reported with its median: on this shared 
 engine alone swings by up to 1.5x between minutes, so rounds are compared with themselves.
 3. latency: items produced at half the median stream rate; p50/p99 from produce to
    arrival on news.scored.
+With ``--watchlists FILE`` the stage matches that file's lists and reads targeted sentiment for
+matched headlines (streams/classify/targets.py), and rounds of a third kind compare, on the same
+items in batches of ``max_batch``, the classify step with targeted reading (predictions, matching,
+the entity head on the matched terms) against the step without it (predictions and matching):
+items/s of each and their ratio, in the same run.
 
     python bench/bench_classify.py [--model DIR] [--n 2000] [--max-batch 64] [--rounds 3] [--device auto]
+        [--news streams/samples/svb_2023_demo.csv --watchlists config/watchlists.example.yaml]
 """
 
 from __future__ import annotations
@@ -44,8 +50,8 @@ from streams.ingest.replay import read_recorded  # noqa: E402
 SAMPLE = Path(__file__).resolve().parent.parent / "streams" / "samples" / "news_sample.jsonl"
 
 
-def make_items(n: int, tag: str) -> list[NewsItem]:
-    base = read_recorded(SAMPLE).items
+def make_items(n: int, tag: str, news: Path = SAMPLE) -> list[NewsItem]:
+    base = read_recorded(news).items
     now = datetime.now(timezone.utc)
     out = []
     for i in range(n):
@@ -82,6 +88,44 @@ class Tail(threading.Thread):
         return max(self.arrived[i] for i in ids)
 
 
+def targeted_rounds(args, news: Path) -> dict:
+    """The classify step with and without targeted reading, alternating, on the same items."""
+    from moodwire.watchlists import Matcher, load_watchlists
+    from streams.classify.worker import classify_batch
+
+    engine = InferenceEngine(args.model, device=args.device, batch_size=min(args.max_batch, 64))
+    if not engine.reads_targets:
+        raise SystemExit(f"{args.model} has no entity head: it reads no targeted sentiment to compare")
+    matcher = Matcher(load_watchlists(args.watchlists, tuple(engine.spec.topic_labels)))
+    titles = [i.title for i in make_items(args.n, "t", news)]
+    pairs = sum(len(t) for t in classify_batch(engine, matcher, engine.prepare(titles[:64]), titles[:64])[1])  # warm-up
+
+    def rate(with_targets: bool) -> tuple[float, int]:
+        start, read = time.perf_counter(), 0
+        for s in range(0, len(titles), args.max_batch):
+            chunk = titles[s:s + args.max_batch]
+            if with_targets:
+                _, targets = classify_batch(engine, matcher, engine.prepare(chunk), chunk)
+                read += sum(len(t.terms) for reading in targets for t in reading.values())
+            else:
+                predictions = engine.run(engine.prepare(chunk))
+                [matcher.match(title, p.topic) for title, p in zip(chunk, predictions)]
+        return len(titles) / (time.perf_counter() - start), read
+
+    plain, withs, ratios = [], [], []
+    for _ in range(args.rounds):
+        p, _ = rate(False)
+        w, pairs = rate(True)
+        plain.append(p)
+        withs.append(w)
+        ratios.append(w / p)
+    engine.close()
+    return {"targeted_terms_read": pairs, "targeted_items": len(titles),
+            "plain_step_items_per_s_runs": [round(r, 1) for r in plain],
+            "targeted_step_items_per_s_runs": [round(r, 1) for r in withs],
+            "targeted_vs_plain": round(float(np.median(ratios)), 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
@@ -92,7 +136,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating engine / stream measurements")
     ap.add_argument("--bootstrap", default=None,
                     help="an existing broker (e.g. scripts/kafka-local run) instead of the embedded one")
+    ap.add_argument("--news", default=str(SAMPLE), help="recorded news whose titles the items take (in turn)")
+    ap.add_argument("--watchlists", default=None, help="a watchlist file: the stage reads targeted sentiment")
     args = ap.parse_args()
+    news = Path(args.news)
+    targeted = targeted_rounds(args, news) if args.watchlists else {}
 
     engine = InferenceEngine(args.model, device=args.device, batch_size=min(args.max_batch, 64))
     engine.classify([i.title for i in make_items(64, "w")])  # warm-up
@@ -113,7 +161,7 @@ def main() -> None:
         # The stage runs as it does in production: its own `moodwire classify` process.
         env = {**os.environ, "MOODWIRE_KAFKA_BOOTSTRAP": bootstrap, "MOODWIRE_MODEL": args.model,
                "MOODWIRE_MAX_BATCH": str(args.max_batch), "MOODWIRE_MAX_WAIT_MS": "20",
-               "MOODWIRE_DEVICE": args.device}
+               "MOODWIRE_DEVICE": args.device, **({"MOODWIRE_WATCHLISTS": args.watchlists} if args.watchlists else {})}
         worker = subprocess.Popen([sys.executable, "-m", "moodwire_cli", "classify"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -136,14 +184,14 @@ def main() -> None:
             return len(items) / (done - start), (len(items) - 1) / max(done - first_seen, 1e-9), first_seen - start
 
         # Round 0 includes the model load and the group join; it is reported, not compared.
-        join_rate, _, join_s = stream(make_items(args.n, "join"))
+        join_rate, _, join_s = stream(make_items(args.n, "join", news))
         # The engine alone swings by up to 1.5x between minutes on this shared machine, so the
         # two are measured in alternation (the stage idles while the engine runs) and compared
         # round by round: the median of the per-round ratios.
         engine_rates, stream_rates = [], []
         for r in range(args.rounds):
-            engine_rates.append(engine_alone(make_items(args.n, f"e{r}")))
-            stream_rates.append(stream(make_items(args.n, f"s{r}"))[1])
+            engine_rates.append(engine_alone(make_items(args.n, f"e{r}", news)))
+            stream_rates.append(stream(make_items(args.n, f"s{r}", news))[1])
         ratios = [s / e for s, e in zip(stream_rates, engine_rates)]
         engine_rate, steady_rate = float(np.median(engine_rates)), float(np.median(stream_rates))
         stream_rate = join_rate
@@ -151,7 +199,7 @@ def main() -> None:
 
         # Latency at half the steady rate.
         rate = steady_rate / 2
-        lat_items = make_items(max(50, int(rate * args.latency_seconds)), "b")
+        lat_items = make_items(max(50, int(rate * args.latency_seconds)), "b", news)
         sent: dict[str, float] = {}
         t0 = time.perf_counter()
         for k, item in enumerate(lat_items):
@@ -182,6 +230,7 @@ def main() -> None:
         "latency_rate_items_per_s": round(rate, 1), "latency_items": len(lat_items),
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
         "latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
+        **targeted,
     }
     for k, v in results.items():
         print(f"{k:40s} {v}")

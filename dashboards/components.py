@@ -26,11 +26,20 @@ def headline_link(title: str, url: str | None):
 
 
 def headlines_table(frame: pd.DataFrame) -> html.Table:
-    head = html.Thead(html.Tr([html.Th(h) for h in ("published", "source", "sentiment", "score", "headline")]))
-    rows = [html.Tr([html.Td(f"{r.published_at:%Y-%m-%d %H:%M}"), html.Td(r.source), html.Td(r.sentiment,
-                                                                                           className=f"s-{r.sentiment}"),
-                     html.Td(fmt(r.score, 2)), html.Td(headline_link(r.title, r.url))])
-            for r in frame.itertuples()]
+    """Headlines with their reading; a watchlist's (``headline_score`` present) show the reading
+    toward the list's matched terms, what its windows count, and the headline's own beside it."""
+    targeted = "headline_score" in frame.columns
+    titles = ("published", "source", "sentiment", "score") + (("headline's own", "read toward") if targeted else ()) \
+        + ("headline",)
+    head = html.Thead(html.Tr([html.Th(h) for h in titles]))
+    rows = []
+    for r in frame.itertuples():
+        cells = [html.Td(f"{r.published_at:%Y-%m-%d %H:%M}"), html.Td(r.source),
+                 html.Td(r.sentiment, className=f"s-{r.sentiment}"), html.Td(fmt(r.score, 2))]
+        if targeted:
+            cells += [html.Td(f"{r.headline_sentiment} {fmt(r.headline_score, 2)}",
+                              className=f"s-{r.headline_sentiment} own"), html.Td(r.terms or "—")]
+        rows.append(html.Tr(cells + [html.Td(headline_link(r.title, r.url))]))
     return html.Table([head, html.Tbody(rows)], className="headlines")
 
 

@@ -219,14 +219,31 @@ def headlines(engine: Engine, topic: str, start: datetime, end: datetime, limit:
     else:
         which = scored_news.c.topic == topic
     q = (select(scored_news.c.id, scored_news.c.published_at, scored_news.c.source, scored_news.c.title,
-                scored_news.c.url, scored_news.c.sentiment, scored_news.c.score)
+                scored_news.c.url, scored_news.c.sentiment, scored_news.c.score, scored_news.c.targets)
          .where(which, scored_news.c.published_at >= start, scored_news.c.published_at < end)
          .order_by(scored_news.c.published_at.desc()).limit(limit))
     with engine.connect() as conn:
         frame = _frame(conn.execute(q))
+    columns = ["id", "published_at", "source", "title", "url", "sentiment", "score"]
+    if topic.startswith(WATCHLIST):
+        columns += ["headline_sentiment", "headline_score", "terms"]
     if frame.empty:
-        return pd.DataFrame(columns=["id", "published_at", "source", "title", "url", "sentiment", "score"])
-    return _utc(frame, "published_at")
+        return pd.DataFrame(columns=columns)
+    if topic.startswith(WATCHLIST):
+        frame = targeted(frame, topic[len(WATCHLIST):])
+    return _utc(frame, "published_at")[columns]
+
+
+def targeted(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A watchlist's headlines as its windows read them: each row's sentiment and score toward
+    the list's matched terms where the item has that reading (``targets``), the headline's own
+    beside them (rows scored before targeted sentiment: the headline's in both)."""
+    frame = frame.assign(headline_sentiment=frame["sentiment"], headline_score=frame["score"])
+    readings = [(t or {}).get(name) if isinstance(t, dict) else None for t in frame["targets"]]
+    frame["sentiment"] = [r["sentiment"] if r else s for r, s in zip(readings, frame["sentiment"])]
+    frame["score"] = [r["score"] if r else s for r, s in zip(readings, frame["score"])]
+    frame["terms"] = [", ".join(r["terms"]) if r else "" for r in readings]
+    return frame
 
 
 def _latest_events(rng: TimeRange | None, topic: str | None, *columns):

@@ -105,8 +105,10 @@ def evaluate(ctx: click.Context, task, data, model_dir, png, int8, as_json, read
 @click.option("--int8-factors", is_flag=True,
               help="With --lora-rank: store the adapter's factors in int8, one scale per rank component "
                    "(about half the size of fp16; read back as floats at load).")
+@click.option("--version", default=None, help="With --lora-rank: the version the cut model records [default: "
+                                                "the source's].")
 @click.pass_context
-def export(ctx: click.Context, model_dir, output, half, lora_rank, int8_factors) -> None:
+def export(ctx: click.Context, model_dir, output, half, lora_rank, int8_factors, version) -> None:
     """Write a self-contained model: LoRA merged into the encoder, tokenizer included, no peft needed.
     With --lora-rank: a full fine-tune cut to the size of a LoRA adapter instead."""
     from models.serving.artefact import DEFAULT_MODEL_DIR, export_model
@@ -116,13 +118,14 @@ def export(ctx: click.Context, model_dir, output, half, lora_rank, int8_factors)
     if lora_rank is not None:
         from models.training.extract import lora_from_full
 
-        report = lora_from_full(source, output, lora_rank, half=half, int8_factors=int8_factors)
+        report = lora_from_full(source, output, lora_rank, half=half, int8_factors=int8_factors, version=version)
         click.echo(f"wrote {output}: LoRA rank {report['rank']} over {report['layers']} layers, keeping "
                    f"{report['kept_energy_mean']:.2%} of the weight changes' energy on average "
                    f"({report['kept_energy_min']:.2%} the least); measure it with moodwire evaluate")
         return
-    if int8_factors:
-        raise click.UsageError("--int8-factors stores a LoRA adapter's factors; it needs --lora-rank")
+    if int8_factors or version:
+        raise click.UsageError(f"{'--int8-factors' if int8_factors else '--version'} is for a cut model; it needs "
+                               "--lora-rank")
     out = export_model(source, output, half=half)
     click.echo(f"exported to {out} (load it with MOODWIRE_MODEL={out})")
 
@@ -144,8 +147,11 @@ def average(models, output, version) -> None:
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True), required=True)
 @topic_valid_option
 @sentiment_valid_option
+@click.option("--entity-valid", type=click.Path(dir_okay=False), default=None,
+              help="Entity validation file, for a model with the entity head [default: "
+                   "<data_dir>/entities/entity_valid.csv].")
 @click.pass_context
-def calibrate(ctx: click.Context, model_dir, topic_valid, sentiment_valid) -> None:
+def calibrate(ctx: click.Context, model_dir, topic_valid, sentiment_valid, entity_valid) -> None:
     """Fit the model's temperatures (one per head) on validation rows and store them in it."""
     from models.serving.artefact import read_spec
     from models.training.data import load_labelled
@@ -158,10 +164,23 @@ def calibrate(ctx: click.Context, model_dir, topic_valid, sentiment_valid) -> No
     topic = load_labelled(topic_valid, LabelMap("topic", tuple(spec.topic_labels)))
     sources = parse_sources(sentiment_valid, "--sentiment-valid")
     sentiment = load_sources(sources, LabelMap("sentiment", tuple(spec.sentiment_labels)))
-    result = recalibrate(model_dir, topic, tag_sources(sentiment, spec.source_tags))
+    entities = None
+    if spec.entity:
+        from pathlib import Path
+
+        from models.training.entities import load_entities
+
+        entity_valid = entity_valid or data_path(settings_of(ctx), ENTITY_DEFAULTS[1])
+        if not Path(entity_valid).is_file():
+            raise click.UsageError(f"{model_dir} has an entity head: give its validation file with --entity-valid "
+                                   f"({entity_valid} does not exist)")
+        entities = load_entities(entity_valid, LabelMap("sentiment", tuple(spec.sentiment_labels)))
+    result = recalibrate(model_dir, topic, tag_sources(sentiment, spec.source_tags), entities)
+    entity = (f", entity {result['entity_temperature']} (ECE {result['entity_ece_before']} → "
+              f"{result['entity_ece_after']})") if entities is not None else ""
     click.echo(f"{model_dir}: topic temperature {result['topic_temperature']} (ECE {result['topic_ece_before']} → "
                f"{result['topic_ece_after']}), sentiment {result['sentiment_temperature']} "
-               f"(ECE {result['sentiment_ece_before']} → {result['sentiment_ece_after']})")
+               f"(ECE {result['sentiment_ece_before']} → {result['sentiment_ece_after']}){entity}")
 
 
 @click.command()

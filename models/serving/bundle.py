@@ -119,6 +119,7 @@ class BundleEngine:
         self.reads_targets = "entity" in [o.name for o in self.session.get_outputs()]
         self._encode, self._batches = encode, length_sorted_batches
         self._lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()  # as in models.serving.engine: calls take turns
 
     @property
     def label(self) -> str:
@@ -128,7 +129,9 @@ class BundleEngine:
         texts = [t if isinstance(t, str) else "" for t in texts]
         if not texts:
             return Prepared(0, [])
-        return Prepared(len(texts), self._padded(self._encode(self.tokenizer, texts, self.spec.max_length)))
+        with self._tokenizer_lock:
+            ids = self._encode(self.tokenizer, texts, self.spec.max_length)
+        return Prepared(len(texts), self._padded(ids))
 
     def _padded(self, ids: list[list[int]]) -> list:
         pad_id = self.tokenizer.pad_token_id
@@ -150,9 +153,10 @@ class BundleEngine:
         if not self.reads_targets:
             raise ModelError(f"bundle {self.label} has no entity head; it cannot read targeted sentiment")
         out = np.empty((len(texts), len(self.spec.sentiment_labels)), dtype=np.float32)
+        with self._tokenizer_lock:
+            ids = encode_pairs(self.tokenizer, texts, entities, self.spec.max_length)
         with self._lock:
-            for batch, input_ids, mask in self._padded(encode_pairs(self.tokenizer, texts, entities,
-                                                                    self.spec.max_length)):
+            for batch, input_ids, mask in self._padded(ids):
                 out[batch] = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[2]
         return _softmax(out)
 

@@ -111,6 +111,9 @@ class InferenceEngine:
         self.chunk_size = chunk_size or self.batch_size * (8 if self.device.type == "cuda" else 128)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
         self._lock = threading.Lock()
+        # The Rust tokenizer is reconfigured (truncation) by every call: the main thread prepares
+        # batch N+1 while the inference thread reads batch N's targets, so calls take turns.
+        self._tokenizer_lock = threading.Lock()
 
     @property
     def label(self) -> str:
@@ -118,7 +121,8 @@ class InferenceEngine:
         return self.spec.label
 
     def _tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
-        ids = encode(self.tokenizer, texts, self.spec.max_length)
+        with self._tokenizer_lock:
+            ids = encode(self.tokenizer, texts, self.spec.max_length)
         batches = []
         for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
             input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
@@ -191,7 +195,8 @@ class InferenceEngine:
         sentiment toward ``entities[i]`` in ``texts[i]``."""
         if not self.reads_targets:
             raise ModelError(f"model {self.label} has no entity head; it cannot read targeted sentiment")
-        ids = encode_pairs(self.tokenizer, texts, entities, self.spec.max_length)
+        with self._tokenizer_lock:
+            ids = encode_pairs(self.tokenizer, texts, entities, self.spec.max_length)
         out = torch.empty((len(ids), len(self.spec.sentiment_labels)))
         with self._lock:
             for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):

@@ -71,7 +71,7 @@ def _merged_tags(sources, specs) -> dict:
 
 
 def lora_from_full(source: str | Path, output: str | Path, rank: int, half: bool = False,
-                   int8_factors: bool = False) -> dict:
+                   int8_factors: bool = False, version: str | None = None) -> dict:
     """Write ``output``: the full fine-tune in ``source`` as a rank-``rank`` LoRA model (its
     weights in fp16 with ``half``: half the size, the same predictions to ~1e-3; the adapter's
     factors in int8 with ``int8_factors``, about half again — ``models/serving/factors.py``).
@@ -83,6 +83,7 @@ def lora_from_full(source: str | Path, output: str | Path, rank: int, half: bool
         raise ArtefactError(f"{source} is a {spec.finetune!r} model; only a full fine-tune ('full') is cut to a LoRA adapter")
     lora = LoraSettings(r=rank, alpha=rank, dropout=0.0, target_modules=list(LoraSettings().target_modules))
     out_spec = replace(spec, finetune="lora", lora=lora, factor_storage="int8" if int8_factors else "float",
+                       version=version or spec.version,
                        provenance={**spec.provenance, "lora_from_full": {"source": str(source), "rank": rank,
                                                                           "fp16": half, "int8_factors": int8_factors}})
     net, _ = build_network(out_spec)

@@ -39,7 +39,8 @@ from moodwire.errors import DataError, ModelError
 from models.serving.labels import LabelMap
 from models.training.sources import (NO_LABEL, draw, epoch_counts, load_sources, load_unlabelled, parse_sources, parse_tags,
                             refuse_overlap, tag_sources)
-from models.training.validation import (calibrate, entity_metrics, selection_score, validation_logits,
+from models.serving.predict import predict_entity_logits
+from models.training.validation import (calibrate, calibrate_entity, entity_metrics, selection_score, validation_logits,
                                         validation_metrics)
 
 
@@ -268,6 +269,10 @@ def train(cfg: TrainConfig) -> dict:
         topic_valid, sentiment_valid = sets["topic"]["valid"], sets["sentiment"]["valid"]
         logits = validation_logits(model, tokenizer, spec, topic_valid, sentiment_valid)
         spec.calibration = calibrate(topic_valid, sentiment_valid, *logits)
+        if "entity" in sets:
+            entity_valid = sets["entity"]["valid"]
+            spec.calibration.update(calibrate_entity(entity_valid, predict_entity_logits(
+                model, tokenizer, entity_valid.texts, entity_valid.entities, spec.max_length)))
         print(json.dumps({"calibration": spec.calibration}), flush=True)
     spec.metrics = {"validation": kept_metrics, "history": state["history"],
                     "selection": "selection_score (models/training/validation.py)" if cfg.keep == "best" else "last epoch"}

@@ -124,9 +124,20 @@ def calibrate(topic_valid: LabelledSet, sentiment_valid: dict[str, LabelledSet],
     return result
 
 
-def recalibrate(model_dir, topic_valid: LabelledSet, sentiment_valid: dict[str, LabelledSet]) -> dict:
-    """Fit the temperatures of the model in ``model_dir`` again on these validation rows and
-    store them in its description (after averaging or cutting a model, for instance)."""
+def calibrate_entity(entity_valid, logits: torch.Tensor) -> dict:
+    """The entity head's temperature, fitted on the entity validation rows, with ECE before and after."""
+    temperature = fit_temperature(logits, entity_valid.labels)
+    return {"entity_temperature": round(temperature, 4),
+            "entity_ece_before": round(reliability(logits.softmax(-1).numpy(), entity_valid.labels)["ece"], 4),
+            "entity_ece_after": round(reliability((logits / temperature).softmax(-1).numpy(),
+                                                  entity_valid.labels)["ece"], 4)}
+
+
+def recalibrate(model_dir, topic_valid: LabelledSet, sentiment_valid: dict[str, LabelledSet],
+                entity_valid=None) -> dict:
+    """Fit the temperatures of the model in ``model_dir`` again on these validation rows (the
+    entity head's on ``entity_valid``, models/training/entities.py) and store them in its
+    description (after averaging or cutting a model, for instance)."""
     from models.serving.artefact import load_model, write_spec
 
     model, tokenizer, spec = load_model(model_dir)
@@ -134,8 +145,13 @@ def recalibrate(model_dir, topic_valid: LabelledSet, sentiment_valid: dict[str, 
     with torch.inference_mode():
         topic_logits, sentiment_logits = validation_logits(model, tokenizer, spec, topic_valid, sentiment_valid)
     result = calibrate(topic_valid, sentiment_valid, topic_logits, sentiment_logits)
+    validation = validation_metrics(spec, topic_valid, sentiment_valid, topic_logits, sentiment_logits)
+    if entity_valid is not None and spec.entity:
+        logits = predict_entity_logits(model, tokenizer, entity_valid.texts, entity_valid.entities, spec.max_length)
+        result.update(calibrate_entity(entity_valid, logits))
+        validation["entity"] = entity_figures(entity_valid.labels, logits.argmax(-1).tolist(), spec.sentiment_labels,
+                                              entity_valid)
     spec.calibration = result
-    spec.metrics = {**spec.metrics, "validation": validation_metrics(spec, topic_valid, sentiment_valid,
-                                                                     topic_logits, sentiment_logits)}
+    spec.metrics = {**spec.metrics, "validation": validation}
     write_spec(spec, model_dir)
     return result

@@ -114,3 +114,20 @@ def test_the_store_keeps_each_lists_reading_beside_the_headlines(engine, matcher
 def test_surface_terms_keep_file_order_and_drop_repeats(matcher):
     assert surface_terms(matcher, "HSBC and $HSBC rally; UBS too", None) == {"European banks": ["HSBC", "UBS"]}
     assert read_targets(None, matcher, [TITLE], ["Financials"]) == [{}]
+
+
+def test_preparing_a_batch_while_targets_are_read_is_safe(engine):
+    """classify prepares batch N+1 on its main thread while the inference thread reads batch N's
+    targets: both use the one Rust tokenizer, each call reconfiguring its truncation."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    long_titles = [("word " * 120) + str(i) for i in range(32)]
+    pairs = ([TITLE] * 8, ["HSBC", "SVB", "Silicon Valley Bank", "UK", "deal", "rescue", "HSBC UK", "bank"])
+    want_ids = [b[1].tolist() for b in engine.prepare(long_titles).batches]
+    want_targets = engine.read_targets(*pairs)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [(pool.submit(engine.prepare, long_titles), pool.submit(engine.read_targets, *pairs))
+                   for _ in range(40)]
+        prepared, read = [p for p, _ in futures], [r for _, r in futures]
+        assert all([b[1].tolist() for b in f.result().batches] == want_ids for f in prepared)
+        assert all(np.allclose(f.result(), want_targets, atol=1e-6) for f in read)
