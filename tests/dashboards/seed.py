@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from alerts.outbox import record_event
 from alerts.routing import Destination
-from moodwire.records import AlertEvent, Evidence, ScoredNews, item_id
+from moodwire.records import AlertEvent, Evidence, ScoredNews, TargetReading, item_id
 from moodwire.spans import parse_windows
 from streams.aggregate.fold import Aggregator
 from streams.aggregate.store_sink import upsert_items, upsert_windows
@@ -16,11 +16,21 @@ from streams.aggregate.store_sink import upsert_items, upsert_windows
 XSS_TITLE = '<script>window.xssRan=1</script><img src=x onerror="window.xssRan=2"> Bank "fails"'
 TOPICS = ["Macro", "Earnings", "Energy | Oil"]
 WATCHLIST = "US regional banks"  # every third Macro item and every fifth Earnings item match it
+TERM = "SVB"  # what a matched headline is read toward: the opposite of the headline's own reading
 
 
 def now_floor() -> datetime:
     now = datetime.now(timezone.utc)
     return now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+
+
+def _probs(score: float) -> dict[str, float]:
+    neg, pos = max(0.0, -score), max(0.0, score)
+    return {"negative": neg, "neutral": 1 - neg - pos, "positive": pos}
+
+
+def _label(score: float) -> str:
+    return "negative" if score < -0.2 else "positive" if score > 0.2 else "neutral"
 
 
 def items(end: datetime, hours: int = 6, seed: int = 3) -> list[ScoredNews]:
@@ -46,10 +56,12 @@ def items(end: datetime, hours: int = 6, seed: int = 3) -> list[ScoredNews]:
                 if topic == "Macro" and k == hours * 12 - 6 and j == 0:
                     title, url = XSS_TITLE, "javascript:window.xssRan=3"
                 matched = (topic == "Macro" and k % 3 == 0) or (topic == "Earnings" and k % 5 == 0)
+                targets = {WATCHLIST: TargetReading(terms=[TERM], sentiment=_label(-score), probs=_probs(-score),
+                                                    score=-score)} if matched else {}
                 out.append(ScoredNews(id=item_id(url, "seed", title), source="seed-wire", title=title, url=url,
                                       published_at=at, fetched_at=at, topic=topic, topic_confidence=0.9,
                                       sentiment=sentiment, probs=probs, score=score, model="seed@1",
-                                      classified_at=at, watchlists=[WATCHLIST] if matched else []))
+                                      classified_at=at, watchlists=[WATCHLIST] if matched else [], targets=targets))
     return out
 
 
@@ -61,7 +73,7 @@ def seed(engine, end: datetime | None = None) -> dict:
     records = []  # news.scored: each item, then its watchlist copy (as moodwire classify sends them)
     for item in sorted(news, key=lambda i: i.published_at):
         records.append(item)
-        records += [item.model_copy(update={"watchlist": w}) for w in item.watchlists]
+        records += [item.for_watchlist(w) for w in item.watchlists]
     result = agg.apply(state, 0, list(enumerate(records)))
     state.update({k: v for k, v in result.bucket_writes.items() if v is not None})
     state["~partition/0"] = result.marker

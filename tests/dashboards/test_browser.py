@@ -207,6 +207,9 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
         "return [...document.querySelectorAll('#headlines tbody tr')].map(r => r.textContent)")
     expected = {i.title for i in site["seeded"]["items"] if i.watchlists}
     assert titles and all(any(t in row for t in expected) for row in titles)
+    heads = browser.execute_script("return [...document.querySelectorAll('#headlines thead th')].map(h => h.textContent)")
+    assert heads == ["published", "source", "sentiment", "score", "headline's own", "read toward", "headline"]
+    assert all("SVB" in row for row in titles)  # each row names the term its score reads toward
     browser.save_screenshot(str(ARTIFACTS / "watchlist.png"))
 
     # Alerts page: evidence, delivery status, acknowledge.

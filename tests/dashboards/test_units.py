@@ -40,7 +40,11 @@ def test_windows_and_headlines_come_back_for_the_range(seeded):
     assert int(w["count"].sum()) == len(expected)  # 5-minute windows tile the range
     assert set(data.topics(engine)) == {"Macro", "Earnings", "Energy | Oil", "watchlist:US regional banks"}
     listed = data.headlines(engine, "watchlist:US regional banks", rng.start, rng.end)
-    assert sorted(listed["id"]) == sorted(i.id for i in s["items"] if i.watchlists and rng.start <= i.published_at < rng.end)
+    matched = {i.id: i for i in s["items"] if i.watchlists and rng.start <= i.published_at < rng.end}
+    assert sorted(listed["id"]) == sorted(matched)
+    for row in listed.itertuples():  # the list's reading, the headline's own beside it, the terms read
+        item = matched[row.id]
+        assert (row.score, row.headline_score, row.terms) == (item.targets["US regional banks"].score, item.score, "SVB")
 
 
 @pytest.mark.parametrize("hours", [1, 6, 48, 24 * 90])
@@ -59,7 +63,10 @@ def test_overview_counts_equal_an_independent_count_of_the_stored_items(seeded, 
     inside = rows[(rows["published_at"] >= rng.start) & (rows["published_at"] < rng.end)]
     expected = {t: g for t, g in inside.groupby("topic")}
     listed = inside[inside["watchlists"].map(lambda w: bool(w) and "US regional banks" in w)]
-    expected["watchlist:US regional banks"] = listed
+    # a watchlist counts each headline's reading toward the list's terms (stored in targets)
+    expected["watchlist:US regional banks"] = listed.assign(
+        score=[t["US regional banks"]["score"] for t in listed["targets"]],
+        sentiment=[t["US regional banks"]["sentiment"] for t in listed["targets"]])
     assert set(table.index) == set(expected)
     for key, g in expected.items():
         assert table.at[key, "volume"] == len(g), key
