@@ -24,13 +24,51 @@ def encode(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], max_lengt
     return tokenizer(cleaned, truncation=True, max_length=max_length, padding=False)["input_ids"]
 
 
+MARK_OPEN, MARK_CLOSE = "<< ", " >>"  # around the entity's mention in the text the entity head reads
+
+
+def mark_entity(text: str, entity: str) -> tuple[str, tuple[int, int] | None]:
+    """``text`` with the entity's first mention (case-insensitive; a ticker's ``$`` optional)
+    between markers, and the mention's character span in the marked text (None: not found)."""
+    folded = text.casefold()
+    for name in dict.fromkeys((entity, entity.lstrip("$"))):
+        at = folded.find(name.casefold()) if name else -1
+        if at >= 0:
+            end = at + len(name)
+            marked = text[:at] + MARK_OPEN + text[at:end] + MARK_CLOSE + text[end:]
+            return marked, (at + len(MARK_OPEN), end + len(MARK_OPEN))
+    return text, None
+
+
 def encode_pairs(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], entities: Sequence[str],
-                 max_length: int) -> list[list[int]]:
-    """Token ids of each pair "text [SEP] entity" (how the entity head reads the sentiment toward
-    ``entity`` in ``text``), truncated to ``max_length`` by cutting the text, never the entity."""
+                 max_length: int) -> tuple[list[list[int]], list[list[int]]]:
+    """How the entity head reads the sentiment toward ``entities[i]`` in ``texts[i]``: token ids of
+    "text [SEP] entity", the entity's mention in the text between ``<< >>`` markers, cut to
+    ``max_length`` in the text, never in the entity; and the positions the head pools — the
+    mention's tokens, or the appended name's where the text does not spell the entity (or its
+    mention was cut off)."""
     cleaned = [clean_text(t[: max_length * 16]) if t else "" for t in texts]
     names = [clean_text(e[:200]) if e else "" for e in entities]
-    return tokenizer(cleaned, names, truncation="only_first", max_length=max_length, padding=False)["input_ids"]
+    marked = [mark_entity(t, n) for t, n in zip(cleaned, names)]
+    encoded = tokenizer([m for m, _ in marked], names, truncation="only_first", max_length=max_length,
+                        padding=False, return_offsets_mapping=True)
+    pools = []
+    for i, (_, span) in enumerate(marked):
+        sequence, offsets = encoded.sequence_ids(i), encoded["offset_mapping"][i]
+        inside = [k for k, (seq, (a, b)) in enumerate(zip(sequence, offsets))
+                  if span is not None and seq == 0 and b > a and a >= span[0] and b <= span[1]]
+        pools.append(inside or [k for k, seq in enumerate(sequence) if seq == 1] or [0])
+    return encoded["input_ids"], pools
+
+
+def pool_mask(pools: Sequence[Sequence[int]], width: int) -> "torch.Tensor":
+    """A (batch, width) 0/1 mask of the positions each row pools."""
+    import torch
+
+    mask = torch.zeros((len(pools), width), dtype=torch.long)
+    for row, positions in enumerate(pools):
+        mask[row, list(positions)] = 1
+    return mask
 
 
 def pad(batch_ids: Sequence[Sequence[int]], pad_id: int) -> tuple["torch.Tensor", "torch.Tensor"]:

@@ -117,6 +117,7 @@ class BundleEngine:
                                             providers=["CPUExecutionProvider"])
         self.batch_size = batch_size
         self.reads_targets = "entity" in [o.name for o in self.session.get_outputs()]
+        self._pools = "pool_mask" in [i.name for i in self.session.get_inputs()]
         self._encode, self._batches = encode, length_sorted_batches
         self._lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()  # as in models.serving.engine: calls take turns
@@ -154,10 +155,14 @@ class BundleEngine:
             raise ModelError(f"bundle {self.label} has no entity head; it cannot read targeted sentiment")
         out = np.empty((len(texts), len(self.spec.sentiment_labels)), dtype=np.float32)
         with self._tokenizer_lock:
-            ids = encode_pairs(self.tokenizer, texts, entities, self.spec.max_length)
+            ids, pools = encode_pairs(self.tokenizer, texts, entities, self.spec.max_length)
         with self._lock:
             for batch, input_ids, mask in self._padded(ids):
-                out[batch] = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[2]
+                pooled = np.zeros_like(mask)
+                for row, i in enumerate(batch):
+                    pooled[row, pools[i]] = 1
+                out[batch] = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask,
+                                                     "pool_mask": pooled})[2]
         return _softmax(out)
 
     def run(self, prepared: Prepared) -> list[Prediction]:
@@ -167,7 +172,8 @@ class BundleEngine:
         sentiment = np.empty((prepared.n, len(self.spec.sentiment_labels)), dtype=np.float32)
         with self._lock:
             for batch, input_ids, mask in prepared.batches:
-                t, s = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[:2]
+                feed = {"input_ids": input_ids, "attention_mask": mask, **({"pool_mask": mask} if self._pools else {})}
+                t, s = self.session.run(None, feed)[:2]
                 topic[batch], sentiment[batch] = t, s
         return predictions(_softmax(topic), _softmax(sentiment), self.spec.topic_labels, self.spec.sentiment_labels)
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from models.serving.artefact import DEFAULT_MODEL_DIR, load_model
-from models.serving.batching import encode, encode_pairs, length_sorted_batches, pad
+from models.serving.batching import encode, encode_pairs, length_sorted_batches, pad, pool_mask
 from moodwire.errors import ModelError
 from models.serving.bundle import Prediction, predictions
 
@@ -196,15 +196,17 @@ class InferenceEngine:
         if not self.reads_targets:
             raise ModelError(f"model {self.label} has no entity head; it cannot read targeted sentiment")
         with self._tokenizer_lock:
-            ids = encode_pairs(self.tokenizer, texts, entities, self.spec.max_length)
+            ids, pools = encode_pairs(self.tokenizer, texts, entities, self.spec.max_length)
         out = torch.empty((len(ids), len(self.spec.sentiment_labels)))
         with self._lock:
             for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
                 input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
+                pooled = pool_mask([pools[i] for i in batch], input_ids.shape[1])
                 if self.runtime == "onnx":
-                    logits = self._onnx(input_ids, mask)[2]
+                    logits = self._onnx(input_ids, mask, pooled)[2]
                 else:
-                    logits = self.model.forward_all(input_ids.to(self.device), mask.to(self.device))[2]
+                    logits = self.model.forward_all(input_ids.to(self.device), mask.to(self.device),
+                                                    pooled.to(self.device))[2]
                 out[torch.tensor(batch)] = logits.float().cpu()
         return out.softmax(-1).numpy()
 

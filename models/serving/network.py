@@ -52,8 +52,9 @@ def resolve_base(base: str, relative_to: Path | None = None) -> str:
 
 class MultiTaskClassifier(nn.Module):
     """Encoder → mean pooling → (topic logits, sentiment logits); with ``entity`` a third head
-    reads the sentiment toward a named entity from the pair "text [SEP] entity"
-    (``models.serving.batching.encode_pairs``), through the same encoder."""
+    reads the sentiment toward a named entity: the text with the entity's mention marked, the
+    entity's name after [SEP] (``models.serving.batching.encode_pairs``), the head over the mean
+    of the mention's token states beside the mean of all of them."""
 
     def __init__(self, encoder: nn.Module, hidden_size: int, n_topics: int, n_sentiments: int,
                  dropout: float = 0.1, entity: bool = False) -> None:
@@ -62,23 +63,29 @@ class MultiTaskClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.topic_head = nn.Linear(hidden_size, n_topics)
         self.sentiment_head = nn.Linear(hidden_size, n_sentiments)
-        self.entity_head = nn.Linear(hidden_size, n_sentiments) if entity else None
+        self.entity_head = nn.Linear(2 * hidden_size, n_sentiments) if entity else None
         # Temperature scaling of each head's logits (models/training/calibration.py), set from the
         # model description at load time; a plain attribute, not a parameter or buffer, so
-        # the weights file never holds it and training sees 1.0. (topic, sentiment[, entity])
+        # the weights file never holds it and training sees 1.0. (topic, sentiment, entity)
         self.temperatures: tuple[float, ...] = (1.0, 1.0, 1.0)
 
-    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return self.dropout((hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0))
+    @staticmethod
+    def _mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.forward_all(input_ids, attention_mask)[:2]
 
-    def forward_all(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Every head's logits on the same input, after the temperatures: (topic, sentiment[, entity])."""
-        pooled = self.pooled(input_ids, attention_mask)
-        heads = [self.topic_head, self.sentiment_head] + ([self.entity_head] if self.entity_head is not None else [])
-        temps = tuple(self.temperatures) + (1.0,) * (3 - len(self.temperatures))
-        return tuple(head(pooled) / t if t != 1.0 else head(pooled) for head, t in zip(heads, temps))
+    def forward_all(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    pool_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """Every head's logits on the same input, after the temperatures: (topic, sentiment[, entity]).
+        ``pool_mask``: the positions the entity head pools (default: every token)."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        pooled = self.dropout(self._mean(hidden, attention_mask))
+        t_topic, t_sentiment, t_entity = tuple(self.temperatures) + (1.0,) * (3 - len(self.temperatures))
+        out = [self.topic_head(pooled) / t_topic, self.sentiment_head(pooled) / t_sentiment]
+        if self.entity_head is not None:
+            span = self.dropout(self._mean(hidden, attention_mask if pool_mask is None else pool_mask))
+            out.append(self.entity_head(torch.cat([span, pooled], dim=-1)) / t_entity)
+        return tuple(out)

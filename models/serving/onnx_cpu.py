@@ -76,24 +76,26 @@ class _AllHeads(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        return self.model.forward_all(input_ids, attention_mask)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pool_mask: torch.Tensor | None = None):
+        return self.model.forward_all(input_ids, attention_mask, pool_mask)
 
 
 def export(model: torch.nn.Module, path: Path) -> None:
     """The fp32 network as an ONNX graph with dynamic batch and sequence axes; outputs topic,
-    sentiment and, for a model with the entity head, entity."""
+    sentiment and, for a model with the entity head, entity (with a third input, pool_mask: the
+    positions the entity head pools; the attention mask where a batch reads no entity)."""
     model = model.float().eval()
-    example = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
-    outputs = ["topic", "sentiment"] + (["entity"] if getattr(model, "entity_head", None) is not None else [])
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-            **{name: {0: "batch"} for name in outputs}}
+    entity = getattr(model, "entity_head", None) is not None
+    inputs = ["input_ids", "attention_mask"] + (["pool_mask"] if entity else [])
+    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in inputs)
+    outputs = ["topic", "sentiment"] + (["entity"] if entity else [])
+    axes = {**{name: {0: "batch", 1: "sequence"} for name in inputs}, **{name: {0: "batch"} for name in outputs}}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"You are using the legacy TorchScript-based ONNX export",
                                 category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r"The feature will be removed", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(_AllHeads(model), example, str(path), input_names=["input_ids", "attention_mask"],
+        torch.onnx.export(_AllHeads(model), example, str(path), input_names=inputs,
                           output_names=outputs, dynamic_axes=axes, opset_version=17, dynamo=False)
 
 
@@ -195,9 +197,14 @@ class OnnxRunner:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.pools = "pool_mask" in [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Every output's logits: (topic, sentiment[, entity])."""
-        outputs = self.session.run(None, {"input_ids": input_ids.numpy().astype(np.int64),
-                                          "attention_mask": mask.numpy().astype(np.int64)})
+    def __call__(self, input_ids: torch.Tensor, mask: torch.Tensor,
+                 pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """Every output's logits: (topic, sentiment[, entity]); ``pooled``: the entity head's
+        positions (default: the attention mask)."""
+        feed = {"input_ids": input_ids.numpy().astype(np.int64), "attention_mask": mask.numpy().astype(np.int64)}
+        if self.pools:
+            feed["pool_mask"] = (mask if pooled is None else pooled).numpy().astype(np.int64)
+        outputs = self.session.run(None, feed)
         return tuple(torch.from_numpy(o) for o in outputs)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from models.serving.batching import encode, encode_pairs, length_sorted_batches, pad
+from models.serving.batching import encode, encode_pairs, length_sorted_batches, pad, pool_mask
 
 
 def predict_probs(model, tokenizer, texts: Sequence[str], max_length: int,
@@ -46,10 +46,12 @@ def predict_entity_logits(model, tokenizer, texts: Sequence[str], entities: Sequ
     """Entity-head logits (after its temperature) for every (text, entity) pair, in input order."""
     if model.entity_head is None:
         raise ValueError("this model has no entity head")
-    ids = encode_pairs(tokenizer, texts, entities, max_length)
+    ids, pools = encode_pairs(tokenizer, texts, entities, max_length)
     device = next(model.parameters()).device
     out = torch.zeros((len(texts), model.entity_head.out_features))
     for batch in length_sorted_batches([len(x) for x in ids], batch_size):
         input_ids, mask = pad([ids[i] for i in batch], tokenizer.pad_token_id)
-        out[torch.tensor(batch)] = model.forward_all(input_ids.to(device), mask.to(device))[2].cpu().float()
+        pooled = pool_mask([pools[i] for i in batch], input_ids.shape[1])
+        out[torch.tensor(batch)] = model.forward_all(input_ids.to(device), mask.to(device),
+                                                     pooled.to(device))[2].cpu().float()
     return out

@@ -47,6 +47,8 @@ class TrainConfig:
                                        "when it exists].", path="file")
     entity_valid: str | None = setting(None, "Entity-level sentiment validation file [default: "
                                        "<data_dir>/entities/entity_valid.csv when it exists].", path="file")
+    entity_passes: int = setting(1, "Passes over the entity rows each epoch (a new head on a trained encoder may "
+                                 "need more of them than the other tasks).")
     epochs: int = setting(6, "Passes over the training data (at most; see --patience).")
     batch_size: int = setting(32, "Texts per batch (each batch holds one task).")
     lr: float | None = setting(None, "Encoder learning rate [default: 1e-3 LoRA, 5e-5 full].")

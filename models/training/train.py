@@ -29,7 +29,7 @@ from transformers import get_cosine_schedule_with_warmup, set_seed
 
 from models.serving.artefact import (LoraSettings, ModelSpec, build_network, load_model, read_spec, read_weights, save_model,
                              trainable_state)
-from models.serving.batching import encode, encode_pairs, pad, shuffled_bucket_batches
+from models.serving.batching import encode, encode_pairs, pad, pool_mask, shuffled_bucket_batches
 from models.training.config import TrainConfig
 from models.training.data import LabelledSet, load_labelled
 from models.training.entities import load_entities
@@ -141,7 +141,8 @@ def train(cfg: TrainConfig) -> dict:
     labels = {t: pooled[t].labels for t in pooled}
     if "entity" in sets:
         entity_train = sets["entity"]["train"]
-        encoded["entity"] = encode_pairs(tokenizer, entity_train.texts, entity_train.entities, cfg.max_length)
+        encoded["entity"], entity_pools = encode_pairs(tokenizer, entity_train.texts, entity_train.entities,
+                                                       cfg.max_length)
         labels["entity"] = entity_train.labels
     offsets, start = {}, 0
     for name, data in sources.items():
@@ -177,7 +178,7 @@ def train(cfg: TrainConfig) -> dict:
         drawn = [offsets[n] + i for n in sources for i in draw(len(sources[n]), counts[n], rng)]
         for batch in shuffled_bucket_batches([len(encoded["sentiment"][i]) for i in drawn], cfg.batch_size, rng):
             plan.append(("sentiment", [drawn[j] for j in batch]))
-        if "entity" in encoded:
+        for _ in range(cfg.entity_passes if "entity" in encoded else 0):
             plan += [("entity", b) for b in shuffled_bucket_batches([len(x) for x in encoded["entity"]],
                                                                      cfg.batch_size, rng)]
         rng.shuffle(plan)
@@ -222,7 +223,8 @@ def train(cfg: TrainConfig) -> dict:
         for task, batch in plan[state["step"]:]:
             input_ids, mask = pad([encoded[task][i] for i in batch], tokenizer.pad_token_id)
             target = torch.tensor([labels[task][i] for i in batch]).to(device)
-            logits = model.forward_all(input_ids.to(device), mask.to(device))[("topic", "sentiment", "entity").index(task)]
+            pools = pool_mask([entity_pools[i] for i in batch], input_ids.shape[1]).to(device) if task == "entity" else None
+            logits = model.forward_all(input_ids.to(device), mask.to(device), pools)[("topic", "sentiment", "entity").index(task)]
             labelled = target != NO_LABEL
             loss = loss_fns[task](logits[labelled], target[labelled]) if bool(labelled.any()) else None
             if soft.get(task) is not None:

