@@ -52,6 +52,16 @@ def test_plain_topic_cases(engine, title, topic):
     assert engine.classify([title])[0].topic == topic
 
 
+def test_the_default_model_reads_each_entity_of_a_headline_on_its_own(engine):
+    """Targeted sentiment: two parties of one headline, read apart."""
+    assert read_spec(DEFAULT_MODEL_DIR).entity and engine.reads_targets
+    texts = ["Gold shines on seasonal demand; Silver dull"] * 2 + [
+        "Orbis Semiconductor shares surge while Kestrel Motors slumps on weak guidance"]
+    probs = engine.read_targets(texts, ["Gold", "Silver", "Orbis Semiconductor"])
+    labels = [engine.spec.sentiment_labels[row.argmax()] for row in probs]
+    assert labels == ["positive", "negative", "positive"]
+
+
 def test_loading_the_int8_path_prints_no_notice_a_user_cannot_act_on():
     import warnings
 

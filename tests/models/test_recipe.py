@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_step_of_the_default_recipe_is_a_valid_moodwire_command(tmp_path):
     data, work = tmp_path / "data", tmp_path / "work"
     name, steps, expect = load_recipe(ROOT / "models/recipes/default-model.yaml", str(data), str(work))
-    assert name.startswith("moodwire-minilm@1.5.0") and len(steps) >= 10 and expect["news accuracy"] > 0.86
+    assert name.startswith("moodwire-minilm@1.6.0") and len(steps) >= 10 and expect["news accuracy"] > 0.86
     for _, args in steps:  # the folders and files the steps name exist by the time they run
         for arg in args:
             for value in (arg, arg.split("=", 1)[-1]):
