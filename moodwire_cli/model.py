@@ -123,9 +123,10 @@ def export(ctx: click.Context, model_dir, output, half, lora_rank, int8_factors,
                    f"{report['kept_energy_mean']:.2%} of the weight changes' energy on average "
                    f"({report['kept_energy_min']:.2%} the least); measure it with moodwire evaluate")
         return
-    if int8_factors or version:
-        raise click.UsageError(f"{'--int8-factors' if int8_factors else '--version'} is for a cut model; it needs "
-                               "--lora-rank")
+    if int8_factors:
+        raise click.UsageError("--int8-factors stores a LoRA adapter's factors; it needs --lora-rank")
+    if version:
+        raise click.UsageError("--version names the version of a cut model; it needs --lora-rank")
     out = export_model(source, output, half=half)
     click.echo(f"exported to {out} (load it with MOODWIRE_MODEL={out})")
 

@@ -70,6 +70,17 @@ def _probabilities(model_dir, texts, quantized: bool, runtime: str, cache_dir):
         engine.close()
 
 
+def class_lines(report: dict) -> list[str]:
+    """The per-class table and the confusion matrix of a report, as text lines."""
+    width = max(len(n) for n in report["labels"])
+    lines = [f"{'class':<{width}}  precision  recall     f1  support"]
+    for name, row in report["per_class"].items():
+        lines.append(f"{name:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  {row['f1']:5.3f}  {row['support']:7d}")
+    lines.append("confusion matrix (rows = true, columns = predicted):")
+    lines.extend("  " + " ".join(f"{v:5d}" for v in row) for row in report["confusion_matrix"])
+    return lines
+
+
 def format_report(report: dict) -> str:
     read_as = f"  read as {report['read_as']}" if report.get("read_as") else ""
     lines = [f"model {report['model']}  task {report['task']}  data {report['data']}{read_as}  n={report['n']}",
@@ -83,12 +94,7 @@ def format_report(report: dict) -> str:
     if "score_correlation" in report:
         c = report["score_correlation"]
         lines.append(f"score correlation: pearson {c['pearson']:.4f}, spearman {c['spearman']:.4f}")
-    width = max(len(n) for n in report["labels"])
-    lines.append(f"{'class':<{width}}  precision  recall     f1  support")
-    for name, row in report["per_class"].items():
-        lines.append(f"{name:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  {row['f1']:5.3f}  {row['support']:7d}")
-    lines.append("confusion matrix (rows = true, columns = predicted):")
-    lines.extend("  " + " ".join(f"{v:5d}" for v in row) for row in report["confusion_matrix"])
+    lines += class_lines(report)
     if "confusion_png" in report:
         lines.append(f"confusion matrix and reliability diagram: {report['confusion_png']}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from pathlib import Path
 from models.serving.artefact import read_spec
 from models.serving.labels import LabelMap
 from models.training.entities import load_entities
+from models.training.evaluate import class_lines
 from models.training.metrics import classification_report
 from moodwire.errors import ModelError
 
@@ -85,10 +86,5 @@ def format_entity_report(report: dict) -> str:
         lines.append(f"{name:<22} {row['n']:5d}  {row['accuracy']:8.4f}  {row['macro_f1']:8.4f}  "
                      f"{row['baseline_accuracy']:12.4f}  {row['baseline_macro_f1']:11.4f}")
     lines.append("baseline: every entity given its text's sentiment (the headline-level reading)")
-    width = max(len(n) for n in report["labels"])
-    lines.append(f"{'class':<{width}}  precision  recall     f1  support")
-    for name, row in report["per_class"].items():
-        lines.append(f"{name:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  {row['f1']:5.3f}  {row['support']:7d}")
-    lines.append("confusion matrix (rows = true, columns = predicted):")
-    lines.extend("  " + " ".join(f"{v:5d}" for v in row) for row in report["confusion_matrix"])
+    lines += class_lines(report)
     return "\n".join(lines)

@@ -130,3 +130,7 @@ def test_int8_factors_without_a_rank_cut_is_a_usage_error(tmp_path: Path):
     assert result.returncode == 2
     assert "--int8-factors stores a LoRA adapter's factors; it needs --lora-rank" in result.stderr
     assert not (tmp_path / "x").exists()
+    named = subprocess.run([sys.executable, "-m", "moodwire_cli", "export", "-o", str(tmp_path / "x"), "--version", "2.0"],
+                           capture_output=True, text=True)
+    assert named.returncode == 2 and "--version names the version of a cut model" in named.stderr
+    assert not (tmp_path / "x").exists()
