@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # serving a bundle (models/serving/bundle.py) runs without torch
+    import numpy as np
     import torch
     from transformers import PreTrainedTokenizerBase
 
@@ -61,11 +62,12 @@ def encode_pairs(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], ent
     return encoded["input_ids"], pools
 
 
-def pool_mask(pools: Sequence[Sequence[int]], width: int) -> "torch.Tensor":
-    """A (batch, width) 0/1 mask of the positions each row pools."""
-    import torch
+def pool_mask(pools: Sequence[Sequence[int]], width: int) -> "np.ndarray":
+    """A (batch, width) int64 0/1 mask of the positions each row pools (numpy: the bundle serves
+    without torch)."""
+    import numpy as np
 
-    mask = torch.zeros((len(pools), width), dtype=torch.long)
+    mask = np.zeros((len(pools), width), dtype=np.int64)
     for row, positions in enumerate(pools):
         mask[row, list(positions)] = 1
     return mask

@@ -149,7 +149,7 @@ class BundleEngine:
 
     def read_targets(self, texts: Sequence[str], entities: Sequence[str]) -> np.ndarray:
         """Entity-head probabilities of the sentiment toward ``entities[i]`` in ``texts[i]``."""
-        from models.serving.batching import encode_pairs
+        from models.serving.batching import encode_pairs, pool_mask
 
         if not self.reads_targets:
             raise ModelError(f"bundle {self.label} has no entity head; it cannot read targeted sentiment")
@@ -158,9 +158,7 @@ class BundleEngine:
             ids, pools = encode_pairs(self.tokenizer, texts, entities, self.spec.max_length)
         with self._lock:
             for batch, input_ids, mask in self._padded(ids):
-                pooled = np.zeros_like(mask)
-                for row, i in enumerate(batch):
-                    pooled[row, pools[i]] = 1
+                pooled = pool_mask([pools[i] for i in batch], mask.shape[1])
                 out[batch] = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask,
                                                      "pool_mask": pooled})[2]
         return _softmax(out)

@@ -187,7 +187,7 @@ class InferenceEngine:
     @property
     def reads_targets(self) -> bool:
         """Whether the model has the entity head (targeted sentiment)."""
-        return bool(getattr(self.spec, "entity", False))
+        return self.spec.entity
 
     @torch.inference_mode()
     def read_targets(self, texts: Sequence[str], entities: Sequence[str]):
@@ -201,7 +201,7 @@ class InferenceEngine:
         with self._lock:
             for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
                 input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
-                pooled = pool_mask([pools[i] for i in batch], input_ids.shape[1])
+                pooled = torch.from_numpy(pool_mask([pools[i] for i in batch], input_ids.shape[1]))
                 if self.runtime == "onnx":
                     logits = self._onnx(input_ids, mask, pooled)[2]
                 else:

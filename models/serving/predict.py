@@ -51,7 +51,7 @@ def predict_entity_logits(model, tokenizer, texts: Sequence[str], entities: Sequ
     out = torch.zeros((len(texts), model.entity_head.out_features))
     for batch in length_sorted_batches([len(x) for x in ids], batch_size):
         input_ids, mask = pad([ids[i] for i in batch], tokenizer.pad_token_id)
-        pooled = pool_mask([pools[i] for i in batch], input_ids.shape[1])
+        pooled = torch.from_numpy(pool_mask([pools[i] for i in batch], input_ids.shape[1]))
         out[torch.tensor(batch)] = model.forward_all(input_ids.to(device), mask.to(device),
                                                      pooled.to(device))[2].cpu().float()
     return out

@@ -223,7 +223,8 @@ def train(cfg: TrainConfig) -> dict:
         for task, batch in plan[state["step"]:]:
             input_ids, mask = pad([encoded[task][i] for i in batch], tokenizer.pad_token_id)
             target = torch.tensor([labels[task][i] for i in batch]).to(device)
-            pools = pool_mask([entity_pools[i] for i in batch], input_ids.shape[1]).to(device) if task == "entity" else None
+            pools = (torch.from_numpy(pool_mask([entity_pools[i] for i in batch], input_ids.shape[1])).to(device)
+                     if task == "entity" else None)
             logits = model.forward_all(input_ids.to(device), mask.to(device), pools)[("topic", "sentiment", "entity").index(task)]
             labelled = target != NO_LABEL
             loss = loss_fns[task](logits[labelled], target[labelled]) if bool(labelled.any()) else None
@@ -278,9 +279,7 @@ def train(cfg: TrainConfig) -> dict:
         print(json.dumps({"calibration": spec.calibration}), flush=True)
     spec.metrics = {"validation": kept_metrics, "history": state["history"],
                     "selection": "selection_score (models/training/validation.py)" if cfg.keep == "best" else "last epoch"}
-    if "entity" in sets:
-        spec.provenance["entity_rows"] = {"train": len(sets["entity"]["train"]), "valid": len(sets["entity"]["valid"])}
-    spec.provenance = {**spec.provenance, "config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__,
+    spec.provenance = {"config": _config_key(cfg), "seed": cfg.seed, "torch": torch.__version__,
                        "sentiment_sources": {"train": {n: len(d) for n, d in sets["sentiment"]["train"].items()},
                                              "unlabelled": {n: len(d) for n, d in sets["sentiment"]["unlabelled"].items()},
                                              "valid": {n: len(d) for n, d in sets["sentiment"]["valid"].items()},
@@ -288,6 +287,8 @@ def train(cfg: TrainConfig) -> dict:
                        "teachers": [{"targets": list(t.targets), "model": t.model,
                                      "version": read_spec(t.model).version} for t in teachers],
                        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+    if "entity" in sets:
+        spec.provenance["entity_rows"] = {"train": len(sets["entity"]["train"]), "valid": len(sets["entity"]["valid"])}
     save_model(model, spec, cfg.output)
     return kept_metrics
 
