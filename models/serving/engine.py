@@ -26,7 +26,7 @@ from torch import nn
 from models.serving.artefact import DEFAULT_MODEL_DIR, load_model
 from models.serving.batching import encode, encode_pairs, length_sorted_batches, pad, pool_mask
 from moodwire.errors import ModelError
-from models.serving.bundle import Prediction, predictions
+from models.serving.bundle import Prediction, entity_probabilities, predictions
 
 
 RUNTIMES = ("onnx", "torch")  # CPU runtimes
@@ -197,16 +197,16 @@ class InferenceEngine:
             raise ModelError(f"model {self.label} has no entity head; it cannot read targeted sentiment")
         with self._tokenizer_lock:
             ids, pools = encode_pairs(self.tokenizer, texts, entities, self.spec.max_length)
-        out = torch.empty((len(ids), len(self.spec.sentiment_labels)))
         with self._lock:
+            if self.runtime == "onnx":
+                return entity_probabilities(self._onnx.session, ids, pools, self.tokenizer.pad_token_id,
+                                            self.batch_size, len(self.spec.sentiment_labels))
+            out = torch.empty((len(ids), len(self.spec.sentiment_labels)))
             for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
                 input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
                 pooled = torch.from_numpy(pool_mask([pools[i] for i in batch], input_ids.shape[1]))
-                if self.runtime == "onnx":
-                    logits = self._onnx(input_ids, mask, pooled)[2]
-                else:
-                    logits = self.model.forward_all(input_ids.to(self.device), mask.to(self.device),
-                                                    pooled.to(self.device))[2]
+                logits = self.model.forward_all(input_ids.to(self.device), mask.to(self.device),
+                                                pooled.to(self.device))[2]
                 out[torch.tensor(batch)] = logits.float().cpu()
         return out.softmax(-1).numpy()
 
