@@ -8,11 +8,13 @@ JSON-able dict kept by the caller in a changelog-backed table:
        ▲                            │ condition fails                keep_firing_for──► resolved
        └────────────────────────────┘                                   (then inactive again)
 
-No data (a window with fewer than ``min_count`` items) is not a recovery. With the rule's
-``no_data: keep_state`` (the default, as Grafana's "keep last state") a firing alert stays
-firing while its windows hold too few items, for at most ``no_data_timeout``; then it resolves
-with the reason "no data …". With ``no_data: resolve`` it resolves at once, saying why. A
-pending or inactive alert treats no data as the condition not holding.
+No data (a window with fewer than ``min_count`` items) is not a recovery. A firing alert whose
+thin window still reads past the threshold (the few items there say the same) keeps firing,
+whatever ``no_data`` says: too few to start an alert is not evidence that it is over. Otherwise,
+with the rule's ``no_data: keep_state`` (the default, as Grafana's "keep last state") a firing
+alert stays firing while its windows hold too few items, for at most ``no_data_timeout``; then
+it resolves with the reason "no data …". With ``no_data: resolve`` it resolves at once, saying
+why. A pending or inactive alert treats no data as the condition not holding.
 
 Every transition to firing or resolved (and a reminder every ``repeat_interval`` while
 firing) yields one ``AlertEvent`` with the alert's stable fingerprint and the next sequence
@@ -50,6 +52,7 @@ class Reading:
     recovered: bool  # past the recovery threshold (hysteresis); equals ``not holds`` without one
     why: str | None = None  # why the rule cannot judge this window (a firing alert then resolves)
     no_data: bool = False  # fewer than min_count items: the window says nothing either way
+    past: bool = False  # the value is past the threshold, however few the items (``holds`` needs min_count)
 
 
 def baseline_of(history: Sequence[dict], window: TopicWindow, span: timedelta) -> list[dict]:
@@ -175,7 +178,7 @@ def step_early(rule: Rule, topic: str, state: dict, window: TopicWindow) -> tupl
 
 def _reading(rule: Rule, window: TopicWindow, value: float, holds: bool, recovered: bool, enough: bool) -> Reading:
     return Reading(value, enough and holds, recovered or not enough, _unjudged(rule, window, recovered, enough),
-                   no_data=not enough)
+                   no_data=not enough, past=holds)
 
 
 def _unjudged(rule: Rule, window: TopicWindow, recovered: bool, enough: bool) -> str | None:
@@ -228,6 +231,11 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
         return state, events
 
     # firing
+    if reading.no_data and reading.past:  # too few to judge, but what there is still reads past the threshold
+        state.update(no_data_since=None, clear_since=None)
+        if now - _t(state["last_event"]) >= rule.repeat_interval:
+            emit("firing")
+        return state, events
     if reading.no_data and rule.no_data == "keep_state":
         no_data_since = _t(state.get("no_data_since")) or now
         state["no_data_since"] = no_data_since.isoformat()

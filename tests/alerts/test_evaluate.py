@@ -75,18 +75,37 @@ def test_too_few_items_never_fire():
 
 
 def test_with_no_data_resolve_a_resolution_from_too_few_items_says_so_not_only_the_value():
-    # firing on -0.9, then the news dries up: 2 items (min_count 3) still averaging -0.9
-    r = rule(no_data="resolve")
-    _, events = run(r, [window(i, -0.9) for i in range(3)] + [window(i, -0.9, count=2) for i in range(3, 5)])
+    # firing on -0.9, then the news thins out: 2 items (min_count 3) between the threshold and
+    # the recovery level (-0.3 … -0.1): not judged, resolved at once, saying so
+    r = rule(no_data="resolve", recover=-0.1)
+    _, events = run(r, [window(i, -0.9) for i in range(3)] + [window(i, -0.2, count=2) for i in range(3, 5)])
     assert [e.status for e in events] == ["firing", "resolved"]
     firing, resolved = events
     assert firing.reason is None
-    assert resolved.value == -0.9 and resolved.reason == "2 items in the window, under min_count 3: not judged"
+    assert resolved.value == -0.2 and resolved.reason == "2 items in the window, under min_count 3: not judged"
     assert "(2 items in the window, under min_count 3: not judged)" in plain_text([resolved])
     assert decode(AlertEvent, resolved.encode()) == resolved
     # a value that recovers says nothing extra, even when the window is also thin
     _, events = run(r, [window(0, -0.9), window(1, 0.4, count=2)])
     assert [e.status for e in events] == ["firing", "resolved"] and events[1].reason is None
+
+
+@pytest.mark.parametrize("no_data", ["keep_state", "resolve"])
+def test_thin_windows_that_still_read_past_the_threshold_never_resolve_the_alert(no_data):
+    # The Credit Suisse case: firing, then a day of 2 headlines a window still at -0.9 (past
+    # -0.3): too few to start an alert, but no evidence it is over: firing, whatever no_data says
+    r = rule(no_data=no_data, no_data_timeout="1h", recover=-0.1)
+    thin = [window(i, -0.9, count=2) for i in range(3, 3 + 12 * 24)]
+    state, events = run(r, [window(i, -0.9) for i in range(3)] + thin)
+    assert [e.status for e in events if e.status == "resolved"] == [] and state["status"] == FIRING
+    assert state["no_data_since"] is None
+    # then the few items there recover: the alert resolves (at once, or once no data has lasted
+    # no_data_timeout, as no_data says), and the past-threshold stretch did not start that clock
+    recovered = [window(i, 0.3, count=2) for i in range(400, 400 + 13)]
+    state, events = run(r, [window(i, -0.9) for i in range(3)] + thin + recovered)
+    resolved = [e for e in events if e.status == "resolved"]
+    assert len(resolved) == 1 and state["status"] == INACTIVE
+    assert resolved[0].ends_at == (recovered[0] if no_data == "resolve" else recovered[12]).end
 
 
 def test_by_default_a_firing_alert_keeps_firing_through_no_data_then_resolves_saying_no_data():
@@ -98,8 +117,8 @@ def test_by_default_a_firing_alert_keeps_firing_through_no_data_then_resolves_sa
     # news returns, still negative: the same episode goes on, no new firing
     state, events = run(r, [window(i, -0.9) for i in range(3)] + thin + [window(15, -0.8)])
     assert [e.status for e in events] == ["firing"]
-    # thin for longer than no_data_timeout: resolved, and the reason says no data
-    long_thin = [window(i, -0.9, count=1) for i in range(3, 3 + 25)]  # 2 h of 5-minute steps
+    # thin, and no longer past the threshold, for longer than no_data_timeout: resolved, saying no data
+    long_thin = [window(i, -0.2, count=1) for i in range(3, 3 + 25)]  # 2 h of 5-minute steps
     state, events = run(r, [window(i, -0.9) for i in range(3)] + long_thin)
     assert [e.status for e in events] == ["firing", "resolved"] and state["status"] == INACTIVE
     assert events[1].reason.startswith("no data: fewer than min_count 3 items per 1h window since ")
