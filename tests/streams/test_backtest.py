@@ -200,3 +200,31 @@ def test_the_readmes_backtest_example_passes_as_written(tmp_path: Path):
     result = _run(*args, home=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "4 of 4 expectations passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_on_recorded_news_no_alert_resolves_no_data_while_a_window_still_reads_past_its_threshold(tmp_path: Path):
+    """The demo sample with the demo's former watchlist rule (mean below -0.3 over 8 or more
+    headlines a day: thin windows are common on a narrow list): every "no data" resolution came
+    after a no-data stretch in which no window of that list read past the threshold."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: thin, watchlists: all, window: 24h, when: {mean_below: -0.3}, min_count: 8,\n"
+                     "     for: 2h, recover: -0.15, keep_firing_for: 12h, no_data_timeout: 6h}\n")
+    out = tmp_path / "out"
+    result = _run(str(ROOT / "streams" / "samples" / "svb_2023_demo.csv"), "--rules", str(rules), "--watchlists",
+                  str(ROOT / "config" / "watchlists.example.yaml"), "--out", str(out), home=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    windows: dict[str, list[tuple[datetime, int, float]]] = {}
+    for line in (out / "windows.jsonl").read_text().splitlines():
+        w = json.loads(line)
+        if w["window"] == "24h":
+            windows.setdefault(w["topic"], []).append((datetime.fromisoformat(w["end"]), w["count"], w["mean_score"]))
+    no_data = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
+    no_data = [a for a in no_data if a["status"] == "resolved" and (a.get("reason") or "").startswith("no data")]
+    assert no_data, "the sample no longer thins out under this rule: the test checks nothing"
+    for alert in no_data:
+        since = datetime.fromisoformat(alert["reason"].split(" since ")[1].split(" ")[0])
+        ended = datetime.fromisoformat(alert["ends_at"])
+        stretch = [(end, n, mean) for end, n, mean in windows[alert["topic"]] if since <= end <= ended]
+        assert stretch and all(n < 8 for _, n, _ in stretch)
+        assert not [w for w in stretch if w[2] < -0.3], f"{alert['topic']} resolved 'no data' past the threshold"
