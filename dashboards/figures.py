@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -32,14 +33,25 @@ def with_interval(frame: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
     return out
 
 
-def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataFrame | None = None) -> pd.DataFrame:
+EVIDENCE_MIN = 5  # headlines a range needs before its mean is ranked (the shipped watchlist rules' min_count)
+
+
+def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataFrame | None = None,
+                   now: datetime | None = None, minimum: int = EVIDENCE_MIN) -> pd.DataFrame:
     """Per key (topic or watchlist) over the range: the mean of every headline in it and their
     negative share (``totals``: from non-overlapping windows, ``data.totals``), their count; the
-    latest window's mean and headline count, the change of the window mean from the first window
-    to the latest; firing alerts. ``windows``: one window size; ``alerts``: alert episodes, or
-    firing counts per key (``data.firing``). A key with an alert firing is listed whatever the
-    range holds."""
-    cols = ["topic", "kind", "mean", "latest", "latest_items", "change", "volume", "negative_share", "firing"]
+    latest complete window's mean and headline count (a window ending after ``now`` is still
+    filling: shown apart, as ``filling``), the change of the window mean from the first window to
+    the latest complete one; firing alerts. ``windows``: one window size; ``alerts``: alert
+    episodes, or firing counts per key (``data.firing``). A key with an alert firing is listed
+    whatever the range holds.
+
+    Sorted as a risk officer asks: firing first, then keys with at least ``minimum`` headlines
+    before those with fewer, then by ``weighted``: the mean shrunk toward 0 by its count,
+    mean × n / (n + minimum), so one headline at −0.99 (−0.17) never outranks twenty at −0.5
+    (−0.4)."""
+    cols = ["topic", "kind", "mean", "weighted", "latest", "latest_items", "filling", "change", "volume",
+            "negative_share", "firing"]
     if alerts.empty:
         firing = pd.Series(dtype=int)
     elif "status" in alerts:  # alert episodes
@@ -49,29 +61,42 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
     live = windows[windows["count"] > 0]
     if live.empty and firing.empty:
         return pd.DataFrame(columns=cols)
-    ends = live.sort_values("start").groupby("topic").agg(
+    now = now or datetime.now(timezone.utc)
+    done = live[live["end"] <= now] if "end" in live else live
+    ends = done.sort_values("start").groupby("topic").agg(
         first=("mean_score", "first"), last=("mean_score", "last"), last_count=("count", "last"),
         share=("negative_share", "mean"), mean=("mean_score", "mean"))
-    ends = ends.reindex(ends.index.union(firing.index[firing > 0]))
+    open_ = live[live["end"] > now].sort_values("start").groupby("topic").last() if "end" in live else None
+    keys = ends.index.union(live["topic"].unique()).union(firing.index[firing > 0])
+    ends = ends.reindex(keys)
+    all_windows = live.sort_values("start").groupby("topic").agg(share=("negative_share", "mean"),
+                                                                 mean=("mean_score", "mean")).reindex(keys)
     counted = totals.set_index("topic") if totals is not None and not totals.empty else None
-    table = pd.DataFrame({"topic": ends.index})
-    table["kind"] = ["topic" if watchlist_name(t) is None else "watchlist" for t in ends.index]
+    table = pd.DataFrame({"topic": keys})
+    table["kind"] = ["topic" if watchlist_name(t) is None else "watchlist" for t in keys]
     table["latest"] = ends["last"].astype(float).round(3).to_numpy()
     table["latest_items"] = ends["last_count"].fillna(0).astype(int).to_numpy()
+    table["filling"] = ["" if open_ is None or t not in open_.index else
+                        f"{open_.loc[t, 'mean_score']:+.3f} from {int(open_.loc[t, 'count'])} so far" for t in keys]
     table["change"] = (ends["last"] - ends["first"]).astype(float).round(3).to_numpy()
     if counted is not None:  # distinct items from non-overlapping windows (``data.totals``)
-        volume = counted["items"].reindex(ends.index)
+        volume = counted["items"].reindex(keys)
         table["volume"] = volume.fillna(0).astype(int).to_numpy()
-        share = counted["negative_share"].reindex(ends.index)
-        table["negative_share"] = share.where(volume.notna(), ends["share"]).astype(float).round(3).to_numpy()
-        mean = counted["mean"].reindex(ends.index).where(volume.notna(), ends["mean"])
+        share = counted["negative_share"].reindex(keys)
+        table["negative_share"] = share.where(volume.notna(), all_windows["share"]).astype(float).round(3).to_numpy()
+        mean = counted["mean"].reindex(keys).where(volume.notna(), all_windows["mean"])
         table["mean"] = mean.astype(float).round(3).to_numpy()
+        n = volume.fillna(0).to_numpy()
     else:  # no counting windows stored: the windows' means and shares, not per headline
         table["volume"] = 0
-        table["negative_share"] = ends["share"].astype(float).round(3).to_numpy()
-        table["mean"] = ends["mean"].astype(float).round(3).to_numpy()
-    table["firing"] = firing.reindex(ends.index).fillna(0).astype(int).to_numpy()
-    return table[cols].sort_values(["firing", "mean"], ascending=[False, True])
+        table["negative_share"] = all_windows["share"].astype(float).round(3).to_numpy()
+        table["mean"] = all_windows["mean"].astype(float).round(3).to_numpy()
+        n = live.groupby("topic")["count"].sum().reindex(keys).fillna(0).to_numpy()
+    table["weighted"] = (table["mean"] * n / (n + minimum)).astype(float).round(3)
+    table["firing"] = firing.reindex(keys).fillna(0).astype(int).to_numpy()
+    table["_thin"] = n < minimum
+    table = table.sort_values(["firing", "_thin", "weighted"], ascending=[False, True, True], na_position="last")
+    return table[cols].reset_index(drop=True)
 
 
 def no_data(fig: go.Figure, text: str) -> go.Figure:

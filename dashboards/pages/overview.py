@@ -9,8 +9,9 @@ from dashboards import data, figures, ids
 from dashboards.state import query, time_range, to_search
 
 COLUMNS = [{"name": "topic or watchlist", "id": "topic", "presentation": "markdown"}, {"name": "kind", "id": "kind"},
-           {"name": "mean (range)", "id": "mean"}, {"name": "latest window", "id": "latest"},
-           {"name": "its headlines", "id": "latest_items"}, {"name": "change", "id": "change"},
+           {"name": "mean (range)", "id": "mean"}, {"name": "weighted mean", "id": "weighted"},
+           {"name": "latest complete window", "id": "latest"}, {"name": "its headlines", "id": "latest_items"},
+           {"name": "window still filling", "id": "filling"}, {"name": "change", "id": "change"},
            {"name": "headlines", "id": "volume"}, {"name": "negative share", "id": "negative_share"},
            {"name": "firing alerts", "id": "firing"}]
 # What each column is, on hover over its header: no number on the page without its definition.
@@ -18,9 +19,13 @@ TOOLTIPS = {
     "topic": "A topic of the model, or a risk team's watchlist; the link opens its chart and headlines.",
     "kind": "topic (the model's) or watchlist (MOODWIRE_WATCHLISTS, e.g. config/watchlists.example.yaml)",
     "mean": "Mean sentiment score (-1 negative … +1 positive) of every headline in the range, each counted once.",
-    "latest": "Mean sentiment of the newest window in the range (the chart's window size); see its headlines.",
-    "latest_items": "How many headlines the newest window holds: a mean of one headline is one opinion.",
-    "change": "Latest window's mean minus the first window's mean in the range.",
+    "weighted": (f"The range's mean shrunk toward 0 by its headline count, mean × n / (n + {figures.EVIDENCE_MIN}): one "
+                 "headline at -0.99 weighs -0.17, twenty at -0.5 weigh -0.4. The table ranks by it, firing keys "
+                 f"first and keys with under {figures.EVIDENCE_MIN} headlines (greyed) last."),
+    "latest": "Mean sentiment of the newest complete window in the range (the chart's window size).",
+    "latest_items": "How many headlines that window holds: a mean of one headline is one opinion.",
+    "filling": "The window still filling (it ends after now): its mean so far and from how many headlines.",
+    "change": "Latest complete window's mean minus the first window's mean in the range.",
     "volume": "Headlines in the range, each counted once.",
     "negative_share": "Share of the range's headlines the model read as negative.",
     "firing": "Alerts firing now on this key (listed whatever the range holds).",
@@ -36,8 +41,10 @@ def layout(query: dict) -> html.Div:
                              filter_action="native", export_format="csv", export_headers="display",
                              markdown_options={"link_target": "_self"},
                              style_cell={"textAlign": "left", "padding": "4px"},
-                             style_data_conditional=[{"if": {"filter_query": "{firing} > 0"},
-                                                      "backgroundColor": "#fdecea"}]),
+                             style_data_conditional=[
+                                 {"if": {"filter_query": f"{{volume}} < {figures.EVIDENCE_MIN} && {{firing}} = 0"},
+                                  "color": "#999"},
+                                 {"if": {"filter_query": "{firing} > 0"}, "backgroundColor": "#fdecea"}]),
         dcc.Graph(id=ids.HEATMAP, config={"displaylogo": False}),
     ])
 

@@ -100,11 +100,15 @@ def test_the_overview_table_and_figures_are_built_from_frames(seeded):
     engine, s = seeded
     rng = data.TimeRange(s["end"] - timedelta(hours=6), s["end"])
     w = data.windows(engine, "1h", rng)
-    table = figures.overview_table(w, data.alert_episodes(engine, rng))
+    table = figures.overview_table(w, data.alert_episodes(engine, rng), now=s["end"])
     assert table.iloc[0]["topic"] == "Macro" and table.iloc[0]["firing"] == 1
     macro = w[w["topic"] == "Macro"].sort_values("start")
-    assert table.iloc[0]["latest"] == round(float(macro.iloc[-1]["mean_score"]), 3)
-    assert table.iloc[0]["latest_items"] == int(macro.iloc[-1]["count"])
+    complete = macro[macro["end"] <= s["end"]]  # the windows still filling at the range's end are apart
+    assert 0 < len(complete) < len(macro)
+    assert table.iloc[0]["latest"] == round(float(complete.iloc[-1]["mean_score"]), 3)
+    assert table.iloc[0]["latest_items"] == int(complete.iloc[-1]["count"])
+    filling = macro.iloc[-1]
+    assert table.iloc[0]["filling"] == f"{filling['mean_score']:+.3f} from {int(filling['count'])} so far"
     assert table.iloc[0]["mean"] == round(float(macro["mean_score"].mean()), 3)  # no totals given: the windows'
     items = [i for i in s["items"] if i.topic == "Macro" and rng.start <= i.published_at < rng.end]
     counted = figures.overview_table(w, data.alert_episodes(engine, rng), data.totals(engine, rng))
@@ -293,3 +297,30 @@ def test_the_csv_export_neutralises_cells_a_spreadsheet_would_run():
                                 "Banks rally"]
     assert list(safe.score) == list(frame.score)  # numbers, negative ones too, untouched
     assert list(frame.title)[0].startswith("=")  # the page's own frame is not changed
+
+
+def test_the_overview_ranks_by_evidence_and_keeps_a_filling_window_apart():
+    # The demo's case: one headline at -0.99 (Dividend) and three on Currencies ranked above a
+    # bank watchlist of twenty at -0.5; a 24h window ending tomorrow shown as the latest value.
+    now = pd.Timestamp("2026-12-05 12:00", tz="UTC").to_pydatetime()
+    day = pd.Timedelta(hours=24)
+    rows = []
+    for key, count, mean in [("Dividend", 1, -0.99), ("Currencies", 3, -0.8), ("watchlist:banks", 20, -0.5),
+                             ("Earnings", 30, 0.2), ("watchlist:crypto", 8, -0.1)]:
+        rows.append({"topic": key, "start": now - 2 * day, "end": now - day, "count": count, "mean_score": mean,
+                     "negative_share": 0.5})
+    rows.append({"topic": "watchlist:banks", "start": now - pd.Timedelta(hours=1), "end": now + pd.Timedelta(hours=23),
+                 "count": 1, "mean_score": -0.99, "negative_share": 1.0})
+    w = pd.DataFrame(rows)
+    totals = pd.DataFrame({"topic": ["Dividend", "Currencies", "watchlist:banks", "Earnings", "watchlist:crypto"],
+                           "items": [1, 3, 21, 30, 8], "mean": [-0.99, -0.8, -0.523, 0.2, -0.1],
+                           "negative_share": [1.0, 0.7, 0.6, 0.1, 0.3]})
+    firing = pd.DataFrame({"topic": ["watchlist:crypto"], "firing": [1]})
+    table = figures.overview_table(w, firing, totals, now=now)
+    assert list(table["topic"]) == ["watchlist:crypto", "watchlist:banks", "Earnings", "Currencies", "Dividend"]
+    banks = table[table["topic"] == "watchlist:banks"].iloc[0]
+    assert banks["latest"] == -0.5 and banks["latest_items"] == 20  # the complete window, not the filling one
+    assert banks["filling"] == "-0.990 from 1 so far"
+    assert banks["weighted"] == round(-0.523 * 21 / 26, 3)
+    dividend = table[table["topic"] == "Dividend"].iloc[0]
+    assert dividend["weighted"] == round(-0.99 / 6, 3) and dividend["filling"] == ""
