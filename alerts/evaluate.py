@@ -173,7 +173,8 @@ def step_early(rule: Rule, topic: str, state: dict, window: TopicWindow) -> tupl
         fingerprint=fingerprint(rule, topic), rule=rule.name, topic=topic, status="firing", value=len(evidence),
         threshold=rule.threshold, window=rule.window, starts_at=since, evidence=evidence, seq=state["seq"],
         severity=rule.severity, labels=dict(rule.labels),
-        kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic")]
+        kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic", window_start=window.start,
+        window_end=window.end)]
 
 
 def _reading(rule: Rule, window: TopicWindow, value: float, holds: bool, recovered: bool, enough: bool) -> Reading:
@@ -216,7 +217,8 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
             value=reading.value, threshold=rule.threshold, window=rule.window,
             starts_at=_t(state["starts_at"]), ends_at=ends_at, evidence=list(evidence), seq=state["seq"],
             severity=rule.severity, labels=dict(rule.labels), reason=reason,
-            kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic"))
+            kind="watchlist" if topic.startswith(WATCHLIST_KEY) else "topic", window_start=window.start,
+            window_end=window.end))
 
     status = state["status"]
     if status in (INACTIVE, PENDING):

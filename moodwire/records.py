@@ -314,6 +314,9 @@ class AlertEvent(Record):
     # a resolution the value did not earn (too few items, too short a baseline): why
     reason: str | None = Field(default=None, max_length=500)
     kind: Literal["topic", "watchlist"] = "topic"  # what ``topic`` names (see TopicWindow)
+    # the window whose reading made this transition (None in events written before they were kept)
+    window_start: UtcTime | None = None
+    window_end: UtcTime | None = None
 
 
 class DeadLetter(Record):
