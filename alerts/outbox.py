@@ -81,7 +81,7 @@ def record_event(engine: Engine, event: AlertEvent, destinations: list[Destinati
                 status=event.status, severity=event.severity, labels=dict(event.labels), value=event.value,
                 threshold=event.threshold, window=event.window, starts_at=event.starts_at, ends_at=event.ends_at,
                 evidence=[e.model_dump(mode="json") for e in event.evidence], received_at=now, reason=event.reason,
-                kind=event.kind))
+                kind=event.kind, window_start=event.window_start, window_end=event.window_end))
         for d in destinations:
             row = conn.execute(select(notify_outbox.c.status).where(
                 notify_outbox.c.receiver == d.receiver, notify_outbox.c.fingerprint == event.fingerprint,
@@ -221,7 +221,8 @@ def _event(conn, fingerprint: str, seq: int) -> AlertEvent:
                       starts_at=as_utc(r["starts_at"]), ends_at=as_utc(r["ends_at"]),
                       evidence=[Evidence.model_validate(e) for e in r["evidence"]], seq=r["seq"],
                       severity=r["severity"], labels=r["labels"], reason=r["reason"],
-                      kind=r["kind"] or "topic")
+                      kind=r["kind"] or "topic", window_start=as_utc(r["window_start"]),
+                      window_end=as_utc(r["window_end"]))
 
 
 # --------------------------------------------------------------------------- outcomes

@@ -120,6 +120,8 @@ alert_events = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("reason", Text),  # version 5: why a resolution was not earned by the value
     Column("kind", String(16)),  # version 6: "watchlist" when ``topic`` is a watchlist key
+    Column("window_start", DateTime(timezone=True)),  # version 10: the window that made the transition
+    Column("window_end", DateTime(timezone=True)),
 )
 Index("alert_events_topic_time", alert_events.c.topic, alert_events.c.starts_at)
 Index("alert_events_time", alert_events.c.starts_at)  # version 7: episodes of a range, retention
@@ -219,13 +221,14 @@ schema_version = Table(
 # version → tables it introduced. New versions append here; a change to an existing table
 # gets its own step in COLUMNS_BY_VERSION (a store that created the table at its current
 # shape already has the column).
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 TABLES_BY_VERSION = {1: ("ingest_seen", "feed_state"), 2: ("scored_news", "topic_windows"),
                      3: ("alert_events", "notify_outbox", "notify_batches", "notify_attempts", "silences"),
-                     4: ("alert_acks",), 5: (), 6: (), 7: (), 8: ("dashboard_sessions",), 9: ()}
+                     4: ("alert_acks",), 5: (), 6: (), 7: (), 8: ("dashboard_sessions",), 9: (), 10: ()}
 COLUMNS_BY_VERSION = {5: (("alert_events", "reason"),),
                       6: (("scored_news", "watchlists"), ("topic_windows", "kind"), ("alert_events", "kind")),
-                      9: (("scored_news", "targets"),)}
+                      9: (("scored_news", "targets"),),
+                      10: (("alert_events", "window_start"), ("alert_events", "window_end"))}
 INDEXES_BY_VERSION = {7: (("scored_news", "scored_news_time"), ("topic_windows", "topic_windows_window_start"),
                           ("alert_events", "alert_events_time"), ("notify_outbox", "notify_outbox_fingerprint"))}
 

@@ -190,24 +190,28 @@ def test_a_store_from_before_resolution_reasons_is_migrated_and_keeps_its_rows(e
         conn.execute(text("ALTER TABLE topic_windows DROP COLUMN kind"))
         conn.execute(text("ALTER TABLE scored_news DROP COLUMN watchlists"))
         conn.execute(text("ALTER TABLE scored_news DROP COLUMN targets"))  # version 9's
+        conn.execute(text("ALTER TABLE alert_events DROP COLUMN window_start"))  # version 10's
+        conn.execute(text("ALTER TABLE alert_events DROP COLUMN window_end"))
         for index in ("scored_news_time", "topic_windows_window_start", "alert_events_time", "notify_outbox_fingerprint"):
             conn.execute(text(f"DROP INDEX {index}"))  # version 7's
         conn.execute(delete(schema_version).where(schema_version.c.version >= 5))
         conn.execute(text("INSERT INTO alert_events (fingerprint, seq, rule, topic, status, severity, labels, value, "
                           "threshold, \"window\", starts_at, evidence, received_at) VALUES ('old', 1, 'r', 'Macro', "
                           "'firing', 'warning', '{}', -0.5, -0.3, '1h', :t, '[]', :t)"), {"t": T0})
-    assert migrate(engine) == SCHEMA_VERSION == 9
-    assert migrate(engine) == 9  # idempotent
+    assert migrate(engine) == SCHEMA_VERSION == 10
+    assert migrate(engine) == 10  # idempotent
     with engine.connect() as conn:
-        assert {"reason", "kind"} <= {c["name"] for c in inspect(conn).get_columns("alert_events")}
+        assert {"reason", "kind", "window_start", "window_end"} <= {
+            c["name"] for c in inspect(conn).get_columns("alert_events")}
         assert "kind" in {c["name"] for c in inspect(conn).get_columns("topic_windows")}
         assert {"watchlists", "targets"} <= {c["name"] for c in inspect(conn).get_columns("scored_news")}
         assert conn.execute(select(alert_events.c.reason).where(alert_events.c.fingerprint == "old")).scalar() is None
-        assert sorted(conn.execute(select(schema_version.c.version)).scalars()) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        assert sorted(conn.execute(select(schema_version.c.version)).scalars()) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
         assert "topic_windows_window_start" in {i["name"] for i in inspect(conn).get_indexes("topic_windows")}
         assert "scored_news_time" in {i["name"] for i in inspect(conn).get_indexes("scored_news")}
     why = "2 items in the window, under min_count 3: not judged"
-    resolved = event(seq=2, status="resolved").model_copy(update={"reason": why})
+    resolved = event(seq=2, status="resolved").model_copy(update={
+        "reason": why, "window_start": T0 - timedelta(hours=1), "window_end": T0})  # version 10's columns too
     record_event(engine, resolved, [dest(wait_s=0)], now=T0)
     [batch] = due_batches(engine, now=T0)
     assert batch.events == [resolved]
