@@ -29,14 +29,17 @@ table.headlines td,table.headlines th{border-bottom:1px solid #eee;padding:4px 6
 .top form{margin:0} .top button.link{background:none;border:0;color:#fff;cursor:pointer;font:inherit;padding:0}
 .range-error:not(:empty){color:#b00020;padding:.3em 1.2em;background:#fff}
 .overview-note:not(:empty){background:#fff;padding:.8em 1em;margin:.6em 0;color:#555}
+.banner{background:#fff8e1;color:#5d4200;border-bottom:1px solid #e0c36b;padding:.4em 1.2em}
 .store-note:not(:empty){background:#fdecea;color:#922;border-left:5px solid #c0392b;padding:.6em 1.2em;margin:.6em 1.2em}
 """
 
 
-def shell(refresh_s: int) -> html.Div:
-    """The page frame; built for each page load, as it carries the browser's sign-out token."""
+def shell(refresh_s: int, banner: str | None = None) -> html.Div:
+    """The page frame; built for each page load, as it carries the browser's sign-out token.
+    ``banner``: a line above every page (``MOODWIRE_DASHBOARD_BANNER``)."""
     return html.Div([
         dcc.Location(id=ids.URL, refresh="callback-nav"),
+        *([html.Div(banner, id="banner", className="banner")] if banner else []),
         html.Div([html.Strong("Moodwire"), dcc.Link("Overview", href="/", id="nav-overview"),
                   dcc.Link("Alerts", href="/alerts", id="nav-alerts"), html.Span(className="grow"),
                   html.Span(id=ids.USER),
@@ -165,7 +168,7 @@ def create_app(settings, engine, users, rules=()) -> Dash:
                  secure_cookie=settings.dashboard_cookie_secure,
                  origin=settings.dashboard_origin, registry=registry)
     _serve_metrics(app.server, registry)
-    app.layout = lambda: shell(settings.dashboard_refresh_s)
+    app.layout = lambda: shell(settings.dashboard_refresh_s, settings.dashboard_banner)
 
     @app.callback(Output(ids.PAGE, "children"), Output(ids.USER, "children"), Input(ids.URL, "pathname"),
                   State(ids.URL, "search"))

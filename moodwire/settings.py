@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     dashboard_auth_header: str | None = Field(
         None, description="trust this request header for the user name (behind an authenticating reverse proxy)")
     dashboard_refresh_s: int = Field(30, ge=2, le=3600, description="live refresh interval of the dashboard")
+    dashboard_banner: str | None = Field(None, max_length=300, description="a line shown at the top of every "
+                                         "dashboard page (e.g. that a demo's news is replayed)")
     dashboard_threads: int = Field(8, ge=1, le=256, description="request threads of the dashboard's WSGI server "
                                                                "(waitress)")
     dashboard_signin_limit: str = Field(

@@ -1,7 +1,7 @@
 """``moodwire demo``: the whole pipeline on one machine, as supervised child processes.
 
 Children (each a ``moodwire`` command, logs in ``<home>/logs/``): the embedded broker, classify,
-aggregate (with ``config/rules.demo.yaml``), notify (``config/notify.demo.yaml``, a log
+aggregate (with the shipped rules, ``config/rules.feeds.yaml``), notify (``config/notify.demo.yaml``, a log
 receiver), the dashboard, and the replay of real recorded headlines (the two weeks of Silicon
 Valley Bank's failure and the Credit Suisse rescue, ``streams/samples/svb_2023_demo.csv``),
 time-compressed and shifted to now; classify matches ``config/watchlists.example.yaml``. The supervisor prints each alert as the notifier delivers it, says when the dashboard
@@ -35,12 +35,38 @@ from moodwire.errors import MoodwireError
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "streams" / "samples" / "svb_2023_demo.csv"  # real headlines, see streams/samples/NOTICE.md
 WATCHLISTS = ROOT / "config" / "watchlists.example.yaml"
+RULES = ROOT / "config" / "rules.feeds.yaml"  # the rules shipped for a news feed: the demo shows the product
+
+
+def alert_line(a: dict) -> str:
+    """One notified alert (an ``AlertEvent`` as JSON) as the terminal prints it: the key as the
+    dashboard writes it, times in one format (UTC), the window that made the transition, and the
+    first headline of its evidence."""
+    verb = "alert fired" if a["status"] == "firing" else "alert resolved"
+    key = (f"watchlist: {a['topic'].removeprefix('watchlist:')}" if a.get("kind") == "watchlist"
+           else a["topic"])
+    line = f"{verb}: {a['rule']} on {key} (value {a['value']:+.2f}, threshold {a['threshold']:+.2f}"
+    if a.get("window_start") and a.get("window_end"):
+        line += f", {a['window']} window {_utc(a['window_start'])} to {_utc(a['window_end'])})"
+    else:
+        line += f", {a['window']} window)"
+    if a.get("reason"):
+        line += f" — {a['reason']}"
+    evidence = sorted(a.get("evidence") or [], key=lambda e: e["published_at"])
+    if evidence:
+        first = evidence[0]
+        line += f"; first headline {_utc(first['published_at'])}: {first['title']!r} ({first['score']:+.2f})"
+    return line
+
+
+def _utc(text: str) -> str:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def replay_range(sample: Path, now: datetime | None = None) -> str:
-    """The dashboard query whose range holds the whole replay: the recording is shifted so its
-    newest item is now, so it reaches back as far as the recording spans (two weeks: further
-    than "last 7d")."""
+    """The dashboard query whose range holds the whole replay: the recording is shifted by whole
+    days so its newest item lands within the last day, so it reaches back as far as the
+    recording spans (two weeks: further than "last 7d")."""
     from urllib.parse import urlencode
 
     from streams.ingest.replay import read_recorded
@@ -50,6 +76,19 @@ def replay_range(sample: Path, now: datetime | None = None) -> str:
     start = (min(times) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     end = (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     return "?" + urlencode({"range": "custom", "start": f"{start:%Y-%m-%dT%H:%M}", "end": f"{end:%Y-%m-%dT%H:%M}"})
+
+
+def replay_banner(sample: Path, speedup: float, now: datetime | None = None) -> str:
+    """What every dashboard page of the demo says about its news: when it was published and by
+    how much it is shifted (``read_recorded`` moves it by whole days)."""
+    from streams.ingest.replay import read_recorded
+
+    recorded = read_recorded(sample).items
+    shifted = read_recorded(sample, now or datetime.now(timezone.utc)).items
+    days = (shifted[-1].published_at - recorded[-1].published_at).days
+    return (f"Demo: real headlines published {recorded[0].published_at:%Y-%m-%d} to "
+            f"{recorded[-1].published_at:%Y-%m-%d}, replayed {speedup:,.0f}x faster with their times moved "
+            f"{days:,} days later; every time shown is UTC.")
 
 
 class DemoError(MoodwireError):
@@ -110,12 +149,13 @@ class Demo:
             Child("broker", ["broker", "--port", str(self.broker_port)], base),
             Child("classify", ["classify"], {**base, **metrics(1), "MOODWIRE_WATCHLISTS": str(WATCHLISTS)}),
             Child("aggregate", ["aggregate", "--sink"], {
-                **base, **metrics(2), "MOODWIRE_ALERT_RULES": str(ROOT / "config" / "rules.demo.yaml"),
+                **base, **metrics(2), "MOODWIRE_ALERT_RULES": str(RULES),
                 "MOODWIRE_AGGREGATE_LATENESS": "10m", "MOODWIRE_AGGREGATE_IDLE": "20s"}),
             Child("notify", ["notify", "--config-file", str(ROOT / "config" / "notify.demo.yaml")], {**base, **metrics(3)}),
             Child("dashboard", ["dashboard", "--port", str(self.dashboard_port)], {
                 **base, "MOODWIRE_DASHBOARD_USERS": str(self.home / "users.yaml"), "MOODWIRE_DASHBOARD_REFRESH_S": "10",
-                "MOODWIRE_ALERT_RULES": str(ROOT / "config" / "rules.demo.yaml")}),
+                "MOODWIRE_DASHBOARD_BANNER": replay_banner(SAMPLE, self.speedup),
+                "MOODWIRE_ALERT_RULES": str(RULES)}),
             Child("replay", ["replay", str(SAMPLE), "--speedup", str(self.speedup), "--shift-to-now", "--no-progress"],
                   base, one_shot=True),
         ]
@@ -187,12 +227,7 @@ class Demo:
                 read_to += len(complete)
                 for line in complete.decode(errors="replace").splitlines():
                     for a in json.loads(line)["alerts"]:
-                        verb = "alert fired" if a["status"] == "firing" else "alert resolved"
-                        why = f" — {a['reason']}" if a.get("reason") else ""
-                        about = (f"watchlist {a['topic'].removeprefix('watchlist:')}" if a.get("kind") == "watchlist"
-                                 else f"topic {a['topic']}")
-                        self.say(f"{verb}: {a['rule']} on {about} (value {a['value']:+.2f}, window {a['window']} "
-                                 f"from {a['starts_at']}){why}")
+                        self.say(alert_line(a))
             self.stop.wait(0.5)
         return 0
 

@@ -51,7 +51,8 @@ def ingest(ctx: click.Context, feeds_file: str, once: bool, workers: int, per_ho
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--rate", type=float, default=None, help="Items per second.")
 @click.option("--speedup", type=float, default=None, help="Keep recorded gaps, divided by this factor.")
-@click.option("--shift-to-now", is_flag=True, help="Move publish times so the newest item is now.")
+@click.option("--shift-to-now", is_flag=True, help="Move publish times by whole days so the newest item lands within the last day "
+              "(time of day kept: windows hold the same items on every run).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.pass_context
 def replay(ctx: click.Context, file: str, rate: float | None, speedup: float | None, shift_to_now: bool,

@@ -62,8 +62,13 @@ def test_the_demo_fires_an_alert_serves_the_dashboard_and_stops_cleanly_on_ctrl_
         text = wait_for_text(out, "dashboard answering", proc, 240)
         assert re.search(r"password \S+\)", text) and "user demo" in text
         started = time.monotonic()
-        text = wait_for_text(out, "alert fired: watchlist-negative on watchlist US regional banks", proc, 420)
+        text = wait_for_text(out, "alert fired: watchlist-negative on watchlist: US regional banks", proc, 420)
         print(f"first bank alert {time.monotonic() - started:.0f} s after the dashboard answered")
+        # the shipped rules: the early warning comes first, each line with its window and a headline
+        fired = [line for line in text.splitlines() if line.startswith("alert fired: ")]
+        assert fired[0].startswith("alert fired: watchlist-early on watchlist: US regional banks"), fired
+        assert re.search(r"24h window \d{4}-\d\d-\d\d \d\d:\d\d UTC to \d{4}-\d\d-\d\d \d\d:\d\d UTC\); "
+                         r"first headline \d{4}-\d\d-\d\d \d\d:\d\d UTC: [\'\"]", fired[0]), fired[0]
         pids = child_pids(text)
         assert set(pids) == {"broker", "classify", "aggregate", "notify", "dashboard", "replay"}
         proc.send_signal(signal.SIGINT)
@@ -130,3 +135,27 @@ def test_the_printed_dashboard_range_holds_the_whole_replayed_recording():
     times = [i.published_at for i in read_recorded(SAMPLE, now).items]
     assert rng.start <= min(times) and max(times) <= rng.end
     assert rng.end - rng.start > timedelta(days=7)  # "last 7d" missed the first week: SVB's fall
+
+
+def test_an_alert_line_names_the_key_the_window_and_the_first_headline_in_one_format():
+    import json
+    from datetime import datetime, timezone
+
+    from moodwire.records import AlertEvent, Evidence
+    from moodwire_cli.demo import alert_line
+
+    at = datetime(2026, 12, 5, 20, 3, tzinfo=timezone.utc)
+    event = AlertEvent(fingerprint="f", rule="watchlist-early", topic="watchlist:US regional banks", kind="watchlist",
+                       status="firing", value=3, threshold=3, window="24h", starts_at=at, seq=1,
+                       window_start=datetime(2026, 12, 5, tzinfo=timezone.utc),
+                       window_end=datetime(2026, 12, 6, tzinfo=timezone.utc),
+                       evidence=[Evidence(id="b", title="Silvergate to shut down", score=-0.8,
+                                          published_at=datetime(2026, 12, 5, 8, 25, tzinfo=timezone.utc)),
+                                 Evidence(id="a", title="SVB's shares fall 60%", score=-0.9, published_at=at)])
+    line = alert_line(json.loads(event.encode()))
+    assert line == ("alert fired: watchlist-early on watchlist: US regional banks (value +3.00, threshold +3.00, "
+                    "24h window 2026-12-05 00:00 UTC to 2026-12-06 00:00 UTC); first headline 2026-12-05 08:25 UTC: "
+                    "'Silvergate to shut down' (-0.80)")
+    older = {k: v for k, v in json.loads(event.encode()).items() if not k.startswith("window_")}  # written before
+    assert alert_line({**older, "status": "resolved", "topic": "Macro", "kind": "topic", "reason": "no data: x",
+                       "evidence": []}) == "alert resolved: watchlist-early on Macro (value +3.00, threshold +3.00, 24h window) — no data: x"

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from moodwire.records import NewsItem
@@ -36,8 +36,9 @@ _DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 def read_recorded(path: str | Path, shift_to: datetime | None = None) -> ReplayPlan:
     """Rows of a JSONL or CSV file as NewsItems sorted by publish time.
 
-    ``shift_to`` moves every publish time so that the newest lands there (for demos that
-    should look live); the order and gaps are unchanged.
+    ``shift_to`` moves every publish time by whole days so that the newest lands in the day up
+    to it (for demos that should look live): the order, the gaps and the time of day are
+    unchanged, so hour- and day-aligned windows hold the same items whenever a replay starts.
     """
     path = Path(path)
     if not path.is_file():
@@ -74,7 +75,7 @@ def read_recorded(path: str | Path, shift_to: datetime | None = None) -> ReplayP
         raise ReplayError(f"replay file {path}: no usable rows; first problems: {'; '.join(skipped[:3])}")
     items.sort(key=lambda i: i.published_at)
     if shift_to is not None:
-        delta = shift_to - items[-1].published_at
+        delta = timedelta(days=(shift_to - items[-1].published_at) // timedelta(days=1))
         items = [i.model_copy(update={"published_at": i.published_at + delta}) for i in items]
     return ReplayPlan(items, skipped, date_only, len(rows))
 

@@ -31,11 +31,14 @@ def test_bundled_sample_is_a_few_hundred_items_over_days_and_topics():
 def test_rows_are_sorted_and_shifted(tmp_path):
     f = tmp_path / "r.csv"
     f.write_text("title,published_at,source\nLater,2026-01-02T00:00:00Z,w\nEarlier,2026-01-01T00:00:00Z,w\n")
-    now = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 28, 15, 42, tzinfo=timezone.utc)
     plan = read_recorded(f, shift_to=now)
     assert [i.title for i in plan.items] == ["Earlier", "Later"]
-    assert plan.items[-1].published_at == now
+    assert plan.items[-1].published_at == datetime(2026, 11, 28, tzinfo=timezone.utc)  # whole days: 00:00 kept
     assert (plan.items[1].published_at - plan.items[0].published_at).days == 1
+    # started at any time of that day, a replay lands on the same times: the same windows
+    later = read_recorded(f, shift_to=datetime(2026, 11, 28, 23, 59, tzinfo=timezone.utc))
+    assert [i.published_at for i in later.items] == [i.published_at for i in plan.items]
 
 
 def test_bad_rows_are_reported_not_dropped_silently(tmp_path):
