@@ -158,19 +158,23 @@ def write_plotly(folder) -> None:
         path.write_text(get_plotlyjs(), encoding="utf-8")
 
 
-def _alerts(eps: Sequence[Episode], end_of_news: datetime, lead_of: dict) -> list[dict]:
+def _alerts(eps: Sequence[Episode], end_of_news: datetime, lead_of: dict, counts: frozenset = frozenset()) -> list[dict]:
+    """Each episode as the report lists it; ``counts``: the rules whose value is a number of
+    headlines (``negative_count``), written as whole numbers."""
     out = []
     for e in eps:
         lead = lead_of.get((e.rule, e.key, e.starts_at))
         has_lead = lead is not None and lead.lead is not None
-        out.append({"rule": e.rule, "starts": f"{e.starts_at:%Y-%m-%d %H:%M}",
-                    "lead": _duration(lead.lead) if has_lead else None,
-                    "first_at": f"{lead.first_at:%Y-%m-%d %H:%M}" if has_lead else None,
-                    "until": f"{e.ends_at:%Y-%m-%d %H:%M}" if e.ends_at else "still firing at the end of the news",
-                    "length": _duration(e.length(end_of_news)), "value": f"{e.first.value:+.3f}",
-                    "threshold": f"{e.first.threshold:+g}",
+        count = e.rule in counts
+        out.append({"rule": e.rule, "starts": f"{e.starts_at:%Y-%m-%d %H:%M} UTC",
+                    "delay": _duration(lead.lead) if has_lead else None,
+                    "first_at": f"{lead.first_at:%Y-%m-%d %H:%M} UTC" if has_lead else None,
+                    "until": f"{e.ends_at:%Y-%m-%d %H:%M} UTC" if e.ends_at else "still firing at the end of the news",
+                    "length": _duration(e.length(end_of_news)),
+                    "value": f"{e.first.value:.0f} headlines" if count else f"{e.first.value:+.3f}",
+                    "threshold": f"{e.first.threshold:.0f}" if count else f"{e.first.threshold:+g}",
                     "reason": e.last.reason if e.last.status == "resolved" else None,
-                    "evidence": [{"score": f"{ev.score:+.2f}", "published": f"{ev.published_at:%Y-%m-%d %H:%M}",
+                    "evidence": [{"score": f"{ev.score:+.2f}", "published": f"{ev.published_at:%Y-%m-%d %H:%M} UTC",
                                   "url": ev.url, "title": ev.title} for ev in e.first.evidence]})
     return out
 
@@ -203,6 +207,7 @@ def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], 
 
     eps = episodes(alerts)
     lead_of = {(x.rule, x.key, x.fired_at): x for x in leads}
+    counts = frozenset(r.name for r in rules if r.when.kind == "negative_count")
     by_key: dict[str, list[TopicWindow]] = defaultdict(list)
     for w in windows:
         if w.window == chart_window:
@@ -217,7 +222,7 @@ def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], 
         series = sorted(by_key[key], key=lambda w: w.start)
         mine = [e for e in eps if e.key == key]
         key_rules = [r for r in rules if r.window == chart_window and r.selects(key)]
-        sections.append({"label": label(key), "alerts": _alerts(mine, end_of_news, lead_of),
+        sections.append({"label": label(key), "alerts": _alerts(mine, end_of_news, lead_of, counts),
                          "chart": Markup(_chart(key, series, key_rules, mine, end_of_news, f"chart-{i}"))})
     return _template().render(
         title=title, plotly_js=PLOTLY_JS, verdicts=_verdicts(outcomes), facts=facts, chart_window=chart_window,

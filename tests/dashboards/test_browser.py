@@ -4,6 +4,7 @@ go to test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -316,4 +317,8 @@ def test_a_backtest_report_opens_offline_verdicts_first_and_charts_the_alerted_k
     assert "the turn is caught" in text and "Quiet keys" in text and "Topic: Macro" in text
     assert "negative-turn fired" in text and "Harborline Bank losses deepen" in text
     assert "mean < -0.3, window 1h" in text  # the rule's threshold is stated
+    # one way to write each thing: times with UTC, "threshold", the summed firing time named so
+    assert re.search(r"negative-turn fired \d{4}-\d\d-\d\d \d\d:\d\d UTC → ", text)
+    assert ", threshold -0.3" in text and " vs " not in text and "lead" not in text
+    assert "firing time, summed over keys" in text
     browser.save_screenshot(str(ARTIFACTS / "backtest-report.png"))

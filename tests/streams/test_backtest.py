@@ -228,3 +228,19 @@ def test_on_recorded_news_no_alert_resolves_no_data_while_a_window_still_reads_p
         stretch = [(end, n, mean) for end, n, mean in windows[alert["topic"]] if since <= end <= ended]
         assert stretch and all(n < 8 for _, n, _ in stretch)
         assert not [w for w in stretch if w[2] < -0.3], f"{alert['topic']} resolved 'no data' past the threshold"
+
+
+def test_the_report_writes_a_count_rule_in_headlines_and_a_delay_not_a_lead():
+    from streams.backtest.lead import leads
+    from streams.backtest.report import render
+    from tests.streams.test_alerting import episode
+
+    rules = RuleFile.model_validate({"rules": [{"name": "early", "topics": "all", "window": "1h",
+                                                "when": {"negative_count": {"at_least": 3, "score_below": -0.7}}}]}).rules
+    items = episode()
+    result = fold(items, rules, parse_windows("1h/5m"), timedelta(minutes=10))
+    assert result.alerts, "the episode no longer fires the count rule: the test checks nothing"
+    page = render("Back-test", [], rules, "1h", result.windows, result.alerts, items[-1].published_at,
+                  leads=leads(result.alerts, items))
+    assert "value 3 headlines, threshold 3" in page
+    assert "after the first headline</b> in its window" in page and "lead" not in page.replace("leading", "")
