@@ -95,12 +95,14 @@ class Resolution:
 
 def resolution(rng: TimeRange, specs: list[WindowSpec] | None = None) -> Resolution:
     """The resolution of a range, as Grafana's max data points: the shortest configured window
-    at least 1/200 of the range long (enough items per point; the longest when none is), at the
-    finest spacing that keeps a series within ``MAX_POINTS`` points."""
+    at least 1/200 of the range long (enough items per point; the longest when none is), spaced
+    by its own span (windows side by side, never overlapping: a headline is in one point and
+    one volume bar, not in every sliding window that holds it), or wider where that would make
+    a series longer than ``MAX_POINTS`` points."""
     specs = sorted(specs or DEFAULT_WINDOWS, key=lambda w: (w.span, w.step))
     length = rng.end - rng.start
     spec = next((w for w in specs if w.span >= length / 200), specs[-1])
-    steps = max(1, math.ceil((length / MAX_POINTS) / spec.step))
+    steps = max(1, math.ceil((length / MAX_POINTS) / spec.step), math.ceil(spec.span / spec.step))
     return Resolution(spec.name, spec.step * steps)
 
 

@@ -119,16 +119,24 @@ def with_gaps(w: pd.DataFrame) -> pd.DataFrame:
 
 
 def heatmap(windows: pd.DataFrame) -> go.Figure:
-    """Topic × time of mean sentiment (red negative, green positive)."""
+    """Topic × time of mean sentiment (red negative, green positive), each cell with its
+    headline count (written in the cell where the columns are few, always on hover); a window
+    without headlines is grey, not the white of a neutral mean."""
     fig = go.Figure()
     if not windows.empty:
-        grid = windows.drop_duplicates(["topic", "start"], keep="last").pivot(index="topic", columns="start",
-                                                                              values="mean_score")
+        cells = windows.drop_duplicates(["topic", "start"], keep="last")
+        grid = cells.pivot(index="topic", columns="start", values="mean_score")
+        counts = cells.pivot(index="topic", columns="start", values="count").reindex_like(grid)
+        grid = grid.where(counts.fillna(0) > 0)  # an empty window has no mean: grey, not neutral
+        text = counts.fillna(0).astype(int).astype(str).where(counts.fillna(0) > 0, "")
         fig.add_trace(go.Heatmap(z=grid.values, x=list(grid.columns), y=[label(t) for t in grid.index], zmin=-1, zmax=1,
-                                 colorscale=[[0, NEGATIVE], [0.5, "#f7f7f7"], [1, POSITIVE]],
-                                 colorbar={"title": "mean"}, hovertemplate="%{y}<br>%{x}<br>mean %{z:.2f}<extra></extra>"))
+                                 colorscale=[[0, NEGATIVE], [0.5, "#f7f7f7"], [1, POSITIVE]], text=text.values,
+                                 texttemplate="%{text}" if len(grid.columns) <= 48 else None, xgap=1, ygap=1,
+                                 colorbar={"title": "mean"},
+                                 hovertemplate="%{y}<br>%{x}<br>mean %{z:.2f} of %{text} headlines<extra></extra>"))
     fig.update_layout(margin={"l": 160, "r": 10, "t": 30, "b": 40}, height=max(300, 26 * windows["topic"].nunique() + 80)
-                      if not windows.empty else 300, title="Mean sentiment by topic and time")
+                      if not windows.empty else 300, plot_bgcolor="#c8c8c8",
+                      title="Mean sentiment by topic and time (number: headlines; grey: none)")
     return no_data(fig, "No news in this range") if windows.empty else fig
 
 
@@ -152,7 +160,8 @@ def trend(windows: pd.DataFrame, alerts: pd.DataFrame, title: str = "", revision
                                            axis=-1),
                        hovertemplate="%{customdata[0]} – %{customdata[1]}<br>mean %{y:.3f}, "
                                      "%{customdata[2]} items<extra></extra>"),
-            go.Bar(x=mid, y=w["count"], name="items", marker_color="#7f8c8d", yaxis="y2")]
+            go.Bar(x=mid, y=w["count"], name="items", marker_color="#7f8c8d", yaxis="y2",
+                   width=(w["end"] - w["start"]).dt.total_seconds().fillna(0).to_numpy() * 1000 * 0.9)]
         floor = max((r.min_count for r in rules), default=1)
         thin = w[w["count"] < floor]
         if not thin.empty:  # too few headlines for the rules to judge: not the same evidence

@@ -197,6 +197,11 @@ def test_time_ranges():
     now = pd.Timestamp("2026-11-20 12:00", tz="UTC").to_pydatetime()
     assert data.resolution(data.TimeRange.parse("1h", now=now)) == data.Resolution("5m", timedelta(minutes=5))
     assert data.TimeRange.parse("7d", now=now).start == now - timedelta(days=7)
+    # windows side by side, never sliding past each other: one headline is one point, one bar
+    for name, window, spacing in (("24h", "1h", timedelta(hours=1)), ("7d", "1h", timedelta(hours=1))):
+        assert data.resolution(data.TimeRange.parse(name, now=now)) == data.Resolution(window, spacing)
+    fortnight = data.TimeRange(now - timedelta(days=14), now)
+    assert data.resolution(fortnight) == data.Resolution("24h", timedelta(hours=24))
     custom = data.TimeRange.parse("custom", "2026-11-19T00:00", "2026-11-19T02:00", now=now)
     assert (custom.start.hour, custom.end.hour, data.resolution(custom).window) == (0, 2, "5m")
     assert data.TimeRange.parse("custom", "garbage", "2026-11-19", now=now).start == now - timedelta(hours=24)
@@ -324,3 +329,16 @@ def test_the_overview_ranks_by_evidence_and_keeps_a_filling_window_apart():
     assert banks["weighted"] == round(-0.523 * 21 / 26, 3)
     dividend = table[table["topic"] == "Dividend"].iloc[0]
     assert dividend["weighted"] == round(-0.99 / 6, 3) and dividend["filling"] == ""
+
+
+def test_the_heat_map_writes_each_cells_count_and_leaves_no_news_grey_not_neutral():
+    starts = pd.to_datetime(["2026-12-05 00:00", "2026-12-05 01:00", "2026-12-05 02:00"], utc=True)
+    w = pd.DataFrame({"topic": ["Macro", "Macro", "Earnings"], "start": [starts[0], starts[1], starts[2]],
+                      "count": [3, 0, 1], "mean_score": [-0.5, 0.0, 0.2], "negative_share": [0.6, 0.0, 0.0]})
+    fig = figures.heatmap(w)
+    [heat] = fig.data
+    macro = list(heat.y).index("Macro")
+    assert heat.z[macro][0] == -0.5 and heat.text[macro][0] == "3"
+    assert pd.isna(heat.z[macro][1]) and heat.text[macro][1] == ""  # a window of no headlines: no mean
+    assert pd.isna(heat.z[macro][2])  # and none written at all
+    assert fig.layout.plot_bgcolor == "#c8c8c8" and "grey: none" in fig.layout.title.text
