@@ -9,7 +9,7 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboards import ids
-from dashboards.figures import fmt, label
+from dashboards.figures import fmt, label, when
 from dashboards.state import to_search
 
 
@@ -34,7 +34,7 @@ def headlines_table(frame: pd.DataFrame) -> html.Table:
     head = html.Thead(html.Tr([html.Th(h) for h in titles]))
     rows = []
     for r in frame.itertuples():
-        cells = [html.Td(f"{r.published_at:%Y-%m-%d %H:%M}"), html.Td(r.source),
+        cells = [html.Td(when(r.published_at)), html.Td(r.source),
                  html.Td(r.sentiment, className=f"s-{r.sentiment}"), html.Td(fmt(r.score, 2))]
         if targeted:
             cells += [html.Td(f"{r.headline_sentiment} {fmt(r.headline_score, 2)}",
@@ -89,12 +89,13 @@ def alert_card(a) -> html.Div:
         if not acked:
             actions.append(html.Button("Acknowledge", id=action_id("ack", a), className="ack"))
         actions.append(html.Button("Silence 2 h", id=action_id("silence", a), className="silence"))
-    until = f" until {a.ends_at:%Y-%m-%d %H:%M}" if isinstance(a.ends_at, pd.Timestamp) and not pd.isna(a.ends_at) else ""
+    ended = isinstance(a.ends_at, pd.Timestamp) and not pd.isna(a.ends_at)
+    period = f"from {when(a.starts_at)} to {when(a.ends_at)}" if ended else f"since {when(a.starts_at)}"
     why = f" ({a.reason})" if isinstance(a.reason, str) and a.reason else ""  # a resolution the value did not earn
     return html.Div([
         html.Div([html.Strong(f"{a.rule} on {label(a.topic)}"), html.Span(f" {status}", className=f"status-{status}"),
-                  html.Span(f" · {a.severity} · {a.window} window · value {fmt(a.value)} vs {fmt(a.threshold)} · "
-                            f"since {a.starts_at:%Y-%m-%d %H:%M}{until}{why}")]),
+                  html.Span(f" · {a.severity} · {a.window} window · value {fmt(a.value)}, threshold {fmt(a.threshold)}"
+                            f" · {period}{why}")]),
         html.Div("Fired on:", className="evidence-label"), _evidence(fired),
         *([html.Div("Latest window:", className="evidence-label"), _evidence(latest)]
           if latest and [e.get("id") for e in latest] != [e.get("id") for e in fired] else []),

@@ -240,8 +240,13 @@ def selected_interval(click: dict | None, selected: dict | None) -> tuple[str, s
     return None
 
 
+def when(at) -> str:
+    """A time as every page writes it: minutes, UTC said."""
+    return f"{pd.Timestamp(at).tz_convert('UTC') if pd.Timestamp(at).tzinfo else pd.Timestamp(at):%Y-%m-%d %H:%M} UTC"
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.{digits}f}"
 
 
-__all__ = ["label", "overview_table", "heatmap", "trend", "no_data", "with_gaps", "rule_lines", "alert_periods", "with_interval", "selected_interval", "fmt"]
+__all__ = ["label", "overview_table", "heatmap", "trend", "no_data", "with_gaps", "rule_lines", "alert_periods", "with_interval", "selected_interval", "fmt", "when"]

@@ -115,8 +115,9 @@ def topic_view(engine, search: str | None, settings=None, rules=()):
     shown, spec = judging(rules, topic, specs)
     windows, res = data.series(engine, rng, spec or specs, topic)
     alerts = data.alert_episodes(engine, rng, topic)
-    periods = [html.Li(f"{a.rule}: {a.status} from {a.starts_at:%Y-%m-%d %H:%M}", className="alert-period")
-               for a in alerts.itertuples()]
+    periods = [html.Li(f"{a.rule}: fired {figures.when(a.starts_at)}, " + (
+                   f"resolved {figures.when(a.ends_at)}" if a.status == "resolved" and not pd.isna(a.ends_at)
+                   else "still firing"), className="alert-period") for a in alerts.itertuples()]
     note = html.Div([html.Strong(f"{len(alerts)} alert period(s) in range"), html.Ul(periods)]) if len(alerts) \
         else html.Div("No alerts in this range.")
     try:
@@ -143,7 +144,7 @@ def headlines_frame(engine, search: str | None) -> tuple[pd.DataFrame, str]:
     start, end = picked or (rng.start, rng.end)
     frame = data.headlines(engine, topic, start, end + timedelta(microseconds=1), limit=LIMIT)
     count = f"the {LIMIT} newest" if len(frame) == LIMIT else f"{len(frame)}"
-    note = (f"{count} headlines from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+    note = (f"{count} headlines from {figures.when(start)} to {figures.when(end)}"
             + (" (selected on the chart)" if picked else " (drag or click on the chart to narrow)") + problem)
     return frame, note
 

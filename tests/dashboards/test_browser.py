@@ -153,7 +153,7 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     wait_for(browser, "#topic-title", text="Macro")
     assert "topic=Macro" in browser.current_url and "range=24h" in browser.current_url
     wait_for(browser, "#trend .main-svg")
-    wait_for(browser, "#topic-alerts", text="negative-turn: firing")
+    wait_for(browser, "#topic-alerts", text="UTC, still firing")
     assert "alerts" in settled(lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#trend .legendtext")])
     wait_for(browser, "#headlines table.headlines tbody tr")
     time.sleep(1.0)  # the first renders settle

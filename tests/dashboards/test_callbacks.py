@@ -40,7 +40,7 @@ def test_the_topic_page_draws_trend_and_alert_periods(store):
     engine, _ = store
     fig, note = topic_view(engine, "?range=24h&topic=Macro")
     assert [t.name for t in fig.data][-1] == "alerts" and fig.layout.uirevision == "?range=24h&topic=Macro"
-    assert "1 alert period(s)" in str(note) and "negative-turn: firing" in str(note)
+    assert "1 alert period(s)" in str(note) and "negative-turn: fired " in str(note) and "UTC, still firing" in str(note)
     empty, hint = topic_view(engine, "?range=24h")
     assert hint == "Pick a topic on the overview." and not empty.data
 
@@ -134,7 +134,7 @@ def test_an_unknown_topic_says_so_and_the_note_keeps_both_dates(store):
     assert [a.text for a in fig.layout.annotations] == ["No such topic or watchlist: Nonsense"]
     assert "holds nothing for 'Nonsense'" in str(note)
     _, text = headlines_frame(engine, "?range=custom&start=2026-11-20T00:00&end=2026-11-21T06:00&topic=Macro")
-    assert "from 2026-11-20 00:00 to 2026-11-21 06:00" in text
+    assert "from 2026-11-20 00:00 UTC to 2026-11-21 06:00 UTC" in text
 
 
 def test_the_alerts_page_shows_a_page_of_episodes_and_links_to_the_next(store, monkeypatch):

@@ -342,3 +342,25 @@ def test_the_heat_map_writes_each_cells_count_and_leaves_no_news_grey_not_neutra
     assert pd.isna(heat.z[macro][1]) and heat.text[macro][1] == ""  # a window of no headlines: no mean
     assert pd.isna(heat.z[macro][2])  # and none written at all
     assert fig.layout.plot_bgcolor == "#c8c8c8" and "grey: none" in fig.layout.title.text
+
+
+def test_an_alert_card_writes_times_one_way_and_a_threshold_not_a_versus():
+    from types import SimpleNamespace
+
+    from dashboards.components import alert_card
+
+    def text(node) -> str:
+        children = getattr(node, "children", node)
+        if isinstance(children, (list, tuple)):
+            return "".join(text(c) for c in children)
+        return str(children) if children is not None and not hasattr(children, "children") else (
+            text(children) if children is not None else "")
+
+    base = dict(rule="watchlist-negative", topic="watchlist:US regional banks", severity="critical", window="24h",
+                value=-0.52, threshold=-0.4, starts_at=pd.Timestamp("2026-12-05 15:00", tz="UTC"), reason=None,
+                evidence=[], fired_evidence=[], acked_by=None, delivery="sent", fingerprint="f")
+    resolved = text(alert_card(SimpleNamespace(**base, status="resolved", ends_at=pd.Timestamp("2026-12-06 03:00", tz="UTC"))))
+    assert "watchlist-negative on watchlist: US regional banks" in resolved
+    assert "value -0.520, threshold -0.400 · from 2026-12-05 15:00 UTC to 2026-12-06 03:00 UTC" in resolved
+    firing = text(alert_card(SimpleNamespace(**base, status="firing", ends_at=pd.NaT)))
+    assert "since 2026-12-05 15:00 UTC" in firing and " vs " not in firing
