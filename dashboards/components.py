@@ -76,6 +76,16 @@ def _evidence(items: list) -> html.Ul:
                     for e in items])
 
 
+def _pair(a) -> tuple | None:
+    """The window of an episode's latest event (its resolution, once resolved), when stored."""
+    start, end = getattr(a, "window_start", None), getattr(a, "window_end", None)
+    return (start, end) if start is not None and end is not None and not pd.isna(start) and not pd.isna(end) else None
+
+
+def _window_text(window: tuple | None, span: str) -> str:
+    return f" the {span} window {when(window[0])} to {when(window[1])}" if window else ""
+
+
 def alert_card(a) -> html.Div:
     """One alert episode: the headlines that fired it (and, when a later event holds others,
     those of its latest window), its deliveries per receiver, the actions it still allows."""
@@ -96,8 +106,12 @@ def alert_card(a) -> html.Div:
         html.Div([html.Strong(f"{a.rule} on {label(a.topic)}"), html.Span(f" {status}", className=f"status-{status}"),
                   html.Span(f" · {a.severity} · {a.window} window · value {fmt(a.value)}, threshold {fmt(a.threshold)}"
                             f" · {period}{why}")]),
-        html.Div("Fired on:", className="evidence-label"), _evidence(fired),
-        *([html.Div("Latest window:", className="evidence-label"), _evidence(latest)]
-          if latest and [e.get("id") for e in latest] != [e.get("id") for e in fired] else []),
+        html.Div("Fired on" + _window_text(getattr(a, "fired_window", None), a.window) + ":",
+                 className="evidence-label"), _evidence(fired),
+        *([html.Div(("Resolved on" if status == "resolved" else "Latest window")
+                    + _window_text(_pair(a), a.window) + ":", className="evidence-label"), _evidence(latest)]
+          if latest and [e.get("id") for e in latest] != [e.get("id") for e in fired] else
+          [html.Div("Resolved on" + _window_text(_pair(a), a.window) + f", value {fmt(a.value)}",
+                    className="evidence-label")] if status == "resolved" and _pair(a) else []),
         html.Div([html.Span(f"deliveries: {a.delivery}  ", className="deliveries"), *actions]),
     ], className=f"alert-card alert-{status}")

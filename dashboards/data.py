@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 
 from moodwire.records import WATCHLIST_KEY
 from moodwire.spans import WindowSpec, parse_windows
-from moodwire.store import (alert_acks, alert_events, notify_outbox, scored_news, silences, topic_windows)
+from moodwire.store import (alert_acks, alert_events, as_utc, notify_outbox, scored_news, silences,
+                            topic_windows)
 
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 WATCHLIST = WATCHLIST_KEY
@@ -285,14 +286,16 @@ def alert_episodes(engine: Engine, rng: TimeRange | None = None, topic: str | No
     if frame.empty:
         return pd.DataFrame(columns=["fingerprint", "seq", "rule", "topic", "status", "severity", "value", "threshold",
                                      "window", "starts_at", "ends_at", "evidence", "reason", "acked_by",
-                                     "acked_at", "delivery", "fired_evidence"])
-    frame = _utc(frame, "starts_at", "ends_at", "acked_at", "received_at")
+                                     "acked_at", "delivery", "fired_evidence", "fired_window", "window_start",
+                                     "window_end"])
+    frame = _utc(frame, "starts_at", "ends_at", "acked_at", "received_at", "window_start", "window_end")
     fingerprints = sorted(set(frame["fingerprint"]))
     summary = deliveries(engine, fingerprints)
     keys = list(zip(frame["fingerprint"], frame["starts_at"].map(_instant)))
     frame["delivery"] = [summary.get(k, "not routed yet") for k in keys]
     fired = first_evidence(engine, fingerprints)
-    frame["fired_evidence"] = [fired.get(k, []) for k in keys]
+    frame["fired_evidence"] = [fired.get(k, ([], None))[0] for k in keys]
+    frame["fired_window"] = [fired.get(k, ([], None))[1] for k in keys]
     return frame.reset_index(drop=True)
 
 
@@ -320,20 +323,22 @@ def deliveries(engine: Engine, fingerprints: list[str]) -> dict[tuple[str, str],
             for key, by in counts.items()}
 
 
-def first_evidence(engine: Engine, fingerprints: list[str]) -> dict[tuple[str, str], list]:
-    """Per episode (fingerprint, start), the evidence of its first event: the headlines that
-    fired it (a later event, a reminder or the resolution, carries its own window's)."""
+def first_evidence(engine: Engine, fingerprints: list[str]) -> dict[tuple[str, str], tuple[list, tuple | None]]:
+    """Per episode (fingerprint, start), the evidence of its first event — the headlines that
+    fired it (a later event, a reminder or the resolution, carries its own window's) — and the
+    window that fired it (start, end; None for events stored before windows were kept)."""
     e = alert_events.c
-    out: dict[tuple[str, str], list] = {}
+    out: dict[tuple[str, str], tuple[list, tuple | None]] = {}
     with engine.connect() as conn:
         for at in range(0, len(fingerprints), 500):
             first = (select(e.fingerprint, e.starts_at, func.min(e.seq).label("seq"))
                      .where(e.fingerprint.in_(fingerprints[at:at + 500])).group_by(e.fingerprint, e.starts_at)
                      .subquery())
-            q = select(e.fingerprint, e.starts_at, e.evidence).join_from(
+            q = select(e.fingerprint, e.starts_at, e.evidence, e.window_start, e.window_end).join_from(
                 alert_events, first, and_(first.c.fingerprint == e.fingerprint, first.c.seq == e.seq))
-            for fp, starts, evidence in conn.execute(q):
-                out[(fp, _instant(starts))] = evidence or []
+            for fp, starts, evidence, w0, w1 in conn.execute(q):
+                window = (as_utc(w0), as_utc(w1)) if w0 is not None and w1 is not None else None
+                out[(fp, _instant(starts))] = (evidence or [], window)
     return out
 
 

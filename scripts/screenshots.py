@@ -4,16 +4,19 @@ Chromium (Debian's chromium + chromedriver, as the browser tests use): what an a
     .venv/bin/python scripts/screenshots.py [--out test-artifacts/screens] [--wait-for-alerts 2]
 
 Starts ``moodwire demo`` on free ports in a temporary home, waits until the dashboard answers
-and the demo has announced the given number of alerts, signs in, and saves one PNG per page:
-the overview at 1h / 24h / 7d and at the demo's own range, a topic, a watchlist with alerts, a
-drill-down (an interval picked on a chart), the alerts page, an unknown topic, a custom range
-that cannot be read; then runs the README's back-test and saves its report. Stops the demo
-with Ctrl-C's signal. One run took under 6 minutes on 2 cores.
+and the demo has announced the given number of alerts, signs in, and saves each page whole
+midway through the replay (``midway-*.png``: the overview at the demo's range, the watchlist,
+the alerts); then, once the replay has finished, one PNG per page: the overview at 1h / 24h / 7d
+and at the demo's own range, a topic, a watchlist with alerts, the drill-down of the first US
+regional banks alert (its window picked on the chart), the alerts page, an unknown topic, a
+custom range that cannot be read; then runs the README's back-test and saves its report. Stops
+the demo with Ctrl-C's signal.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -98,6 +101,13 @@ def main() -> int:
         driver.find_element("id", "sign-in").click()
         time.sleep(2)
         custom = demo_query.lstrip("/?")
+        watchlist = quote("watchlist:US regional banks")
+        for name, path, ready in [("midway-overview-demo", "/?" + custom, "#overview-table"),
+                                  ("midway-watchlist", f"/topic?{custom}&topic={watchlist}", "#trend .main-svg"),
+                                  ("midway-alerts", f"/alerts?{custom}", "#alert-list")]:
+            shoot(driver, base + path, args.out / f"{name}.png", ready)
+        wait_for(out, r"replay finished", demo, 900)
+        time.sleep(30)  # the last windows close (lateness) and the notifier delivers
         pages = [("overview-1h", "/?range=1h", "#overview-table"), ("overview-24h", "/?range=24h", "#overview-table"),
                  ("overview-7d", "/?range=7d", "#overview-table"), ("overview-demo", "/?" + custom, "#overview-table"),
                  ("topic", f"/topic?{custom}&topic=Financials", "#trend .main-svg"),
@@ -107,14 +117,15 @@ def main() -> int:
                  ("bad-custom-range", "/?range=custom&start=yesterday&end=now", "#range-error")]
         for name, path, ready in pages:
             shoot(driver, base + path, args.out / f"{name}.png", ready)
-        # A drill-down: the watchlist's first alert day picked on the chart.
+        # The drill-down: the window of the first alert on US regional banks, picked on the chart.
         alerts = home / "demo" / "notifications.jsonl"
-        first = re.search(r'"starts_at": "([^"]+)"', alerts.read_text()) if alerts.exists() else None
-        if first:
-            start = first.group(1)[:13] + ":00"
-            pick = f"&from={quote(start)}&to={quote(start[:11] + '23:59')}"
-            shoot(driver, base + f"/topic?{custom}&topic={quote('watchlist:US regional banks')}{pick}",
-                  args.out / "drill-down.png", "#headlines")
+        fired = [a for line in (alerts.read_text().splitlines() if alerts.exists() else [])
+                 for a in json.loads(line)["alerts"]
+                 if a["topic"] == "watchlist:US regional banks" and a["status"] == "firing" and a.get("window_start")]
+        if fired:
+            first = min(fired, key=lambda a: a["starts_at"])
+            pick = f"&from={quote(first['window_start'][:16])}&to={quote(first['window_end'][:16])}"
+            shoot(driver, base + f"/topic?{custom}&topic={watchlist}{pick}", args.out / "drill-down.png", "#headlines")
         report_dir = home / "backtest"
         subprocess.run([sys.executable, "-m", "moodwire_cli", "backtest", "streams/samples/svb_2023_demo.csv",
                         "--rules", "config/rules.feeds.yaml", "--watchlists", "config/watchlists.example.yaml",

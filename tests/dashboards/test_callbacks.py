@@ -211,8 +211,10 @@ def test_an_episode_keeps_the_headlines_that_fired_it_and_counts_its_own_deliver
                       published_at=fired.starts_at + timedelta(hours=2))]
     hooks = [Destination(name, "route", ("rule", "topic"), timedelta(0), timedelta(0), timedelta(hours=4))
              for name in ("hook", "slack")]
-    record_event(engine, fired.model_copy(update={"seq": 2, "status": "resolved", "evidence": later,
-                                                  "ends_at": fired.starts_at + timedelta(hours=3)}), hooks)
+    ended = fired.starts_at + timedelta(hours=3)
+    record_event(engine, fired.model_copy(update={"seq": 2, "status": "resolved", "evidence": later, "ends_at": ended,
+                                                  "window_start": ended - timedelta(hours=1), "window_end": ended}),
+                 hooks)
     again = fired.starts_at + timedelta(hours=5)  # a new episode of the same rule and key
     record_event(engine, fired.model_copy(update={"seq": 3, "starts_at": again, "evidence": later}), hooks[:1])
     episodes = data.alert_episodes(engine)
@@ -220,7 +222,9 @@ def test_an_episode_keeps_the_headlines_that_fired_it_and_counts_its_own_deliver
     assert [e["title"] for e in first["fired_evidence"]] == [e.title for e in fired.evidence]
     assert first["delivery"] == "hook: 2 pending; slack: 1 pending"  # its two events; not the next episode's
     card = str(components.alert_card(first))
-    assert "Fired on:" in card and "Latest window:" in card and "First Republic shares slide" in card
+    assert "Fired on:" in card and "First Republic shares slide" in card  # the seed's event kept no window
+    assert f"Resolved on the {fired.window} window {ended - timedelta(hours=1):%Y-%m-%d %H:%M} UTC to " \
+           f"{ended:%Y-%m-%d %H:%M} UTC:" in card
     second = episodes[episodes["starts_at"] == again].iloc[0]
     assert second["delivery"] == "hook: 1 pending"
 

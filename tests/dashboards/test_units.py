@@ -359,8 +359,15 @@ def test_an_alert_card_writes_times_one_way_and_a_threshold_not_a_versus():
     base = dict(rule="watchlist-negative", topic="watchlist:US regional banks", severity="critical", window="24h",
                 value=-0.52, threshold=-0.4, starts_at=pd.Timestamp("2026-12-05 15:00", tz="UTC"), reason=None,
                 evidence=[], fired_evidence=[], acked_by=None, delivery="sent", fingerprint="f")
-    resolved = text(alert_card(SimpleNamespace(**base, status="resolved", ends_at=pd.Timestamp("2026-12-06 03:00", tz="UTC"))))
+    fired_window = (pd.Timestamp("2026-12-04 15:00", tz="UTC"), pd.Timestamp("2026-12-05 15:00", tz="UTC"))
+    resolved = text(alert_card(SimpleNamespace(
+        **base, status="resolved", ends_at=pd.Timestamp("2026-12-06 03:00", tz="UTC"), fired_window=fired_window,
+        window_start=pd.Timestamp("2026-12-05 03:00", tz="UTC"), window_end=pd.Timestamp("2026-12-06 03:00", tz="UTC"))))
     assert "watchlist-negative on watchlist: US regional banks" in resolved
     assert "value -0.520, threshold -0.400 · from 2026-12-05 15:00 UTC to 2026-12-06 03:00 UTC" in resolved
-    firing = text(alert_card(SimpleNamespace(**base, status="firing", ends_at=pd.NaT)))
-    assert "since 2026-12-05 15:00 UTC" in firing and " vs " not in firing
+    # why it fired and why it resolved: each with its window
+    assert "Fired on the 24h window 2026-12-04 15:00 UTC to 2026-12-05 15:00 UTC:" in resolved
+    assert "Resolved on the 24h window 2026-12-05 03:00 UTC to 2026-12-06 03:00 UTC, value -0.520" in resolved
+    firing = text(alert_card(SimpleNamespace(**base, status="firing", ends_at=pd.NaT, fired_window=None,
+                                             window_start=None, window_end=None)))
+    assert "since 2026-12-05 15:00 UTC" in firing and " vs " not in firing and "Fired on:" in firing
