@@ -27,7 +27,7 @@ from moodwire.errors import BrokerError, RecordError
 from moodwire.kafka import commit_or_redeliver, consumer_config
 from moodwire.metrics import StageMetrics
 from moodwire.publish import Publisher
-from moodwire.records import AlertEvent, DeadLetter, decode
+from moodwire.records import AlertEvent, DeadLetter, decode, key_label
 from moodwire.settings import Settings
 from moodwire.store import StoreError
 from moodwire.topics import ALERTS, DEADLETTER
@@ -108,7 +108,7 @@ class Notifier:
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
         log.info("alert %s seq %d (%s %s on %s) → %s", event.fingerprint, event.seq, event.status, event.rule,
-                 event.topic, ", ".join(f"{r}: {s}" for r, s in statuses.items()),
+                 key_label(event.topic), ", ".join(f"{r}: {s}" for r, s in statuses.items()),
                  extra={"fingerprint": event.fingerprint, "topic": event.topic})
         return None
 

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from moodwire.charts import band_polygons, gaps
-from moodwire.records import watchlist_name
+from moodwire.records import key_label, watchlist_name
 
 NEGATIVE, NEUTRAL, POSITIVE = "#c0392b", "#95a5a6", "#27ae60"
 PICKED = "#2980b9"
@@ -18,8 +18,7 @@ PICKED = "#2980b9"
 
 def label(key: str) -> str:
     """A key as people read it, the same on every page: a topic's name, or "watchlist: NAME"."""
-    name = watchlist_name(key)
-    return f"watchlist: {name}" if name is not None else key
+    return key_label(key)
 
 
 def with_interval(frame: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:

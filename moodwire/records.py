@@ -127,6 +127,13 @@ def watchlist_name(key: str) -> str | None:
     return key[len(WATCHLIST_KEY):] if key.startswith(WATCHLIST_KEY) else None
 
 
+def key_label(key: str) -> str:
+    """A key as every page, report and terminal line writes it: a topic's name, or
+    "watchlist: NAME"."""
+    name = watchlist_name(key)
+    return f"watchlist: {name}" if name is not None else key
+
+
 class InputProgress(Record):
     """One ``news.raw`` partition as ``moodwire classify`` held it when it sent a record
     (invariant I8 of docs/aggregate-worker.md)."""

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from moodwire.broker import port_is_free
 from moodwire.errors import MoodwireError
+from moodwire.records import key_label
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "streams" / "samples" / "svb_2023_demo.csv"  # real headlines, see streams/samples/NOTICE.md
@@ -43,8 +44,7 @@ def alert_line(a: dict) -> str:
     dashboard writes it, times in one format (UTC), the window that made the transition, and the
     first headline of its evidence."""
     verb = "alert fired" if a["status"] == "firing" else "alert resolved"
-    key = (f"watchlist: {a['topic'].removeprefix('watchlist:')}" if a.get("kind") == "watchlist"
-           else a["topic"])
+    key = key_label(a["topic"])
     line = f"{verb}: {a['rule']} on {key} (value {a['value']:+.2f}, threshold {a['threshold']:+.2f}"
     if a.get("window_start") and a.get("window_end"):
         line += f", {a['window']} window {_utc(a['window_start'])} to {_utc(a['window_end'])})"

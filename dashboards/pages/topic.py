@@ -28,7 +28,7 @@ def layout(q: dict) -> html.Div:
 def _title(key: str | None) -> str:
     if not key:
         return "Topic: (none chosen)"
-    return f"Watchlist: {key[len(data.WATCHLIST):]}" if key.startswith(data.WATCHLIST) else f"Topic: {key}"
+    return figures.label(key)
 
 
 def _utc(value: str) -> datetime:

@@ -23,7 +23,7 @@ from alerts.evaluate import uncounted
 from alerts.fold import fold_window, uncounted_rules
 from alerts.rules import Rule
 from moodwire.errors import RecordError
-from moodwire.records import AlertEvent, DeadLetter, TopicWindow, decode
+from moodwire.records import AlertEvent, DeadLetter, TopicWindow, decode, key_label
 from moodwire.topics import ALERTS, SENTIMENT_WINDOWS
 from streams.aggregate.keys import marker_key
 from streams.aggregate.sequence import InSequence, by_partition
@@ -85,8 +85,9 @@ class AlertEvaluator:
             await self.dead(bad)
         for e in out:
             self.metrics.alerts.labels(e.status).inc()
-            log.warning("alert %s: rule %s on %r, value %.3f vs %.3f (seq %d, fingerprint %s)%s", e.status, e.rule,
-                        e.topic, e.value, e.threshold, e.seq, e.fingerprint, f" — {e.reason}" if e.reason else "")
+            log.warning("alert %s: rule %s on %s, value %.3f, threshold %.3f (seq %d, fingerprint %s)%s", e.status,
+                        e.rule, key_label(e.topic), e.value, e.threshold, e.seq, e.fingerprint,
+                        f" — {e.reason}" if e.reason else "")
         # The partition marker: the next batch must start right after it (InSequence).
         marker = state.get(marker_key(partition)) or {"offset": -1}
         writes[marker_key(partition)] = {"offset": max(marker["offset"], *(m.offset for m in messages)),

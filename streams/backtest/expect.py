@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from moodwire.records import AlertEvent
+from moodwire.records import AlertEvent, key_label
 from moodwire.yamlfile import read_mapping
 from moodwire.errors import BacktestError
 
@@ -90,7 +90,7 @@ class Expectation(BaseModel):
         return f"{' and '.join(bounds) or 'an'} alert(s){by}"
 
     def describe(self) -> str:
-        where = f" on {self.key!r}" if self.key else ""
+        where = f" on {key_label(self.key)}" if self.key else ""
         who, verb = ("the rules together", "start") if self.rule == ANY else (f"rule {self.rule}", "starts")
         wanted, _, by = self.wanted().partition(", the first by")
         return (f"{self.name + ': ' if self.name else ''}{who}{where} {verb} {wanted} in "

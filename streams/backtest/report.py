@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from alerts.rules import Rule
 from moodwire.charts import band_polygons, gaps
-from moodwire.records import AlertEvent, TopicWindow, watchlist_name
+from moodwire.records import AlertEvent, TopicWindow, key_label, watchlist_name
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,8 @@ def episodes(alerts: Sequence[AlertEvent]) -> list[Episode]:
 
 
 def label(key: str) -> str:
-    """A key as people read it: "Watchlist: NAME" or "Topic: NAME"."""
-    name = watchlist_name(key)
-    return f"Watchlist: {name}" if name is not None else f"Topic: {key}"
+    """A key as people read it, as the dashboard writes it: a topic's name, or "watchlist: NAME"."""
+    return key_label(key)
 
 
 def _duration(span: timedelta) -> str:

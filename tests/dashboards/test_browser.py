@@ -200,7 +200,7 @@ def test_an_analyst_signs_in_reads_a_topic_filters_headlines_and_acknowledges_an
     browser.get(base + "/?range=24h")
     wait_for(browser, "#overview-table", text="watchlist: US regional banks")
     settled(lambda: browser.find_element(By.LINK_TEXT, "watchlist: US regional banks").click())
-    wait_for(browser, "#topic-title", text="Watchlist: US regional banks")
+    wait_for(browser, "#topic-title", text="watchlist: US regional banks")
     wait_for(browser, "#trend .main-svg")
     wait_for(browser, "#headlines table.headlines tbody tr")
     time.sleep(1.0)  # the first renders settle
@@ -315,7 +315,7 @@ def test_a_backtest_report_opens_offline_verdicts_first_and_charts_the_alerted_k
     wait_for(browser, "section .main-svg")
     text = browser.find_element("tag name", "body").text
     assert text.index("Expectations: 2 of 2 passed") < text.index("Rules") < text.index("Charts:")
-    assert "the turn is caught" in text and "Quiet keys" in text and "Topic: Macro" in text
+    assert "the turn is caught" in text and "Quiet keys" in text and "Macro" in text and "Topic: " not in text
     assert "negative-turn fired" in text and "Harborline Bank losses deepen" in text
     assert "mean < -0.3, window 1h" in text  # the rule's threshold is stated
     # one way to write each thing: times with UTC, "threshold", the summed firing time named so

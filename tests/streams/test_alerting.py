@@ -94,7 +94,7 @@ def test_a_negative_episode_fires_one_alert_and_resolves_it_once(fresh_embedded,
         stop(worker)
     assert len(events) == 2, [(e.status, e.seq) for e in events]
     check(events)
-    assert "alert firing: rule negative-turn on 'Financials'" in log.read_text()
+    assert "alert firing: rule negative-turn on Financials, value " in log.read_text()
 
 
 def test_sigkill_of_the_evaluator_neither_loses_nor_changes_an_alert(fresh_embedded, tmp_path):

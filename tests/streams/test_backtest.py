@@ -79,7 +79,7 @@ def test_expectations_count_episodes_by_their_start():
         expect(key="Macro", between=[start - timedelta(hours=1), start + timedelta(hours=1)], min_alerts=1),
     ], alerts)
     assert [o.passed for o in outcomes] == [True, True, False]
-    assert outcomes[2].line().startswith("FAILED: rule negative-turn on 'Macro' starts at least 1")
+    assert outcomes[2].line().startswith("FAILED: rule negative-turn on Macro starts at least 1")
     # "Stays quiet" over weeks the file holds no news in proves nothing: it fails, saying why.
     times = sorted(i.published_at for i in items)
     before = [times[0] - timedelta(days=20), times[0] - timedelta(days=10)]
