@@ -63,8 +63,7 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
     now = now or datetime.now(timezone.utc)
     done = live[live["end"] <= now] if "end" in live else live
     ends = done.sort_values("start").groupby("topic").agg(
-        first=("mean_score", "first"), last=("mean_score", "last"), last_count=("count", "last"),
-        share=("negative_share", "mean"), mean=("mean_score", "mean"))
+        first=("mean_score", "first"), last=("mean_score", "last"), last_count=("count", "last"))
     open_ = live[live["end"] > now].sort_values("start").groupby("topic").last() if "end" in live else None
     keys = ends.index.union(live["topic"].unique()).union(firing.index[firing > 0])
     ends = ends.reindex(keys)
