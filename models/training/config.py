@@ -49,6 +49,10 @@ class TrainConfig:
                                        "<data_dir>/entities/entity_valid.csv when it exists].", path="file")
     entity_passes: int = setting(1, "Passes over the entity rows each epoch (a new head on a trained encoder may "
                                  "need more of them than the other tasks).")
+    entity_compose: int = setting(0, "Composed texts added to the entity training rows: two texts of one named "
+                                  "entity each, with different labels, joined by '; ' (both entities kept): texts "
+                                  "whose entities disagree, the case a headline-level reader misses "
+                                  "(models/training/entities.py).")
     epochs: int = setting(6, "Passes over the training data (at most; see --patience).")
     batch_size: int = setting(32, "Texts per batch (each batch holds one task).")
     lr: float | None = setting(None, "Encoder learning rate [default: 1e-3 LoRA, 5e-5 full].")

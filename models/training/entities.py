@@ -12,6 +12,7 @@ miss at least one of them); ``single`` — texts that name one entity.
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,3 +84,38 @@ def load_entities(path: str | Path, label_map: LabelMap) -> EntitySet:
     disagree = [len(by_text[t]) > 1 for t in texts]
     single = [named[t] == 1 for t in texts]
     return EntitySet(texts, entities, labels, groups, disagree, single)
+
+
+def composed(rows: EntitySet, n: int, seed: int = 7, max_chars: int = 120) -> EntitySet:
+    """``rows`` with ``n`` composed texts added (two rows each): two texts that name one entity
+    each, with different labels, joined by "; " in random order, each entity keeping its label.
+    Only texts that spell their entity (case aside), are at most ``max_chars`` long and do not
+    spell the other's entity are drawn, so each marked mention is the one its label is about: a
+    head that reads only the text's mood is wrong on one of the two rows of every composed text."""
+    pool = [i for i in range(len(rows)) if rows.single[i] and len(rows.texts[i]) <= max_chars
+            and rows.entities[i].casefold() in rows.texts[i].casefold()]
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for i in pool:
+        by_label[rows.labels[i]].append(i)
+    if n <= 0 or len(by_label) < 2:
+        return rows
+    rng, labels = random.Random(seed), sorted(by_label)
+    texts, entities, out_labels, seen = [], [], [], set()
+    for _ in range(n * 20):  # draws that clash (an entity spelled in the other text) are skipped
+        if len(texts) >= 2 * n:
+            break
+        la, lb = rng.sample(labels, 2)
+        a, b = rng.choice(by_label[la]), rng.choice(by_label[lb])
+        if (rows.entities[a].casefold() in rows.texts[b].casefold()
+                or rows.entities[b].casefold() in rows.texts[a].casefold() or (a, b) in seen):
+            continue
+        seen.add((a, b))
+        first, second = (a, b) if rng.random() < 0.5 else (b, a)
+        text = rows.texts[first].rstrip(" .") + "; " + rows.texts[second]
+        for i in (a, b):
+            texts.append(text)
+            entities.append(rows.entities[i])
+            out_labels.append(rows.labels[i])
+    k = len(texts)
+    return EntitySet(rows.texts + texts, rows.entities + entities, rows.labels + out_labels,
+                     rows.groups + ["composed"] * k, rows.disagree + [True] * k, rows.single + [False] * k)

@@ -32,7 +32,7 @@ from models.serving.artefact import (LoraSettings, ModelSpec, build_network, loa
 from models.serving.batching import encode, encode_pairs, pad, pool_mask, shuffled_bucket_batches
 from models.training.config import TrainConfig
 from models.training.data import LabelledSet, load_labelled
-from models.training.entities import load_entities
+from models.training.entities import composed, load_entities
 from models.training.distill import TeacherCache, check_settings, distilled_loss, parse_teachers, soft_targets
 from models.serving.engine import pick_device
 from moodwire.errors import DataError, ModelError
@@ -76,7 +76,8 @@ def _load_sets(cfg: TrainConfig, spec: ModelSpec, teachers: list, train_specs: l
     if cfg.entity_train:
         if not cfg.entity_valid:
             raise DataError("--entity-train needs --entity-valid (the epoch is chosen on both)")
-        sets["entity"] = {"train": load_entities(cfg.entity_train, sentiment_map),
+        sets["entity"] = {"train": composed(load_entities(cfg.entity_train, sentiment_map), cfg.entity_compose,
+                                            cfg.seed),
                           "valid": load_entities(cfg.entity_valid, sentiment_map)}
         overlap = set(sets["entity"]["train"].texts) & set(sets["entity"]["valid"].texts)
         if overlap:

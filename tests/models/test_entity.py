@@ -147,3 +147,31 @@ def test_entity_training_refuses_validation_texts_in_training(tmp_path):
             sentiment_train=dataset("sent_train.csv"), sentiment_valid=dataset("sent_valid.csv"),
             entity_train=dataset("entity_valid.csv"), entity_valid=dataset("entity_valid.csv"),
             output=str(tmp_path / "m"), limit=16, epochs=1, progress=False, checkpoint_every=0))
+
+
+def test_composed_texts_pair_two_entities_of_different_labels_each_keeping_its_own(tmp_path):
+    from models.serving.labels import LabelMap
+    from models.training.entities import composed, load_entities
+
+    rows = ["text,entity,label",
+            "Gold shines on seasonal demand,Gold,positive", "Silver dull as miners cut output,Silver,negative",
+            "Copper flat before the data,Copper,neutral", "Orbis Semiconductor beats estimates,Orbis,positive",
+            "Tin slides on weak demand,Tin,negative", "Gold and silver both slip,Gold,negative",
+            "Gold and silver both slip,silver,negative"]
+    path = tmp_path / "e.csv"
+    path.write_text("\n".join(rows) + "\n")
+    labels = LabelMap("sentiment", ("negative", "neutral", "positive"))
+    base = load_entities(path, labels)
+    out = composed(base, 4, seed=3)
+    assert out.texts[:len(base)] == base.texts and len(out) == len(base) + 8
+    added = list(zip(out.texts[len(base):], out.entities[len(base):], out.labels[len(base):]))
+    originals = {(t, e): lab for t, e, lab in zip(base.texts, base.entities, base.labels)}
+    for i in range(0, 8, 2):
+        (text, a, la), (same, b, lb) = added[i], added[i + 1]
+        assert text == same and "; " in text and la != lb  # two entities that disagree, one text
+        for entity, label in ((a, la), (b, lb)):
+            [source] = [t for (t, e) in originals if e == entity and t in text]
+            assert originals[(source, entity)] == label  # each keeps its own text's label
+    assert "Gold and silver both slip" not in " ".join(t for t, _, _ in added)  # two entities: not drawn
+    assert set(out.groups[len(base):]) == {"composed"} and all(out.disagree[len(base):])
+    assert composed(base, 0) is base
