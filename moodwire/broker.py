@@ -56,16 +56,17 @@ def tansu_binary() -> Path:
     return binary
 
 
-def _dies_with(parent: int):
-    """The broker child's set-up: on Linux, the kernel sends it SIGKILL when the process that
-    started it ends, whatever ends that process (SIGKILL included), so no broker is left
-    serving the port (``prctl(PR_SET_PDEATHSIG)``). A parent gone before that is seen at once."""
+def dies_with(parent: int, sig: int = signal.SIGKILL):
+    """A child's set-up (``preexec_fn``): on Linux, the kernel sends it ``sig`` when the process
+    that started it ends, whatever ends that process (SIGKILL included), so no child is left
+    running — a broker serving the port, a demo's stages (``prctl(PR_SET_PDEATHSIG)``). A parent
+    gone before that is seen at once."""
     if not sys.platform.startswith("linux"):
         return None
 
     def setup() -> None:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, sig)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:
             os._exit(1)
     return setup
@@ -123,7 +124,7 @@ class EmbeddedBroker:
             self.process = subprocess.Popen(
                 [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
                  "--cluster-id", f"moodwire-{uuid.uuid4().hex[:8]}", "--storage-engine", "memory://tansu/"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_dies_with(os.getpid()))
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=dies_with(os.getpid()))
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()

@@ -29,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moodwire.broker import port_is_free
+from moodwire.broker import dies_with, port_is_free
 from moodwire.errors import MoodwireError
 from moodwire.records import key_label
 
@@ -166,7 +166,9 @@ class Demo:
         env.update(child.env)
         child.process = subprocess.Popen([sys.executable, "-m", "moodwire_cli", *child.args], env=env, cwd=ROOT,
                                          stdout=child.log.open("ab"), stderr=subprocess.STDOUT,
-                                         start_new_session=True)  # Ctrl-C reaches the demo; it stops the children
+                                         start_new_session=True,  # Ctrl-C reaches the demo; it stops the children
+                                         # and a demo killed outright (SIGKILL) takes them with it: SIGTERM, a clean stop
+                                         preexec_fn=dies_with(os.getpid(), signal.SIGTERM))
         self.say(f"started {child.name:<9} pid {child.process.pid:<7} log {child.log}")
 
     def _wait_for_broker(self, child: Child, timeout_s: float = 60) -> None:

@@ -123,6 +123,28 @@ def test_a_stage_that_dies_is_started_again_and_a_dead_broker_stops_the_demo(tmp
     assert port_free("127.0.0.1", broker_port) and port_free("127.0.0.1", dashboard_port)
 
 
+def test_a_demo_killed_outright_takes_its_stages_with_it(tmp_path):
+    # SIGKILL leaves the supervisor no time to stop its children: each has the kernel send it
+    # SIGTERM when the supervisor dies (a failed test's proc.kill() left five stages running).
+    broker_port, dashboard_port = free_port(), free_port()
+    proc, out = start_demo(tmp_path, broker_port, dashboard_port)
+    try:
+        pids = child_pids(wait_for_text(out, "started replay", proc, 120))
+        assert set(pids) == {"broker", "classify", "aggregate", "notify", "dashboard", "replay"}
+    finally:
+        proc.kill()
+    proc.wait(30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(gone(pid) for pid in pids.values()):
+        time.sleep(0.5)
+    assert all(gone(pid) for pid in pids.values()), {n: p for n, p in pids.items() if not gone(p)}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (port_free("127.0.0.1", broker_port)
+                                               and port_free("127.0.0.1", dashboard_port)):
+        time.sleep(0.5)
+    assert port_free("127.0.0.1", broker_port) and port_free("127.0.0.1", dashboard_port)
+
+
 def test_the_printed_dashboard_range_holds_the_whole_replayed_recording():
     from datetime import datetime, timedelta, timezone
 
