@@ -26,7 +26,7 @@ MAX_POINTS = 300  # the most points a series of one key carries, whatever the ra
 COUNTING_ROWS = 3000  # the most windows per key a range's item count sums (``counting``)
 # The columns a chart or table reads (the evidence lists are not shown: never selected).
 SERIES = ("topic", "window", "start", "end", "count", "mean_score", "sum_sq", "negative_share", "late_count", "kind")
-OVERVIEW = ("topic", "start", "end", "count", "mean_score", "negative_share")  # the overview's table and heat map
+OVERVIEW = ("topic", "start", "end", "count", "mean_score", "negative_share", "final")  # the overview's table and heat map
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
                    now: datetime | None = None, minimum: int = EVIDENCE_MIN) -> pd.DataFrame:
     """Per key (topic or watchlist) over the range: the mean of every headline in it and their
     negative share (``totals``: from non-overlapping windows, ``data.totals``), their count; the
-    latest complete window's mean and headline count (a window ending after ``now`` is still
-    filling: shown apart, as ``filling``), the change of the window mean from the first window to
+    latest complete window's mean and headline count (a window not final yet, or ending after
+    ``now``, is still filling: shown apart, as ``filling``), the change of the window mean from the first window to
     the latest complete one; firing alerts. ``windows``: one window size; ``alerts``: alert
     episodes, or firing counts per key (``data.firing``). A key with an alert firing is listed
     whatever the range holds.
@@ -61,10 +61,15 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
     if live.empty and firing.empty:
         return pd.DataFrame(columns=cols)
     now = now or datetime.now(timezone.utc)
-    done = live[live["end"] <= now] if "end" in live else live
+    # still filling: not final yet (the stream's newest headlines have not passed its end by the
+    # allowed lateness; a replay's windows fill long after their wall-clock end), or ending after now
+    filling = live["end"] > now if "end" in live else pd.Series(False, index=live.index)
+    if "final" in live:
+        filling = filling | ~live["final"].astype(bool)
+    done = live[~filling]
     ends = done.sort_values("start").groupby("topic").agg(
         first=("mean_score", "first"), last=("mean_score", "last"), last_count=("count", "last"))
-    open_ = live[live["end"] > now].sort_values("start").groupby("topic").last() if "end" in live else None
+    open_ = live[filling].sort_values("start").groupby("topic").last()
     keys = ends.index.union(live["topic"].unique()).union(firing.index[firing > 0])
     ends = ends.reindex(keys)
     all_windows = live.sort_values("start").groupby("topic").agg(share=("negative_share", "mean"),
@@ -74,7 +79,7 @@ def overview_table(windows: pd.DataFrame, alerts: pd.DataFrame, totals: pd.DataF
     table["kind"] = ["topic" if watchlist_name(t) is None else "watchlist" for t in keys]
     table["latest"] = ends["last"].astype(float).round(3).to_numpy()
     table["latest_items"] = ends["last_count"].fillna(0).astype(int).to_numpy()
-    table["filling"] = ["" if open_ is None or t not in open_.index else
+    table["filling"] = ["" if t not in open_.index else
                         f"{open_.loc[t, 'mean_score']:+.3f} from {int(open_.loc[t, 'count'])} so far" for t in keys]
     table["change"] = (ends["last"] - ends["first"]).astype(float).round(3).to_numpy()
     if counted is not None:  # distinct items from non-overlapping windows (``data.totals``)

@@ -329,6 +329,10 @@ def test_the_overview_ranks_by_evidence_and_keeps_a_filling_window_apart():
     assert banks["weighted"] == round(-0.523 * 21 / 26, 3)
     dividend = table[table["topic"] == "Dividend"].iloc[0]
     assert dividend["weighted"] == round(-0.99 / 6, 3) and dividend["filling"] == ""
+    # a replay fills windows long after their wall-clock end: not final yet is still filling too
+    replayed = w.assign(end=w["end"] - pd.Timedelta(days=30), final=[True] * 5 + [False])
+    banks = figures.overview_table(replayed, firing, totals, now=now).set_index("topic").loc["watchlist:banks"]
+    assert banks["latest"] == -0.5 and banks["filling"] == "-0.990 from 1 so far"
 
 
 def test_the_heat_map_writes_each_cells_count_and_leaves_no_news_grey_not_neutral():
