@@ -82,13 +82,20 @@ def _pair(a) -> tuple | None:
     return (start, end) if start is not None and end is not None and not pd.isna(start) and not pd.isna(end) else None
 
 
+def _value(a, count: bool) -> str:
+    if count:
+        return f"{a.value:.0f} headlines, threshold {a.threshold:.0f}"
+    return f"value {fmt(a.value)}, threshold {fmt(a.threshold)}"
+
+
 def _window_text(window: tuple | None, span: str) -> str:
     return f" the {span} window {when(window[0])} to {when(window[1])}" if window else ""
 
 
-def alert_card(a) -> html.Div:
+def alert_card(a, counts: frozenset = frozenset()) -> html.Div:
     """One alert episode: the headlines that fired it (and, when a later event holds others,
-    those of its latest window), its deliveries per receiver, the actions it still allows."""
+    those of its latest window), its deliveries per receiver, the actions it still allows.
+    ``counts``: the rules whose value is a number of headlines (``negative_count``)."""
     latest = a.evidence or []
     fired = getattr(a, "fired_evidence", None)
     fired = fired if isinstance(fired, list) and fired else latest
@@ -104,14 +111,13 @@ def alert_card(a) -> html.Div:
     why = f" ({a.reason})" if isinstance(a.reason, str) and a.reason else ""  # a resolution the value did not earn
     return html.Div([
         html.Div([html.Strong(f"{a.rule} on {label(a.topic)}"), html.Span(f" {status}", className=f"status-{status}"),
-                  html.Span(f" · {a.severity} · {a.window} window · value {fmt(a.value)}, threshold {fmt(a.threshold)}"
-                            f" · {period}{why}")]),
+                  html.Span(f" · {a.severity} · {a.window} window · {_value(a, a.rule in counts)} · {period}{why}")]),
         html.Div("Fired on" + _window_text(getattr(a, "fired_window", None), a.window) + ":",
                  className="evidence-label"), _evidence(fired),
         *([html.Div(("Resolved on" if status == "resolved" else "Latest window")
                     + _window_text(_pair(a), a.window) + ":", className="evidence-label"), _evidence(latest)]
           if latest and [e.get("id") for e in latest] != [e.get("id") for e in fired] else
-          [html.Div("Resolved on" + _window_text(_pair(a), a.window) + f", value {fmt(a.value)}",
+          [html.Div("Resolved on" + _window_text(_pair(a), a.window) + f", {_value(a, a.rule in counts)}",
                     className="evidence-label")] if status == "resolved" and _pair(a) else []),
         html.Div([html.Span(f"deliveries: {a.delivery}  ", className="deliveries"), *actions]),
     ], className=f"alert-card alert-{status}")

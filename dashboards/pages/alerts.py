@@ -20,13 +20,15 @@ def layout(q: dict) -> html.Div:
                      html.Div(id=ids.ALERT_LIST)])
 
 
-def alerts_view(engine, search: str | None):
-    """This page's cards, and links to the pages before and after it."""
+def alerts_view(engine, search: str | None, rules=()):
+    """This page's cards, and links to the pages before and after it (``rules``: the alert
+    rules, so that a count rule's value reads as a number of headlines)."""
     episodes = data.alert_episodes(engine, time_range(search))
     if episodes.empty:
         return html.P("No alerts in this range.")
     shown, pager = components.paged(episodes, query(search), "page", PAGE_SIZE, "/alerts", "alerts", ids.ALERT_PAGE)
-    return [pager] + [components.alert_card(a) for a in shown.itertuples()]
+    counts = frozenset(r.name for r in rules if r.when.kind == "negative_count")
+    return [pager] + [components.alert_card(a, counts) for a in shown.itertuples()]
 
 
 def alert_action(engine, fingerprint: str, starts: str, action: str, user: str) -> str:
@@ -56,7 +58,7 @@ def register(app, engine, settings=None, rules=()) -> None:
     @app.callback(Output(ids.ALERT_LIST, "children"), Input(ids.URL, "search"), Input(ids.TICK, "n_intervals"),
                   Input(ids.REVISION, "data"))
     def refresh(search, _tick, _revision):
-        return alerts_view(engine, search)
+        return alerts_view(engine, search, rules)
 
     @app.callback(Output(ids.ACTION_NOTE, "children"), Output(ids.REVISION, "data"),
                   Input({"type": ids.ALERT_ACTION, "action": ALL, "fingerprint": ALL, "starts": ALL}, "n_clicks"),

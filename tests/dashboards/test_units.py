@@ -375,3 +375,7 @@ def test_an_alert_card_writes_times_one_way_and_a_threshold_not_a_versus():
     firing = text(alert_card(SimpleNamespace(**base, status="firing", ends_at=pd.NaT, fired_window=None,
                                              window_start=None, window_end=None)))
     assert "since 2026-12-05 15:00 UTC" in firing and " vs " not in firing and "Fired on:" in firing
+    early = text(alert_card(SimpleNamespace(**{**base, "rule": "watchlist-early", "value": 3.0, "threshold": 3.0},
+                                            status="firing", ends_at=pd.NaT, fired_window=None, window_start=None,
+                                            window_end=None), frozenset({"watchlist-early"})))
+    assert "24h window · 3 headlines, threshold 3 · since" in early
