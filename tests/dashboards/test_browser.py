@@ -24,6 +24,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
+BANNER = "Test data: seeded headlines; every time shown is UTC."
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     home = tmp_path_factory.mktemp("dash")
@@ -32,7 +35,8 @@ def site(tmp_path_factory):
     rules = home / "rules.yaml"  # the seeded alert's rule: drawn on Macro's chart
     rules.write_text("rules:\n  - name: negative-turn\n    topics: [Macro]\n    window: 1h\n"
                      "    when: {mean_below: -0.3}\n    recover: -0.1\n    min_count: 10\n")
-    proc, base, log = start_dashboard(home, url, MOODWIRE_ALERT_RULES=str(rules))
+    proc, base, log = start_dashboard(home, url, MOODWIRE_ALERT_RULES=str(rules),
+                                      MOODWIRE_DASHBOARD_BANNER=BANNER)
     yield {"base": base, "url": url, "seeded": seeded, "log": log}
     proc.terminate()
     proc.wait(30)
@@ -253,6 +257,7 @@ def test_every_view_says_what_it_shows(site, browser):
     wait_for(browser, "#overview-note", text="No news in this range (2020-01-01 00:00 to 2020-01-02 00:00 UTC)")
     wait_for(browser, "#overview-table", text="Macro")  # its alert is firing: listed whatever the range
     wait_for(browser, "#heatmap", text="No news in this range")
+    assert browser.find_element(By.ID, "banner").text == BANNER  # every page says what its news is
     headers = browser.find_element(By.ID, "overview-table").text
     assert all(h in headers for h in ("mean (range)", "weighted mean", "latest complete window", "its headlines",
                                       "window still filling"))
@@ -278,6 +283,8 @@ def test_every_view_says_what_it_shows(site, browser):
     assert "deliveries: hook: 1 pending" in card
     resolved = browser.find_element(By.CSS_SELECTOR, "#alert-list .alert-card.alert-resolved")
     assert resolved.find_elements(By.TAG_NAME, "button") == []
+    assert browser.find_element(By.ID, "banner").text == BANNER
+    assert re.search(r"value -?\d\.\d{3}, threshold -?\d\.\d{3} · (since|from) \d{4}-\d\d-\d\d \d\d:\d\d UTC", card)
 
 
 def test_a_backtest_report_opens_offline_verdicts_first_and_charts_the_alerted_keys(browser, tmp_path):
