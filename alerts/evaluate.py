@@ -51,8 +51,7 @@ class Reading:
     holds: bool
     recovered: bool  # past the recovery threshold (hysteresis); equals ``not holds`` without one
     why: str | None = None  # why the rule cannot judge this window (a firing alert then resolves)
-    no_data: bool = False  # fewer than min_count items: the window says nothing either way
-    past: bool = False  # the value is past the threshold, however few the items (``holds`` needs min_count)
+    no_data: bool = False  # fewer than min_count items, not past the threshold: says nothing either way
 
 
 def baseline_of(history: Sequence[dict], window: TopicWindow, span: timedelta) -> list[dict]:
@@ -178,8 +177,11 @@ def step_early(rule: Rule, topic: str, state: dict, window: TopicWindow) -> tupl
 
 
 def _reading(rule: Rule, window: TopicWindow, value: float, holds: bool, recovered: bool, enough: bool) -> Reading:
-    return Reading(value, enough and holds, recovered or not enough, _unjudged(rule, window, recovered, enough),
-                   no_data=not enough, past=holds)
+    """Too few items never start an alert (``holds`` needs min_count); a thin window still past
+    the threshold is neither no data nor a recovery, so a firing alert goes on through it."""
+    thin = not enough and not holds
+    return Reading(value, enough and holds, recovered or thin, _unjudged(rule, window, recovered, enough),
+                   no_data=thin)
 
 
 def _unjudged(rule: Rule, window: TopicWindow, recovered: bool, enough: bool) -> str | None:
@@ -233,11 +235,6 @@ def step(rule: Rule, topic: str, state: dict, window: TopicWindow, reading: Read
         return state, events
 
     # firing
-    if reading.no_data and reading.past:  # too few to judge, but what there is still reads past the threshold
-        state.update(no_data_since=None, clear_since=None)
-        if now - _t(state["last_event"]) >= rule.repeat_interval:
-            emit("firing")
-        return state, events
     if reading.no_data and rule.no_data == "keep_state":
         no_data_since = _t(state.get("no_data_since")) or now
         state["no_data_since"] = no_data_since.isoformat()
