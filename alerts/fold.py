@@ -73,7 +73,7 @@ def uncounted_rules(rules: Sequence[Rule], window: TopicWindow) -> list[Rule]:
     items below the cutoffs (``alerts.evaluate.uncounted`` says why)."""
     if window.strong is not None:
         return []
-    return [r for r in rules if r.when.kind == "negative_count" and _judges(r, window)]
+    return [r for r in rules if r.counts_headlines and _judges(r, window)]
 
 
 def _judges(rule: Rule, window: TopicWindow) -> bool:

@@ -176,6 +176,11 @@ class Rule(_Strict):
         return self
 
     @property
+    def counts_headlines(self) -> bool:
+        """Whether the rule's value is a number of headlines (``negative_count``), not a mean."""
+        return self.when.kind == "negative_count"
+
+    @property
     def judged_early(self) -> bool:
         """Fires as the headline that makes its condition hold arrives, not once the window is
         complete: a count of strongly negative headlines only grows while its window fills, so
@@ -246,7 +251,7 @@ def load_rules(path: str | Path, windows: list[str] | None = None) -> list[Rule]
 def ladder_windows(rules: list[Rule]) -> set[str]:
     """The windows whose items below each score cutoff must be counted: those a
     ``negative_count`` rule judges (``streams.aggregate.fold.Aggregator``'s ``ladder``)."""
-    return {rule.window for rule in rules if rule.when.kind == "negative_count"}
+    return {rule.window for rule in rules if rule.counts_headlines}
 
 
 __all__ = ["Rule", "RuleFile", "Condition", "load_rules", "ladder_windows"]

@@ -109,15 +109,17 @@ def alert_card(a, counts: frozenset = frozenset()) -> html.Div:
     ended = isinstance(a.ends_at, pd.Timestamp) and not pd.isna(a.ends_at)
     period = f"from {when(a.starts_at)} to {when(a.ends_at)}" if ended else f"since {when(a.starts_at)}"
     why = f" ({a.reason})" if isinstance(a.reason, str) and a.reason else ""  # a resolution the value did not earn
+    value, window = _value(a, a.rule in counts), _pair(a)
+    later = []  # the latest event's window: its own headlines, or the resolution's window and value
+    if latest and [e.get("id") for e in latest] != [e.get("id") for e in fired]:
+        heading = "Resolved on" if status == "resolved" else "Latest window"
+        later = [html.Div(heading + _window_text(window, a.window) + ":", className="evidence-label"), _evidence(latest)]
+    elif status == "resolved" and window:
+        later = [html.Div("Resolved on" + _window_text(window, a.window) + f", {value}", className="evidence-label")]
     return html.Div([
         html.Div([html.Strong(f"{a.rule} on {label(a.topic)}"), html.Span(f" {status}", className=f"status-{status}"),
-                  html.Span(f" · {a.severity} · {a.window} window · {_value(a, a.rule in counts)} · {period}{why}")]),
+                  html.Span(f" · {a.severity} · {a.window} window · {value} · {period}{why}")]),
         html.Div("Fired on" + _window_text(getattr(a, "fired_window", None), a.window) + ":",
-                 className="evidence-label"), _evidence(fired),
-        *([html.Div(("Resolved on" if status == "resolved" else "Latest window")
-                    + _window_text(_pair(a), a.window) + ":", className="evidence-label"), _evidence(latest)]
-          if latest and [e.get("id") for e in latest] != [e.get("id") for e in fired] else
-          [html.Div("Resolved on" + _window_text(_pair(a), a.window) + f", {_value(a, a.rule in counts)}",
-                    className="evidence-label")] if status == "resolved" and _pair(a) else []),
+                 className="evidence-label"), _evidence(fired), *later,
         html.Div([html.Span(f"deliveries: {a.delivery}  ", className="deliveries"), *actions]),
     ], className=f"alert-card alert-{status}")

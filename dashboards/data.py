@@ -294,8 +294,9 @@ def alert_episodes(engine: Engine, rng: TimeRange | None = None, topic: str | No
     keys = list(zip(frame["fingerprint"], frame["starts_at"].map(_instant)))
     frame["delivery"] = [summary.get(k, "not routed yet") for k in keys]
     fired = first_evidence(engine, fingerprints)
-    frame["fired_evidence"] = [fired.get(k, ([], None))[0] for k in keys]
-    frame["fired_window"] = [fired.get(k, ([], None))[1] for k in keys]
+    firsts = [fired.get(k, ([], None)) for k in keys]
+    frame["fired_evidence"] = [evidence for evidence, _ in firsts]
+    frame["fired_window"] = [window for _, window in firsts]
     return frame.reset_index(drop=True)
 
 

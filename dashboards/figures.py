@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from moodwire.charts import band_polygons, gaps
 from moodwire.records import key_label, watchlist_name
+from moodwire.spans import format_time as when  # every page writes a time this one way
 
 NEGATIVE, NEUTRAL, POSITIVE = "#c0392b", "#95a5a6", "#27ae60"
 PICKED = "#2980b9"
@@ -129,9 +130,9 @@ def heatmap(windows: pd.DataFrame) -> go.Figure:
     if not windows.empty:
         cells = windows.drop_duplicates(["topic", "start"], keep="last")
         grid = cells.pivot(index="topic", columns="start", values="mean_score")
-        counts = cells.pivot(index="topic", columns="start", values="count").reindex_like(grid)
-        grid = grid.where(counts.fillna(0) > 0)  # an empty window has no mean: grey, not neutral
-        text = counts.fillna(0).astype(int).astype(str).where(counts.fillna(0) > 0, "")
+        counts = cells.pivot(index="topic", columns="start", values="count").reindex_like(grid).fillna(0)
+        grid = grid.where(counts > 0)  # an empty window has no mean: grey, not neutral
+        text = counts.astype(int).astype(str).where(counts > 0, "")
         fig.add_trace(go.Heatmap(z=grid.values, x=list(grid.columns), y=[label(t) for t in grid.index], zmin=-1, zmax=1,
                                  colorscale=[[0, NEGATIVE], [0.5, "#f7f7f7"], [1, POSITIVE]], text=text.values,
                                  texttemplate="%{text}" if len(grid.columns) <= 48 else None, xgap=1, ygap=1,
@@ -241,11 +242,6 @@ def selected_interval(click: dict | None, selected: dict | None) -> tuple[str, s
         if data and len(data) >= 2:
             return str(data[0]), str(data[1])
     return None
-
-
-def when(at) -> str:
-    """A time as every page writes it: minutes, UTC said."""
-    return f"{pd.Timestamp(at).tz_convert('UTC') if pd.Timestamp(at).tzinfo else pd.Timestamp(at):%Y-%m-%d %H:%M} UTC"
 
 
 def fmt(value: float | None, digits: int = 3) -> str:

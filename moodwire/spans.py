@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 
 def parse_span(text: str) -> timedelta:
@@ -53,6 +53,12 @@ class WindowSpec:
     def starts_covering(self, bucket: datetime) -> list[datetime]:
         """Starts of the windows that hold the step-bucket starting at ``bucket``."""
         return [bucket - k * self.step for k in range(self.span // self.step)]
+
+
+def format_time(at: datetime) -> str:
+    """A time as every page, report and terminal line writes it: to the minute, UTC said (an
+    aware time is converted; a naive one is taken as UTC)."""
+    return f"{at if at.tzinfo is None else at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
 
 
 def format_span(span: timedelta) -> str:

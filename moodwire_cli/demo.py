@@ -32,6 +32,7 @@ from pathlib import Path
 from moodwire.broker import dies_with, port_is_free
 from moodwire.errors import MoodwireError
 from moodwire.records import key_label
+from moodwire.spans import format_time
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "streams" / "samples" / "svb_2023_demo.csv"  # real headlines, see streams/samples/NOTICE.md
@@ -60,7 +61,7 @@ def alert_line(a: dict) -> str:
 
 
 def _utc(text: str) -> str:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return format_time(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def replay_range(sample: Path, now: datetime | None = None) -> str:

@@ -27,7 +27,7 @@ def alerts_view(engine, search: str | None, rules=()):
     if episodes.empty:
         return html.P("No alerts in this range.")
     shown, pager = components.paged(episodes, query(search), "page", PAGE_SIZE, "/alerts", "alerts", ids.ALERT_PAGE)
-    counts = frozenset(r.name for r in rules if r.when.kind == "negative_count")
+    counts = frozenset(r.name for r in rules if r.counts_headlines)
     return [pager] + [components.alert_card(a, counts) for a in shown.itertuples()]
 
 

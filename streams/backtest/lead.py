@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from moodwire.records import AlertEvent, ScoredNews, key_label
-from moodwire.spans import parse_span
+from moodwire.spans import format_time, parse_span
 from streams.backtest.report import episodes
 
 
@@ -26,11 +26,10 @@ class Lead:
 
     def line(self) -> str:
         if self.lead is None:
-            return f"alert {self.rule} on {key_label(self.key)} fired {self.fired_at:%Y-%m-%d %H:%M} UTC"
+            return f"alert {self.rule} on {key_label(self.key)} fired {format_time(self.fired_at)}"
         hours = self.lead.total_seconds() / 3600
-        return (f"alert {self.rule} on {key_label(self.key)} fired {self.fired_at:%Y-%m-%d %H:%M} UTC, {hours:.1f} h "
-                f"after the first headline in its window ({self.first_at:%Y-%m-%d %H:%M} UTC "
-                f"{self.first_title[:90]!r})")
+        return (f"alert {self.rule} on {key_label(self.key)} fired {format_time(self.fired_at)}, {hours:.1f} h after "
+                f"the first headline in its window ({format_time(self.first_at)} {self.first_title[:90]!r})")
 
 
 def leads(alerts: Sequence[AlertEvent], records: Sequence[ScoredNews]) -> list[Lead]:

@@ -25,6 +25,7 @@ from functools import lru_cache
 from alerts.rules import Rule
 from moodwire.charts import band_polygons, gaps
 from moodwire.records import AlertEvent, TopicWindow, key_label, watchlist_name
+from moodwire.spans import format_time
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,6 @@ def episodes(alerts: Sequence[AlertEvent]) -> list[Episode]:
     return sorted(out, key=lambda e: (e.starts_at, e.rule, e.key))
 
 
-def label(key: str) -> str:
-    """A key as people read it, as the dashboard writes it: a topic's name, or "watchlist: NAME"."""
-    return key_label(key)
-
-
 def _duration(span: timedelta) -> str:
     hours = span.total_seconds() / 3600
     return f"{hours / 24:.1f} d" if hours >= 48 else f"{hours:.1f} h"
@@ -70,7 +66,7 @@ def rule_summary(rules: Sequence[Rule], eps: Sequence[Episode], end_of_news: dat
         lengths = [e.length(end_of_news) for e in mine]
         rows.append({"rule": rule.name, "alerts": len(mine),
                      "time_firing": _duration(sum(lengths, timedelta())) if mine else "–",
-                     "first": mine[0].starts_at.strftime("%Y-%m-%d %H:%M UTC") if mine else "–",
+                     "first": format_time(mine[0].starts_at) if mine else "–",
                      "median_length": _duration(statistics.median(lengths)) if mine else "–"})
     return rows
 
@@ -142,7 +138,7 @@ def _chart(key: str, windows: Sequence[TopicWindow], rules: Sequence[Rule], eps:
     fig.update_yaxes(title_text="items", row=2, col=1)
     fig.update_xaxes(title_text="window end (UTC)", row=2, col=1)
     fig.update_layout(template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 30, "b": 40},
-                      legend={"orientation": "h", "y": 1.08}, title={"text": html.escape(label(key)), "font": {"size": 14}})
+                      legend={"orientation": "h", "y": 1.08}, title={"text": html.escape(key_label(key)), "font": {"size": 14}})
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
 
 
@@ -165,15 +161,15 @@ def _alerts(eps: Sequence[Episode], end_of_news: datetime, lead_of: dict, counts
         lead = lead_of.get((e.rule, e.key, e.starts_at))
         has_lead = lead is not None and lead.lead is not None
         count = e.rule in counts
-        out.append({"rule": e.rule, "starts": f"{e.starts_at:%Y-%m-%d %H:%M} UTC",
+        out.append({"rule": e.rule, "starts": format_time(e.starts_at),
                     "delay": _duration(lead.lead) if has_lead else None,
-                    "first_at": f"{lead.first_at:%Y-%m-%d %H:%M} UTC" if has_lead else None,
-                    "until": f"{e.ends_at:%Y-%m-%d %H:%M} UTC" if e.ends_at else "still firing at the end of the news",
+                    "first_at": format_time(lead.first_at) if has_lead else None,
+                    "until": format_time(e.ends_at) if e.ends_at else "still firing at the end of the news",
                     "length": _duration(e.length(end_of_news)),
                     "value": f"{e.first.value:.0f} headlines" if count else f"{e.first.value:+.3f}",
                     "threshold": f"{e.first.threshold:.0f}" if count else f"{e.first.threshold:+g}",
                     "reason": e.last.reason if e.last.status == "resolved" else None,
-                    "evidence": [{"score": f"{ev.score:+.2f}", "published": f"{ev.published_at:%Y-%m-%d %H:%M} UTC",
+                    "evidence": [{"score": f"{ev.score:+.2f}", "published": format_time(ev.published_at),
                                   "url": ev.url, "title": ev.title} for ev in e.first.evidence]})
     return out
 
@@ -182,7 +178,7 @@ def _verdicts(outcomes: Sequence) -> list[dict]:
     """The expectations' results: the first thing a risk officer reads."""
     return [{"passed": o.passed, "name": o.expectation.name,
              "rule": "any rule" if o.expectation.rule == "any" else o.expectation.rule,
-             "key": label(o.expectation.key) if o.expectation.key else "any key",
+             "key": key_label(o.expectation.key) if o.expectation.key else "any key",
              "interval": f"{o.expectation.between[0]:%Y-%m-%d %H:%M} – {o.expectation.between[1]:%Y-%m-%d %H:%M}",
              "wanted": o.expectation.wanted(),
              "found": o.why or (f"{o.found}: " + ", ".join(o.starts[:5]) if o.starts else "none")}
@@ -206,7 +202,7 @@ def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], 
 
     eps = episodes(alerts)
     lead_of = {(x.rule, x.key, x.fired_at): x for x in leads}
-    counts = frozenset(r.name for r in rules if r.when.kind == "negative_count")
+    counts = frozenset(r.name for r in rules if r.counts_headlines)
     by_key: dict[str, list[TopicWindow]] = defaultdict(list)
     for w in windows:
         if w.window == chart_window:
@@ -221,11 +217,11 @@ def render(title: str, facts: Sequence[tuple[str, str]], rules: Sequence[Rule], 
         series = sorted(by_key[key], key=lambda w: w.start)
         mine = [e for e in eps if e.key == key]
         key_rules = [r for r in rules if r.window == chart_window and r.selects(key)]
-        sections.append({"label": label(key), "alerts": _alerts(mine, end_of_news, lead_of, counts),
+        sections.append({"label": key_label(key), "alerts": _alerts(mine, end_of_news, lead_of, counts),
                          "chart": Markup(_chart(key, series, key_rules, mine, end_of_news, f"chart-{i}"))})
     return _template().render(
         title=title, plotly_js=PLOTLY_JS, verdicts=_verdicts(outcomes), facts=facts, chart_window=chart_window,
         rules=[{"name": r.name, "threshold": _threshold_text(r), "description": r.description} for r in rules],
         summary=rule_summary(rules, eps, end_of_news), sections=sections,
-        quiet=[] if chart_all else [{"label": label(k), "most": max(w.count for w in by_key[k]),
+        quiet=[] if chart_all else [{"label": key_label(k), "most": max(w.count for w in by_key[k]),
                                      "lowest": f"{min(w.mean_score for w in by_key[k]):+.2f}"} for k in quiet])
