@@ -24,9 +24,10 @@ import torch
 from torch import nn
 
 from models.serving.artefact import DEFAULT_MODEL_DIR, load_model
-from models.serving.batching import encode, encode_pairs, length_sorted_batches, pad, pool_mask
+from models.serving.batching import encode, encode_pairs, length_sorted_batches, pad
 from moodwire.errors import ModelError
 from models.serving.bundle import Prediction, entity_probabilities, predictions
+from models.serving.predict import entity_logits
 
 
 RUNTIMES = ("onnx", "torch")  # CPU runtimes
@@ -201,14 +202,8 @@ class InferenceEngine:
             if self.runtime == "onnx":
                 return entity_probabilities(self._onnx.session, ids, pools, self.tokenizer.pad_token_id,
                                             self.batch_size, len(self.spec.sentiment_labels))
-            out = torch.empty((len(ids), len(self.spec.sentiment_labels)))
-            for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
-                input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id)
-                pooled = torch.from_numpy(pool_mask([pools[i] for i in batch], input_ids.shape[1]))
-                logits = self.model.forward_all(input_ids.to(self.device), mask.to(self.device),
-                                                pooled.to(self.device))[2]
-                out[torch.tensor(batch)] = logits.float().cpu()
-        return out.softmax(-1).numpy()
+            logits = entity_logits(self.model, ids, pools, self.tokenizer.pad_token_id, self.batch_size)
+        return logits.softmax(-1).numpy()
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         return self._predictions(*self.probabilities(texts))

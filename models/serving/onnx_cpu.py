@@ -199,12 +199,12 @@ class OnnxRunner:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.pools = "pool_mask" in [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, input_ids: torch.Tensor, mask: torch.Tensor,
-                 pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        """Every output's logits: (topic, sentiment[, entity]); ``pooled``: the entity head's
-        positions (default: the attention mask)."""
+    def __call__(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every output's logits on headlines: (topic, sentiment[, entity]); a graph with the
+        entity head pools every token there (the entity pass feeds the session itself:
+        ``models.serving.bundle.entity_probabilities``)."""
         feed = {"input_ids": input_ids.numpy().astype(np.int64), "attention_mask": mask.numpy().astype(np.int64)}
         if self.pools:
-            feed["pool_mask"] = (mask if pooled is None else pooled).numpy().astype(np.int64)
+            feed["pool_mask"] = feed["attention_mask"]
         outputs = self.session.run(None, feed)
         return tuple(torch.from_numpy(o) for o in outputs)

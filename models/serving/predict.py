@@ -47,10 +47,18 @@ def predict_entity_logits(model, tokenizer, texts: Sequence[str], entities: Sequ
     if model.entity_head is None:
         raise ValueError("this model has no entity head")
     ids, pools = encode_pairs(tokenizer, texts, entities, max_length)
+    return entity_logits(model, ids, pools, tokenizer.pad_token_id, batch_size)
+
+
+@torch.inference_mode()
+def entity_logits(model, ids: Sequence[Sequence[int]], pools: Sequence[Sequence[int]], pad_id: int,
+                  batch_size: int = 128) -> torch.Tensor:
+    """Entity-head logits (after its temperature, fp32 on the CPU) of pairs encoded by
+    ``encode_pairs``, in input order, through a torch model."""
     device = next(model.parameters()).device
-    out = torch.zeros((len(texts), model.entity_head.out_features))
+    out = torch.zeros((len(ids), model.entity_head.out_features))
     for batch in length_sorted_batches([len(x) for x in ids], batch_size):
-        input_ids, mask = pad([ids[i] for i in batch], tokenizer.pad_token_id)
+        input_ids, mask = pad([ids[i] for i in batch], pad_id)
         pooled = torch.from_numpy(pool_mask([pools[i] for i in batch], input_ids.shape[1]))
         out[torch.tensor(batch)] = model.forward_all(input_ids.to(device), mask.to(device),
                                                      pooled.to(device))[2].cpu().float()
