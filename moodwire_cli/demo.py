@@ -84,12 +84,10 @@ def replay_banner(sample: Path, speedup: float, now: datetime | None = None) -> 
     how much it is shifted (``read_recorded`` moves it by whole days)."""
     from streams.ingest.replay import read_recorded
 
-    recorded = read_recorded(sample).items
-    shifted = read_recorded(sample, now or datetime.now(timezone.utc)).items
-    days = (shifted[-1].published_at - recorded[-1].published_at).days
-    return (f"Demo: real headlines published {recorded[0].published_at:%Y-%m-%d} to "
-            f"{recorded[-1].published_at:%Y-%m-%d}, replayed {speedup:,.0f}x faster with their times moved "
-            f"{days:,} days later; every time shown is UTC.")
+    plan = read_recorded(sample, now or datetime.now(timezone.utc))
+    first, last = plan.items[0].published_at - plan.shift, plan.items[-1].published_at - plan.shift
+    return (f"Demo: real headlines published {first:%Y-%m-%d} to {last:%Y-%m-%d}, replayed {speedup:,.0f}x "
+            f"faster with their times moved {plan.shift.days:,} days later; every time shown is UTC.")
 
 
 class DemoError(MoodwireError):

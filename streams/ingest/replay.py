@@ -28,6 +28,7 @@ class ReplayPlan:
     skipped: list[str]  # "file:line: reason" for rows that could not become items
     date_only: int = 0  # rows whose published_at was a date without a time of day (read as 12:00 UTC)
     rows: int = 0       # rows read
+    shift: timedelta = timedelta(0)  # how far ``shift_to`` moved every publish time (whole days)
 
 
 _DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
@@ -74,10 +75,11 @@ def read_recorded(path: str | Path, shift_to: datetime | None = None) -> ReplayP
     if not items:
         raise ReplayError(f"replay file {path}: no usable rows; first problems: {'; '.join(skipped[:3])}")
     items.sort(key=lambda i: i.published_at)
+    delta = timedelta(0)
     if shift_to is not None:
         delta = timedelta(days=(shift_to - items[-1].published_at) // timedelta(days=1))
         items = [i.model_copy(update={"published_at": i.published_at + delta}) for i in items]
-    return ReplayPlan(items, skipped, date_only, len(rows))
+    return ReplayPlan(items, skipped, date_only, len(rows), delta)
 
 
 def _rows(path: Path) -> Iterator[tuple[str, object]]:

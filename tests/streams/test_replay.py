@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,7 @@ def test_rows_are_sorted_and_shifted(tmp_path):
     # started at any time of that day, a replay lands on the same times: the same windows
     later = read_recorded(f, shift_to=datetime(2026, 11, 28, 23, 59, tzinfo=timezone.utc))
     assert [i.published_at for i in later.items] == [i.published_at for i in plan.items]
+    assert plan.shift == later.shift == timedelta(days=330) and read_recorded(f).shift == timedelta(0)
 
 
 def test_bad_rows_are_reported_not_dropped_silently(tmp_path):
